@@ -1,0 +1,1 @@
+"""The recommendation domain: no HTTP here, only arrays, models and the store."""

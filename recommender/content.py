@@ -1,0 +1,90 @@
+"""Content vectors for papers: TF-IDF over title + abstract, reduced to dense unit vectors.
+
+Why dense and unit-length: a reader profile is then a plain mean of vectors and every
+content score is a dot product, the same operation the collaborative factors use. The
+fitted vectorizer is kept as arrays (vocabulary, idf, SVD components) so a new paper is
+encoded the moment it arrives, and the model can be saved without pickle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+
+def paper_text(title: str | None, abstract: str | None) -> str:
+    """Title counts twice: it is the densest statement of what a paper is about."""
+    title = title or ""
+    return f"{title} {title} {abstract or ''}"
+
+
+def _vectorizer(vocabulary: list[str] | None = None, **params) -> TfidfVectorizer:
+    return TfidfVectorizer(
+        vocabulary=vocabulary,
+        stop_words="english",
+        sublinear_tf=True,
+        strip_accents="unicode",
+        dtype=np.float32,
+        **params,
+    )
+
+
+@dataclass
+class ContentEncoder:
+    terms: list[str]
+    idf: np.ndarray  # (n_terms,)
+    components: np.ndarray  # (dim, n_terms), rows of the SVD basis
+
+    @classmethod
+    def fit(cls, texts: list[str], dim: int = 128, seed: int = 0) -> "ContentEncoder":
+        n = len(texts)
+        vec = _vectorizer(min_df=1 if n < 50 else 2, max_df=0.5, max_features=50_000)
+        X = vec.fit_transform(texts)
+        dim = max(1, min(dim, X.shape[1] - 1, n - 1))
+        svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=7)
+        svd.fit(X)
+        return cls(
+            terms=vec.get_feature_names_out().tolist(),
+            idf=vec.idf_.astype(np.float32),
+            components=svd.components_.astype(np.float32),
+        )
+
+    @property
+    def dim(self) -> int:
+        return int(self.components.shape[0])
+
+    def tfidf(self, texts: list[str]):
+        vec = _vectorizer(vocabulary=self.terms)
+        vec.idf_ = self.idf
+        return vec.transform(texts)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Dense unit vectors (n, dim); a text with no known term maps to the zero vector."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        dense = np.asarray(self.tfidf(texts) @ self.components.T, dtype=np.float32)
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        return np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
+
+    def top_terms(self, vector: np.ndarray, n: int = 3) -> list[str]:
+        """The terms a content vector leans on most: used to explain 'trending in <topic>'."""
+        weights = vector @ self.components
+        order = np.argsort(-weights)[:n]
+        return [self.terms[i] for i in order if weights[i] > 0]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "content_terms": np.asarray(self.terms, dtype=np.str_),
+            "content_idf": self.idf,
+            "content_components": self.components,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "ContentEncoder":
+        return cls(
+            terms=[str(t) for t in arrays["content_terms"]],
+            idf=np.asarray(arrays["content_idf"], dtype=np.float32),
+            components=np.asarray(arrays["content_components"], dtype=np.float32),
+        )
