@@ -40,7 +40,9 @@ class ContentEncoder:
     @classmethod
     def fit(cls, texts: list[str], dim: int = 128, seed: int = 0) -> "ContentEncoder":
         n = len(texts)
-        vec = _vectorizer(min_df=1 if n < 50 else 2, max_df=0.5, max_features=50_000)
+        small = n < 50  # tiny catalogs (a fresh install, tests) keep every term
+        vec = _vectorizer(min_df=1 if small else 2, max_df=1.0 if small else 0.5,
+                          max_features=50_000)
         X = vec.fit_transform(texts)
         dim = max(1, min(dim, X.shape[1] - 1, n - 1))
         svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=7)

@@ -1,0 +1,82 @@
+"""The in-memory catalog the service ranks over: ids, titles, content vectors, priors.
+
+Why a snapshot object: a request takes one `CatalogSnapshot` and ranks with it; adding
+papers builds a new snapshot and swaps the reference, so a request never sees a half-added
+paper and readers never wait on writers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from recommender.content import ContentEncoder, paper_text
+
+
+def iso_to_unix(value: str | None) -> float:
+    if not value:
+        return float("nan")
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return float("nan")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    paper_ids: tuple[str, ...]
+    titles: tuple[str, ...]
+    vectors: np.ndarray  # (n, dim) unit rows (zero rows for papers with no known term)
+    upvotes: np.ndarray  # (n,) prior upvotes, 0 when unknown
+    published_ts: np.ndarray  # (n,) unix seconds, NaN when unknown
+    row_of: dict[str, int] = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.paper_ids)
+
+    def rows(self, paper_ids) -> np.ndarray:
+        return np.array([self.row_of[p] for p in paper_ids if p in self.row_of], dtype=np.int64)
+
+
+def build_snapshot(papers: list[dict], encoder: ContentEncoder) -> CatalogSnapshot:
+    ids = tuple(p["paper_id"] for p in papers)
+    return CatalogSnapshot(
+        paper_ids=ids,
+        titles=tuple(p["title"] for p in papers),
+        vectors=encoder.encode([paper_text(p["title"], p.get("abstract")) for p in papers]),
+        upvotes=np.array([p.get("upvotes") or 0 for p in papers], dtype=np.float64),
+        published_ts=np.array([iso_to_unix(p.get("published_at")) for p in papers]),
+        row_of={pid: i for i, pid in enumerate(ids)},
+    )
+
+
+def extend_snapshot(snap: CatalogSnapshot, papers: list[dict],
+                    encoder: ContentEncoder) -> CatalogSnapshot:
+    """A new snapshot with `papers` added (or updated in place when the id exists)."""
+    if not papers:
+        return snap
+    new = build_snapshot(papers, encoder)
+    ids, titles = list(snap.paper_ids), list(snap.titles)
+    vectors, upvotes, published = snap.vectors.copy(), snap.upvotes.copy(), snap.published_ts.copy()
+    row_of = dict(snap.row_of)
+    appended = []
+    for j, pid in enumerate(new.paper_ids):
+        i = row_of.get(pid)
+        if i is None:
+            row_of[pid] = len(ids)
+            ids.append(pid)
+            titles.append(new.titles[j])
+            appended.append(j)
+        else:
+            titles[i] = new.titles[j]
+            vectors[i], upvotes[i], published[i] = new.vectors[j], new.upvotes[j], new.published_ts[j]
+    if appended:
+        vectors = np.vstack([vectors, new.vectors[appended]])
+        upvotes = np.concatenate([upvotes, new.upvotes[appended]])
+        published = np.concatenate([published, new.published_ts[appended]])
+    return CatalogSnapshot(tuple(ids), tuple(titles), vectors, upvotes, published, row_of)

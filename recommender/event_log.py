@@ -1,0 +1,60 @@
+"""The interaction log as parallel arrays, appended to as events arrive.
+
+Trending and popularity need every event's (paper, weight, time); keeping them as growing
+numpy arrays makes a trending list one vectorised pass instead of a SQL aggregate per
+request.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.events import KINDS
+
+KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+
+
+@dataclass(frozen=True)
+class EventArrays:
+    items: np.ndarray  # catalog row per event
+    kinds: np.ndarray  # index into KINDS
+    ts: np.ndarray  # unix seconds
+
+    def weights(self, weight_of_kind: dict[str, float]) -> np.ndarray:
+        table = np.array([weight_of_kind.get(k, 0.0) for k in KINDS])
+        return table[self.kinds]
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items = np.zeros(1024, dtype=np.int64)
+        self._kinds = np.zeros(1024, dtype=np.int8)
+        self._ts = np.zeros(1024, dtype=np.float64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, items, kinds, ts) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        m = len(items)
+        with self._lock:
+            need = self._n + m
+            if need > len(self._items):
+                cap = max(need, 2 * len(self._items))
+                self._items = np.resize(self._items, cap)
+                self._kinds = np.resize(self._kinds, cap)
+                self._ts = np.resize(self._ts, cap)
+            self._items[self._n : need] = items
+            self._kinds[self._n : need] = np.asarray([KIND_CODE[k] for k in kinds], dtype=np.int8)
+            self._ts[self._n : need] = np.asarray(ts, dtype=np.float64)
+            self._n = need
+
+    def snapshot(self) -> EventArrays:
+        """Copies of the filled part: readers keep a consistent view while writers append."""
+        with self._lock:
+            n = self._n
+            return EventArrays(self._items[:n].copy(), self._kinds[:n].copy(), self._ts[:n].copy())

@@ -1,0 +1,199 @@
+"""The live recommender: keeps catalog and event log in step with the store and ranks.
+
+Why it polls the store instead of being told: the store is the source of truth, and papers
+or events may arrive through another process (the importer, a second worker). Each request
+first pulls what is new (one indexed query when nothing is), so the next list already
+reflects the last acknowledged event.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from recommender.catalog import CatalogSnapshot, build_snapshot, extend_snapshot, iso_to_unix
+from recommender.content import ContentEncoder, paper_text
+from recommender.event_log import EventLog
+from recommender.events import SEEN_KINDS
+from recommender.reader_history import ReaderHistory, content_profile
+from recommender.store import Store
+from recommender.trending import TRENDING_WEIGHTS, trending_scores
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked list: catalog rows, scores and a reason per row."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    reasons: list[str]
+
+
+def top_k(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
+    """Rows of the k best scores, best first, skipping excluded rows; ties by row order."""
+    scores = scores.astype(np.float64, copy=True)
+    scores[excluded] = -np.inf
+    allowed = int(np.isfinite(scores).sum())
+    k = min(k, allowed)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+class LiveRecommender:
+    def __init__(self, store: Store, encoder: ContentEncoder | None = None,
+                 trending_half_life_days: float = 7.0):
+        self.store = store
+        self.half_life = trending_half_life_days
+        self._lock = threading.Lock()
+        self._fixed_encoder = encoder is not None
+        self._rebuild_catalog(encoder)
+        self.events = EventLog()
+        self._event_id = 0
+        self._trend_cache: dict[tuple, np.ndarray] = {}
+        self.refresh()
+
+    def _rebuild_catalog(self, encoder: ContentEncoder | None = None) -> None:
+        rows = self.store.papers_since(0)
+        papers = [p for _, p in rows]
+        self.encoder = encoder or ContentEncoder.fit(
+            [paper_text(p["title"], p.get("abstract")) for p in papers]
+            or ["an empty catalog has no vocabulary yet"]
+        )
+        self._encoder_fit_size = len(papers)
+        self.catalog = build_snapshot(papers, self.encoder)
+        self._paper_rowid = rows[-1][0] if rows else 0
+
+    # -- keeping up with the store -------------------------------------------------------
+    def refresh(self) -> None:
+        with self._lock:
+            new_papers = self.store.papers_since(self._paper_rowid)
+            grown = self.catalog.size + len(new_papers) > 2 * self._encoder_fit_size
+            if new_papers and grown and not self._fixed_encoder:
+                # Without a trained model the vocabulary comes from the catalog itself;
+                # once the catalog has doubled, refit so new words count.
+                self._rebuild_catalog()
+            elif new_papers:
+                self.catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
+                self._paper_rowid = new_papers[-1][0]
+            new_events = self.store.events_since(self._event_id)
+            if new_events:
+                rows = self.catalog.row_of
+                self.events.append(
+                    [rows[e["paper_id"]] for e in new_events],
+                    [e["kind"] for e in new_events],
+                    [iso_to_unix(e["ts"]) for e in new_events],
+                )
+                self._event_id = new_events[-1]["id"]
+                self._trend_cache.clear()
+
+    def add_papers(self, papers: list[dict]) -> None:
+        """Papers just stored: encode them now so they are recommendable at once."""
+        self.refresh()
+
+    # -- scores --------------------------------------------------------------------------
+    def trending(self, as_of: float | None = None, popular: bool = False) -> np.ndarray:
+        now = time.time() if as_of is None else as_of
+        # Trending moves on the scale of hours; a one-minute bucket keeps it fresh and cheap.
+        key = (popular, round(now / 60.0), len(self.events), self.catalog.size)
+        cached = self._trend_cache.get(key)
+        if cached is not None:
+            return cached
+        ev = self.events.snapshot()
+        big = 1e9  # 'popular' is trending that never forgets
+        scores = trending_scores(
+            self.catalog.size, ev.items, ev.weights(TRENDING_WEIGHTS), ev.ts,
+            self.catalog.upvotes, self.catalog.published_ts, as_of=now,
+            half_life_days=big if popular else self.half_life,
+            prior_half_life_days=big if popular else 30.0,
+        )
+        if len(self._trend_cache) > 64:
+            self._trend_cache.clear()
+        self._trend_cache[key] = scores
+        return scores
+
+    def history(self, user_id: str, as_of_iso: str | None = None) -> ReaderHistory:
+        rows = self.store.user_events(user_id, until=as_of_iso)
+        known = [r for r in rows if r["paper_id"] in self.catalog.row_of]
+        return ReaderHistory(
+            rows=np.array([self.catalog.row_of[r["paper_id"]] for r in known], dtype=np.int64),
+            kinds=[r["kind"] for r in known],
+            ts=np.array([iso_to_unix(r["ts"]) for r in known], dtype=np.float64),
+        )
+
+    def seen_rows(self, history: ReaderHistory) -> np.ndarray:
+        return np.array(
+            sorted({int(r) for r, k in zip(history.rows, history.kinds) if k in SEEN_KINDS}),
+            dtype=np.int64,
+        )
+
+    # -- strategies ----------------------------------------------------------------------
+    def rank_trending(self, k: int, excluded: np.ndarray, as_of: float | None,
+                      popular: bool = False) -> Ranked:
+        scores = self.trending(as_of, popular=popular)
+        rows = top_k(scores, k, excluded)
+        word = "popular" if popular else "trending"
+        reasons = []
+        for r in rows:
+            terms = self.encoder.top_terms(self.catalog.vectors[r], 3)
+            reasons.append(f"{word} in {', '.join(terms)}" if terms else f"{word} now")
+        return Ranked(rows, scores[rows], reasons)
+
+    def rank_content(self, history: ReaderHistory, k: int, excluded: np.ndarray,
+                     as_of: float | None) -> Ranked:
+        now = time.time() if as_of is None else as_of
+        profile = content_profile(history, self.catalog.vectors, now)
+        similarity = self.catalog.vectors @ profile
+        # A little trending breaks ties between equally similar papers toward fresh ones.
+        scores = similarity + 0.1 * self.trending(as_of)
+        rows = top_k(scores, k, excluded)
+        return Ranked(rows, scores[rows], self._similar_reasons(history, rows))
+
+    def _similar_reasons(self, history: ReaderHistory, rows: np.ndarray) -> list[str]:
+        positive = [(int(r), kind) for r, kind in zip(history.rows, history.kinds)
+                    if kind in ("upvote", "read", "click")]
+        if not positive:
+            return ["matches your reading profile"] * len(rows)
+        hist_rows = np.array([r for r, _ in positive])
+        sims = self.catalog.vectors[rows] @ self.catalog.vectors[hist_rows].T
+        verb = {"upvote": "upvoted", "read": "read", "click": "opened"}
+        reasons = []
+        for i in range(len(rows)):
+            j = int(np.argmax(sims[i]))
+            r, kind = positive[j]
+            reasons.append(f"similar to \u201c{self.catalog.titles[r]}\u201d you {verb[kind]}")
+        return reasons
+
+    # -- the entry point -----------------------------------------------------------------
+    STRATEGIES = ("trending", "popular", "content")
+    model_version: str | None = None
+
+    def degraded_reasons(self) -> list[str]:
+        return []
+
+    def default_strategy(self) -> str:
+        return "content"
+
+    def recommend(self, user_id: str, k: int, exclude_seen: bool = True,
+                  as_of: float | None = None, strategy: str | None = None) -> tuple[str, Ranked]:
+        """Rank for one reader. A reader with no history gets trending, whatever the
+        default: there is nothing to personalise on yet."""
+        self.refresh()
+        as_of_iso = None if as_of is None else _unix_to_iso(as_of)
+        history = self.history(user_id, as_of_iso)
+        excluded = self.seen_rows(history) if exclude_seen else np.zeros(0, dtype=np.int64)
+        if strategy is None:
+            strategy = "trending" if history.is_empty else self.default_strategy()
+        if strategy not in self.STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        if strategy in ("trending", "popular"):
+            return strategy, self.rank_trending(k, excluded, as_of, popular=strategy == "popular")
+        return strategy, self.rank_content(history, k, excluded, as_of)
+
+
+def _unix_to_iso(ts: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,434 @@
+"""The one module that talks to SQLite.
+
+Why one module: every durability promise the service makes (a 2xx means committed, retries
+are stored once, a rejected batch leaves nothing behind) lives in how transactions are
+opened here, so it is kept in one place. Every statement is parameterised.
+
+One file, WAL mode, `synchronous=FULL`: an acknowledged write survives a crash of the
+process (and of the machine). Each thread gets its own connection, so FastAPI's worker
+threads never share a cursor; the busy timeout lets writers queue instead of failing with
+"database is locked".
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlite_utils import Database
+
+BUSY_TIMEOUT_S = 30.0
+
+
+# -- migrations ------------------------------------------------------------------------
+# Append-only: a released migration is never edited; a schema change is a new function.
+# PRAGMA user_version records how many have run.
+
+def _m001_initial(db: Database) -> None:
+    db["papers"].create(
+        {"paper_id": str, "title": str, "abstract": str, "published_at": str, "authors": str,
+         "upvotes": int, "extra": str, "added_at": str},
+        pk="paper_id", not_null={"title", "added_at"},
+    )
+    db["events"].create(
+        {"id": int, "user_id": str, "paper_id": str, "kind": str, "ts": str,
+         "request_id": str, "idempotency_key": str, "received_at": str},
+        pk="id", not_null={"user_id", "paper_id", "kind", "ts", "received_at"},
+        foreign_keys=[("paper_id", "papers", "paper_id")],
+    )
+    db["events"].create_index(["idempotency_key"], unique=True)
+    db["events"].create_index(["user_id", "ts"])
+    db["events"].create_index(["paper_id"])
+    db["events"].create_index(["ts"])
+    db["events"].create_index(["request_id"])
+    db["impressions"].create(
+        {"request_id": str, "user_id": str, "experiment": str, "variant": str,
+         "strategy": str, "model_version": str, "paper_ids": str, "sources": str,
+         "served_at": str},
+        pk="request_id", not_null={"user_id", "strategy", "paper_ids", "served_at"},
+    )
+    db["impressions"].create_index(["user_id", "served_at"])
+    db["impressions"].create_index(["experiment", "variant"])
+    db["experiments"].create(
+        {"name": str, "kind": str, "config": str, "control": str, "status": str,
+         "created_at": str, "stopped_at": str},
+        pk="name", not_null={"kind", "config", "status", "created_at"},
+    )
+    db["models"].create(
+        {"version": str, "status": str, "created_at": str, "path": str, "params": str,
+         "metrics": str, "promoted_at": str, "retired_at": str},
+        pk="version", not_null={"status", "created_at", "path"},
+    )
+
+
+MIGRATIONS = [_m001_initial]
+
+
+def utcnow_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class EventRow:
+    user_id: str
+    paper_id: str
+    kind: str
+    ts: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self.migrate()
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def db(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            db = Database(conn)
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            conn.execute("PRAGMA synchronous = FULL")
+            self._local.db = db
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return db
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:
+                    pass
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """BEGIN IMMEDIATE: take the write lock up front so two writers queue on the
+        busy timeout instead of one failing on lock upgrade mid-transaction."""
+        db = self.db
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.rollback()
+            raise
+        else:
+            db.conn.execute("COMMIT")
+
+    # -- schema --------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Apply pending migrations in order, each in its own transaction."""
+        applied = 0
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            if self.schema_version >= version:
+                continue
+            with self.transaction() as db:
+                if self.schema_version >= version:  # another process got there first
+                    continue
+                migration(db)
+                db.conn.execute(f"PRAGMA user_version = {version}")
+            applied += 1
+        return applied
+
+    # -- papers --------------------------------------------------------------------------
+    def upsert_papers(self, papers: Sequence[dict]) -> int:
+        """Insert or update papers by id; returns how many rows changed.
+
+        A re-import of identical papers changes nothing (not even `added_at`)."""
+        now = utcnow_iso()
+        changed = 0
+        with self.transaction() as db:
+            for p in papers:
+                cur = db.conn.execute(
+                    """
+                    INSERT INTO papers (paper_id, title, abstract, published_at, authors,
+                                        upvotes, extra, added_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(paper_id) DO UPDATE SET
+                        title = excluded.title, abstract = excluded.abstract,
+                        published_at = excluded.published_at, authors = excluded.authors,
+                        upvotes = excluded.upvotes, extra = excluded.extra
+                    WHERE papers.title IS NOT excluded.title
+                       OR papers.abstract IS NOT excluded.abstract
+                       OR papers.published_at IS NOT excluded.published_at
+                       OR papers.authors IS NOT excluded.authors
+                       OR papers.upvotes IS NOT excluded.upvotes
+                       OR papers.extra IS NOT excluded.extra
+                    """,
+                    (
+                        p["paper_id"],
+                        p["title"],
+                        p.get("abstract") or "",
+                        p.get("published_at"),
+                        json.dumps(p.get("authors") or [], ensure_ascii=False),
+                        p.get("upvotes"),
+                        json.dumps(p.get("extra") or {}, ensure_ascii=False, sort_keys=True),
+                        now,
+                    ),
+                )
+                changed += cur.rowcount
+        return changed
+
+    @staticmethod
+    def _paper_from_row(row: dict) -> dict:
+        row = dict(row)
+        row["authors"] = json.loads(row.get("authors") or "[]")
+        row["extra"] = json.loads(row.get("extra") or "{}")
+        return row
+
+    def get_paper(self, paper_id: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM papers WHERE paper_id = ?", [paper_id]))
+        return self._paper_from_row(rows[0]) if rows else None
+
+    def iter_papers(self) -> Iterator[dict]:
+        for row in self.db.query("SELECT * FROM papers ORDER BY rowid"):
+            yield self._paper_from_row(row)
+
+    def papers_since(self, rowid: int) -> list[tuple[int, dict]]:
+        """Papers added after a rowid: lets the live index pick up new papers cheaply."""
+        rows = self.db.execute(
+            "SELECT rowid, * FROM papers WHERE rowid > ? ORDER BY rowid", [rowid]
+        )
+        cols = [d[0] for d in rows.description]
+        out = []
+        for r in rows.fetchall():
+            d = dict(zip(cols, r))
+            out.append((d.pop("rowid"), self._paper_from_row(d)))
+        return out
+
+    def existing_paper_ids(self, paper_ids: Iterable[str]) -> set[str]:
+        ids = list(dict.fromkeys(paper_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT paper_id FROM papers WHERE paper_id IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def count(self, table: str) -> int:
+        if table not in {"papers", "events", "impressions", "experiments", "models"}:
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    # -- events --------------------------------------------------------------------------
+    def add_events(self, events: Sequence[EventRow]) -> tuple[int, int]:
+        """Store a batch atomically; returns (stored, duplicates).
+
+        An event whose idempotency key is already stored is a retry and is skipped, so a
+        client may resend a batch whose answer it never saw."""
+        now = utcnow_iso()
+        stored = 0
+        with self.transaction() as db:
+            for e in events:
+                cur = db.conn.execute(
+                    """
+                    INSERT INTO events (user_id, paper_id, kind, ts, request_id,
+                                        idempotency_key, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(idempotency_key) DO NOTHING
+                    """,
+                    (e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key, now),
+                )
+                stored += cur.rowcount
+        return stored, len(events) - stored
+
+    def user_events(self, user_id: str, until: str | None = None) -> list[dict]:
+        sql = "SELECT paper_id, kind, ts, request_id FROM events WHERE user_id = ?"
+        params: list = [user_id]
+        if until is not None:
+            sql += " AND ts <= ?"
+            params.append(until)
+        return list(self.db.query(sql + " ORDER BY ts, id", params))
+
+    def user_summary(self, user_id: str) -> dict:
+        counts = {
+            r["kind"]: r["n"]
+            for r in self.db.query(
+                "SELECT kind, count(*) AS n FROM events WHERE user_id = ? GROUP BY kind",
+                [user_id],
+            )
+        }
+        row = self.db.execute(
+            "SELECT min(ts), max(ts), count(DISTINCT paper_id) FROM events WHERE user_id = ?",
+            [user_id],
+        ).fetchone()
+        return {
+            "user_id": user_id,
+            "events": sum(counts.values()),
+            "by_kind": counts,
+            "distinct_papers": int(row[2] or 0),
+            "first_event_at": row[0],
+            "last_event_at": row[1],
+        }
+
+    def iter_events(self, until: str | None = None, batch: int = 50_000) -> Iterator[dict]:
+        """All events in id order, streamed so a large log does not sit in memory twice."""
+        last = 0
+        while True:
+            sql = "SELECT id, user_id, paper_id, kind, ts FROM events WHERE id > ?"
+            params: list = [last]
+            if until is not None:
+                sql += " AND ts <= ?"
+                params.append(until)
+            rows = list(self.db.query(sql + " ORDER BY id LIMIT ?", params + [batch]))
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1]["id"]
+
+    def events_since(self, event_id: int) -> list[dict]:
+        return list(
+            self.db.query(
+                "SELECT id, user_id, paper_id, kind, ts FROM events WHERE id > ? ORDER BY id",
+                [event_id],
+            )
+        )
+
+    def max_event_id(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    # -- impressions ---------------------------------------------------------------------
+    def log_impression(
+        self,
+        request_id: str,
+        user_id: str,
+        strategy: str,
+        paper_ids: Sequence[str],
+        model_version: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                """
+                INSERT INTO impressions (request_id, user_id, experiment, variant, strategy,
+                                         model_version, paper_ids, sources, served_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    request_id,
+                    user_id,
+                    experiment,
+                    variant,
+                    strategy,
+                    model_version,
+                    json.dumps(list(paper_ids)),
+                    json.dumps(list(sources)) if sources is not None else None,
+                    utcnow_iso(),
+                ),
+            )
+
+    def get_impression(self, request_id: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM impressions WHERE request_id = ?", [request_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        row["paper_ids"] = json.loads(row["paper_ids"])
+        row["sources"] = json.loads(row["sources"]) if row["sources"] else None
+        return row
+
+    # -- experiments ---------------------------------------------------------------------
+    def save_experiment(self, name: str, kind: str, config: dict, control: str | None) -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                """
+                INSERT INTO experiments (name, kind, config, control, status, created_at)
+                VALUES (?, ?, ?, ?, 'running', ?)
+                """,
+                (name, kind, json.dumps(config, sort_keys=True), control, utcnow_iso()),
+            )
+
+    def stop_experiment(self, name: str) -> bool:
+        """Returns whether the experiment was running (stopping a stopped one is a no-op)."""
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                "UPDATE experiments SET status = 'stopped', stopped_at = ? "
+                "WHERE name = ? AND status = 'running'",
+                (utcnow_iso(), name),
+            )
+            return cur.rowcount > 0
+
+    def list_experiments(self, status: str | None = None) -> list[dict]:
+        sql, params = "SELECT * FROM experiments", []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        rows = list(self.db.query(sql + " ORDER BY created_at, name", params))
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
+    def get_experiment(self, name: str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM experiments WHERE name = ?", [name]))
+        if not rows:
+            return None
+        rows[0]["config"] = json.loads(rows[0]["config"])
+        return rows[0]
+
+    # -- model registry ------------------------------------------------------------------
+    def register_model(self, version: str, path: str, params: dict, metrics: dict,
+                       status: str = "candidate") -> None:
+        with self.transaction() as db:
+            db.conn.execute(
+                """
+                INSERT INTO models (version, status, created_at, path, params, metrics)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """,
+                (version, status, utcnow_iso(), path, json.dumps(params, sort_keys=True),
+                 json.dumps(metrics, sort_keys=True)),
+            )
+
+    def set_model_status(self, version: str, status: str) -> None:
+        """Promoting demotes the previous active model to 'retired' in the same transaction,
+        so there is never zero or two active models."""
+        with self.transaction() as db:
+            if status == "active":
+                db.conn.execute(
+                    "UPDATE models SET status = 'retired', retired_at = ? WHERE status = 'active'",
+                    (utcnow_iso(),),
+                )
+                db.conn.execute(
+                    "UPDATE models SET status = 'active', promoted_at = ? WHERE version = ?",
+                    (utcnow_iso(), version),
+                )
+            else:
+                db.conn.execute("UPDATE models SET status = ? WHERE version = ?", (status, version))
+
+    def list_models(self) -> list[dict]:
+        rows = list(self.db.query("SELECT * FROM models ORDER BY created_at"))
+        for r in rows:
+            r["params"] = json.loads(r["params"] or "{}")
+            r["metrics"] = json.loads(r["metrics"] or "{}")
+        return rows
+
+    def active_model(self) -> dict | None:
+        rows = [m for m in self.list_models() if m["status"] == "active"]
+        return rows[-1] if rows else None

@@ -1,0 +1,57 @@
+"""Dependency aliases: what a route needs, named once (FastAPI full-stack template style)."""
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from recommender.serving import LiveRecommender
+from recommender.store import Store
+from service.metrics import Metrics
+from service.settings import Settings
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="Needed for writes; one of PAPERREC_API_KEYS.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_recommender(request: Request) -> LiveRecommender:
+    return request.app.state.recommender
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def key_is_valid(settings: Settings, key: str | None) -> bool:
+    return bool(key) and any(hmac.compare_digest(key, k) for k in settings.api_key_set)
+
+
+def require_api_key(
+    settings: Annotated[Settings, Depends(get_settings)],
+    key: Annotated[str | None, Security(api_key_header)],
+) -> str:
+    """401 when no key is given (who are you?), 403 when it is wrong (not allowed)."""
+    if not key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "X-API-Key header required",
+                            headers={"WWW-Authenticate": "APIKey"})
+    if not key_is_valid(settings, key):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "X-API-Key not accepted")
+    return key
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+RecommenderDep = Annotated[LiveRecommender, Depends(get_recommender)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ApiKey = Annotated[str, Depends(require_api_key)]
+OptionalKey = Annotated[str | None, Security(api_key_header)]

@@ -1,0 +1,36 @@
+"""422 answers that name the field the way a client wrote it.
+
+Bodies that take 'one item or a list' are unions; pydantic reports errors for both
+branches and tags locations with the branch's type name. A client sent one shape, so
+only the errors of that shape are kept, and the tags are dropped: the location reads
+`["body", 3, "kind"]` — the fourth event's kind."""
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+def _is_branch_tag(part) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or part.startswith("list["))
+
+
+def clean_errors(errors: list[dict], body_is_list: bool | None) -> list[dict]:
+    kept = []
+    for err in errors:
+        loc = list(err.get("loc", ()))
+        if len(loc) > 1 and loc[0] == "body" and _is_branch_tag(loc[1]):
+            branch_is_list = loc[1].startswith("list[")
+            if body_is_list is not None and branch_is_list != body_is_list:
+                continue
+            loc = [loc[0]] + loc[2:]
+        kept.append({**err, "loc": loc})
+    return kept or errors
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    body = getattr(exc, "body", None)
+    body_is_list = isinstance(body, list) if body is not None else None
+    errors = clean_errors(list(exc.errors()), body_is_list)
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))

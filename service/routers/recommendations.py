@@ -1,0 +1,86 @@
+"""GET /recommendations and GET /trending: the lists the front end shows."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, status
+
+from recommender.events import InvalidField, normalize_ts
+from service.deps import MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid
+from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
+
+router = APIRouter(tags=["recommendations"])
+
+AsOf = Annotated[datetime | None, Query(description="rank as of this time (ISO-8601); default now")]
+K = Annotated[int, Query(ge=1, le=100, description="list length")]
+
+
+def _as_of_unix(as_of: datetime | None) -> float | None:
+    if as_of is None:
+        return None
+    try:
+        return datetime.fromisoformat(normalize_ts(as_of, field="as_of")).timestamp()
+    except InvalidField as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
+            "type": "value_error", "loc": ["query", "as_of"], "msg": exc.reason,
+            "input": str(as_of)}]) from None
+
+
+def _items(recommender, ranked) -> list[RecommendedItem]:
+    catalog = recommender.catalog
+    return [
+        RecommendedItem(paper_id=catalog.paper_ids[r], title=catalog.titles[r],
+                        score=round(float(s), 6), reason=reason)
+        for r, s, reason in zip(ranked.rows, ranked.scores, ranked.reasons)
+    ]
+
+
+@router.get("/recommendations", response_model=Recommendations)
+def recommendations(
+    user_id: Annotated[Id, Query(description="the reader")],
+    recommender: RecommenderDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    key: OptionalKey = None,
+    k: K = 20,
+    exclude_seen: bool = True,
+    as_of: AsOf = None,
+    strategy: Annotated[str | None, Query(max_length=64,
+                        description="debug override of the strategy; needs X-API-Key")] = None,
+) -> Recommendations:
+    """A personalised list; readers with no history get trending. Every list served is
+    logged under its request_id, so events can be attributed to it."""
+    if strategy is not None:
+        if not key:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "strategy override needs X-API-Key")
+        if not key_is_valid(settings, key):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "X-API-Key not accepted")
+        if strategy not in recommender.STRATEGIES:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
+                "type": "value_error", "loc": ["query", "strategy"],
+                "msg": f"unknown strategy; one of {', '.join(recommender.STRATEGIES)}",
+                "input": strategy}])
+    used, ranked = recommender.recommend(user_id, k, exclude_seen, _as_of_unix(as_of), strategy)
+    items = _items(recommender, ranked)
+    request_id = uuid.uuid4().hex
+    store.log_impression(request_id, user_id, used, [i.paper_id for i in items],
+                         model_version=recommender.model_version)
+    metrics.recommendations.labels(used).inc()
+    return Recommendations(request_id=request_id, user_id=user_id, strategy=used,
+                          model_version=recommender.model_version, items=items)
+
+
+@router.get("/trending", response_model=TrendingList)
+def trending(recommender: RecommenderDep, k: K = 20, as_of: AsOf = None) -> TrendingList:
+    """Time-decayed popularity from events plus the catalog's prior upvotes."""
+    recommender.refresh()
+    when = _as_of_unix(as_of)
+    ranked = recommender.rank_trending(k, np.zeros(0, dtype=np.int64), when)
+    return TrendingList(
+        as_of=datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc),
+        items=_items(recommender, ranked),
+    )

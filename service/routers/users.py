@@ -1,0 +1,18 @@
+"""GET /users/{user_id}: what the service knows of a reader (history counts)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from service.deps import StoreDep
+from service.schemas import Id, UserSummary
+
+router = APIRouter(tags=["users"])
+
+
+@router.get("/users/{user_id}", response_model=UserSummary)
+def get_user(user_id: Annotated[Id, Path()], store: StoreDep) -> UserSummary:
+    """A reader nobody has seen is not an error: they simply have no history yet."""
+    summary = store.user_summary(user_id)
+    return UserSummary(known=summary["events"] > 0, **summary)

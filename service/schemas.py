@@ -1,0 +1,121 @@
+"""Request and response bodies: the API's contract, and where field errors are named."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recommender.events import KINDS, MAX_ID_LENGTH, InvalidField, normalize_ts
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
+EventKind = Literal[KINDS]  # type: ignore[valid-type]
+MAX_BATCH = 1000
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    paper_id: Id
+    kind: EventKind
+    ts: str | None = Field(None, validate_default=True,
+                            description="ISO-8601; empty means the time it arrives")
+    request_id: Id | None = None
+    idempotency_key: Id | None = None
+
+    @field_validator("ts")
+    @classmethod
+    def _canonical_ts(cls, value: str | None) -> str:
+        try:
+            return normalize_ts(value)
+        except InvalidField as exc:
+            raise ValueError(exc.reason) from None
+
+
+EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="events in the request")
+    stored: int = Field(description="newly stored")
+    duplicates: int = Field(description="retries already stored under their idempotency key")
+
+
+class PaperIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paper_id: Id
+    title: Annotated[str, Field(min_length=1, max_length=2_000)]
+    abstract: Annotated[str, Field(max_length=100_000)] = ""
+    published_at: str | None = None
+    authors: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=5_000)] = []
+    upvotes: Annotated[int, Field(ge=0, le=10**9)] | None = None
+
+    @field_validator("published_at")
+    @classmethod
+    def _canonical_date(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            return normalize_ts(value, field="published_at")
+        except InvalidField as exc:
+            raise ValueError(exc.reason) from None
+
+
+PaperBatch = Annotated[list[PaperIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class PaperOut(BaseModel):
+    paper_id: str
+    title: str
+    abstract: str
+    published_at: str | None
+    authors: list[str]
+    upvotes: int | None
+    added_at: str
+
+
+class PapersStored(BaseModel):
+    accepted: int
+    changed: int
+
+
+class RecommendedItem(BaseModel):
+    paper_id: str
+    title: str
+    score: float
+    reason: str
+
+
+class Recommendations(BaseModel):
+    request_id: str
+    user_id: str
+    strategy: str
+    model_version: str | None
+    experiment: str | None = None
+    variant: str | None = None
+    items: list[RecommendedItem]
+
+
+class TrendingList(BaseModel):
+    as_of: datetime
+    items: list[RecommendedItem]
+
+
+class UserSummary(BaseModel):
+    user_id: str
+    known: bool
+    events: int
+    by_kind: dict[str, int]
+    distinct_papers: int
+    first_event_at: str | None
+    last_event_at: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str]
+    papers: int
+    events: int
+    model_version: str | None

@@ -1,0 +1,23 @@
+"""Configuration from the environment (PAPERREC_*), read once at app start."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAPERREC_")
+
+    db: Path = PROJECT_ROOT / "data" / "paperrec.db"
+    model_dir: Path = PROJECT_ROOT / "data" / "models"
+    # Comma-separated; empty means every write is refused.
+    api_keys: str = ""
+    max_body_bytes: int = 1024 * 1024
+    trending_half_life_days: float = 7.0
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
