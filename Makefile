@@ -1,0 +1,37 @@
+# paperrec — every target sets itself up: a fresh clone needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PAPERREC := $(VENV)/bin/paperrec
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_KEY := demo-key-change-me
+export PAPERREC_API_KEYS ?= $(DEMO_KEY)
+
+.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+seed: install
+	$(PAPERREC) seed
+
+run: seed
+	@echo ""
+	@echo "paperrec on http://$(HOST):$(PORT)   (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "API key for writes (X-API-Key): $${PAPERREC_API_KEYS%%,*}"
+	@echo "demo readers: demo-diffusion, demo-agents   (try: curl 'http://$(HOST):$(PORT)/recommendations?user_id=demo-diffusion&k=5')"
+	@echo ""
+	$(PAPERREC) serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .hypothesis
