@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     def __init__(self, app, max_bytes: int):
         self.app = app
@@ -28,28 +24,31 @@ class BodySizeLimit:
                 if declared > self.max_bytes:
                     return await self._refuse(send, 413, self._too_large())
         seen = 0
-        started = False
+        started = refused = False
 
         async def counting_receive():
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
+                if seen > self.max_bytes and not refused:
+                    # Answer now and tell the app the client is gone; whatever the app
+                    # answers after that is dropped.
+                    refused = True
+                    if not started:
+                        await self._refuse(send, 413, self._too_large())
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send, 413, self._too_large())
+        await self.app(scope, counting_receive, guarded_send)
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_bytes} bytes"

@@ -24,7 +24,7 @@ def post_papers(
     ids = [p.paper_id for p in batch]
     if len(set(ids)) != len(ids):
         dup = next(i for i, p in enumerate(ids) if ids.index(p) != i)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
+        raise HTTPException(422, [{
             "type": "value_error", "loc": ["body", dup, "paper_id"],
             "msg": f"duplicate paper_id {ids[dup]!r} in batch", "input": ids[dup]}])
     changed = store.upsert_papers([p.model_dump() for p in batch])

@@ -24,7 +24,7 @@ def _as_of_unix(as_of: datetime | None) -> float | None:
     try:
         return datetime.fromisoformat(normalize_ts(as_of, field="as_of")).timestamp()
     except InvalidField as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
+        raise HTTPException(422, [{
             "type": "value_error", "loc": ["query", "as_of"], "msg": exc.reason,
             "input": str(as_of)}]) from None
 
@@ -60,7 +60,7 @@ def recommendations(
         if not key_is_valid(settings, key):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "X-API-Key not accepted")
         if strategy not in recommender.STRATEGIES:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{
+            raise HTTPException(422, [{
                 "type": "value_error", "loc": ["query", "strategy"],
                 "msg": f"unknown strategy; one of {', '.join(recommender.STRATEGIES)}",
                 "input": strategy}])

@@ -1,0 +1,108 @@
+"""POST /events: auth, validation naming field and index, atomic batches, idempotency."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender.events import KINDS
+from tests.conftest import AUTH
+
+PAPER = "2312.17653"  # in the shipped catalog
+
+
+def event(**over):
+    return {"user_id": "reader-1", "paper_id": PAPER, "kind": "click", **over}
+
+
+def count_events(client) -> int:
+    return client.app.state.store.count("events")
+
+
+def test_one_event_is_stored_and_counted_in_metrics(client):
+    before = count_events(client)
+    r = client.post("/events", json=event(), headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"accepted": 1, "stored": 1, "duplicates": 0}
+    assert count_events(client) == before + 1
+    assert "paperrec_events_accepted_total 1.0" in client.get("/metrics").text
+
+
+def test_retry_with_same_idempotency_key_is_stored_once(client):
+    before = count_events(client)
+    body = [event(idempotency_key="k-1"), event(kind="read", idempotency_key="k-2")]
+    assert client.post("/events", json=body, headers=AUTH).json()["stored"] == 2
+    again = client.post("/events", json=body, headers=AUTH).json()
+    assert again == {"accepted": 2, "stored": 0, "duplicates": 2}
+    assert count_events(client) == before + 2
+
+
+def test_unknown_paper_names_field_and_index_and_stores_nothing(client):
+    before = count_events(client)
+    body = [event(), event(), event(paper_id="no-such-paper")]
+    r = client.post("/events", json=body, headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", 2, "paper_id"]
+    assert count_events(client) == before
+
+
+def test_bad_kind_names_field_and_index(client):
+    r = client.post("/events", json=[event(), event(kind="like")], headers=AUTH)
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", 1, "kind"]]
+
+
+def test_single_event_error_names_the_field(client):
+    r = client.post("/events", json=event(ts="yesterday"), headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "ts"]
+
+
+def test_batch_over_1000_is_refused(client):
+    r = client.post("/events", json=[event()] * 1001, headers=AUTH)
+    assert r.status_code == 422
+
+
+def test_writes_need_a_valid_key(client):
+    before = count_events(client)
+    assert client.post("/events", json=event()).status_code == 401
+    assert client.post("/events", json=event(), headers={"X-API-Key": "wrong"}).status_code == 403
+    assert count_events(client) == before
+
+
+def test_body_over_one_mebibyte_is_413(client):
+    big = [event(user_id="u" * 250)] * 1000
+    r = client.post("/events", json=big * 5, headers=AUTH)
+    assert r.status_code == 413
+
+
+def test_chunked_body_over_the_limit_is_413(client):
+    def chunks():
+        for _ in range(40):
+            yield b" " * 32_768
+    r = client.post("/events", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_future_and_pre_epoch_timestamps_are_refused(client):
+    for ts in ("2999-01-01T00:00:00Z", "1960-01-01T00:00:00Z"):
+        r = client.post("/events", json=event(ts=ts), headers=AUTH)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "ts"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    user_id=st.text(max_size=300),
+    kind=st.one_of(st.sampled_from(KINDS), st.text(max_size=12)),
+    ts=st.one_of(st.none(), st.text(max_size=30), st.datetimes().map(lambda d: d.isoformat())),
+)
+def test_any_event_is_either_stored_whole_or_refused_with_422(client, user_id, kind, ts):
+    before = count_events(client)
+    r = client.post("/events", json=event(user_id=user_id, kind=kind, ts=ts), headers=AUTH)
+    assert r.status_code in (201, 422), r.text
+    if r.status_code == 201:
+        assert count_events(client) == before + 1
+        assert client.app.state.store.user_summary(user_id)["events"] >= 1
+    else:
+        assert count_events(client) == before
+        assert r.json()["detail"][0]["loc"][0] == "body"

@@ -1,0 +1,56 @@
+"""Papers, users, health and metrics endpoints."""
+from __future__ import annotations
+
+from tests.conftest import AUTH
+
+
+def test_post_and_get_paper(empty_client):
+    paper = {"paper_id": "x1", "title": "A title", "abstract": "Words here.",
+             "published_at": "2026-02-10", "authors": ["A. B."], "upvotes": 3}
+    r = empty_client.post("/papers", json=paper, headers=AUTH)
+    assert r.status_code == 201 and r.json() == {"accepted": 1, "changed": 1}
+    got = empty_client.get("/papers/x1").json()
+    assert got["title"] == "A title" and got["upvotes"] == 3
+    assert got["published_at"].startswith("2026-02-10T00:00:00")
+    assert empty_client.post("/papers", json=[paper], headers=AUTH).json()["changed"] == 0
+
+
+def test_missing_paper_is_404(empty_client):
+    assert empty_client.get("/papers/nope").status_code == 404
+
+
+def test_bad_papers_are_422_naming_field_and_nothing_is_stored(empty_client):
+    good = {"paper_id": "g", "title": "Good"}
+    r = empty_client.post("/papers", json=[good, {"paper_id": "b", "title": ""}], headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 1, "title"]
+    r = empty_client.post("/papers", json=[good, good], headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 1, "paper_id"]
+    r = empty_client.post("/papers", json={**good, "upvotes": -1}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "upvotes"]
+    assert empty_client.app.state.store.count("papers") == 0
+
+
+def test_paper_writes_need_key(empty_client):
+    assert empty_client.post("/papers", json={"paper_id": "a", "title": "t"}).status_code == 401
+
+
+def test_user_summary_counts_history(client):
+    body = client.get("/users/demo-agents").json()
+    assert body["known"] and body["events"] == sum(body["by_kind"].values()) > 0
+    stranger = client.get("/users/stranger").json()
+    assert stranger["known"] is False and stranger["events"] == 0
+
+
+def test_health_and_metrics(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["papers"] == 787 and health["events"] > 0
+    client.get("/recommendations", params={"user_id": "demo-3d"})
+    text = client.get("/metrics").text
+    assert 'paperrec_http_requests_total{method="GET",route="/recommendations",status="200"}' in text
+    assert "paperrec_http_request_duration_seconds_bucket" in text
+
+
+def test_openapi_docs_are_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/recommendations", "/trending", "/events", "/papers", "/health"} <= set(paths)

@@ -1,0 +1,78 @@
+"""The store: migrations, WAL, idempotency, atomic batches, model registry."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from recommender.store import MIGRATIONS, EventRow, Store
+
+PAPER = {"paper_id": "p1", "title": "Attention", "abstract": "all you need"}
+
+
+def test_fresh_file_is_migrated_to_latest_in_wal_mode(store):
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.db.journal_mode == "wal"
+    assert {"papers", "events", "impressions", "experiments", "models"} <= set(store.db.table_names())
+
+
+def test_reopening_applies_no_migration_twice(store):
+    again = Store(store.path)
+    assert again.migrate() == 0
+    assert again.schema_version == len(MIGRATIONS)
+
+
+def test_upsert_same_paper_twice_changes_nothing(store):
+    assert store.upsert_papers([PAPER]) == 1
+    added_at = store.get_paper("p1")["added_at"]
+    assert store.upsert_papers([PAPER]) == 0
+    assert store.get_paper("p1")["added_at"] == added_at
+    assert store.upsert_papers([{**PAPER, "title": "Attention!"}]) == 1
+    assert store.get_paper("p1")["title"] == "Attention!"
+
+
+def test_idempotency_key_stores_a_retry_once(store):
+    store.upsert_papers([PAPER])
+    e = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00", None, "key-1")
+    assert store.add_events([e]) == (1, 0)
+    assert store.add_events([e, e]) == (0, 2)
+    assert store.count("events") == 1
+
+
+def test_events_without_key_are_all_kept(store):
+    store.upsert_papers([PAPER])
+    e = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00")
+    assert store.add_events([e, e]) == (2, 0)
+
+
+def test_a_failing_batch_leaves_nothing_behind(store):
+    store.upsert_papers([PAPER])
+    good = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00", None, "ok")
+    bad = EventRow("u", "missing-paper", "click", "2026-01-01T00:00:00.000000+00:00")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_events([good, bad])
+    assert store.count("events") == 0
+
+
+def test_committed_events_are_visible_to_another_connection(store):
+    store.upsert_papers([PAPER])
+    store.add_events([EventRow("u", "p1", "read", "2026-01-01T00:00:00.000000+00:00")])
+    other = sqlite3.connect(store.path)
+    assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+def test_promoting_a_model_retires_the_previous_one(store):
+    store.register_model("v1", "/m/v1", {}, {"ndcg@20": 0.1})
+    store.register_model("v2", "/m/v2", {}, {"ndcg@20": 0.2})
+    store.set_model_status("v1", "active")
+    store.set_model_status("v2", "active")
+    statuses = {m["version"]: m["status"] for m in store.list_models()}
+    assert statuses == {"v1": "retired", "v2": "active"}
+    assert store.active_model()["version"] == "v2"
+
+
+def test_stopping_twice_is_a_no_op(store):
+    store.save_experiment("exp", "ab", {"variants": []}, "a")
+    assert store.stop_experiment("exp") is True
+    assert store.stop_experiment("exp") is False
+    assert store.get_experiment("exp")["status"] == "stopped"
