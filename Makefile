@@ -33,5 +33,24 @@ run: seed
 test: install
 	$(PY) -m pytest
 
+# Nightly job: refit from the store, compare with the serving model, promote if not worse.
+train: install
+	$(PAPERREC) train
+
+# Every benchmark; each prints its own table.
+bench: bench-quality bench-train bench-load bench-experiments
+
+bench-quality: install
+	$(PY) -m training.bench_quality
+
+bench-train: install
+	$(PY) -m training.bench_train
+
+bench-load: install
+	$(PY) -m training.bench_load
+
+bench-experiments: install
+	$(PY) -m training.bench_experiments
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "training.seed_cmd",
     "training.import_cmd",
     "training.serve_cmd",
+    "training.train_cmd",
+    "training.models_cmd",
     "training.evaluate_cmd",
 ]
 

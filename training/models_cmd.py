@@ -1,0 +1,81 @@
+"""`paperrec models list|promote|rollback`: the model registry by hand.
+
+The service follows the registry's active model on its own, so promoting or rolling back
+here changes what is served within a second, without a restart."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recommender.artifacts import ArtifactError, read_artifact
+from recommender.store import Store
+from training.settings import db_path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, promote or roll back trained models",
+                       description="The model registry: which versions exist and which one serves.")
+    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="all versions, newest last, with status and metrics",
+                       description="List model versions with status and offline metrics.")
+    promote = actions.add_parser("promote", help="make a version the active one",
+                                 description="Make VERSION active (checks its files first).")
+    promote.add_argument("version")
+    actions.add_parser("rollback", help="re-activate the previously active version",
+                       description="Re-activate the most recently retired version.")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.db or db_path())
+    try:
+        if args.action == "list":
+            return list_models(store)
+        if args.action == "promote":
+            return promote(store, args.version)
+        return rollback(store)
+    finally:
+        store.close()
+
+
+def list_models(store: Store) -> int:
+    models = store.list_models()
+    if not models:
+        print("no models yet: run `paperrec train`")
+        return 0
+    print(f"{'version':<28} {'status':<10} {'created':<20} metrics")
+    for m in models:
+        metrics = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted(m["metrics"].items()) if not isinstance(v, dict))
+        print(f"{m['version']:<28} {m['status']:<10} {m['created_at'][:19]:<20} {metrics}")
+    return 0
+
+
+def promote(store: Store, version: str) -> int:
+    model = next((m for m in store.list_models() if m["version"] == version), None)
+    if model is None:
+        print(f"error: no model version {version!r}", file=sys.stderr)
+        return 1
+    try:
+        read_artifact(Path(model["path"]))
+    except ArtifactError as exc:
+        print(f"error: {version} cannot be served: {exc}", file=sys.stderr)
+        return 1
+    store.set_model_status(version, "active")
+    print(f"promoted {version}")
+    return 0
+
+
+def rollback(store: Store) -> int:
+    retired = [m for m in store.list_models() if m["status"] == "retired" and m.get("retired_at")]
+    if not retired:
+        print("error: no previously active model to roll back to", file=sys.stderr)
+        return 1
+    previous = max(retired, key=lambda m: m["retired_at"])
+    current = store.active_model()
+    code = promote(store, previous["version"])
+    if code == 0 and current is not None:
+        store.set_model_status(current["version"], "rolled_back")
+    return code
