@@ -303,6 +303,23 @@ class Store:
             yield from rows
             last = rows[-1]["id"]
 
+    def event_columns(self, until: str | None = None, batch: int = 100_000):
+        """Yield (user_ids, paper_ids, kinds, ts) column chunks in (ts, id) order.
+
+        Tuples from a cursor, not dicts: a training run over millions of events should
+        not build millions of dictionaries."""
+        sql = "SELECT user_id, paper_id, kind, ts FROM events"
+        params: list = []
+        if until is not None:
+            sql += " WHERE ts <= ?"
+            params.append(until)
+        cur = self.db.conn.execute(sql + " ORDER BY ts, id", params)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            yield tuple(zip(*rows))
+
     def events_since(self, event_id: int) -> list[dict]:
         return list(
             self.db.query(
