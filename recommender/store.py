@@ -449,3 +449,97 @@ class Store:
     def active_model(self) -> dict | None:
         rows = [m for m in self.list_models() if m["status"] == "active"]
         return rows[-1] if rows else None
+
+    # == experiments: served lists with their own clock, and report queries ==============
+    # (Owned by the experiments feature. Append-only section; nothing above depends on it.)
+    ATTRIBUTED_KINDS = ("click", "read", "upvote")
+
+    def log_served_list(
+        self,
+        request_id: str,
+        user_id: str,
+        strategy: str,
+        paper_ids: Sequence[str],
+        model_version: str | None = None,
+        experiment: str | None = None,
+        variant: str | None = None,
+        sources: Sequence[str] | None = None,
+        served_at_unix: float | None = None,
+    ) -> None:
+        """Like log_impression, but a list ranked 'as of' a time is logged at that time, so a
+        replay (the reader simulator) keeps one clock for lists and events and the
+        attribution window compares like with like."""
+        served_at = (utcnow_iso() if served_at_unix is None else
+                     datetime.fromtimestamp(served_at_unix, tz=timezone.utc)
+                     .isoformat(timespec="microseconds"))
+        with self.transaction() as db:
+            db.conn.execute(
+                """
+                INSERT INTO impressions (request_id, user_id, experiment, variant, strategy,
+                                         model_version, paper_ids, sources, served_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (request_id, user_id, experiment, variant, strategy, model_version,
+                 json.dumps(list(paper_ids)),
+                 json.dumps(list(sources)) if sources is not None else None, served_at),
+            )
+
+    def experiment_lists(self, name: str) -> list[dict]:
+        """Every list served under an experiment: who, which variant, how many items, when."""
+        return list(self.db.query(
+            """
+            SELECT request_id, user_id, variant, served_at,
+                   json_array_length(paper_ids) AS items
+            FROM impressions WHERE experiment = ? ORDER BY served_at, request_id
+            """,
+            [name],
+        ))
+
+    def experiment_events(self, name: str, window_hours: float = 24.0) -> list[dict]:
+        """Events attributed to the experiment's lists, with the list's variant, the slot's
+        position and (interleaving) the variant that filled the slot.
+
+        Attribution: an event whose request_id names a list of this reader is credited to
+        that list. An event without one (or with a request_id no list has) is credited to
+        the reader's latest list - of any experiment or none - that showed the paper within
+        `window_hours` before the event; it counts here only if that list is this
+        experiment's. Only clicks, reads and upvotes are attributed."""
+        kinds = {f"k{n}": k for n, k in enumerate(self.ATTRIBUTED_KINDS)}
+        marks = ",".join(f":{p}" for p in kinds)
+        return list(self.db.query(
+            f"""
+            WITH imp AS (
+                SELECT request_id, user_id FROM impressions WHERE experiment = :name
+            ),
+            direct AS (
+                SELECT e.id, e.kind, e.ts, e.paper_id, e.request_id AS list_id
+                FROM events e JOIN imp ON imp.request_id = e.request_id
+                                      AND imp.user_id = e.user_id
+                WHERE e.kind IN ({marks})
+            ),
+            loose AS (
+                SELECT e.id, e.kind, e.ts, e.paper_id,
+                       (SELECT i2.request_id FROM impressions i2
+                        WHERE i2.user_id = e.user_id
+                          AND i2.served_at <= e.ts
+                          AND julianday(i2.served_at) >= julianday(e.ts) - :window / 24.0
+                          AND EXISTS (SELECT 1 FROM json_each(i2.paper_ids) j
+                                      WHERE j.value = e.paper_id)
+                        ORDER BY i2.served_at DESC, i2.rowid DESC LIMIT 1) AS list_id
+                FROM events e LEFT JOIN impressions x ON x.request_id = e.request_id
+                                                    AND x.user_id = e.user_id
+                WHERE x.request_id IS NULL AND e.kind IN ({marks})
+                  AND e.user_id IN (SELECT user_id FROM imp)
+            ),
+            attributed AS (SELECT * FROM direct UNION ALL SELECT * FROM loose)
+            SELECT a.id AS event_id, a.kind, a.ts, a.paper_id, i.request_id, i.user_id,
+                   i.variant, i.served_at,
+                   (SELECT CAST(j.key AS INTEGER) FROM json_each(i.paper_ids) j
+                    WHERE j.value = a.paper_id ORDER BY j.key LIMIT 1) AS position,
+                   i.sources
+            FROM attributed a JOIN impressions i ON i.request_id = a.list_id
+            WHERE i.experiment = :name
+            ORDER BY a.ts, a.id
+            """,
+            {"name": name, "window": float(window_hours), **kinds},
+        ))

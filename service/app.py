@@ -11,7 +11,7 @@ from recommender.store import Store
 from service.errors import validation_error_handler
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
-from service.routers import events, health, papers, recommendations, users
+from service.routers import events, experiments, health, papers, recommendations, users
 from service.settings import Settings
 
 
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (recommendations, events, papers, users, health):
+    for module in (recommendations, events, papers, users, experiments, health):
         app.include_router(module.router)
     return app
 

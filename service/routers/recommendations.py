@@ -1,7 +1,6 @@
 """GET /recommendations and GET /trending: the lists the front end shows."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -9,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, status
 
 from recommender.events import InvalidField, normalize_ts
+from recommender.experiments import serve_list
 from service.deps import MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid
 from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
 
@@ -52,8 +52,10 @@ def recommendations(
     strategy: Annotated[str | None, Query(max_length=64,
                         description="debug override of the strategy; needs X-API-Key")] = None,
 ) -> Recommendations:
-    """A personalised list; readers with no history get trending. Every list served is
-    logged under its request_id, so events can be attributed to it."""
+    """A personalised list; readers with no history get trending. A reader in a running
+    experiment gets the strategy of their variant (or an interleaved list); the response
+    names the experiment and variant. Every list served is logged under its request_id, so
+    events that carry it are attributed to that list."""
     if strategy is not None:
         if not key:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "strategy override needs X-API-Key")
@@ -64,14 +66,13 @@ def recommendations(
                 "type": "value_error", "loc": ["query", "strategy"],
                 "msg": f"unknown strategy; one of {', '.join(recommender.STRATEGIES)}",
                 "input": strategy}])
-    used, ranked = recommender.recommend(user_id, k, exclude_seen, _as_of_unix(as_of), strategy)
-    items = _items(recommender, ranked)
-    request_id = uuid.uuid4().hex
-    store.log_impression(request_id, user_id, used, [i.paper_id for i in items],
-                         model_version=recommender.model_version)
-    metrics.recommendations.labels(used).inc()
-    return Recommendations(request_id=request_id, user_id=user_id, strategy=used,
-                          model_version=recommender.model_version, items=items)
+    served = serve_list(store, recommender, user_id, k, exclude_seen, _as_of_unix(as_of),
+                        strategy)
+    items = _items(recommender, served)
+    metrics.recommendations.labels(served.strategy).inc()
+    return Recommendations(request_id=served.request_id, user_id=user_id,
+                           strategy=served.strategy, model_version=served.model_version,
+                           experiment=served.experiment, variant=served.variant, items=items)
 
 
 @router.get("/trending", response_model=TrendingList)
