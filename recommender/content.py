@@ -12,17 +12,21 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from threadpoolctl import threadpool_limits
 
 
 def paper_text(title: str | None, abstract: str | None) -> str:
-    """Title counts twice: it is the densest statement of what a paper is about."""
-    title = title or ""
-    return f"{title} {title} {abstract or ''}"
+    """Title then abstract. (Counting the title twice was measured worse on CiteULike-a.)"""
+    return f"{title or ''} {abstract or ''}".strip()
+
+
+NGRAMS = (1, 2)  # word bigrams: +10-15% NDCG for the TF-IDF profile on all CiteULike-a splits
 
 
 def _vectorizer(vocabulary: list[str] | None = None, **params) -> TfidfVectorizer:
     return TfidfVectorizer(
         vocabulary=vocabulary,
+        ngram_range=NGRAMS,
         stop_words="english",
         sublinear_tf=True,
         strip_accents="unicode",
@@ -42,15 +46,20 @@ class ContentEncoder:
         n = len(texts)
         small = n < 50  # tiny catalogs (a fresh install, tests) keep every term
         vec = _vectorizer(min_df=1 if small else 2, max_df=1.0 if small else 0.5,
-                          max_features=50_000)
+                          max_features=200_000)
         X = vec.fit_transform(texts)
         dim = max(1, min(dim, X.shape[1] - 1, n - 1))
-        svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=7)
-        svd.fit(X)
+        if dim >= 1 and X.shape[1] > 1 and n > 1:
+            svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=5)
+            with threadpool_limits(1, "blas"):  # threaded BLAS here is 10x slower on 2 busy cores
+                svd.fit(X)
+            components = svd.components_.astype(np.float32)
+        else:
+            components = np.eye(1, X.shape[1], dtype=np.float32)
         return cls(
             terms=vec.get_feature_names_out().tolist(),
             idf=vec.idf_.astype(np.float32),
-            components=svd.components_.astype(np.float32),
+            components=components,
         )
 
     @property
@@ -58,9 +67,10 @@ class ContentEncoder:
         return int(self.components.shape[0])
 
     def tfidf(self, texts: list[str]):
+        """Sparse TF-IDF rows (CSR, float32), each L2-normalised (or all-zero)."""
         vec = _vectorizer(vocabulary=self.terms)
         vec.idf_ = self.idf
-        return vec.transform(texts)
+        return vec.transform(texts).astype(np.float32).tocsr()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Dense unit vectors (n, dim); a text with no known term maps to the zero vector."""

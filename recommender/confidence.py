@@ -1,0 +1,121 @@
+"""From logged events to a reader x paper confidence matrix.
+
+Each event kind carries a weight relative to an upvote (= 1): an impression alone says
+nothing (0), a click a little, a read more. `remove_upvote` cancels an earlier upvote and a
+`dismiss` cancels whatever interest the reader showed; totals are clipped at zero, so a
+dismissed paper contributes no positive signal. Events decay with a half-life measured back
+from `now` (the newest event when not given); events without a time do not decay.
+
+A separate boolean `seen` matrix records every paper a reader acted on (anything but a bare
+impression, including dismissals): recommendations exclude those by default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+EVENT_WEIGHTS: dict[str, float] = {
+    "impression": 0.0,
+    "click": 0.25,
+    "read": 0.5,
+    "upvote": 1.0,
+    "remove_upvote": -1.0,
+    "dismiss": -2.0,
+}
+DEFAULT_HALF_LIFE_DAYS = 180.0
+DAY = 86_400.0
+
+
+def kind_weights(kinds, weights: dict[str, float] | None = None) -> np.ndarray:
+    """Weight per event; unknown kinds count as a read (some interest, not an endorsement)."""
+    weights = EVENT_WEIGHTS if weights is None else weights
+    default = weights.get("read", 0.5)
+    kinds = np.asarray(kinds, dtype=object)
+    if kinds.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    uniq, inv = np.unique(kinds.astype(str), return_inverse=True)
+    table = np.array([weights.get(str(k).lower(), default) for k in uniq], dtype=np.float32)
+    return table[inv]
+
+
+def decay_factors(ts, now: float | None = None, half_life_days: float = DEFAULT_HALF_LIFE_DAYS) -> np.ndarray:
+    """0.5 ** (age / half_life); 1 for unknown times or a non-positive half-life."""
+    ts = np.asarray(ts, dtype=np.float64)
+    out = np.ones(ts.shape, dtype=np.float32)
+    known = np.isfinite(ts)
+    if not known.any() or not half_life_days or half_life_days <= 0:
+        return out
+    if now is None:
+        now = float(np.max(ts[known]))
+    age_days = np.maximum(0.0, now - ts[known]) / DAY
+    out[known] = np.power(0.5, age_days / half_life_days).astype(np.float32)
+    return out
+
+
+@dataclass
+class ConfidenceConfig:
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    weights: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"half_life_days": self.half_life_days, "weights": dict(self.weights or EVENT_WEIGHTS)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ConfidenceConfig":
+        return cls(half_life_days=float(d.get("half_life_days", DEFAULT_HALF_LIFE_DAYS)),
+                   weights=dict(d.get("weights") or EVENT_WEIGHTS))
+
+
+def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: float | None = None,
+                      config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Return (confidence, seen): CSR float32 with entries > 0 only, and CSR bool."""
+    config = config or ConfidenceConfig()
+    users = np.asarray(users, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    if kinds is None:
+        kinds = np.full(users.shape, "upvote", dtype=object)
+    if ts is None:
+        ts = np.full(users.shape, np.nan)
+    w = kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)
+    C = sp.csr_matrix((w.astype(np.float32), (users, items)), shape=shape, dtype=np.float32)
+    C.sum_duplicates()
+    C.data = np.maximum(C.data, 0.0)
+    C.eliminate_zeros()
+    acted = np.asarray([str(k).lower() != "impression" for k in kinds], dtype=bool) if len(kinds) else np.zeros(0, bool)
+    seen = sp.csr_matrix((np.ones(int(acted.sum()), dtype=bool), (users[acted], items[acted])), shape=shape)
+    seen.sum_duplicates()
+    seen.data[:] = True
+    return C, seen
+
+
+def history_rows(history, n_items: int, now: float | None = None,
+                 config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices)."""
+    if not history:
+        return sp.csr_matrix((1, n_items), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    items = np.array([int(h[0]) for h in history], dtype=np.int64)
+    keep = (items >= 0) & (items < n_items)
+    kinds = np.array([h[1] if len(h) > 1 else "read" for h in history], dtype=object)
+    ts = np.array([_ts(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)
+    C, seen = confidence_matrix(np.zeros(int(keep.sum())), items[keep], kinds[keep], ts[keep],
+                                (1, n_items), now=now, config=config)
+    return C, seen.indices.astype(np.int64)
+
+
+def _ts(value) -> float:
+    if value is None or value == "":
+        return float("nan")
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value)
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    from datetime import datetime, timezone
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return float("nan")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
