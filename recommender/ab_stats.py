@@ -48,6 +48,9 @@ class ReaderOutcomes:
     clicks: np.ndarray
     reads: np.ndarray
     upvotes: np.ndarray
+    # Order in which the readers joined the experiment, counted over all its variants
+    # (None when unknown): lets a benchmark ask "what if it had stopped after m readers?".
+    arrival: np.ndarray | None = None
 
     def __post_init__(self):
         for name in COUNTS:
@@ -62,9 +65,14 @@ class ReaderOutcomes:
         z = np.zeros(0)
         return cls(z, z, z, z, z)
 
-    def head(self, n: int) -> "ReaderOutcomes":
-        """The first n readers (readers in order of arrival: the experiment stopped early)."""
-        return ReaderOutcomes(*(getattr(self, c)[:n] for c in COUNTS))
+    def first(self, m: int) -> "ReaderOutcomes":
+        """Only the readers among the first m to join the experiment (in any variant): the
+        experiment as if it had stopped enrolling after m readers."""
+        if self.arrival is None:
+            raise ValueError("arrival order unknown")
+        keep = self.arrival < m
+        return ReaderOutcomes(*(getattr(self, c)[keep] for c in COUNTS),
+                              arrival=self.arrival[keep])
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ def reader_outcomes(lists: list[dict], events: list[dict]) -> dict[str, ab_stats
     """Per variant, per reader (in order of their first list) counts of lists, items shown
     and attributed clicks, reads and upvotes."""
     per: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    arrival: dict[str, int] = {}
     for row in lists:  # ordered by served_at: readers enter in arrival order
+        arrival.setdefault(row["user_id"], len(arrival))
         r = per[row["variant"]].setdefault(
             row["user_id"], dict.fromkeys(ab_stats.COUNTS, 0.0))
         r["lists"] += 1
@@ -35,8 +37,9 @@ def reader_outcomes(lists: list[dict], events: list[dict]) -> dict[str, ab_stats
         if r is not None and e["kind"] in plural:
             r[plural[e["kind"]]] += 1
     return {
-        variant: ab_stats.ReaderOutcomes(*(np.array([r[c] for r in readers.values()])
-                                           for c in ab_stats.COUNTS))
+        variant: ab_stats.ReaderOutcomes(
+            *(np.array([r[c] for r in readers.values()]) for c in ab_stats.COUNTS),
+            arrival=np.array([arrival[u] for u in readers], dtype=np.int64))
         for variant, readers in per.items()
     }
 
@@ -153,6 +156,7 @@ def build_report(store, row: dict, window_hours: float = DEFAULT_WINDOW_HOURS) -
             "share_b": res.share_b,
             "share_b_ci": list(res.share_b_ci) if res.share_b_ci else None,
             "delta": res.delta, "p_value": res.p_value,
+            "mean_credited_click_diff": res.mean_diff, "paired_t_p_value": res.paired_p_value,
             "significant": res.p_value is not None and res.p_value < ab_stats.ALPHA,
             "preferred": {"a": a.name, "b": b.name}.get(res.preferred or ""),
             "test": "two-sided exact sign test on per-reader wins (ties dropped)",
