@@ -171,6 +171,21 @@ def validate_config(raw: dict, strategies: Iterable[str]) -> Experiment:
                       traffic=traffic, description=description)
 
 
+class ExperimentExists(ValueError):
+    pass
+
+
+def create_experiment(store, raw: dict, strategies: Iterable[str]) -> dict:
+    """Validate a config and store it as a running experiment; returns the stored row.
+    Raises InvalidConfig, or ExperimentExists (names are never reused, so an old report
+    keeps meaning what it meant)."""
+    exp = validate_config(raw, strategies)
+    if store.get_experiment(exp.name) is not None:
+        raise ExperimentExists(exp.name)
+    store.save_experiment(exp.name, exp.kind, exp.to_config(), exp.control)
+    return store.get_experiment(exp.name)
+
+
 # -- assignment ----------------------------------------------------------------------------
 
 def unit_hash(*parts: str) -> float:

@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "training.train_cmd",
     "training.models_cmd",
     "training.evaluate_cmd",
+    "training.experiments_cmd",
+    "training.simulate_cmd",
 ]
 
 

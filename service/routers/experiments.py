@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.experiment_report import DEFAULT_WINDOW_HOURS, build_report
-from recommender.experiments import InvalidConfig, strategies_of, validate_config
+from recommender.experiments import (ExperimentExists, InvalidConfig, create_experiment,
+                                     strategies_of)
 from service.deps import ApiKey, RecommenderDep, StoreDep
 from service.report_page import render_report_page
 
@@ -80,15 +81,6 @@ def _get(store, name: str) -> dict:
     return row
 
 
-def create_experiment(store, recommender, raw: dict, loc_prefix: tuple = ("body",)) -> dict:
-    """Validate and store; raises InvalidConfig (422) or FileExistsError (409)."""
-    exp = validate_config(raw, strategies_of(recommender))
-    if store.get_experiment(exp.name) is not None:
-        raise FileExistsError(exp.name)
-    store.save_experiment(exp.name, exp.kind, exp.to_config(), exp.control)
-    return store.get_experiment(exp.name)
-
-
 @router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED)
 def post_experiment(body: ExperimentIn, store: StoreDep, recommender: RecommenderDep,
                     _key: ApiKey) -> ExperimentOut:
@@ -97,12 +89,12 @@ def post_experiment(body: ExperimentIn, store: StoreDep, recommender: Recommende
     sum to a positive number, a control that is not a variant. 409 if the name is taken."""
     raw = body.model_dump(exclude_none=True)
     try:
-        row = create_experiment(store, recommender, raw)
+        row = create_experiment(store, raw, strategies_of(recommender))
     except InvalidConfig as exc:
         raise RequestValidationError([{
             "type": "value_error", "loc": ["body", *exc.loc], "msg": exc.msg,
             "input": exc.value}]) from None
-    except FileExistsError:
+    except ExperimentExists:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"experiment {body.name!r} exists; names are never reused, "
                             "so old reports stay meaningful") from None

@@ -1,0 +1,104 @@
+"""Reader-level statistics against known answers (scipy on fixed data, textbook values)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recommender import ab_stats
+from recommender.ab_stats import ReaderOutcomes, compare, srm_test, welch
+
+
+def outcomes(clicks, impressions=None, upvotes=None):
+    clicks = np.asarray(clicks, dtype=float)
+    impressions = np.full(len(clicks), 10.0) if impressions is None else np.asarray(impressions, float)
+    upvotes = np.zeros(len(clicks)) if upvotes is None else np.asarray(upvotes, float)
+    return ReaderOutcomes(lists=np.ones(len(clicks)), impressions=impressions, clicks=clicks,
+                          reads=np.zeros(len(clicks)), upvotes=upvotes)
+
+
+def test_welch_matches_scipy_and_textbook():
+    # A textbook example; reference values from scipy, the literature and by hand.
+    a = np.array([27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4])
+    b = np.array([27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4])
+    diff, low, high, p = welch(b, a)
+    ref = stats.ttest_ind(b, a, equal_var=False)
+    assert p == pytest.approx(ref.pvalue)
+    # Wikipedia, "Welch's t-test", example 1: t = 2.46, df = 25.0, p = 0.021.
+    assert p == pytest.approx(0.021, abs=5e-4)
+    assert ref.statistic == pytest.approx(2.46, abs=5e-3) and ref.df == pytest.approx(25.0, abs=0.05)
+    assert diff == pytest.approx(b.mean() - a.mean())
+    # The interval by hand: Welch-Satterthwaite degrees of freedom and the t quantile.
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert (low, high) == pytest.approx((diff - half, diff + half))
+
+
+def test_ratio_metric_equals_per_reader_rate_test_when_exposure_is_equal():
+    rng = np.random.default_rng(0)
+    c, t = rng.poisson(1.0, 300), rng.poisson(1.3, 280)
+    d = compare(outcomes(t), outcomes(c), "click_rate")
+    ref = stats.ttest_ind(t / 10.0, c / 10.0, equal_var=False)
+    assert d.p_value == pytest.approx(ref.pvalue)
+    assert d.diff == pytest.approx(t.sum() / (10 * len(t)) - c.sum() / (10 * len(c)))
+
+
+def test_ratio_metric_uses_delta_method_variance():
+    rng = np.random.default_rng(1)
+    n = rng.integers(1, 40, 500).astype(float)
+    x = rng.binomial(n.astype(int), 0.1).astype(float)
+    vals = ab_stats.per_reader_values(outcomes(x, n), "click_rate")
+    r = x.sum() / n.sum()
+    assert vals.mean() == pytest.approx(r)
+    # Delta-method variance of a ratio of means: (var x - 2 r cov + r^2 var n) / mean(n)^2 / N
+    cov = np.cov(x, n, ddof=1)
+    delta_var = (cov[0, 0] - 2 * r * cov[0, 1] + r * r * cov[1, 1]) / n.mean() ** 2 / len(n)
+    assert vals.var(ddof=1) / len(n) == pytest.approx(delta_var)
+
+
+def test_per_reader_metric_is_welch_on_counts():
+    c, t = [0, 1, 2, 0, 5, 1, 0, 0], [2, 3, 0, 4, 1, 6, 2]
+    d = compare(outcomes(t), outcomes(c), "clicks_per_reader")
+    assert d.p_value == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue)
+    assert d.relative == pytest.approx((np.mean(t) - np.mean(c)) / np.mean(c))
+    assert d.significant == (d.p_value < 0.05)
+
+
+def test_too_little_data_gives_no_p_value():
+    d = compare(outcomes([1]), outcomes([0, 1]), "clicks_per_reader")
+    assert d.p_value is None and not d.significant
+    d = compare(outcomes([0, 0, 0]), outcomes([0, 0]), "click_rate")
+    assert d.p_value is None and d.diff == 0
+    empty = ReaderOutcomes.empty()
+    assert compare(empty, empty, "click_rate").diff is None
+
+
+def test_srm_known_values():
+    assert srm_test([5000, 5000], [1, 1]).p_value == pytest.approx(1.0)
+    r = srm_test([5200, 4800], [1, 1])
+    assert r.chi2 == pytest.approx(16.0)
+    assert r.p_value == pytest.approx(stats.chi2.sf(16.0, 1))
+    assert r.mismatch  # 6e-5 < 0.001
+    r = srm_test([2480, 7520], [1, 3])
+    assert r.expected == [2500, 7500] and not r.mismatch
+    assert r.p_value == pytest.approx(stats.chisquare([2480, 7520], [2500, 7500]).pvalue)
+    assert srm_test([10, 5, 0], [1, 1, 0]).p_value is not None
+    assert srm_test([10, 5, 1], [1, 1, 0]).mismatch  # a reader where nobody should be
+    assert srm_test([0, 0], [1, 1]).p_value is None
+
+
+def test_report_shape():
+    rep = ab_stats.ab_report({"a": outcomes([1, 0, 2]), "b": outcomes([2, 2, 3, 1])}, "a",
+                             {"a": 1, "b": 1})
+    a, b = rep["variants"]
+    assert a["is_control"] and a["vs_control"] is None
+    assert set(b["vs_control"]) == set(ab_stats.METRICS)
+    assert b["clicks"] == 8 and b["readers"] == 4 and b["impressions"] == 40
+    assert rep["srm"]["observed"] == [3, 4]
+
+
+def test_first_m_readers():
+    o = outcomes([1, 2, 3])
+    o.arrival = np.array([0, 3, 5])
+    assert o.first(4).clicks.tolist() == [1, 2]
