@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,8 @@ from recommender.catalog import CatalogSnapshot, build_snapshot, extend_snapshot
 from recommender.content import ContentEncoder, paper_text
 from recommender.event_log import EventLog
 from recommender.events import SEEN_KINDS
+from recommender.artifacts import ArtifactError
+from recommender.served_model import ServedModel
 from recommender.reader_history import ReaderHistory, content_profile
 from recommender.store import Store
 from recommender.trending import TRENDING_WEIGHTS, trending_scores
@@ -44,6 +47,11 @@ def top_k(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
 
 
 class LiveRecommender:
+    STRATEGIES = ("trending", "popular", "content", "collaborative", "hybrid")
+    MODEL_STRATEGIES = ("content", "collaborative", "hybrid")
+    # How often a request may look at the registry for a newly promoted model.
+    MODEL_CHECK_S = 1.0
+
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
                  trending_half_life_days: float = 7.0):
         self.store = store
@@ -54,7 +62,57 @@ class LiveRecommender:
         self.events = EventLog()
         self._event_id = 0
         self._trend_cache: dict[tuple, np.ndarray] = {}
+        self.served: ServedModel | None = None
+        self._model_problem: str | None = None
+        self._failed_version: str | None = None
+        self._loading = False
+        self._last_model_check = time.monotonic()
         self.refresh()
+        self.check_model(wait=True)
+
+    # -- the trained model ---------------------------------------------------------------
+    @property
+    def model_version(self) -> str | None:
+        served = self.served
+        return served.version if served is not None else None
+
+    def degraded_reasons(self) -> list[str]:
+        return [self._model_problem] if self._model_problem else []
+
+    def check_model(self, wait: bool = False) -> None:
+        """Follow the registry's active model. Loading happens off the request path (or
+        inline when `wait`); a model that fails to load is remembered and not retried, and
+        the one already serving (or the content fallback) keeps serving."""
+        self._last_model_check = time.monotonic()
+        active = self.store.active_model()
+        if active is None:
+            if self.served is None and self._failed_version is None:
+                self._model_problem = None
+            return
+        version = active["version"]
+        if version in (self.model_version, self._failed_version) or self._loading:
+            return
+        self._loading = True
+        if wait:
+            self._load_model(version, active["path"])
+        else:
+            threading.Thread(target=self._load_model, args=(version, active["path"]),
+                             name=f"load-model-{version}", daemon=True).start()
+
+    def _load_model(self, version: str, path: str) -> None:
+        try:
+            served = ServedModel.load(version, Path(path))
+            served.align(self.catalog.paper_ids, self.store.get_paper)
+        except ArtifactError as exc:
+            self._failed_version = version
+            fallback = f"serving {self.model_version}" if self.served else "serving content + trending"
+            self._model_problem = f"model {version} not loaded: {exc}; {fallback}"
+        else:
+            self.served = served  # one reference swap: a request sees the old or the new
+            self._failed_version = None
+            self._model_problem = None
+        finally:
+            self._loading = False
 
     def _rebuild_catalog(self, encoder: ContentEncoder | None = None) -> None:
         rows = self.store.papers_since(0)
@@ -89,6 +147,14 @@ class LiveRecommender:
                 )
                 self._event_id = new_events[-1]["id"]
                 self._trend_cache.clear()
+        served = self.served
+        if served is not None and len(served.paper_ids) < self.catalog.size:
+            try:
+                served.align(self.catalog.paper_ids, self.store.get_paper)
+            except ArtifactError as exc:
+                self.served, self._model_problem = None, f"model dropped: {exc}"
+        if time.monotonic() - self._last_model_check > self.MODEL_CHECK_S:
+            self.check_model()
 
     def add_papers(self, papers: list[dict]) -> None:
         """Papers just stored: encode them now so they are recommendable at once."""
@@ -168,19 +234,16 @@ class LiveRecommender:
         return reasons
 
     # -- the entry point -----------------------------------------------------------------
-    STRATEGIES = ("trending", "popular", "content")
-    model_version: str | None = None
-
-    def degraded_reasons(self) -> list[str]:
-        return []
-
     def default_strategy(self) -> str:
-        return "content"
+        return "hybrid" if self.served is not None else "content"
 
     def recommend(self, user_id: str, k: int, exclude_seen: bool = True,
                   as_of: float | None = None, strategy: str | None = None) -> tuple[str, Ranked]:
-        """Rank for one reader. A reader with no history gets trending, whatever the
-        default: there is nothing to personalise on yet."""
+        """Rank for one reader; returns the strategy actually used and the list.
+
+        A reader with no history gets trending, whatever the default: there is nothing to
+        personalise on yet. Without a trained model, collaborative and hybrid fall back to
+        the content profile, and the answer says so."""
         self.refresh()
         as_of_iso = None if as_of is None else _unix_to_iso(as_of)
         history = self.history(user_id, as_of_iso)
@@ -191,7 +254,20 @@ class LiveRecommender:
             raise ValueError(f"unknown strategy {strategy!r}")
         if strategy in ("trending", "popular"):
             return strategy, self.rank_trending(k, excluded, as_of, popular=strategy == "popular")
-        return strategy, self.rank_content(history, k, excluded, as_of)
+        served = self.served
+        if served is not None and strategy in self.MODEL_STRATEGIES:
+            return strategy, self.rank_model(served, history, k, strategy, exclude_seen, as_of)
+        return "content", self.rank_content(history, k, excluded, as_of)
+
+    def rank_model(self, served: ServedModel, history: ReaderHistory, k: int, strategy: str,
+                   exclude_seen: bool, as_of: float | None) -> Ranked:
+        now = time.time() if as_of is None else as_of
+        triples = [(int(r), kind, float(t)) for r, kind, t in
+                   zip(history.rows, history.kinds, history.ts) if r < len(served.paper_ids)]
+        recs = served.recommend(triples, k, strategy, exclude_seen, now)
+        return Ranked(np.array([r.index for r in recs], dtype=np.int64),
+                      np.array([r.score for r in recs], dtype=np.float64),
+                      [r.reason for r in recs])
 
 
 def _unix_to_iso(ts: float) -> str:

@@ -16,14 +16,15 @@ from training.settings import db_path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, promote or roll back trained models",
                        description="The model registry: which versions exist and which one serves.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="all versions, newest last, with status and metrics",
+    actions.add_parser("list", parents=[common], help="all versions, newest last, with status and metrics",
                        description="List model versions with status and offline metrics.")
-    promote = actions.add_parser("promote", help="make a version the active one",
+    promote = actions.add_parser("promote", parents=[common], help="make a version the active one",
                                  description="Make VERSION active (checks its files first).")
     promote.add_argument("version")
-    actions.add_parser("rollback", help="re-activate the previously active version",
+    actions.add_parser("rollback", parents=[common], help="re-activate the previously active version",
                        description="Re-activate the most recently retired version.")
     p.set_defaults(func=run)
 

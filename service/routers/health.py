@@ -12,6 +12,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/health", response_model=Health)
 def health(store: StoreDep, recommender: RecommenderDep) -> Health:
+    recommender.refresh()
     reasons = recommender.degraded_reasons()
     return Health(
         status="degraded" if reasons else "ok",

@@ -1,0 +1,167 @@
+"""Train, promote, serve, swap, roll back, and survive broken model files."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from recommender.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
+from recommender.store import Store
+from tests.conftest import AUTH, make_client
+from training.cli import main
+from training.train_job import train
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory, seeded_db_template):
+    """A seeded store with one trained, promoted model (trained once per session)."""
+    root = tmp_path_factory.mktemp("trained")
+    db = root / "db.sqlite"
+    shutil.copy(seeded_db_template, db)
+    store = Store(db)
+    result = train(store, root / "models", progress=False)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return root, result
+
+
+@pytest.fixture
+def trained(tmp_path, trained_template):
+    """A private copy: model paths in the registry are rewritten to the copy."""
+    root, result = trained_template
+    shutil.copytree(root, tmp_path / "t")
+    db = tmp_path / "t" / "db.sqlite"
+    store = Store(db)
+    with store.transaction() as conn:
+        conn.execute("UPDATE models SET path = replace(path, ?, ?)", [str(root), str(tmp_path / "t")])
+    return db, tmp_path / "t" / "models", store, result
+
+
+def wait_for_version(client, version, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = client.get("/health").json()
+        if health["model_version"] == version:
+            return health
+        time.sleep(0.2)
+    raise AssertionError(f"service never switched to {version}: {health}")
+
+
+def test_first_model_is_promoted_with_a_full_manifest(trained):
+    db, models, store, result = trained
+    assert result.promoted and result.reason == "no model was serving"
+    manifest = json.loads((models / result.version / MANIFEST_FILE).read_text())
+    assert manifest["data"]["papers"] == 787 and manifest["data"]["events"] > 800
+    assert manifest["checksums"][ARRAYS_FILE] == sha256_of(models / result.version / ARRAYS_FILE)
+    assert set(manifest["metrics"]["holdout"]) >= {"ndcg@20", "recall@20", "hitrate@20"}
+    assert store.active_model()["version"] == result.version
+
+
+def test_service_serves_the_model_and_swaps_without_restart(trained):
+    db, models, store, first = trained
+    with make_client(db, model_dir=models) as client:
+        body = client.get("/recommendations", params={"user_id": "demo-agents"}).json()
+        assert body["model_version"] == first.version and body["strategy"] == "hybrid"
+        second = train(store, models, force=True, progress=False)
+        wait_for_version(client, second.version)
+        body = client.get("/recommendations", params={"user_id": "demo-agents"}).json()
+        assert body["model_version"] == second.version
+        assert main(["models", "rollback", "--db", str(db)]) == 0
+        wait_for_version(client, first.version)
+
+
+def test_a_worse_model_is_not_promoted(trained, monkeypatch):
+    db, models, store, first = trained
+    import training.train_job as job
+    real = job._holdout_metrics
+    calls = []
+
+    def candidate_worse(model, past, recent):
+        calls.append(1)
+        m = real(model, past, recent)
+        return {**m, "ndcg@20": m["ndcg@20"] - 0.5} if len(calls) == 1 else m
+
+    monkeypatch.setattr(job, "_holdout_metrics", candidate_worse)
+    result = train(store, models, progress=False)
+    assert not result.promoted and "worse" in result.reason
+    assert store.active_model()["version"] == first.version
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bad_json", "wrong_shapes", "missing"])
+def test_broken_model_files_leave_the_service_up_and_degraded(trained, damage):
+    db, models, store, first = trained
+    folder = models / first.version
+    if damage == "truncate":
+        data = (folder / ARRAYS_FILE).read_bytes()
+        (folder / ARRAYS_FILE).write_bytes(data[: len(data) // 3])
+    elif damage == "bad_json":
+        (folder / MANIFEST_FILE).write_text('{"format": ')
+    elif damage == "wrong_shapes":
+        with np.load(folder / ARRAYS_FILE) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["V"] = arrays["V"][:-5]
+        np.savez(folder / ARRAYS_FILE, **arrays)
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        manifest["checksums"][ARRAYS_FILE] = sha256_of(folder / ARRAYS_FILE)
+        manifest["arrays"]["V"]["shape"][0] -= 5
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    else:
+        shutil.rmtree(folder)
+    with make_client(db, model_dir=models) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and first.version in health["reasons"][0]
+        body = client.get("/recommendations", params={"user_id": "demo-agents", "k": 5})
+        assert body.status_code == 200 and body.json()["strategy"] == "content"
+        assert len(body.json()["items"]) == 5
+
+
+def test_broken_new_model_keeps_the_last_good_one_serving(trained):
+    db, models, store, first = trained
+    with make_client(db, model_dir=models) as client:
+        second = train(store, models, force=True, progress=False)
+        store.set_model_status(first.version, "active")
+        wait_for_version(client, first.version)
+        (models / second.version / MANIFEST_FILE).write_text("[]")
+        store.set_model_status(second.version, "active")
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] != "degraded" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["model_version"] == first.version
+        assert f"serving {first.version}" in health["reasons"][0]
+
+
+def test_new_paper_near_a_readers_upvotes_appears_without_retrain(trained):
+    db, models, store, first = trained
+    with make_client(db, model_dir=models) as client:
+        paper = {"paper_id": "fresh-speech", "title": "Zero-shot speech synthesis and voice "
+                 "cloning with neural audio codec language models",
+                 "abstract": "We present a text-to-speech model for speech and audio: zero-shot "
+                             "voice cloning, speaker similarity, audio codec tokens, speech quality."}
+        assert client.post("/papers", json=paper, headers=AUTH).status_code == 201
+        body = client.get("/recommendations", params={"user_id": "demo-speech", "k": 10}).json()
+        assert body["model_version"] == first.version
+        assert "fresh-speech" in [i["paper_id"] for i in body["items"]]
+        other = client.get("/recommendations", params={"user_id": "demo-graphs", "k": 10}).json()
+        assert "fresh-speech" not in [i["paper_id"] for i in other["items"]]
+
+
+def test_upvotes_on_one_topic_move_the_next_list_without_retrain(trained):
+    db, models, store, first = trained
+    papers = {p["paper_id"]: p for p in store.iter_papers()}
+    robot = [pid for pid, p in papers.items() if "robot" in (p["title"] + p["abstract"]).lower()]
+
+    def robot_share(body):
+        return sum(i["paper_id"] in robot for i in body["items"]) / len(body["items"])
+
+    with make_client(db, model_dir=models) as client:
+        before = client.get("/recommendations", params={"user_id": "demo-diffusion", "k": 20}).json()
+        for pid in robot[:4]:
+            client.post("/events", json={"user_id": "demo-diffusion", "paper_id": pid,
+                                         "kind": "upvote"}, headers=AUTH)
+        after = client.get("/recommendations", params={"user_id": "demo-diffusion", "k": 20}).json()
+        assert after["model_version"] == first.version
+        assert robot_share(after) > robot_share(before) + 0.15, (robot_share(before), robot_share(after))

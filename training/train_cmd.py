@@ -1,0 +1,56 @@
+"""`paperrec train`: the nightly job (what `make train` runs)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from recommender.store import Store
+from service.settings import Settings
+from training.train_job import train
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="refit from the store; promote if not worse than serving",
+                       description="Fit the hybrid model on every paper and event in the store, "
+                       "compare it with the serving model on the most recent slice of events, "
+                       "and promote it only if it is not worse (or with --force). The running "
+                       "service picks up a promoted model within a second, without a restart.")
+    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="where versions are written (default: $PAPERREC_MODEL_DIR)")
+    p.add_argument("--force", action="store_true", help="promote even if worse")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing when a model is already serving (used by `make run`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    store = Store(args.db or settings.db)
+    try:
+        if args.if_missing and store.active_model() is not None:
+            print(f"model {store.active_model()['version']} is serving; nothing to do")
+            return 0
+        result = train(store, args.model_dir or settings.model_dir, force=args.force,
+                       seed=args.seed, progress=not args.quiet)
+    finally:
+        store.close()
+    verdict = "promoted" if result.promoted else "kept the serving model"
+    print(f"trained {result.version}: {verdict} ({result.reason})")
+    for name, value in result.metrics.items():
+        theirs = (result.active_metrics or {}).get(name)
+        versus = f"   serving: {theirs:.4f}" if isinstance(theirs, float) else ""
+        print(f"  holdout {name:<11} {value:.4f}{versus}" if isinstance(value, float)
+              else f"  holdout {name:<11} {value}")
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    print(f"  written to {result.path}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "version": result.version, "promoted": result.promoted, "reason": result.reason,
+            "metrics": result.metrics, "active_metrics": result.active_metrics,
+            "timings": result.timings, "path": str(result.path)}, indent=2))
+    return 0

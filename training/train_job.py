@@ -1,0 +1,156 @@
+"""The nightly job: refit from the store, check against the serving model, promote if not worse.
+
+Why evaluate on the most recent slice: it is what the next day looks like. The candidate
+is fitted on everything before the slice; the serving model is scored on the same slice,
+so the comparison is like for like. The model that is written and promoted is then refit
+on all events, so no reader's latest behaviour is left out of what serves tomorrow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recommender.artifacts import ArtifactError, write_artifact
+from recommender.dataset import Interactions, Papers
+from recommender.evaluation import evaluate_model, fit_model
+from recommender.hybrid import HybridConfig
+from recommender.served_model import ServedModel
+from recommender.store import Store
+from training.store_data import interactions_from_store, papers_from_store
+
+HOLDOUT_FRACTION = 0.1
+METRIC = "ndcg@20"
+# Offline metrics on a few hundred readers wobble; 'not worse' allows for that wobble.
+TOLERANCE = 0.005
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: Path
+    promoted: bool
+    reason: str
+    metrics: dict
+    active_metrics: dict | None
+    timings: dict = field(default_factory=dict)
+
+
+def recent_slice(interactions: Interactions, fraction: float = HOLDOUT_FRACTION
+                 ) -> tuple[Interactions, Interactions]:
+    """Split events (already in time order) into the past and the most recent slice.
+
+    Only readers who also have past events are evaluated: a model cannot be judged on
+    readers it has never seen, and trending already serves those."""
+    n = len(interactions)
+    cut = int(round(n * (1 - fraction)))
+    past = _subset(interactions, np.arange(cut))
+    recent_idx = np.arange(cut, n)
+    known_users = np.zeros(interactions.n_users, dtype=bool)
+    known_users[past.users] = True
+    recent_idx = recent_idx[known_users[interactions.users[recent_idx]]]
+    positive = np.isin(interactions.kinds[recent_idx], ("click", "read", "upvote"))
+    return past, _subset(interactions, recent_idx[positive])
+
+
+def _subset(inter: Interactions, idx: np.ndarray) -> Interactions:
+    return Interactions(inter.user_ids, inter.users[idx], inter.items[idx], inter.kinds[idx],
+                        inter.ts[idx])
+
+
+def new_version(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("v%Y%m%d-%H%M%S-%f")
+
+
+def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel | None, str | None]:
+    """The serving model, lined up with today's catalog so it can rank the same papers."""
+    active = store.active_model()
+    if active is None:
+        return None, None, None
+    try:
+        served = ServedModel.load(active["version"], Path(active["path"]))
+        served.align(papers.ids, store.get_paper)
+        return active, served, None
+    except ArtifactError as exc:
+        return active, None, f"active model {active['version']} unusable: {exc}"
+
+
+def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
+          progress: bool = True) -> TrainResult:
+    timings: dict[str, float] = {}
+    steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
+
+    def step(name: str, started: float) -> None:
+        timings[name] = round(time.perf_counter() - started, 3)
+        steps.set_postfix_str(name)
+        steps.update()
+
+    t = time.perf_counter()
+    papers: Papers = papers_from_store(store)
+    events = interactions_from_store(store, papers)
+    step("load", t)
+
+    t = time.perf_counter()
+    past, recent = recent_slice(events)
+    candidate = fit_model(papers, past, config=HybridConfig(seed=seed))
+    step("fit_candidate", t)
+
+    t = time.perf_counter()
+    metrics = _holdout_metrics(candidate, past, recent)
+    active_row, active, active_problem = _load_active(store, papers)
+    active_metrics = _holdout_metrics(active.model, past, recent) if active else None
+    step("evaluate", t)
+
+    t = time.perf_counter()
+    final = fit_model(papers, events, config=HybridConfig(seed=seed))
+    version = new_version()
+    manifest = {
+        **final.manifest(),
+        "trained_at": datetime.now(timezone.utc).isoformat(),
+        "data": {"papers": len(papers), "events": len(events), "readers": events.n_users,
+                 "holdout_events": len(recent), "holdout_fraction": HOLDOUT_FRACTION},
+        "metrics": {"holdout": metrics, "active_on_same_holdout": active_metrics},
+    }
+    path = write_artifact(model_dir, version, ServedModel.arrays_for(final, papers.ids), manifest)
+    step("fit_and_write", t)
+
+    t = time.perf_counter()
+    promoted, reason = decide(metrics, active_metrics, active_row, active_problem, force)
+    store.register_model(version, str(path), final.manifest().get("params", {}),
+                         {**{k: v for k, v in metrics.items()}, "timings": timings},
+                         status="candidate")
+    if promoted:
+        store.set_model_status(version, "active")
+    else:
+        store.set_model_status(version, "rejected")
+    step("register", t)
+    steps.close()
+    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings)
+
+
+def _holdout_metrics(model, past: Interactions, recent: Interactions) -> dict:
+    if not len(recent):
+        return {}
+    res = evaluate_model(model, "hybrid", past, recent)
+    return {k: v for k, v in res.items() if isinstance(v, (int, float))}
+
+
+def decide(metrics: dict, active_metrics: dict | None, active_row: dict | None,
+           active_problem: str | None, force: bool) -> tuple[bool, str]:
+    if force:
+        return True, "forced"
+    if active_row is None:
+        return True, "no model was serving"
+    if active_problem:
+        return True, active_problem
+    if not metrics or active_metrics is None:
+        return True, "no recent events to compare on"
+    ours, theirs = metrics.get(METRIC, 0.0), active_metrics.get(METRIC, 0.0)
+    if ours + TOLERANCE >= theirs:
+        return True, f"{METRIC} {ours:.4f} vs serving {theirs:.4f}: not worse"
+    return False, f"{METRIC} {ours:.4f} vs serving {theirs:.4f}: worse, kept {active_row['version']}"
