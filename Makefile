@@ -23,6 +23,7 @@ seed: install
 	$(PAPERREC) seed
 
 run: seed
+	$(PAPERREC) train --if-missing --quiet
 	@echo ""
 	@echo "paperrec on http://$(HOST):$(PORT)   (API docs: http://$(HOST):$(PORT)/docs)"
 	@echo "API key for writes (X-API-Key): $${PAPERREC_API_KEYS%%,*}"
