@@ -1,0 +1,256 @@
+"""`make bench-train`: the nightly job at scale, against a bare implicit ALS fit.
+
+Two parts, one table each:
+1. CiteULike-a (real data, the size `make train` sees): the whole `paperrec train` job on a
+   store holding its 16,980 papers and 204,986 events (goal: under 60 s on 2 cores).
+2. A generated set of 100,000 papers, 50,000 readers and 5,000,000 events (synthetic
+   topical abstracts and readers; sizes settable for a quick run): every stage of the job
+   timed with its peak resident memory, then a bare `implicit` ALS fit of the same
+   confidence matrix with the same factors, in the same process. The figure to read is the
+   ratio whole-job / bare-ALS (goal <= 2x) and the peak memory (goal <= 4 GB).
+
+Memory is the process's resident set, sampled every 20 ms by a thread: numpy's buffers are
+in it, which tracemalloc would only partly see.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CITEULIKE = ROOT / "benchmarks" / "citeulike-a"
+DAY = 86_400.0
+
+
+class RssSampler:
+    """Peak resident set size (bytes) over a window, sampled in the background."""
+
+    def __init__(self, every_s: float = 0.02):
+        self.every_s = every_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.every_s)
+
+    def start(self) -> "RssSampler":
+        self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        self.peak = self.rss()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Stages:
+    def __init__(self, sampler: RssSampler):
+        self.sampler = sampler
+        self.rows: list[tuple[str, float, int]] = []
+
+    @contextmanager
+    def stage(self, name: str):
+        self.sampler.reset()
+        t = time.perf_counter()
+        yield
+        self.rows.append((name, time.perf_counter() - t, max(self.sampler.peak, self.sampler.rss())))
+
+
+def synthetic(n_papers: int, n_readers: int, n_events: int, seed: int = 0,
+              n_topics: int = 60, vocab_per_topic: int = 150, words: int = 60):
+    """Topical papers and readers: each paper has one topic, each reader two or three, and
+    readers mostly pick popular papers of their topics. Texts are words drawn from the
+    paper's topic vocabulary plus shared filler, so TF-IDF has real structure to find."""
+    rng = np.random.default_rng(seed)
+    topic_of = rng.integers(0, n_topics, n_papers)
+    zipf = 1.0 / np.arange(1, vocab_per_topic + 1) ** 0.9
+    zipf /= zipf.sum()
+    shared = [f"w{j}" for j in range(2000)]
+    titles, abstracts = [], []
+    for i in range(n_papers):
+        t = topic_of[i]
+        own = rng.choice(vocab_per_topic, words, p=zipf)
+        filler = rng.integers(0, len(shared), words // 2)
+        text = " ".join([f"t{t}x{w}" for w in own] + [shared[f] for f in filler])
+        titles.append(f"paper {i} on t{t}x{own[0]} t{t}x{own[1]}")
+        abstracts.append(text)
+    # readers: 2-3 topics; within a topic, popularity is Zipf over its papers
+    by_topic = [np.flatnonzero(topic_of == t) for t in range(n_topics)]
+    pop_weights = []
+    for papers in by_topic:
+        w = 1.0 / np.arange(1, len(papers) + 1) ** 1.1
+        pop_weights.append(w / w.sum())
+    reader_topics = rng.integers(0, n_topics, (n_readers, 3))
+    per_reader = rng.multinomial(n_events, rng.dirichlet(np.full(n_readers, 2.0)))
+    users = np.repeat(np.arange(n_readers, dtype=np.int32), per_reader)
+    pick_topic = reader_topics[users, rng.integers(0, 3, n_events)]
+    items = np.empty(n_events, dtype=np.int32)
+    for t in range(n_topics):
+        idx = np.flatnonzero(pick_topic == t)
+        if len(idx) and len(by_topic[t]):
+            items[idx] = by_topic[t][rng.choice(len(by_topic[t]), len(idx), p=pop_weights[t])]
+    kinds = np.asarray(["click", "read", "upvote"], dtype=object)[rng.choice(3, n_events, p=[.6, .3, .1])]
+    ts = 1_775_000_000.0 + rng.uniform(0, 180 * DAY, n_events)
+    return titles, abstracts, users, items, kinds, ts
+
+
+def bare_als_seconds(C, factors: int, iterations: int, regularization: float, alpha: float,
+                     seed: int) -> float:
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):
+        model = AlternatingLeastSquares(factors=factors, iterations=iterations, alpha=alpha,
+                                        regularization=regularization, random_state=seed,
+                                        calculate_training_loss=False)
+        t = time.perf_counter()
+        model.fit(C, show_progress=False)
+        return time.perf_counter() - t
+
+
+def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> dict:
+    from recommender.artifacts import write_artifact
+    from recommender.confidence import confidence_matrix
+    from recommender.dataset import Interactions, Papers
+    from recommender.evaluation import fit_model
+    from recommender.served_model import ServedModel
+
+    sampler = RssSampler().start()
+    stages = Stages(sampler)
+    with stages.stage("generate data (not part of the job)"):
+        titles, abstracts, users, items, kinds, ts = synthetic(n_papers, n_readers, n_events, seed)
+        ids = [f"p{i}" for i in range(n_papers)]
+        papers = Papers(ids, titles, abstracts, np.full(n_papers, np.nan), np.zeros(n_papers, np.float32))
+        events = Interactions([f"u{u}" for u in range(n_readers)], users, items, kinds, ts)
+
+    job_rows_from = len(stages.rows)
+    progress_marks: list[tuple[str, float, int]] = []
+
+    def progress(msg: str) -> None:
+        progress_marks.append((msg, time.perf_counter(), sampler.peak))
+        sampler.reset()
+
+    t_fit = time.perf_counter()
+    with stages.stage("fit hybrid (all components)"):
+        model = fit_model(papers, events, progress=progress)
+    fit_peak = stages.rows[-1][2]
+    # split the fit into its own stages from the model's progress marks
+    marks = progress_marks + [("end", time.perf_counter(), sampler.peak)]
+    fit_parts = []
+    for (name, start, _), (_, end, peak_next) in zip(marks, marks[1:]):
+        fit_parts.append((f"  - {name}", end - start, peak_next))
+    with stages.stage("write artifact"):
+        tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+        write_artifact(tmp, "v-bench", ServedModel.arrays_for(model, ids), model.manifest())
+        size_mb = sum(f.stat().st_size for f in (tmp / "v-bench").iterdir()) / 1e6
+        shutil.rmtree(tmp)
+    job_s = sum(r[1] for r in stages.rows[job_rows_from:])
+    job_peak = max(r[2] for r in stages.rows[job_rows_from:])
+    cf = model.comps.cf.params if model.comps.cf is not None else None
+
+    with stages.stage("bare implicit ALS, same matrix"):
+        C, _ = confidence_matrix(users, items, kinds, ts, (n_readers, n_papers), now=model.now,
+                                 config=model.conf_config)
+        als_s = bare_als_seconds(C, cf.factors, cf.iterations, cf.regularization, cf.alpha, seed)
+    sampler.stop()
+    rows = stages.rows[:job_rows_from + 1] + fit_parts + stages.rows[job_rows_from + 1:]
+    return {"papers": n_papers, "readers": n_readers, "events": n_events,
+            "factors": cf.factors, "iterations": cf.iterations, "stages": rows,
+            "job_s": job_s, "job_peak": max(job_peak, fit_peak), "als_s": als_s,
+            "ratio": job_s / als_s, "artifact_mb": size_mb,
+            "fit_timings": model.stats.get("timings", {})}
+
+
+def citeulike_train_job() -> dict:
+    """The real `paperrec train` on a store loaded with CiteULike-a."""
+    from recommender.store import Store
+    from training.importing import import_events, import_papers
+    from training.train_job import train
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-cul-"))
+    try:
+        papers_path, events_path = tmp / "papers.jsonl", tmp / "interactions.csv"
+        for src, dst in ((CITEULIKE / "papers.jsonl.gz", papers_path),
+                         (CITEULIKE / "interactions.csv.gz", events_path)):
+            with gzip.open(src, "rb") as fh, open(dst, "wb") as out:
+                shutil.copyfileobj(fh, out)
+        store = Store(tmp / "db.sqlite")
+        t = time.perf_counter()
+        import_papers(store, papers_path)
+        import_events(store, events_path)
+        import_s = time.perf_counter() - t
+        sampler = RssSampler().start()
+        t = time.perf_counter()
+        result = train(store, tmp / "models", progress=False)
+        job_s = time.perf_counter() - t
+        sampler.stop()
+        store.close()
+        return {"import_s": import_s, "job_s": job_s, "peak": sampler.peak,
+                "timings": result.timings, "metrics": result.metrics}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_scale(res: dict) -> None:
+    print(f"\nGenerated set: {res['papers']:,} papers, {res['readers']:,} readers, "
+          f"{res['events']:,} events; ALS {res['factors']} factors x {res['iterations']} iterations")
+    print(f"| {'stage':<40} | {'wall s':>8} | {'peak RSS MB':>11} |")
+    print(f"|{'-' * 42}|{'-' * 10}|{'-' * 13}|")
+    for name, secs, peak in res["stages"]:
+        print(f"| {name:<40} | {secs:8.1f} | {peak / 1e6:11.0f} |")
+    print(f"\nwhole job {res['job_s']:.1f} s, bare implicit ALS {res['als_s']:.1f} s: "
+          f"ratio {res['ratio']:.2f}x (goal <= 2x); peak {res['job_peak'] / 1e9:.2f} GB "
+          f"(goal <= 4 GB); artifact {res['artifact_mb']:.0f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--readers", type=int, default=50_000)
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--skip-citeulike", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    out: dict = {}
+    if not args.skip_citeulike:
+        cul = citeulike_train_job()
+        out["citeulike"] = cul
+        print("CiteULike-a, `paperrec train` on a store (16,980 papers, 204,986 events):")
+        print(f"  import {cul['import_s']:.1f} s (not part of the job); job {cul['job_s']:.1f} s "
+              f"(goal < 60 s); peak RSS {cul['peak'] / 1e9:.2f} GB")
+        print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in cul["timings"].items()))
+        print("  holdout: " + ", ".join(f"{k} {v:.4f}" for k, v in cul["metrics"].items()
+                                        if isinstance(v, float)))
+    if not args.skip_scale:
+        res = scale_run(args.papers, args.readers, args.events)
+        out["scale"] = {k: v for k, v in res.items() if k != "stages"}
+        print_scale(res)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
