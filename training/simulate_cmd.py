@@ -110,8 +110,10 @@ def _summary(report: dict) -> str:
                      + ("  MISMATCH" if srm["mismatch"] else ""))
     else:
         il = report["interleave"]
+        verdict = (f"{il['preferred']} preferred" if il["significant"]
+                   else "no significant preference (yet)")
         lines.append(f"  wins {il['wins']}  ties {il['ties']}  sign test p={il['p_value']}"
-                     f"  preferred: {il['preferred'] or 'neither (yet)'}")
+                     f"  -> {verdict}")
     return "\n".join(lines)
 
 
