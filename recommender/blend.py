@@ -1,0 +1,114 @@
+"""The learned blend: a logistic regression over per-reader standardised component scores.
+
+Each component score (collaborative factors, item graph, TF-IDF profile, dense profile,
+observed popularity, popularity predicted from text) is z-scored across papers for each
+reader, so a weight means the same thing for every reader. The regression sees every
+feature twice -- once for papers with readers and once for papers without (the cold
+regime, where "collaborative" means the content-mapped position) -- and each of those
+also multiplied by log(1 + history length), so that readers with one saved paper and
+readers with two hundred get different mixes. It is fit on held-out positives vs sampled
+negatives from a validation slice (see `hybrid.py`), pairwise: on differences
+x(positive) - x(negative), so it learns an ordering, not a calibrated probability; the ranking it induces is the linear
+score w . x, computed without materialising the expanded features.
+
+When the training data cannot supply a validation slice (e.g. every reader has a single
+paper) the blend falls back to `PRIOR`: content signals first, popularity as a prior, and
+no weight on collaborative signals whose quality cannot be checked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FEATURES = ("cf", "graph", "tfidf", "dense", "pop", "pop_text")
+PRIOR = {"cf": 0.0, "graph": 0.0, "tfidf": 1.0, "dense": 0.5, "pop": 0.25, "pop_text": 0.25}
+
+
+def zscore_rows(S: np.ndarray) -> np.ndarray:
+    S = np.asarray(S, dtype=np.float32)
+    mu = S.mean(axis=1, keepdims=True)
+    sd = S.std(axis=1, keepdims=True)
+    return np.divide(S - mu, sd, out=np.zeros_like(S), where=sd > 1e-12)
+
+
+def history_scale(hist_len: np.ndarray) -> np.ndarray:
+    return np.log1p(np.asarray(hist_len, dtype=np.float32))
+
+
+def expanded_names() -> list[str]:
+    names = []
+    for f in FEATURES:
+        names += [f"{f}:warm", f"{f}:warm*h", f"{f}:cold", f"{f}:cold*h"]
+    return names + ["cold", "cold*h"]
+
+
+def expand(z: dict[str, np.ndarray], cold: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Row-aligned samples: z[f] (m,), cold (m,) bool, h (m,) -> (m, n_expanded)."""
+    c = cold.astype(np.float32)
+    w = 1.0 - c
+    cols = []
+    for f in FEATURES:
+        x = z[f]
+        cols += [x * w, x * w * h, x * c, x * c * h]
+    cols += [c, c * h]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+@dataclass
+class Blender:
+    weights: np.ndarray  # (n_expanded,)
+    learned: bool
+    info: dict
+
+    @classmethod
+    def prior(cls, reason: str = "no validation slice") -> "Blender":
+        w = []
+        for f in FEATURES:
+            w += [PRIOR[f], 0.0, PRIOR[f], 0.0]
+        return cls(np.asarray(w + [0.0, 0.0], np.float32), False, {"reason": reason})
+
+    @classmethod
+    def fit(cls, Xs: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
+            C: float = 1.0, seed: int = 0, fit_intercept: bool = True) -> "Blender":
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=C, max_iter=1000, random_state=seed, fit_intercept=fit_intercept)
+        lr.fit(Xs, y, sample_weight=sample_weight)
+        return cls(lr.coef_.ravel().astype(np.float32), True,
+                   {"samples": int(len(y)), "positives": int(y.sum()), "C": C})
+
+    def coefficients(self) -> dict[str, float]:
+        return {n: float(w) for n, w in zip(expanded_names(), self.weights)}
+
+    def combine(self, z: dict[str, np.ndarray], cold: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """z[f]: (B, n) standardised scores; cold: (n,) bool; h: (B,) history scale."""
+        W = self.weights
+        c = cold.astype(np.float32)[None, :]
+        h = np.asarray(h, np.float32)[:, None]
+        out = None
+        for j, f in enumerate(FEATURES):
+            ww, wwh, wc, wch = W[4 * j: 4 * j + 4]
+            coef = (ww + wwh * h) * (1.0 - c) + (wc + wch * h) * c  # (B, n)
+            term = z[f] * coef
+            out = term if out is None else out + term
+        out += (W[-2] + W[-1] * h) * c
+        return out
+
+    def contributions(self, z_row: dict[str, np.ndarray], cold: np.ndarray, h: float) -> dict[str, np.ndarray]:
+        """Per-feature contribution for one reader over some papers (for reasons)."""
+        W = self.weights
+        c = cold.astype(np.float32)
+        out = {}
+        for j, f in enumerate(FEATURES):
+            ww, wwh, wc, wch = W[4 * j: 4 * j + 4]
+            out[f] = z_row[f] * ((ww + wwh * h) * (1 - c) + (wc + wch * h) * c)
+        return out
+
+    def to_arrays(self, prefix: str = "blend_") -> dict[str, np.ndarray]:
+        return {f"{prefix}weights": self.weights}
+
+    @classmethod
+    def from_arrays(cls, arrays, info: dict, prefix: str = "blend_") -> "Blender":
+        return cls(np.asarray(arrays[f"{prefix}weights"], np.float32), bool(info.get("learned", True)),
+                   dict(info.get("info", {})))

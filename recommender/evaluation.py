@@ -1,0 +1,81 @@
+"""The offline protocol of DESIGN.md, for any strategy of `HybridModel`.
+
+For each reader with at least one test item: rank the candidates (all papers when none are
+given) minus the reader's train items, take the top k, and score recall/ndcg/hitrate@k
+(`metrics.py`). Scoring is vectorised over batches of readers; the model is fit on the train
+events only (any hyperparameter it chooses comes from a validation slice of those).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.confidence import confidence_matrix
+from recommender.dataset import Interactions, Papers
+from recommender.hybrid import STRATEGIES, HybridConfig, HybridModel
+from recommender.content import paper_text
+from recommender.metrics import metrics_from_hits, summarize
+
+
+def fit_model(papers: Papers, train: Interactions, strategies=STRATEGIES, config: HybridConfig | None = None,
+              progress=None) -> HybridModel:
+    texts = [paper_text(t, a) for t, a in zip(papers.titles, papers.abstracts)]
+    return HybridModel.fit(texts, train.users, train.items, train.kinds, train.ts, n_users=train.n_users,
+                           titles=papers.titles, prior_upvotes=papers.upvotes, config=config,
+                           strategies=strategies, progress=progress)
+
+
+def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test: Interactions,
+                   candidates: np.ndarray | None = None, k: int = 20, batch: int = 500,
+                   progress=None) -> dict:
+    n_users = max(train.n_users, test.n_users)
+    n_items = model.n_items
+    C, seen = confidence_matrix(train.users, train.items, train.kinds, train.ts, (n_users, n_items),
+                                now=model.now, config=model.conf_config)
+    T = sp.csr_matrix((np.ones(len(test), bool), (test.users, test.items)), shape=(n_users, n_items))
+    T.sum_duplicates()
+    users = np.nonzero(np.diff(T.indptr) > 0)[0]
+    per = {"recall": [], "ndcg": [], "hitrate": []}
+    for s in range(0, len(users), batch):
+        ub = users[s:s + batch]
+        S = model.score_rows(C[ub], strategy)
+        top = model.top_k(S, k, exclude=seen[ub], candidates=candidates)
+        Tb = T[ub]
+        hits = np.zeros(top.shape, bool)
+        for r in range(len(ub)):
+            rel = Tb.indices[Tb.indptr[r]:Tb.indptr[r + 1]]
+            hits[r] = np.isin(top[r], rel) & (top[r] >= 0)
+        m = metrics_from_hits(hits, np.diff(Tb.indptr), k)
+        for key in per:
+            per[key].append(m[key])
+        if progress is not None:
+            progress(len(ub))
+    per = {key: np.concatenate(v) if v else np.zeros(0) for key, v in per.items()}
+    return summarize(per, k)
+
+
+def evaluate_split(papers: Papers, train: Interactions, test: Interactions, candidates: np.ndarray | None = None,
+                   strategies=STRATEGIES, k: int = 20, config: HybridConfig | None = None,
+                   log=None) -> dict[str, dict]:
+    """Fit each strategy on `train` (timed separately) and evaluate it on `test`."""
+    results = {}
+    for name in strategies:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; expected some of {','.join(STRATEGIES)}")
+        t0 = time.perf_counter()
+        model = fit_model(papers, train, strategies=(name,), config=config)
+        fit_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        res = evaluate_model(model, name, train, test, candidates, k)
+        res["fit_s"] = round(fit_s, 2)
+        res["eval_s"] = round(time.perf_counter() - t1, 2)
+        if name == "hybrid":
+            res["blend"] = model.manifest()["blend"]
+            res["validation"] = model.stats.get("validation")
+        results[name] = res
+        if log is not None:
+            log(f"{name}: ndcg@{k}={res[f'ndcg@{k}']:.4f} recall@{k}={res[f'recall@{k}']:.4f} "
+                f"fit {fit_s:.1f}s eval {res['eval_s']:.1f}s")
+    return results

@@ -1,0 +1,490 @@
+"""HybridModel: content + collaborative + cold-start map + popularity, blended by a learned
+logistic regression. One object serves every strategy (`popular`, `content`,
+`collaborative`, `hybrid`) through `score_rows`, scores a single reader from their raw event
+history (with ALS fold-in, so the next list reflects the last event without a retrain),
+accepts new papers from their text, explains each item, and round-trips through plain
+numpy arrays plus a JSON manifest.
+
+Fit (`HybridModel.fit`):
+1. content: TF-IDF (uni+bigrams) + SVD over every paper's text;
+2. confidence matrix from events (weight per kind, time decay);
+3. validation slice, carved from the training data only: 10% of the papers that have
+   readers become "new" (all their events held out), and 20% of each remaining reader's
+   papers are held out. Components are fit on the rest; the blend is fit on held-out
+   positives against sampled negatives (half uniform, half hard: from the top of the
+   unweighted component sum) as a pairwise logistic regression (RankNet with a linear
+   scorer: the held-out paper should outrank the negative);
+4. components refit on all training events; the learned blend is kept.
+Hyperparameters that depend on scale (number of factors) follow the data size.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.blend import FEATURES, Blender, expand, history_scale, zscore_rows
+from recommender.cold_start import ColdStartMap
+from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
+from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
+from recommender.content import ContentEncoder, paper_text
+from recommender.item_graph import ItemGraph
+from recommender.popularity import Popularity, text_lengths
+from recommender.profiles import dense_scores, tfidf_scores
+
+STRATEGIES = ("popular", "content", "collaborative", "hybrid")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class HybridConfig:
+    seed: int = 0
+    content_dim: int = 128
+    neighbors_k: int = 20
+    shrink: float = 1.0
+    val_item_frac: float = 0.1
+    val_user_frac: float = 0.2
+    max_val_users: int = 2000
+    negatives: int = 20
+    pairs_per_user: int = 100
+    hard_share: float = 0.0
+    hard_pool: int = 500
+    min_val_positives: int = 200
+    algorithm: str = "als"
+    factors: int | None = None  # None: from data size
+    half_life_days: float = 180.0
+    batch: int = 500
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HybridConfig":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class Recommendation:
+    index: int
+    score: float
+    reason: str
+
+
+@dataclass
+class _Collab:
+    """Everything fit on one confidence matrix (the validation fit or the final fit)."""
+    cf: CollaborativeModel | None
+    graph: ItemGraph | None
+    cold: ColdStartMap | None
+    pop: Popularity
+    item_factors: np.ndarray | None  # effective (cold-mapped) item factors
+
+    @property
+    def cold_mask(self) -> np.ndarray:
+        return self.pop.observed <= 0
+
+
+def _progress(progress, msg: str):
+    if progress is not None:
+        progress(msg)
+
+
+class HybridModel:
+    def __init__(self, encoder: ContentEncoder, X: sp.csr_matrix, V: np.ndarray, lengths: np.ndarray,
+                 titles: list[str], comps: _Collab, blender: Blender, config: HybridConfig,
+                 conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None):
+        self.encoder = encoder
+        self.X = sp.csr_matrix(X, dtype=np.float32)
+        self.XT = self.X.T.tocsc()
+        self.V = np.asarray(V, np.float32)
+        self.lengths = np.asarray(lengths, np.float32)
+        self.titles = list(titles)
+        self.comps = comps
+        self.blender = blender
+        self.config = config
+        self.conf_config = conf_config
+        self.now = now
+        self.stats = stats or {}
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def n_items(self) -> int:
+        return int(self.X.shape[0])
+
+    @classmethod
+    def fit(cls, texts: list[str], users, items, kinds=None, ts=None, n_users: int | None = None,
+            titles: list[str] | None = None, prior_upvotes=None, now: float | None = None,
+            config: HybridConfig | None = None, strategies=STRATEGIES, progress=None) -> "HybridModel":
+        """Fit from paper texts (index = paper index) and event arrays.
+
+        `strategies` limits what is fit (e.g. ("content",) skips the collaborative parts and
+        the validation slice), so each single-signal strategy can be timed on its own."""
+        config = config or HybridConfig()
+        strategies = tuple(strategies)
+        t0 = time.perf_counter()
+        users = np.asarray(users, np.int64)
+        items = np.asarray(items, np.int64)
+        n_items = len(texts)
+        n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
+        conf_config = ConfidenceConfig(half_life_days=config.half_life_days)
+        if now is None and ts is not None:
+            tsa = np.asarray(ts, np.float64)
+            now = float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
+        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users))}
+        timings: dict = {}
+
+        _progress(progress, "content")
+        t = time.perf_counter()
+        encoder = ContentEncoder.fit(list(texts), dim=config.content_dim, seed=config.seed)
+        X = encoder.tfidf(list(texts))
+        V = encoder.encode(list(texts))
+        lengths = text_lengths(list(texts))
+        timings["content_s"] = time.perf_counter() - t
+
+        C, _seen = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=conf_config)
+        stats["nnz"] = int(C.nnz)
+        collab = any(s in strategies for s in ("collaborative", "hybrid"))
+        blender = Blender.prior("hybrid not fit")
+        if "hybrid" in strategies:
+            _progress(progress, "validation slice")
+            t = time.perf_counter()
+            blender, vstats = cls._fit_blend(C, X, V, lengths, prior_upvotes, config)
+            stats["validation"] = vstats
+            timings["blend_s"] = time.perf_counter() - t
+        _progress(progress, "components")
+        t = time.perf_counter()
+        comps = cls._fit_components(C, X, V, lengths, prior_upvotes, config, collab=collab)
+        timings["components_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - t0
+        stats["timings"] = timings
+        return cls(encoder, X, V, lengths, titles if titles is not None else list(texts), comps, blender,
+                   config, conf_config, now, stats)
+
+    @staticmethod
+    def _fit_components(C, X, V, lengths, prior, config: HybridConfig, collab: bool = True) -> _Collab:
+        pop = Popularity.fit(C, X, lengths, prior)
+        if not collab:
+            return _Collab(None, None, None, pop, None)
+        if config.factors:
+            params = CollaborativeParams(factors=config.factors, seed=config.seed, algorithm=config.algorithm)
+        else:
+            params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
+            params.algorithm = config.algorithm
+        cf = CollaborativeModel.fit(C, params)
+        graph = ItemGraph.fit(C)
+        mass = np.asarray(C.sum(axis=0)).ravel()
+        cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink)
+        Y = cold.effective_factors(cf.item_factors, V)
+        return _Collab(cf, graph, cold, pop, Y)
+
+    @classmethod
+    def _fit_blend(cls, C: sp.csr_matrix, X, V, lengths, prior, config: HybridConfig):
+        rng = np.random.default_rng(config.seed)
+        n_users, n_items = C.shape
+        Cc = C.tocoo()
+        u, i, v = Cc.row.astype(np.int64), Cc.col.astype(np.int64), Cc.data
+        # 1. papers that become "new" in the validation slice
+        observed = np.unique(i)
+        n_cold = int(round(config.val_item_frac * len(observed))) if len(observed) >= 20 else 0
+        cold_items = rng.choice(observed, n_cold, replace=False) if n_cold else np.zeros(0, np.int64)
+        held = np.isin(i, cold_items)
+        # 2. a share of each remaining reader's papers (readers keeping >= 1)
+        order = rng.permutation(len(u))
+        keep_idx = order[~held[order]]
+        keep_idx = keep_idx[np.argsort(u[keep_idx], kind="stable")]
+        uk = u[keep_idx]
+        starts = np.r_[0, np.nonzero(np.diff(uk))[0] + 1]
+        counts = np.diff(np.r_[starts, len(uk)])
+        n_hold = np.where(counts >= 2, np.maximum(1, np.round(config.val_user_frac * counts)), 0).astype(np.int64)
+        n_hold = np.minimum(n_hold, counts - 1)
+        rank = np.arange(len(uk)) - np.repeat(starts, counts)
+        held[keep_idx[rank < np.repeat(n_hold, counts)]] = True
+        fit_mask = ~held
+        C_fit = sp.csr_matrix((v[fit_mask], (u[fit_mask], i[fit_mask])), shape=C.shape, dtype=np.float32)
+        V_pos = sp.csr_matrix((np.ones(int(held.sum()), np.float32), (u[held], i[held])), shape=C.shape)
+        hist = np.diff(C_fit.indptr)
+        posn = np.diff(V_pos.indptr)
+        eligible = np.nonzero((hist > 0) & (posn > 0))[0]
+        vstats = {"cold_items": int(n_cold), "held_out": int(held.sum()), "eligible_users": int(len(eligible))}
+        if int(posn[eligible].sum()) < config.min_val_positives:
+            vstats["fallback"] = "too few held-out positives with a history"
+            return Blender.prior("too few validation positives"), vstats
+        if len(eligible) > config.max_val_users:
+            eligible = np.sort(rng.choice(eligible, config.max_val_users, replace=False))
+        comps = cls._fit_components(C_fit, X, V, lengths, prior, config)
+        probe = cls.__new__(cls)  # a light model sharing the scoring code
+        probe.X, probe.XT, probe.V, probe.comps, probe.config = X, X.T.tocsc(), V, comps, config
+        cold = comps.cold_mask
+        rows_X, rows_y, rows_w = [], [], []
+        for s in range(0, len(eligible), config.batch):
+            ub = eligible[s:s + config.batch]
+            R = C_fit[ub]
+            z = {f: zscore_rows(S) for f, S in probe._raw_features(R).items()}
+            h = history_scale(np.diff(R.indptr))
+            P = V_pos[ub]
+            excl = (R > 0).toarray()
+            base = sum(z[f] for f in FEATURES)
+            base[excl] = -np.inf
+            n_hard = int(round(config.hard_share * config.negatives))
+            hp = int(min(config.hard_pool, n_items - 1))
+            hard_pool = np.argpartition(-base, hp, axis=1)[:, :hp] if hp > 0 else np.zeros((len(ub), 0), np.int64)
+            for r in range(len(ub)):
+                pos = P.indices[P.indptr[r]:P.indptr[r + 1]]
+                if len(pos) > 50:
+                    pos = rng.choice(pos, 50, replace=False)
+                pool = hard_pool[r][np.isfinite(base[r, hard_pool[r]])]
+                hard = rng.choice(pool, min(n_hard, len(pool)), replace=False) if len(pool) else np.zeros(0, np.int64)
+                unif = rng.integers(0, n_items, config.negatives - len(hard))
+                neg = np.r_[hard, unif]
+                posset = set(pos.tolist())
+                neg = np.asarray([j for j in neg if j not in posset and not excl[r, j]], dtype=np.int64)
+                if len(pos) == 0 or len(neg) == 0:
+                    continue
+                # pairwise samples: a held-out paper should outrank a sampled negative
+                n_pairs = int(min(len(pos) * len(neg), config.pairs_per_user))
+                pi = rng.integers(0, len(pos), n_pairs)
+                ni = rng.integers(0, len(neg), n_pairs)
+                cols = np.r_[pos, neg].astype(np.int64)
+                zz = {f: z[f][r, cols] for f in FEATURES}
+                E = expand(zz, cold[cols], np.full(len(cols), h[r], np.float32))
+                D = E[pi] - E[len(pos) + ni]
+                rows_X.append(np.r_[D, -D])
+                rows_y.append(np.r_[np.ones(n_pairs), np.zeros(n_pairs)])
+                rows_w.append(np.full(2 * n_pairs, 1.0 / n_pairs))
+        Xs = np.concatenate(rows_X)
+        y = np.concatenate(rows_y)
+        w = np.concatenate(rows_w)
+        w = w * (len(w) / w.sum())
+        blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
+        vstats.update(blender.info)
+        vstats["val_users"] = int(len(eligible))
+        return blender, vstats
+
+    # ------------------------------------------------------------------ scoring
+    def _raw_features(self, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
+        """(B x n_items) confidence rows -> raw component scores, each (B x n_items)."""
+        c = self.comps
+        B = rows.shape[0]
+        feats = {}
+        if c.cf is not None:
+            U = c.cf.fold_in(rows, item_factors=c.cf.item_factors, cg_steps=6)
+            feats["cf"] = U @ c.item_factors.T
+            feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
+        else:
+            feats["cf"] = np.zeros((B, self.n_items), np.float32)
+            feats["graph"] = np.zeros((B, self.n_items), np.float32)
+        feats["tfidf"] = tfidf_scores(rows, self.X, self.XT)
+        feats["dense"] = dense_scores(rows, self.V)
+        feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, self.n_items))
+        feats["pop_text"] = np.broadcast_to(c.pop.predicted[None, :], (B, self.n_items))
+        return feats
+
+    def popular_scores(self) -> np.ndarray:
+        p = self.comps.pop
+        pt = p.predicted - p.predicted.min() if len(p.predicted) else p.predicted
+        return (p.observed + 1e-3 * pt / (pt.max() + 1e-9)).astype(np.float32)
+
+    def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid") -> np.ndarray:
+        """Scores (B x n_items) for readers given as confidence rows. Readers with an empty
+        history get the popularity order under every strategy."""
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        B = rows.shape[0]
+        pop = self.popular_scores()
+        if strategy == "popular":
+            return np.tile(pop, (B, 1))
+        if strategy == "content":
+            S = tfidf_scores(rows, self.X, self.XT)
+        elif strategy == "collaborative":
+            c = self.comps
+            if c.cf is None:
+                raise ValueError("model was fit without the collaborative component")
+            S = c.cf.fold_in(rows, item_factors=c.cf.item_factors, cg_steps=6) @ c.item_factors.T
+        elif strategy == "hybrid":
+            feats = self._raw_features(rows)
+            z = {f: zscore_rows(S) for f, S in feats.items()}
+            S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
+        else:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        S = np.asarray(S, np.float32)
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():
+            S[empty] = pop
+        # tiny popularity tie-break keeps the order total and deterministic
+        return S + np.float32(1e-6) * (pop / (np.abs(pop).max() + 1e-9))[None, :]
+
+    def top_k(self, S: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+              candidates: np.ndarray | None = None) -> np.ndarray:
+        """Top-k indices per row (B x min(k, allowed)), best first; excluded items never appear."""
+        S = np.array(S, dtype=np.float32, copy=True)
+        if candidates is not None:
+            mask = np.ones(S.shape[1], bool)
+            mask[np.asarray(candidates, np.int64)] = False
+            S[:, mask] = -np.inf
+        if exclude is not None:
+            ex = sp.csr_matrix(exclude)
+            r = np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr))
+            S[r, ex.indices] = -np.inf
+        n_allowed = np.isfinite(S).sum(axis=1)
+        kk = int(min(k, S.shape[1]))
+        if kk <= 0:
+            return np.zeros((S.shape[0], 0), np.int64)
+        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < S.shape[1] else np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
+        vals = np.take_along_axis(S, top, 1)
+        order = np.lexsort((top, -vals), axis=1) if False else np.argsort(-vals, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, 1)
+        if (n_allowed < kk).any():  # callers slice per row with `n_allowed`
+            top = np.where(np.arange(kk)[None, :] < n_allowed[:, None], top, -1)
+        return top
+
+    # ------------------------------------------------------------------ one reader
+    def history_row(self, history, now: float | None = None):
+        return history_rows(history, self.n_items, now=now if now is not None else self.now, config=self.conf_config)
+
+    def score_history(self, history, strategy: str = "hybrid", now: float | None = None) -> np.ndarray:
+        """Scores over all papers for one reader's history [(paper index, kind, ts), ...]."""
+        row, _ = self.history_row(history, now)
+        return self.score_rows(row, strategy)[0]
+
+    def recommend(self, history, k: int = 20, strategy: str = "hybrid", exclude_seen: bool = True,
+                  candidates=None, now: float | None = None, with_reasons: bool = True) -> list[Recommendation]:
+        row, seen = self.history_row(history, now)
+        S = self.score_rows(row, strategy)
+        excl = None
+        if exclude_seen and len(seen):
+            excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)), shape=(1, self.n_items))
+        top = self.top_k(S, k, excl, None if candidates is None else np.asarray(candidates, np.int64))[0]
+        top = top[top >= 0]
+        reasons = self.reasons(row, top, strategy) if with_reasons else [""] * len(top)
+        return [Recommendation(int(j), float(S[0, j]), r) for j, r in zip(top, reasons)]
+
+    def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid") -> list[str]:
+        """A short reason per recommended item, from its largest blend contribution."""
+        items = np.asarray(items, np.int64)
+        if len(items) == 0:
+            return []
+        hist = row.indices
+        if len(hist) == 0 or strategy == "popular":
+            return [self._trending_reason(j) for j in items]
+        if strategy == "content":
+            kinds = ["content"] * len(items)
+        elif strategy == "collaborative":
+            kinds = ["collab"] * len(items)
+        else:
+            feats = self._raw_features(row)
+            z = {f: zscore_rows(S)[0, items] for f, S in feats.items()}
+            contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
+            kinds = []
+            for n in range(len(items)):
+                best = max(FEATURES, key=lambda f: contrib[f][n])
+                kinds.append("content" if best in ("tfidf", "dense") else "collab" if best in ("cf", "graph") else "trend")
+        sims = np.asarray((self.X[items] @ self.X[hist].T).toarray())  # (k, |hist|)
+        weights = row.data
+        out = []
+        for n, j in enumerate(items):
+            if kinds[n] == "content" and sims.shape[1]:
+                h = hist[int(np.argmax(sims[n] * weights))]
+                out.append(f"similar to \"{_short(self.titles[h])}\" you read")
+            elif kinds[n] == "collab":
+                out.append("popular with readers like you")
+            else:
+                out.append(self._trending_reason(j))
+        return out
+
+    def _trending_reason(self, j: int) -> str:
+        terms = self.encoder.top_terms(self.V[j], n=3) if self.encoder is not None else []
+        return f"trending in {', '.join(terms)}" if terms else "trending"
+
+    # ------------------------------------------------------------------ new papers
+    def add_paper(self, title: str, abstract: str | None = None, upvotes: float = 0.0) -> int:
+        """Make a new paper recommendable at once from its text; returns its index."""
+        text = paper_text(title, abstract)
+        x = self.encoder.tfidf([text])
+        v = self.encoder.encode([text])
+        length = text_lengths([text])
+        self.X = sp.vstack([self.X, x]).tocsr()
+        self.XT = self.X.T.tocsc()
+        self.V = np.vstack([self.V, v])
+        self.lengths = np.r_[self.lengths, length]
+        self.titles.append(title or "")
+        c = self.comps
+        c.pop.add_items(x, length)
+        if upvotes:
+            c.pop.observed[-1] = np.log1p(max(0.0, float(upvotes)))
+        if c.cf is not None:
+            c.cold.add_items(x, self.X)
+            # The neighbour map now spans n + 1 papers: give the new one a (zero) row first.
+            f = c.cf.item_factors
+            padded = np.vstack([f, np.zeros((1, f.shape[1]), f.dtype)])
+            mapped = c.cold.mapped_factors(padded, self.V)[-1:]
+            padded[-1] = mapped[0]
+            c.cf.item_factors = padded
+            c.cf.reset_cache()
+            c.item_factors = np.vstack([c.item_factors, mapped])
+            c.graph.add_items(1)
+        return self.n_items - 1
+
+    # ------------------------------------------------------------------ persistence
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        a = dict(self.encoder.to_arrays())
+        a.update({"X_data": self.X.data, "X_indices": self.X.indices.astype(np.int32),
+                  "X_indptr": self.X.indptr.astype(np.int64), "V": self.V, "lengths": self.lengths,
+                  "titles": np.asarray(self.titles, dtype=np.str_)})
+        c = self.comps
+        a.update(c.pop.to_arrays())
+        if c.cf is not None:
+            a.update(c.cf.to_arrays())
+            a.update(c.graph.to_arrays())
+            a.update(c.cold.to_arrays())
+            a["cf_effective_factors"] = c.item_factors
+        a.update(self.blender.to_arrays())
+        return a
+
+    def manifest(self) -> dict:
+        c = self.comps
+        return {
+            "kind": "paperrec.hybrid", "format_version": FORMAT_VERSION,
+            "n_items": self.n_items, "n_terms": len(self.encoder.terms), "content_dim": self.encoder.dim,
+            "now": self.now, "config": self.config.to_dict(), "confidence": self.conf_config.to_dict(),
+            "collaborative": None if c.cf is None else c.cf.params.to_dict(),
+            "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
+            "cold_start": None if c.cold is None else c.cold.params(),
+            "blend": {"learned": self.blender.learned, "info": self.blender.info,
+                      "coefficients": self.blender.coefficients()},
+            "stats": self.stats,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays, manifest: dict) -> "HybridModel":
+        if manifest.get("kind") != "paperrec.hybrid":
+            raise ValueError(f"not a hybrid model manifest (kind={manifest.get('kind')!r})")
+        if int(manifest.get("format_version", -1)) != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format_version {manifest.get('format_version')!r}")
+        n = int(manifest["n_items"])
+        encoder = ContentEncoder.from_arrays(arrays)
+        X = sp.csr_matrix((np.asarray(arrays["X_data"], np.float32), np.asarray(arrays["X_indices"], np.int32),
+                           np.asarray(arrays["X_indptr"], np.int64)), shape=(n, len(encoder.terms)))
+        V = np.asarray(arrays["V"], np.float32)
+        if V.shape != (n, encoder.dim) or len(arrays["titles"]) != n:
+            raise ValueError("model arrays do not match the manifest (item count / content dim)")
+        pop = Popularity.from_arrays(arrays)
+        if manifest.get("collaborative"):
+            cf = CollaborativeModel.from_arrays(arrays, manifest["collaborative"])
+            graph = ItemGraph.from_arrays(arrays, manifest["graph"])
+            cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
+            comps = _Collab(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32))
+            if cf.item_factors.shape[0] != n or graph.n_items != n:
+                raise ValueError("collaborative arrays do not match the manifest item count")
+        else:
+            comps = _Collab(None, None, None, pop, None)
+        blender = Blender.from_arrays(arrays, manifest.get("blend", {}))
+        return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
+                   comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
+                   ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
+                   manifest.get("stats", {}))
+
+
+def _short(title: str, n: int = 60) -> str:
+    title = " ".join((title or "").split())
+    return title if len(title) <= n else title[: n - 1] + "…"

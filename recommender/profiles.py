@@ -1,0 +1,35 @@
+"""Reader content profiles: the confidence-weighted (hence time-decayed) mean of the content
+of what a reader read and upvoted, in two spaces.
+
+- sparse TF-IDF (word uni+bigrams): sharp, keeps rare terms -- the strongest single content
+  signal on CiteULike-a (NDCG@20 warm 0.160, cold-items 0.332, sparse-p1 0.108);
+- dense SVD vectors: smoother, matches papers that share no exact term.
+Scores are cosines between the profile and each paper.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+
+def tfidf_profiles(rows: sp.csr_matrix, X: sp.csr_matrix) -> sp.csr_matrix:
+    """(B x n_items) confidence rows, (n_items x n_terms) unit TF-IDF rows -> unit profiles."""
+    return normalize(sp.csr_matrix(rows, dtype=np.float32) @ X).astype(np.float32).tocsr()
+
+
+def dense_profiles(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
+    P = np.asarray(sp.csr_matrix(rows, dtype=np.float32) @ V, dtype=np.float32)
+    n = np.linalg.norm(P, axis=1, keepdims=True)
+    return np.divide(P, n, out=np.zeros_like(P), where=n > 0)
+
+
+def tfidf_scores(rows: sp.csr_matrix, X: sp.csr_matrix, XT: sp.csc_matrix | None = None) -> np.ndarray:
+    """Cosine of each reader's TF-IDF profile with every paper: dense (B x n_items)."""
+    XT = X.T.tocsc() if XT is None else XT
+    P = tfidf_profiles(rows, X)
+    return np.asarray((P @ XT).toarray(), dtype=np.float32)
+
+
+def dense_scores(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
+    return dense_profiles(rows, V) @ V.T
