@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.blend import FEATURES, Blender, expand, history_scale, zscore_rows
+from recommender.blend import FEATURES, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
 from recommender.cold_start import ColdStartMap
 from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
 from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
@@ -44,13 +44,16 @@ class HybridConfig:
     content_dim: int = 128
     neighbors_k: int = 20
     shrink: float = 1.0
-    val_item_frac: float = 0.1
-    val_user_frac: float = 0.2
+    val_item_frac: float = 0.05
+    val_user_frac: float = 0.1
     max_val_users: int = 2000
     negatives: int = 20
     pairs_per_user: int = 100
     hard_share: float = 0.0
     hard_pool: int = 500
+    pool_per_feature: int = 150
+    ascent_passes: int = 3
+    min_task_users: int = 100
     min_val_positives: int = 200
     algorithm: str = "als"
     factors: int | None = None  # None: from data size
@@ -84,6 +87,53 @@ class _Collab:
     @property
     def cold_mask(self) -> np.ndarray:
         return self.pop.observed <= 0
+
+
+def _pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
+    """Each reader's candidate pool: the union of the top `per_feature` papers by every
+    component (optionally only among `allowed` papers), padded to a fixed width."""
+    B, n, nf = Fz.shape
+    ok = ~excl
+    if allowed is not None:
+        ok = ok & allowed[None, :]
+    pools = []
+    for f in range(nf):
+        S = np.where(ok, Fz[:, :, f], -np.inf)
+        m = int(min(per_feature, n - 1))
+        pools.append(np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64))
+    idx = np.concatenate(pools, axis=1)
+    idx.sort(axis=1)
+    dup = np.zeros(idx.shape, bool)
+    dup[:, 1:] = idx[:, 1:] == idx[:, :-1]
+    valid = ~dup & np.take_along_axis(ok, idx, 1)
+    rel = Pd & ok
+    return RankingTask(F=np.take_along_axis(Fz, idx[:, :, None], 1), cold=cold[idx], valid=valid,
+                       label=np.take_along_axis(rel, idx, 1), n_rel=rel.sum(1), h=h.astype(np.float32))
+
+
+def _neutral_weights() -> np.ndarray:
+    """Every personal signal (cf, graph, tfidf, dense) at weight 1 in both regimes."""
+    W = np.zeros(4 * len(FEATURES) + 2, np.float32)
+    for j, f in enumerate(FEATURES):
+        if f in ("cf", "graph", "tfidf", "dense"):
+            W[4 * j] = W[4 * j + 2] = 1.0
+    return W
+
+
+def _share_warm_weights(W: np.ndarray) -> np.ndarray:
+    """Cold-regime weights := warm-regime weights, without observed popularity or offset."""
+    W = np.array(W, dtype=np.float32, copy=True)
+    for j, f in enumerate(FEATURES):
+        W[4 * j + 2: 4 * j + 4] = 0.0 if f == "pop" else W[4 * j: 4 * j + 2]
+    W[-2:] = 0.0
+    return W
+
+
+def _concat_tasks(parts: list[RankingTask]) -> RankingTask:
+    keep = [p for p in parts]
+    t = RankingTask(*(np.concatenate([getattr(p, a) for p in keep]) for a in ("F", "cold", "valid", "label", "n_rel", "h")))
+    m = t.n_rel > 0
+    return RankingTask(t.F[m], t.cold[m], t.valid[m], t.label[m], t.n_rel[m], t.h[m])
 
 
 def _progress(progress, msg: str):
@@ -211,6 +261,9 @@ class HybridModel:
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
             return Blender.prior("too few validation positives"), vstats
+        if len(eligible) < config.min_task_users:
+            vstats["fallback"] = "too few validation readers: neutral blend"
+            return Blender(_neutral_weights(), False, {"reason": "too few validation readers"}), vstats
         if len(eligible) > config.max_val_users:
             eligible = np.sort(rng.choice(eligible, config.max_val_users, replace=False))
         comps = cls._fit_components(C_fit, X, V, lengths, prior, config)
@@ -218,6 +271,7 @@ class HybridModel:
         probe.X, probe.XT, probe.V, probe.comps, probe.config = X, X.T.tocsc(), V, comps, config
         cold = comps.cold_mask
         rows_X, rows_y, rows_w = [], [], []
+        pools: dict[str, list] = {}
         for s in range(0, len(eligible), config.batch):
             ub = eligible[s:s + config.batch]
             R = C_fit[ub]
@@ -230,6 +284,11 @@ class HybridModel:
             n_hard = int(round(config.hard_share * config.negatives))
             hp = int(min(config.hard_pool, n_items - 1))
             hard_pool = np.argpartition(-base, hp, axis=1)[:, :hp] if hp > 0 else np.zeros((len(ub), 0), np.int64)
+            Fz = np.stack([z[f] for f in FEATURES], axis=2)
+            Pd = P.toarray() > 0
+            # two ranking tasks: papers with readers among themselves, new papers among themselves
+            for name, allowed in (("warm", ~cold), ("cold", cold)):
+                pools.setdefault(name, []).append(_pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
             for r in range(len(ub)):
                 pos = P.indices[P.indptr[r]:P.indptr[r + 1]]
                 if len(pos) > 50:
@@ -258,6 +317,23 @@ class HybridModel:
         w = np.concatenate(rows_w)
         w = w * (len(w) / w.sum())
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
+        # refine the pairwise-LR weights by direct search on validation NDCG@20
+        tasks = {name: _concat_tasks(v) for name, v in pools.items()}
+        cold_users = int(len(tasks["cold"].n_rel))
+        if cold_users < config.min_task_users:
+            # too few new papers in the slice to learn their own weights: share the warm ones
+            # (observed popularity is meaningless for a paper nobody has seen yet)
+            blender = Blender(_share_warm_weights(blender.weights), True, blender.info)
+            tasks.pop("cold")
+        vstats["cold_task_users"] = cold_users
+        tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
+        neutral = _neutral_weights()
+        if cold_users < config.min_task_users:
+            neutral = _share_warm_weights(neutral)
+        W, before, after = coordinate_ascent(tasks, [blender.weights, neutral], passes=config.ascent_passes)
+        if cold_users < config.min_task_users:
+            W = _share_warm_weights(W)
+        blender = Blender(W, True, {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)})
         vstats.update(blender.info)
         vstats["val_users"] = int(len(eligible))
         return blender, vstats

@@ -1,0 +1,170 @@
+"""Properties of the hybrid model on a small synthetic catalog (readers with topical tastes).
+
+Fitting is done once per module; hypothesis then varies histories, k, candidates and
+strategies. Covers: finite scores, excluded seen papers, exactly min(k, allowed) items,
+determinism for a fixed seed, popularity order for an unknown reader, array round trip,
+live updates (an upvote moves the list; a new paper is recommendable at once)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender.hybrid import STRATEGIES, HybridConfig, HybridModel
+
+TOPICS = {
+    "graphs": "graph network node edge community clustering spectral random walk",
+    "genes": "gene expression protein sequence genome transcription regulatory cell",
+    "vision": "image convolutional pixel segmentation detection camera visual scene",
+    "language": "language text word translation parsing corpus sentence semantic",
+}
+
+
+def synthetic(n_papers=80, n_users=160, seed=0):
+    rng = np.random.default_rng(seed)
+    names = list(TOPICS)
+    topic = rng.integers(0, len(names), n_papers)
+    titles, texts = [], []
+    for i in range(n_papers):
+        words = TOPICS[names[topic[i]]].split()
+        w = rng.choice(words, 6)
+        titles.append(f"{w[0]} {w[1]} study {i}")
+        texts.append(f"{titles[-1]} {' '.join(rng.choice(words, 12))}")
+    users, items = [], []
+    for u in range(n_users):
+        likes = rng.choice(len(names), 1 + (u % 2), replace=False)
+        pool = np.nonzero(np.isin(topic, likes))[0]
+        for i in rng.choice(pool, min(len(pool), int(rng.integers(2, 12))), replace=False):
+            users.append(u)
+            items.append(int(i))
+    return texts, titles, np.asarray(users), np.asarray(items), topic
+
+
+CONFIG = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=16, pool_per_feature=20)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    texts, titles, users, items, _ = data
+    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
+
+
+history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(["read", "click", "upvote"]),
+                                st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=history_st, strategy=st.sampled_from(STRATEGIES))
+def test_scores_are_finite(model, history, strategy):
+    s = model.score_history(history, strategy)
+    assert s.shape == (model.n_items,)
+    assert np.isfinite(s).all()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=history_st, k=st.integers(0, 100), strategy=st.sampled_from(STRATEGIES),
+       candidates=st.one_of(st.none(), st.lists(st.integers(0, 79), max_size=30, unique=True)))
+def test_seen_excluded_and_exact_length(model, history, k, strategy, candidates):
+    recs = model.recommend(history, k=k, strategy=strategy, candidates=candidates, with_reasons=False)
+    ids = [r.index for r in recs]
+    seen = {h[0] for h in history}
+    allowed = set(range(model.n_items) if candidates is None else candidates) - seen
+    assert not seen & set(ids)
+    assert set(ids) <= allowed
+    assert len(ids) == len(set(ids)) == min(k, len(allowed))
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=history_st)
+def test_seen_may_be_kept_when_asked(model, history):
+    recs = model.recommend(history, k=model.n_items, exclude_seen=False, with_reasons=False)
+    assert len(recs) == model.n_items
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_unknown_reader_gets_popularity_order(model, data, strategy):
+    _, _, users, items, _ = data
+    recs = model.recommend([], k=10, strategy=strategy)
+    counts = np.bincount(items, minlength=model.n_items)
+    got = [r.index for r in recs]
+    assert [counts[i] for i in got] == sorted(counts, reverse=True)[:10]
+    assert all(r.reason.startswith("trending") for r in recs)
+
+
+def test_deterministic_for_fixed_seed(data, model):
+    texts, titles, users, items, _ = data
+    again = HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
+    history = [(int(i), "upvote", None) for i in items[users == 3]]
+    for strategy in STRATEGIES:
+        a = [r.index for r in model.recommend(history, k=15, strategy=strategy)]
+        b = [r.index for r in again.recommend(history, k=15, strategy=strategy)]
+        assert a == b
+    np.testing.assert_allclose(model.score_history(history), again.score_history(history), rtol=1e-5, atol=1e-6)
+
+
+def test_blend_is_learned_not_prior(model):
+    assert model.blender.learned
+    assert model.manifest()["blend"]["info"].get("val_ndcg") is not None
+
+
+def test_array_round_trip_gives_same_lists(model, data):
+    import json
+
+    arrays = model.to_arrays()
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    manifest = json.loads(json.dumps(model.manifest()))
+    loaded = HybridModel.from_arrays(arrays, manifest)
+    history = [(3, "upvote", None), (10, "read", None)]
+    for strategy in STRATEGIES:
+        np.testing.assert_allclose(model.score_history(history, strategy), loaded.score_history(history, strategy),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        HybridModel.from_arrays(arrays, {**manifest, "n_items": manifest["n_items"] + 1})
+    with pytest.raises(ValueError):
+        HybridModel.from_arrays(arrays, {**manifest, "format_version": 999})
+
+
+def test_upvoting_a_topic_raises_it(model, data):
+    *_, topic = data
+    genes = np.nonzero(topic == 1)[0]
+    before = model.recommend([], k=20)
+    after = model.recommend([(int(i), "upvote", None) for i in genes[:3]], k=20)
+    share = lambda recs: np.mean([topic[r.index] == 1 for r in recs])  # noqa: E731
+    assert share(after) > share(before)
+    assert share(after) >= 0.5
+    assert any("similar to" in r.reason or "readers like you" in r.reason for r in after)
+
+
+def test_new_paper_recommendable_from_text(data):
+    texts, titles, users, items, topic = data
+    m = HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
+    vision = np.nonzero(topic == 2)[0][:4]
+    history = [(int(i), "upvote", None) for i in vision]
+    new = m.add_paper("convolutional image segmentation camera", "pixel detection visual scene image")
+    assert new == len(texts)
+    # every unseen vision paper is equally on-topic: the new one must rank among them,
+    # ahead of all other topics, with no reader yet
+    same_topic = int((topic == 2).sum()) - len(vision)
+    recs = m.recommend(history, k=same_topic + 1)
+    assert new in [r.index for r in recs]
+    assert all(topic[r.index] == 2 for r in recs if r.index != new)
+    assert np.isfinite(m.score_history(history)).all()
+    # unrelated reader: the new paper is not pushed on them
+    genes = [(int(i), "upvote", None) for i in np.nonzero(topic == 1)[0][:4]]
+    assert new not in [r.index for r in m.recommend(genes, k=5)]
+
+
+def test_dismiss_and_remove_upvote_do_not_add_interest(model):
+    pos = model.score_history([(5, "upvote", None)])
+    cancelled = model.score_history([(5, "upvote", 1.0), (5, "remove_upvote", 2.0)])
+    assert not np.allclose(pos, cancelled)
+    recs = model.recommend([(5, "dismiss", None)], k=80)
+    assert 5 not in [r.index for r in recs]
