@@ -20,7 +20,7 @@ Hyperparameters that depend on scale (number of factors) follow the data size.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -266,7 +266,9 @@ class HybridModel:
             return Blender(_neutral_weights(), False, {"reason": "too few validation readers"}), vstats
         if len(eligible) > config.max_val_users:
             eligible = np.sort(rng.choice(eligible, config.max_val_users, replace=False))
-        comps = cls._fit_components(C_fit, X, V, lengths, prior, config)
+        # the validation components get the capacity the final fit will have
+        vconfig = replace(config, factors=config.factors or default_params(C.shape[0], C.shape[1], C.nnz).factors)
+        comps = cls._fit_components(C_fit, X, V, lengths, prior, vconfig)
         probe = cls.__new__(cls)  # a light model sharing the scoring code
         probe.X, probe.XT, probe.V, probe.comps, probe.config = X, X.T.tocsc(), V, comps, config
         cold = comps.cold_mask
