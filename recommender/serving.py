@@ -62,6 +62,7 @@ class LiveRecommender:
         self.events = EventLog()
         self._event_id = 0
         self._trend_cache: dict[tuple, np.ndarray] = {}
+        self._topic_cache: tuple[ContentEncoder | None, dict[int, tuple[str, ...]]] = (None, {})
         self.served: ServedModel | None = None
         self._model_problem: str | None = None
         self._failed_version: str | None = None
@@ -204,9 +205,22 @@ class LiveRecommender:
         word = "popular" if popular else "trending"
         reasons = []
         for r in rows:
-            terms = self.encoder.top_terms(self.catalog.vectors[r], 3)
+            terms = self._topic_terms(int(r))
             reasons.append(f"{word} in {', '.join(terms)}" if terms else f"{word} now")
         return Ranked(rows, scores[rows], reasons)
+
+    def _topic_terms(self, row: int) -> tuple[str, ...]:
+        """A paper's top terms, computed once per (encoder, row): top_terms projects onto
+        every vocabulary term (tens of thousands), which cost ~5 ms a row on the hot path.
+        Rows are stable (the catalog only appends) and the cache is dropped with the encoder."""
+        encoder = self.encoder
+        cache = self._topic_cache
+        if cache[0] is not encoder:
+            cache = self._topic_cache = (encoder, {})
+        terms = cache[1].get(row)
+        if terms is None:
+            terms = cache[1][row] = tuple(encoder.top_terms(self.catalog.vectors[row], 3))
+        return terms
 
     def rank_content(self, history: ReaderHistory, k: int, excluded: np.ndarray,
                      as_of: float | None) -> Ranked:

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     api_keys: str = ""
     max_body_bytes: int = 1024 * 1024
     trending_half_life_days: float = 7.0
+    # Threads serving sync routes at once (see service/app.py); measured best at 8 here.
+    worker_threads: int = 8
 
     @property
     def api_key_set(self) -> frozenset[str]:
