@@ -149,30 +149,68 @@ class RankingTask:
         return float(np.mean((hits * d).sum(1) / np.maximum(idcg, 1e-12)))
 
 
+def _column(t: RankingTask, j: int) -> np.ndarray:
+    """The (U, P) expanded feature that weight j multiplies (same layout as `expand`)."""
+    c = t.cold.astype(np.float32)
+    h = t.h[:, None]
+    n = len(FEATURES)
+    if j == 4 * n:
+        return c
+    if j == 4 * n + 1:
+        return c * h
+    f, slot = divmod(j, 4)
+    x = t.F[:, :, f]
+    regime = (1.0 - c) if slot < 2 else c
+    return x * regime * (h if slot % 2 else 1.0)
+
+
+def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
+    S = np.where(t.valid, S, -np.inf)
+    kk = min(k, S.shape[1])
+    top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+    v = np.take_along_axis(S, top, 1)
+    top = np.take_along_axis(top, np.argsort(-v, axis=1, kind="stable"), 1)
+    hits = np.take_along_axis(t.label & t.valid, top, 1)
+    d = 1.0 / np.log2(np.arange(2, kk + 2))
+    idcg = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))][np.minimum(t.n_rel, k)]
+    return float(np.mean((hits * d).sum(1) / np.maximum(idcg, 1e-12)))
+
+
 def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
                       steps=(-1.0, -0.5, 0.5, 1.0), k: int = 20) -> tuple[np.ndarray, float, float]:
     """Maximise the mean validation NDCG@k over tasks by one-weight-at-a-time line search
     (Metzler & Croft's coordinate ascent for linear rankers), from the best of the start
-    points W0 (one weight vector or a list)."""
+    points W0 (one weight vector or a list). Scores are updated incrementally per trial."""
     tasks = [t for t in tasks if len(t.n_rel)]
-
-    def objective(W):
-        return float(np.mean([t.ndcg(W, k) for t in tasks])) if tasks else 0.0
-
     starts = [np.asarray(w, np.float32).copy() for w in (W0 if isinstance(W0, list) else [W0])]
-    values = [objective(w) for w in starts]
+    if not tasks:
+        return starts[0], 0.0, 0.0
+
+    def objective_of(scores):
+        return float(np.mean([_ndcg_from_scores(t, S, k) for t, S in zip(tasks, scores)]))
+
+    values = [objective_of([t.scores(w) for t in tasks]) for w in starts]
     W = starts[int(np.argmax(values))]
     start = best = max(values)
+    cur = [np.where(t.valid, t.scores(W), 0.0).astype(np.float32) for t in tasks]
     for _ in range(passes):
         improved = False
         for j in range(len(W)):
+            cols = [_column(t, j) for t in tasks]
+            if all(not np.any(c) for c in cols):
+                continue
             scale = max(abs(float(W[j])), 0.1)
+            best_delta = 0.0
             for s in steps:
-                trial = W.copy()
-                trial[j] = W[j] + s * scale
-                val = objective(trial)
+                delta = s * scale
+                val = objective_of([S + delta * c for S, c in zip(cur, cols)])
                 if val > best + 1e-5:
-                    best, W, improved = val, trial, True
+                    best, best_delta = val, delta
+            if best_delta:
+                W = W.copy()
+                W[j] += best_delta
+                cur = [S + best_delta * c for S, c in zip(cur, cols)]
+                improved = True
         if not improved:
             break
     return W, start, best

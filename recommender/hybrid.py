@@ -268,7 +268,10 @@ class HybridModel:
             eligible = np.sort(rng.choice(eligible, config.max_val_users, replace=False))
         # the validation components get the capacity the final fit will have
         vconfig = replace(config, factors=config.factors or default_params(C.shape[0], C.shape[1], C.nnz).factors)
+        tt = time.perf_counter()
         comps = cls._fit_components(C_fit, X, V, lengths, prior, vconfig)
+        vstats["components_s"] = round(time.perf_counter() - tt, 2)
+        tt = time.perf_counter()
         probe = cls.__new__(cls)  # a light model sharing the scoring code
         probe.X, probe.XT, probe.V, probe.comps, probe.config = X, X.T.tocsc(), V, comps, config
         cold = comps.cold_mask
@@ -318,7 +321,11 @@ class HybridModel:
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
         w = w * (len(w) / w.sum())
+        vstats["features_s"] = round(time.perf_counter() - tt, 2)
+        tt = time.perf_counter()
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
+        vstats["lr_s"] = round(time.perf_counter() - tt, 2)
+        tt = time.perf_counter()
         # refine the pairwise-LR weights by direct search on validation NDCG@20
         tasks = {name: _concat_tasks(v) for name, v in pools.items()}
         cold_users = int(len(tasks["cold"].n_rel))
@@ -336,6 +343,7 @@ class HybridModel:
         if cold_users < config.min_task_users:
             W = _share_warm_weights(W)
         blender = Blender(W, True, {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)})
+        vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
         vstats["val_users"] = int(len(eligible))
         return blender, vstats
