@@ -442,10 +442,18 @@ class HybridModel:
             excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)), shape=(1, self.n_items))
         top = self.top_k(S, k, excl, None if candidates is None else np.asarray(candidates, np.int64))[0]
         top = top[top >= 0]
-        reasons = self.reasons(row, top, strategy) if with_reasons else [""] * len(top)
+        verbs = {}
+        for h in history or []:
+            kind = str(h[1]).lower() if len(h) > 1 else "read"
+            verb = {"upvote": "upvoted", "read": "read", "click": "opened"}.get(kind)
+            rank = {"upvoted": 3, "read": 2, "opened": 1}
+            if verb and rank[verb] > rank.get(verbs.get(int(h[0])), 0):
+                verbs[int(h[0])] = verb
+        reasons = self.reasons(row, top, strategy, verbs) if with_reasons else [""] * len(top)
         return [Recommendation(int(j), float(S[0, j]), r) for j, r in zip(top, reasons)]
 
-    def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid") -> list[str]:
+    def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid",
+                verbs: dict[int, str] | None = None) -> list[str]:
         """A short reason per recommended item, from its largest blend contribution."""
         items = np.asarray(items, np.int64)
         if len(items) == 0:
@@ -471,7 +479,8 @@ class HybridModel:
         for n, j in enumerate(items):
             if kinds[n] == "content" and sims.shape[1]:
                 h = hist[int(np.argmax(sims[n] * weights))]
-                out.append(f"similar to \"{_short(self.titles[h])}\" you read")
+                verb = (verbs or {}).get(int(h), "read")
+                out.append(f"similar to \"{_short(self.titles[h])}\" you {verb}")
             elif kinds[n] == "collab":
                 out.append("popular with readers like you")
             else:
