@@ -1,11 +1,13 @@
 """GET /recommendations and GET /trending: the lists the front end shows."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BeforeValidator
 
 from recommender.events import InvalidField, normalize_ts
 from recommender.experiments import serve_list
@@ -14,7 +16,16 @@ from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
 
 router = APIRouter(tags=["recommendations"])
 
-AsOf = Annotated[datetime | None, Query(description="rank as of this time (ISO-8601); default now")]
+def _iso_only(value):
+    """pydantic would read a bare number as Unix seconds; the API documents ISO-8601."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("not an ISO-8601 timestamp")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+AsOf = Annotated[datetime | None, BeforeValidator(_iso_only),
+                 Query(description="rank as of this time (ISO-8601); default now")]
 K = Annotated[int, Query(ge=1, le=100, description="list length")]
 
 
@@ -38,7 +49,10 @@ def _items(recommender, ranked) -> list[RecommendedItem]:
     ]
 
 
-@router.get("/recommendations", response_model=Recommendations)
+# The key is optional here (only the debug `strategy` override needs it): `{}` tells
+# OpenAPI clients that calling without it is allowed.
+@router.get("/recommendations", response_model=Recommendations,
+            openapi_extra={"security": [{}]})
 def recommendations(
     user_id: Annotated[Id, Query(description="the reader")],
     recommender: RecommenderDep,
