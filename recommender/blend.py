@@ -177,7 +177,7 @@ def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
 
 
 def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
-                      steps=(-1.0, -0.5, 0.5, 1.0), k: int = 20) -> tuple[np.ndarray, float, float]:
+                      steps=(-1.0, -0.5, -0.25, 0.25, 0.5, 1.0), k: int = 20) -> tuple[np.ndarray, float, float]:
     """Maximise the mean validation NDCG@k over tasks by one-weight-at-a-time line search
     (Metzler & Croft's coordinate ascent for linear rankers), from the best of the start
     points W0 (one weight vector or a list). Scores are updated incrementally per trial."""

@@ -222,6 +222,8 @@ class HybridModel:
         else:
             params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
             params.algorithm = config.algorithm
+        if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
+            params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
         cf = CollaborativeModel.fit(C, params)
         graph = ItemGraph.fit(C)
         mass = np.asarray(C.sum(axis=0)).ravel()
