@@ -118,10 +118,16 @@ class LiveRecommender:
     def _rebuild_catalog(self, encoder: ContentEncoder | None = None) -> None:
         rows = self.store.papers_since(0)
         papers = [p for _, p in rows]
-        self.encoder = encoder or ContentEncoder.fit(
-            [paper_text(p["title"], p.get("abstract")) for p in papers]
-            or ["an empty catalog has no vocabulary yet"]
-        )
+        texts = [paper_text(p["title"], p.get("abstract")) for p in papers]
+        placeholder = "an empty catalog has no vocabulary yet"
+        if encoder is None:
+            try:
+                encoder = ContentEncoder.fit(texts or [placeholder])
+            except ValueError:
+                # Not one usable word in the catalog (e.g. a first paper titled "t"): fit on
+                # the placeholder too rather than fail every request until a real paper comes.
+                encoder = ContentEncoder.fit(texts + [placeholder])
+        self.encoder = encoder
         self._encoder_fit_size = len(papers)
         self.catalog = build_snapshot(papers, self.encoder)
         self._paper_rowid = rows[-1][0] if rows else 0

@@ -8,7 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recommender.events import KINDS, MAX_ID_LENGTH, InvalidField, normalize_ts
 
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
+# Not blank; no NUL or other control character anywhere (`\S` alone matched a NUL, so
+# "a\x00b" passed; a trailing newline made GET /papers/{id} answer with another paper).
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH,
+                          pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$")]
 EventKind = Literal[KINDS]  # type: ignore[valid-type]
 MAX_BATCH = 1000
 

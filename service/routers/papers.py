@@ -32,7 +32,7 @@ def post_papers(
     return PapersStored(accepted=len(batch), changed=changed)
 
 
-@router.get("/papers/{paper_id}", response_model=PaperOut)
+@router.get("/papers/{paper_id:path}", response_model=PaperOut)
 def get_paper(paper_id: Annotated[Id, Path()], store: StoreDep) -> PaperOut:
     paper = store.get_paper(paper_id)
     if paper is None:

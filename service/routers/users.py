@@ -11,7 +11,7 @@ from service.schemas import Id, UserSummary
 router = APIRouter(tags=["users"])
 
 
-@router.get("/users/{user_id}", response_model=UserSummary)
+@router.get("/users/{user_id:path}", response_model=UserSummary)
 def get_user(user_id: Annotated[Id, Path()], store: StoreDep) -> UserSummary:
     """A reader nobody has seen is not an error: they simply have no history yet."""
     summary = store.user_summary(user_id)
