@@ -109,7 +109,8 @@ class CollaborativeModel:
         r_idx = np.repeat(np.arange(B), np.diff(rows.indptr))
         c_idx = rows.indices
         Yc = Y[c_idx]  # (nnz, f)
-        yty = self.yty() if item_factors is None else (Y.T @ Y).astype(np.float32)
+        yty = self.yty() if (item_factors is None or item_factors is self.item_factors) \
+            else (Y.T @ Y).astype(np.float32)
         # b = sum_i c_i y_i ; A x = YtY x + reg x + sum_i (c_i - 1) y_i (y_i . x)
         Bmat = sp.csr_matrix((conf, (r_idx, np.arange(len(c_idx)))), shape=(B, len(c_idx)))
         b = np.asarray(Bmat @ Yc, dtype=np.float32)

@@ -357,8 +357,8 @@ class HybridModel:
         B = rows.shape[0]
         feats = {}
         if c.cf is not None:
-            U = c.cf.fold_in(rows, item_factors=c.cf.item_factors, cg_steps=6)
-            feats["cf"] = U @ c.item_factors.T
+            U = c.cf.fold_in(rows, cg_steps=6)
+            feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
             feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         else:
             feats["cf"] = np.zeros((B, self.n_items), np.float32)
@@ -377,6 +377,7 @@ class HybridModel:
     def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid") -> np.ndarray:
         """Scores (B x n_items) for readers given as confidence rows. Readers with an empty
         history get the popularity order under every strategy."""
+        given = rows
         rows = sp.csr_matrix(rows, dtype=np.float32)
         B = rows.shape[0]
         pop = self.popular_scores()
@@ -388,10 +389,11 @@ class HybridModel:
             c = self.comps
             if c.cf is None:
                 raise ValueError("model was fit without the collaborative component")
-            S = c.cf.fold_in(rows, item_factors=c.cf.item_factors, cg_steps=6) @ c.item_factors.T
+            S = c.cf.fold_in(rows, cg_steps=6) @ c.item_factors.T
         elif strategy == "hybrid":
             feats = self._raw_features(rows)
             z = {f: zscore_rows(S) for f, S in feats.items()}
+            self._last_z = (given, z) if B == 1 else None
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
         else:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -468,8 +470,11 @@ class HybridModel:
         elif strategy == "collaborative":
             kinds = ["collab"] * len(items)
         else:
-            feats = self._raw_features(row)
-            z = {f: zscore_rows(S)[0, items] for f, S in feats.items()}
+            cached = getattr(self, "_last_z", None)
+            if cached is not None and cached[0] is row:
+                z = {f: S[0, items] for f, S in cached[1].items()}
+            else:
+                z = {f: zscore_rows(S)[0, items] for f, S in self._raw_features(row).items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
             kinds = []
             for n in range(len(items)):

@@ -26,10 +26,10 @@ def dense_profiles(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
 
 def tfidf_scores(rows: sp.csr_matrix, X: sp.csr_matrix, XT: sp.csc_matrix | None = None) -> np.ndarray:
     """Cosine of each reader's TF-IDF profile with every paper: dense (B x n_items)."""
-    XT = X.T.tocsc() if XT is None else XT
     P = tfidf_profiles(rows, X)
-    return np.asarray((P @ XT).toarray(), dtype=np.float32)
+    # X (CSR, papers x terms) @ P.T keeps the big matrix in its stored layout: no conversion
+    return np.asarray((X @ P.T).T.toarray(), dtype=np.float32)
 
 
 def dense_scores(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
-    return dense_profiles(rows, V) @ V.T
+    return np.ascontiguousarray((V @ dense_profiles(rows, V).T).T)
