@@ -168,3 +168,17 @@ def test_dismiss_and_remove_upvote_do_not_add_interest(model):
     assert not np.allclose(pos, cancelled)
     recs = model.recommend([(5, "dismiss", None)], k=80)
     assert 5 not in [r.index for r in recs]
+
+
+def test_strategies_share_one_interface(model):
+    from recommender.strategies import all_strategies, get_strategy
+
+    strategies = all_strategies(model)
+    assert set(strategies) == set(STRATEGIES)
+    history = [(1, "upvote", None), (2, "read", None)]
+    row, _ = model.history_row(history)
+    for name, s in strategies.items():
+        np.testing.assert_allclose(s.score(row)[0], model.score_history(history, name), rtol=1e-6)
+        assert [r.index for r in s.recommend(history, k=5)] == [r.index for r in model.recommend(history, k=5, strategy=name)]
+    with pytest.raises(ValueError):
+        get_strategy(model, "nope")
