@@ -147,7 +147,6 @@ class HybridModel:
                  conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None):
         self.encoder = encoder
         self.X = sp.csr_matrix(X, dtype=np.float32)
-        self.XT = self.X.T.tocsc()
         self.V = np.asarray(V, np.float32)
         self.lengths = np.asarray(lengths, np.float32)
         self.titles = list(titles)
@@ -275,7 +274,7 @@ class HybridModel:
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
         probe = cls.__new__(cls)  # a light model sharing the scoring code
-        probe.X, probe.XT, probe.V, probe.comps, probe.config = X, X.T.tocsc(), V, comps, config
+        probe.X, probe.V, probe.comps, probe.config = X, V, comps, config
         cold = comps.cold_mask
         rows_X, rows_y, rows_w = [], [], []
         pools: dict[str, list] = {}
@@ -363,7 +362,7 @@ class HybridModel:
         else:
             feats["cf"] = np.zeros((B, self.n_items), np.float32)
             feats["graph"] = np.zeros((B, self.n_items), np.float32)
-        feats["tfidf"] = tfidf_scores(rows, self.X, self.XT)
+        feats["tfidf"] = tfidf_scores(rows, self.X)
         feats["dense"] = dense_scores(rows, self.V)
         feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, self.n_items))
         feats["pop_text"] = np.broadcast_to(c.pop.predicted[None, :], (B, self.n_items))
@@ -384,7 +383,7 @@ class HybridModel:
         if strategy == "popular":
             return np.tile(pop, (B, 1))
         if strategy == "content":
-            S = tfidf_scores(rows, self.X, self.XT)
+            S = tfidf_scores(rows, self.X)
         elif strategy == "collaborative":
             c = self.comps
             if c.cf is None:
@@ -506,7 +505,6 @@ class HybridModel:
         v = self.encoder.encode([text])
         length = text_lengths([text])
         self.X = sp.vstack([self.X, x]).tocsr()
-        self.XT = self.X.T.tocsc()
         self.V = np.vstack([self.V, v])
         self.lengths = np.r_[self.lengths, length]
         self.titles.append(title or "")
