@@ -47,8 +47,10 @@ bench-quality: install
 bench-train: install
 	$(PY) -m training.bench_train
 
+# Locust at 8/32/64 clients, then the long crash-durability variant (20 SIGKILL rounds).
 bench-load: install
 	$(PY) -m training.bench_load
+	$(PY) -m pytest -q -m slow tests/test_durability.py
 
 bench-experiments: install
 	$(PY) -m training.bench_experiments
