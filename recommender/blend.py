@@ -12,8 +12,13 @@ x(positive) - x(negative), so it learns an ordering, not a calibrated probabilit
 score w . x, computed without materialising the expanded features.
 
 When the training data cannot supply a validation slice (e.g. every reader has a single
-paper) the blend falls back to `PRIOR`: content signals first, popularity as a prior, and
-no weight on collaborative signals whose quality cannot be checked.
+paper) nothing in it can say how to weigh text against popularity, so the blend falls back
+to `PRIOR`: a fusion of the z-scored signals that do not need co-readers, content first
+(both text profiles at weight 1) with popularity (observed and text-predicted) at half
+that, so that a reader's own upvotes still move their list; no weight on the
+collaborative signals, which have nothing to learn from when no reader has two papers,
+and none on observed popularity for a paper nobody has read yet (so new papers surface).
+These are product defaults, not fitted to any evaluation split.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 FEATURES = ("cf", "graph", "tfidf", "dense", "pop", "pop_text")
-PRIOR = {"cf": 0.0, "graph": 0.0, "tfidf": 1.0, "dense": 0.5, "pop": 0.25, "pop_text": 0.25}
+PRIOR = {"cf": 0.0, "graph": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
 
 
 def zscore_rows(S: np.ndarray) -> np.ndarray:
@@ -64,8 +69,8 @@ class Blender:
     @classmethod
     def prior(cls, reason: str = "no validation slice") -> "Blender":
         w = []
-        for f in FEATURES:
-            w += [PRIOR[f], 0.0, PRIOR[f], 0.0]
+        for f in FEATURES:  # a paper nobody has read has no observed popularity to weigh
+            w += [PRIOR[f], 0.0, 0.0 if f == "pop" else PRIOR[f], 0.0]
         return cls(np.asarray(w + [0.0, 0.0], np.float32), False, {"reason": reason})
 
     @classmethod

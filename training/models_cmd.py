@@ -46,11 +46,11 @@ def list_models(store: Store) -> int:
     if not models:
         print("no models yet: run `paperrec train`")
         return 0
-    print(f"{'version':<28} {'status':<10} {'created':<20} metrics")
+    print(f"{'version':<28} {'status':<12} {'created':<20} metrics")
     for m in models:
         metrics = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in sorted(m["metrics"].items()) if not isinstance(v, dict))
-        print(f"{m['version']:<28} {m['status']:<10} {m['created_at'][:19]:<20} {metrics}")
+        print(f"{m['version']:<28} {m['status']:<12} {m['created_at'][:19]:<20} {metrics}")
     return 0
 
 
