@@ -32,6 +32,7 @@ from recommender.confidence import ConfidenceConfig, confidence_matrix, history_
 from recommender.content import ContentEncoder, paper_text
 from recommender.item_graph import ItemGraph
 from recommender.popularity import Popularity, text_lengths
+from recommender.one_reader import OneHistory, OneReaderScorer
 from recommender.profiles import dense_scores, tfidf_scores
 
 STRATEGIES = ("popular", "content", "collaborative", "hybrid")
@@ -375,9 +376,20 @@ class HybridModel:
 
     def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid") -> np.ndarray:
         """Scores (B x n_items) for readers given as confidence rows. Readers with an empty
-        history get the popularity order under every strategy."""
-        given = rows
+        history get the popularity order under every strategy. One reader goes through
+        `one_reader.py` (same scores, without sparse-matrix overhead)."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
+        B = rows.shape[0]
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        if B == 1:
+            S, _ = self.one_reader().scores(OneHistory.from_row(rows, np.zeros(0, np.int64)), strategy)
+            return S[None, :]
+        return self._score_batch(rows, strategy)
+
+    def _score_batch(self, rows: sp.csr_matrix, strategy: str) -> np.ndarray:
+        """score_rows for B readers at once (offline evaluation): sparse products over the
+        batch. For B = 1 it gives what the single-reader path gives, to the bit."""
         B = rows.shape[0]
         pop = self.popular_scores()
         if strategy == "popular":
@@ -389,19 +401,23 @@ class HybridModel:
             if c.cf is None:
                 raise ValueError("model was fit without the collaborative component")
             S = c.cf.fold_in(rows, cg_steps=6) @ c.item_factors.T
-        elif strategy == "hybrid":
+        else:
             feats = self._raw_features(rows)
             z = {f: zscore_rows(S) for f, S in feats.items()}
-            self._last_z = (given, z) if B == 1 else None
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
-        else:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         S = np.asarray(S, np.float32)
         empty = np.diff(rows.indptr) == 0
         if empty.any():
             S[empty] = pop
         # tiny popularity tie-break keeps the order total and deterministic
         return S + np.float32(1e-6) * (pop / (np.abs(pop).max() + 1e-9))[None, :]
+
+    def one_reader(self) -> OneReaderScorer:
+        """The single-reader scorer for the model as it is now (rebuilt after add_paper)."""
+        scorer = getattr(self, "_one_reader", None)
+        if scorer is None or not scorer.fresh_for(self):
+            scorer = self._one_reader = OneReaderScorer(self)
+        return scorer
 
     def top_k(self, S: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
               candidates: np.ndarray | None = None) -> np.ndarray:
@@ -438,59 +454,62 @@ class HybridModel:
 
     def recommend(self, history, k: int = 20, strategy: str = "hybrid", exclude_seen: bool = True,
                   candidates=None, now: float | None = None, with_reasons: bool = True) -> list[Recommendation]:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         row, seen = self.history_row(history, now)
-        S = self.score_rows(row, strategy)
-        excl = None
-        if exclude_seen and len(seen):
-            excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)), shape=(1, self.n_items))
-        top = self.top_k(S, k, excl, None if candidates is None else np.asarray(candidates, np.int64))[0]
-        top = top[top >= 0]
+        one = self.one_reader()
+        h = OneHistory.from_row(row, seen)
+        S, z = one.scores(h, strategy)
+        top = one.top_k(S, k, h.seen if exclude_seen else np.zeros(0, np.int64),
+                        None if candidates is None else np.asarray(candidates, np.int64))
         verbs = {}
-        for h in history or []:
-            kind = str(h[1]).lower() if len(h) > 1 else "read"
+        for item in history or []:
+            kind = str(item[1]).lower() if len(item) > 1 else "read"
             verb = {"upvote": "upvoted", "read": "read", "click": "opened"}.get(kind)
             rank = {"upvoted": 3, "read": 2, "opened": 1}
-            if verb and rank[verb] > rank.get(verbs.get(int(h[0])), 0):
-                verbs[int(h[0])] = verb
-        reasons = self.reasons(row, top, strategy, verbs) if with_reasons else [""] * len(top)
-        return [Recommendation(int(j), float(S[0, j]), r) for j, r in zip(top, reasons)]
+            if verb and rank[verb] > rank.get(verbs.get(int(item[0])), 0):
+                verbs[int(item[0])] = verb
+        reasons = self.reasons(row, top, strategy, verbs, z) if with_reasons else [""] * len(top)
+        return [Recommendation(int(j), float(S[j]), r) for j, r in zip(top, reasons)]
 
     def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid",
-                verbs: dict[int, str] | None = None) -> list[str]:
-        """A short reason per recommended item, from its largest blend contribution."""
+                verbs: dict[int, str] | None = None, z: dict[str, np.ndarray] | None = None) -> list[str]:
+        """A short reason per recommended item, from its largest blend contribution.
+        `z`: the reader's standardised features when the caller has them (hybrid)."""
         items = np.asarray(items, np.int64)
         if len(items) == 0:
             return []
+        one = self.one_reader()
         hist = row.indices
         if len(hist) == 0 or strategy == "popular":
-            return [self._trending_reason(j) for j in items]
+            return [one.trending_reason(int(j)) for j in items]
         if strategy == "content":
             kinds = ["content"] * len(items)
         elif strategy == "collaborative":
             kinds = ["collab"] * len(items)
         else:
-            cached = getattr(self, "_last_z", None)
-            if cached is not None and cached[0] is row:
-                z = {f: S[0, items] for f, S in cached[1].items()}
-            else:
-                z = {f: zscore_rows(S)[0, items] for f, S in self._raw_features(row).items()}
+            if z is None:
+                z = one.features(OneHistory.from_row(row, np.zeros(0, np.int64)))
+            z = {f: S[0, items] for f, S in z.items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
             kinds = []
             for n in range(len(items)):
                 best = max(FEATURES, key=lambda f: contrib[f][n])
                 kinds.append("content" if best in ("tfidf", "dense") else "collab" if best in ("cf", "graph") else "trend")
-        sims = np.asarray((self.X[items] @ self.X[hist].T).toarray())  # (k, |hist|)
-        weights = row.data
+        content = [n for n, kind in enumerate(kinds) if kind == "content"]
+        if content:  # only the papers explained by content need their similarities
+            sims = np.asarray((self.X[items[content]] @ self.X[hist].T).toarray())  # (., |hist|)
+            best_hist = hist[np.argmax(sims * row.data[None, :], axis=1)]
         out = []
         for n, j in enumerate(items):
-            if kinds[n] == "content" and sims.shape[1]:
-                h = hist[int(np.argmax(sims[n] * weights))]
+            if kinds[n] == "content":
+                h = best_hist[content.index(n)]
                 verb = (verbs or {}).get(int(h), "read")
                 out.append(f"similar to \"{_short(self.titles[h])}\" you {verb}")
             elif kinds[n] == "collab":
                 out.append("popular with readers like you")
             else:
-                out.append(self._trending_reason(j))
+                out.append(one.trending_reason(int(j)))
         return out
 
     def _trending_reason(self, j: int) -> str:
@@ -500,6 +519,7 @@ class HybridModel:
     # ------------------------------------------------------------------ new papers
     def add_paper(self, title: str, abstract: str | None = None, upvotes: float = 0.0) -> int:
         """Make a new paper recommendable at once from its text; returns its index."""
+        self._one_reader = None  # its precomputations describe the catalog before this paper
         text = paper_text(title, abstract)
         x = self.encoder.tfidf([text])
         v = self.encoder.encode([text])
