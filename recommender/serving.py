@@ -61,7 +61,14 @@ class LiveRecommender:
         self._rebuild_catalog(encoder)
         self.events = EventLog()
         self._event_id = 0
+        # Who has events, and the refresh generation of each reader's last one: a reader
+        # not in here has no history (no query needed), and a cached history older than
+        # the reader's last event is never stored (see history()).
+        self._generation = 0
+        self._reader_generation: dict[str, int] = {}
+        self._histories: dict[str, tuple[ReaderHistory, np.ndarray]] = {}
         self._trend_cache: dict[tuple, np.ndarray] = {}
+        self._ranked_cache: dict[tuple, Ranked] = {}
         self._topic_cache: tuple[ContentEncoder | None, dict[int, tuple[str, ...]]] = (None, {})
         self.served: ServedModel | None = None
         self._model_problem: str | None = None
@@ -154,6 +161,11 @@ class LiveRecommender:
                 )
                 self._event_id = new_events[-1]["id"]
                 self._trend_cache.clear()
+                self._ranked_cache.clear()
+                self._generation += 1
+                for e in new_events:
+                    self._reader_generation[e["user_id"]] = self._generation
+                    self._histories.pop(e["user_id"], None)
         served = self.served
         if served is not None and len(served.paper_ids) < self.catalog.size:
             try:
@@ -168,18 +180,23 @@ class LiveRecommender:
         self.refresh()
 
     # -- scores --------------------------------------------------------------------------
-    def trending(self, as_of: float | None = None, popular: bool = False) -> np.ndarray:
+    def _trend_key(self, as_of: float | None, popular: bool) -> tuple:
         now = time.time() if as_of is None else as_of
         # Trending moves on the scale of hours; a one-minute bucket keeps it fresh and cheap.
-        key = (popular, round(now / 60.0), len(self.events), self.catalog.size)
+        return (popular, round(now / 60.0), len(self.events), self.catalog.size)
+
+    def trending(self, as_of: float | None = None, popular: bool = False) -> np.ndarray:
+        now = time.time() if as_of is None else as_of
+        key = self._trend_key(as_of, popular)
         cached = self._trend_cache.get(key)
         if cached is not None:
             return cached
-        ev = self.events.snapshot()
+        with self._lock:  # the catalog and the events of one moment (refresh grows both)
+            catalog, ev = self.catalog, self.events.snapshot()
         big = 1e9  # 'popular' is trending that never forgets
         scores = trending_scores(
-            self.catalog.size, ev.items, ev.weights(TRENDING_WEIGHTS), ev.ts,
-            self.catalog.upvotes, self.catalog.published_ts, as_of=now,
+            catalog.size, ev.items, ev.weights(TRENDING_WEIGHTS), ev.ts,
+            catalog.upvotes, catalog.published_ts, as_of=now,
             half_life_days=big if popular else self.half_life,
             prior_half_life_days=big if popular else 30.0,
         )
@@ -188,14 +205,43 @@ class LiveRecommender:
         self._trend_cache[key] = scores
         return scores
 
+    MAX_CACHED_HISTORIES = 100_000
+
     def history(self, user_id: str, as_of_iso: str | None = None) -> ReaderHistory:
+        return self._history_and_seen(user_id, as_of_iso)[0]
+
+    def _history_and_seen(self, user_id: str,
+                          as_of_iso: str | None = None) -> tuple[ReaderHistory, np.ndarray]:
+        """A reader's history and seen rows. The current ones (no as_of) are kept in memory
+        until the reader's next event, which refresh() sees before any list is ranked; a
+        reader with no event at all needs no query. Histories as of a past time are read
+        from the store each time (replays and debugging, not the hot path)."""
+        current = as_of_iso is None
+        if current:
+            if user_id not in self._reader_generation:
+                return EMPTY_HISTORY, EMPTY_ROWS
+            cached = self._histories.get(user_id)
+            if cached is not None:
+                return cached
+            generation = self._generation
         rows = self.store.user_events(user_id, until=as_of_iso)
-        known = [r for r in rows if r["paper_id"] in self.catalog.row_of]
-        return ReaderHistory(
-            rows=np.array([self.catalog.row_of[r["paper_id"]] for r in known], dtype=np.int64),
+        catalog = self.catalog
+        known = [r for r in rows if r["paper_id"] in catalog.row_of]
+        history = ReaderHistory(
+            rows=np.array([catalog.row_of[r["paper_id"]] for r in known], dtype=np.int64),
             kinds=[r["kind"] for r in known],
             ts=np.array([iso_to_unix(r["ts"]) for r in known], dtype=np.float64),
         )
+        entry = (history, self.seen_rows(history))
+        if current and len(known) == len(rows):
+            with self._lock:
+                # An event of this reader refreshed in the meantime may be missing from
+                # what was read: then it is not cached (the next request reads again).
+                if self._reader_generation.get(user_id, 0) <= generation:
+                    if len(self._histories) >= self.MAX_CACHED_HISTORIES:
+                        self._histories.clear()
+                    self._histories[user_id] = entry
+        return entry
 
     def seen_rows(self, history: ReaderHistory) -> np.ndarray:
         return np.array(
@@ -206,6 +252,15 @@ class LiveRecommender:
     # -- strategies ----------------------------------------------------------------------
     def rank_trending(self, k: int, excluded: np.ndarray, as_of: float | None,
                       popular: bool = False) -> Ranked:
+        """Trending minus `excluded`. With nothing to exclude (every reader without
+        history) the list is the same for everyone until the trending scores change, so
+        it is kept per k for as long as they are."""
+        key = None
+        if len(excluded) == 0:
+            key = (*self._trend_key(as_of, popular), k)
+            cached = self._ranked_cache.get(key)
+            if cached is not None:
+                return cached
         scores = self.trending(as_of, popular=popular)
         rows = top_k(scores, k, excluded)
         word = "popular" if popular else "trending"
@@ -213,7 +268,12 @@ class LiveRecommender:
         for r in rows:
             terms = self._topic_terms(int(r))
             reasons.append(f"{word} in {', '.join(terms)}" if terms else f"{word} now")
-        return Ranked(rows, scores[rows], reasons)
+        ranked = Ranked(rows, scores[rows], reasons)
+        if key is not None:
+            if len(self._ranked_cache) > 256:
+                self._ranked_cache.clear()
+            self._ranked_cache[key] = ranked
+        return ranked
 
     def _topic_terms(self, row: int) -> tuple[str, ...]:
         """A paper's top terms, computed once per (encoder, row): top_terms projects onto
@@ -231,11 +291,19 @@ class LiveRecommender:
     def rank_content(self, history: ReaderHistory, k: int, excluded: np.ndarray,
                      as_of: float | None) -> Ranked:
         now = time.time() if as_of is None else as_of
-        profile = content_profile(history, self.catalog.vectors, now)
-        similarity = self.catalog.vectors @ profile
+        trend = self.trending(as_of)
+        # Papers may be added while this request runs: rank over the ones both the
+        # trending scores and the catalog read here know.
+        n = min(len(trend), self.catalog.size)
+        vectors = self.catalog.vectors[:n]
+        if len(history) and history.rows.max() >= n:
+            keep = history.rows < n
+            history = ReaderHistory(history.rows[keep], [k_ for k_, ok in zip(history.kinds, keep) if ok],
+                                    history.ts[keep])
+        profile = content_profile(history, vectors, now)
         # A little trending breaks ties between equally similar papers toward fresh ones.
-        scores = similarity + 0.1 * self.trending(as_of)
-        rows = top_k(scores, k, excluded)
+        scores = vectors @ profile + 0.1 * trend[:n]
+        rows = top_k(scores, k, excluded[excluded < n])
         return Ranked(rows, scores[rows], self._similar_reasons(history, rows))
 
     def _similar_reasons(self, history: ReaderHistory, rows: np.ndarray) -> list[str]:
@@ -266,8 +334,8 @@ class LiveRecommender:
         the content profile, and the answer says so."""
         self.refresh()
         as_of_iso = None if as_of is None else _unix_to_iso(as_of)
-        history = self.history(user_id, as_of_iso)
-        excluded = self.seen_rows(history) if exclude_seen else np.zeros(0, dtype=np.int64)
+        history, seen = self._history_and_seen(user_id, as_of_iso)
+        excluded = seen if exclude_seen else EMPTY_ROWS
         if strategy is None:
             strategy = "trending" if history.is_empty else self.default_strategy()
         if strategy not in self.STRATEGIES:
@@ -288,6 +356,10 @@ class LiveRecommender:
         return Ranked(np.array([r.index for r in recs], dtype=np.int64),
                       np.array([r.score for r in recs], dtype=np.float64),
                       [r.reason for r in recs])
+
+
+EMPTY_ROWS = np.zeros(0, dtype=np.int64)
+EMPTY_HISTORY = ReaderHistory(rows=EMPTY_ROWS, kinds=[], ts=np.zeros(0, dtype=np.float64))
 
 
 def _unix_to_iso(ts: float) -> str:

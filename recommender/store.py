@@ -15,17 +15,24 @@ hot-path writes (event batches, served lists) go through a group commit: one wri
 commits every write waiting at that moment in one transaction, each in its own savepoint
 (one bad batch still leaves nothing behind and does not fail its neighbours), with one
 fsync for all. A caller returns only after the commit that holds its write is on disk.
-Served lists alone are committed with `synchronous=NORMAL`: they survive a crash of the
-process (the WAL write precedes the answer) and are fsynced with the next event commit or
-checkpoint; only a power cut could lose the last few. Events are always `FULL`.
+Served lists are not acknowledged to anyone (a GET answers with the list, not with "logged"),
+so the request does not wait for theirs: the writer commits it in front of its next batch,
+or on its own within IDLE_COMMIT_S, with `synchronous=NORMAL` when no event shares the
+commit; it is fsynced with the next event commit or checkpoint. A crash of the process can
+lose the lists of its last IDLE_COMMIT_S, a power cut the last few committed ones. Reads of
+served lists in this process first wait for them (flush), and a list always commits no
+later than any write submitted after it, so an event that names a list never precedes it.
+Events are always `FULL` and acknowledged only once on disk.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 BUSY_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
 
 
 # -- migrations ------------------------------------------------------------------------
@@ -96,19 +104,25 @@ class EventRow:
 
 
 class _WriteJob:
-    __slots__ = ("fn", "durable", "done", "result", "error")
+    __slots__ = ("fn", "durable", "done", "result", "error", "unwaited")
 
-    def __init__(self, fn, durable: bool):
-        self.fn, self.durable = fn, durable
+    def __init__(self, fn, durable: bool, unwaited: bool = False):
+        self.fn, self.durable, self.unwaited = fn, durable, unwaited
         self.done = threading.Event()
         self.result = self.error = None
 
 
 class _GroupCommitter:
     """One writer thread per Store and process: drains the queue, one transaction and one
-    commit (one fsync) per batch of waiting writes."""
+    commit (one fsync) per batch of waiting writes.
+
+    Writes nobody waits for (served lists) are not queued: they are appended to a deque
+    the writer takes in front of its next batch, or on its own every IDLE_COMMIT_S. So a
+    GET does not wake the writer thread (each wake-up is a GIL hand-off, which under load
+    cost more than the insert), and a write queued after a list still commits after it."""
 
     MAX_BATCH = 512
+    IDLE_COMMIT_S = 0.05
 
     def __init__(self, store: "Store"):
         self.store = store
@@ -116,21 +130,34 @@ class _GroupCommitter:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._unwaited: deque = deque()
 
-    def submit(self, fn, durable: bool):
-        job = _WriteJob(fn, durable)
+    def _ensure_thread(self) -> None:
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()  # a forked child starts afresh
+                if self._pid != os.getpid():  # a forked child starts afresh
+                    self._queue, self._unwaited = queue.SimpleQueue(), deque()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="store-writer",
                                                 daemon=True)
                 self._thread.start()
-            self._queue.put(job)
+
+    def submit(self, fn, durable: bool, wait: bool = True):
+        self._ensure_thread()
+        if not wait:
+            self._unwaited.append(fn)
+            return None
+        job = _WriteJob(fn, durable)
+        self._queue.put(job)
         job.done.wait()
         if job.error is not None:
             raise job.error
         return job.result
+
+    def flush(self) -> None:
+        """Wait until every write submitted so far is committed."""
+        if self._unwaited or self._thread is not None:
+            self.submit(lambda db: None, durable=False)
 
     def stop(self) -> None:
         with self._start_lock:
@@ -140,13 +167,28 @@ class _GroupCommitter:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=60)
 
+    def _take_unwaited(self) -> list[_WriteJob]:
+        jobs = []
+        while self._unwaited:
+            jobs.append(_WriteJob(self._unwaited.popleft(), durable=False, unwaited=True))
+        return jobs
+
     def _run(self) -> None:
         q = self._queue
         while True:
-            job = q.get()
+            try:
+                job = q.get(timeout=self.IDLE_COMMIT_S)
+            except queue.Empty:
+                if self._unwaited:
+                    self._commit(self._take_unwaited())
+                continue
+            jobs = self._take_unwaited()
             if job is None:
+                if jobs:
+                    self._commit(jobs)
                 return
-            jobs, stop = [job], False
+            jobs.append(job)
+            stop = False
             while len(jobs) < self.MAX_BATCH:
                 try:
                     nxt = q.get_nowait()
@@ -179,6 +221,8 @@ class _GroupCommitter:
                             except Exception as exc:  # this job's fault: only it is undone
                                 conn.execute("ROLLBACK TO job")
                                 j.error = exc
+                                if j.unwaited:
+                                    log.error("unacknowledged write dropped: %r", exc)
                             conn.execute("RELEASE job")
                         conn.execute("COMMIT")
                     except BaseException:
@@ -189,6 +233,8 @@ class _GroupCommitter:
                     if not durable:
                         conn.execute("PRAGMA synchronous = FULL")
         except BaseException as exc:  # the commit failed: nobody's write is stored
+            if any(j.unwaited for j in jobs):
+                log.error("commit failed, unacknowledged writes dropped: %r", exc)
             for j in jobs:
                 if j.error is None:
                     j.result, j.error = None, exc
@@ -256,14 +302,21 @@ class Store:
             finally:
                 self._local.in_transaction = False
 
-    def write(self, fn, durable: bool = True):
+    def write(self, fn, durable: bool = True, wait: bool = True):
         """Run `fn(db)` in the next group commit and return its result once committed
         (its exception, with nothing of it stored, if it raised). `durable=False` allows a
-        commit without fsync when no durable write shares it. Inside transaction() it runs
+        commit without fsync when no durable write shares it. `wait=False` returns at once
+        (for writes nobody acknowledges: see log_served_list). Inside transaction() it runs
         inline, as part of that transaction."""
         if getattr(self._local, "in_transaction", False):
             return fn(self.db)
-        return self._committer.submit(fn, durable)
+        return self._committer.submit(fn, durable, wait)
+
+    def flush(self) -> None:
+        """Wait for writes submitted without waiting (served lists), so a read that follows
+        sees them."""
+        if not getattr(self._local, "in_transaction", False):
+            self._committer.flush()
 
     # -- schema --------------------------------------------------------------------------
     @property
@@ -499,6 +552,7 @@ class Store:
             ), durable=False)
 
     def get_impression(self, request_id: str) -> dict | None:
+        self.flush()
         rows = list(self.db.query("SELECT * FROM impressions WHERE request_id = ?", [request_id]))
         if not rows:
             return None
@@ -607,7 +661,8 @@ class Store:
         served_at = (utcnow_iso() if served_at_unix is None else
                      datetime.fromtimestamp(served_at_unix, tz=timezone.utc)
                      .isoformat(timespec="microseconds"))
-        # Not fsynced on its own (see the module docstring): on the path of every GET.
+        # On the path of every GET, and nobody acknowledges it: queued for the next group
+        # commit without waiting for it (see the module docstring).
         self.write(lambda db: db.conn.execute(
             """
             INSERT INTO impressions (request_id, user_id, experiment, variant, strategy,
@@ -617,10 +672,11 @@ class Store:
             (request_id, user_id, experiment, variant, strategy, model_version,
              json.dumps(list(paper_ids)),
              json.dumps(list(sources)) if sources is not None else None, served_at),
-        ), durable=False)
+        ), durable=False, wait=False)
 
     def experiment_lists(self, name: str) -> list[dict]:
         """Every list served under an experiment: who, which variant, how many items, when."""
+        self.flush()
         return list(self.db.query(
             """
             SELECT request_id, user_id, variant, served_at,
@@ -639,6 +695,7 @@ class Store:
         the reader's latest list - of any experiment or none - that showed the paper within
         `window_hours` before the event; it counts here only if that list is this
         experiment's. Only clicks, reads and upvotes are attributed."""
+        self.flush()
         kinds = {f"k{n}": k for n, k in enumerate(self.ATTRIBUTED_KINDS)}
         marks = ",".join(f":{p}" for p in kinds)
         return list(self.db.query(

@@ -1,4 +1,9 @@
-"""Dependency aliases: what a route needs, named once (FastAPI full-stack template style)."""
+"""Dependency aliases: what a route needs, named once (FastAPI full-stack template style).
+
+The providers are `async def` although nothing in them waits: FastAPI runs a plain `def`
+dependency on its thread pool, one hand-off to a worker thread and back per dependency and
+request (four for GET /recommendations), which under load cost more than the route's work.
+They only read app state, so they run on the event loop at no cost."""
 from __future__ import annotations
 
 import hmac
@@ -16,19 +21,19 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Needed for writes; one of PAPERREC_API_KEYS.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_recommender(request: Request) -> LiveRecommender:
+async def get_recommender(request: Request) -> LiveRecommender:
     return request.app.state.recommender
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -36,7 +41,7 @@ def key_is_valid(settings: Settings, key: str | None) -> bool:
     return bool(key) and any(hmac.compare_digest(key, k) for k in settings.api_key_set)
 
 
-def require_api_key(
+async def require_api_key(
     settings: Annotated[Settings, Depends(get_settings)],
     key: Annotated[str | None, Security(api_key_header)],
 ) -> str:

@@ -125,3 +125,21 @@ def test_strategy_override_needs_key_and_known_name(client):
 def test_empty_catalog_returns_empty_list_not_error(empty_client):
     body = empty_client.get("/recommendations", params={"user_id": "u"}).json()
     assert body["items"] == [] and body["strategy"] == "trending"
+
+
+def test_body_is_exactly_the_documented_schema(client):
+    """The list is serialised by hand (service/routers/recommendations.py): every field of
+    `Recommendations`, in order, nothing else, and what pydantic would have written."""
+    import json as jsonlib
+
+    from service.schemas import Recommendations
+
+    for reader in ("demo-agents", "a-reader-nobody-knows"):
+        resp = client.get("/recommendations", params={"user_id": reader, "k": 5})
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "application/json"
+        body = resp.json()
+        assert list(body) == list(Recommendations.model_fields)
+        assert all(list(item) == ["paper_id", "title", "score", "reason"] for item in body["items"])
+        parsed = Recommendations.model_validate(body, strict=True)
+        assert jsonlib.loads(parsed.model_dump_json()) == body

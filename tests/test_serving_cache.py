@@ -1,0 +1,82 @@
+"""What the live recommender keeps in memory must never hide a stored event.
+
+Readers' histories are cached until their next event and readers without events get a
+shared trending list; both caches are dropped by refresh(), which sees every event in the
+store, also events written by another process (here: a second Store on the same file).
+Served lists are written without the request waiting; they must still be readable at once
+in this process and be on disk once the store is closed."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from recommender.experiments import serve_list
+from recommender.serving import LiveRecommender
+from recommender.store import EventRow, Store
+
+TS = "2026-01-02T00:00:00.000000+00:00"
+
+
+@pytest.fixture
+def stores(seeded_db):
+    here, there = Store(seeded_db), Store(seeded_db)  # `there` stands for another process
+    yield here, there
+    here.close()
+    there.close()
+
+
+def _some_papers(store, n):
+    return [r[0] for r in store.db.execute("SELECT paper_id FROM papers ORDER BY rowid LIMIT ?", [n])]
+
+
+def test_an_event_from_another_process_reaches_the_next_list(stores):
+    here, there = stores
+    rec = LiveRecommender(here)
+    _, first = rec.recommend("demo-agents", 10)
+    top = rec.catalog.paper_ids[int(first.rows[0])]
+    _, again = rec.recommend("demo-agents", 10)  # served from the cached history
+    assert rec.catalog.paper_ids[int(again.rows[0])] == top
+    there.add_events([EventRow("demo-agents", top, "read", TS, idempotency_key="x-1")])
+    _, after = rec.recommend("demo-agents", 10)
+    assert top not in [rec.catalog.paper_ids[int(r)] for r in after.rows]
+
+
+def test_a_new_reader_leaves_the_shared_trending_list(stores):
+    here, there = stores
+    rec = LiveRecommender(here)
+    used, before = rec.recommend("brand-new-reader", 10)
+    used_other, other = rec.recommend("another-new-reader", 10)
+    assert used == used_other == "trending" and list(before.rows) == list(other.rows)
+    picked = rec.catalog.paper_ids[int(before.rows[0])]
+    there.add_events([EventRow("brand-new-reader", picked, "upvote", TS, idempotency_key="x-2")])
+    used, after = rec.recommend("brand-new-reader", 10)
+    assert used != "trending"
+    assert picked not in [rec.catalog.paper_ids[int(r)] for r in after.rows]
+    assert rec.recommend("another-new-reader", 10)[0] == "trending"
+
+
+def test_history_as_of_is_read_from_the_store(stores):
+    here, _ = stores
+    rec = LiveRecommender(here)
+    papers = _some_papers(here, 2)
+    here.add_events([EventRow("timed", papers[0], "read", "2026-01-01T00:00:00+00:00", idempotency_key="t-1"),
+                     EventRow("timed", papers[1], "read", "2026-03-01T00:00:00+00:00", idempotency_key="t-2")])
+    rec.refresh()
+    assert len(rec.history("timed")) == 2
+    assert len(rec.history("timed", "2026-02-01T00:00:00.000000+00:00")) == 1
+
+
+def test_served_lists_are_readable_at_once_and_on_disk_after_close(seeded_db):
+    store = Store(seeded_db)
+    rec = LiveRecommender(store)
+    ids = [serve_list(store, rec, f"reader-{i}", 5).request_id for i in range(20)]
+    assert store.get_impression(ids[-1])["user_id"] == "reader-19"
+    more = [serve_list(store, rec, "late-reader", 5).request_id for _ in range(5)]
+    store.close()
+    con = sqlite3.connect(seeded_db)
+    try:
+        stored = {r[0] for r in con.execute("SELECT request_id FROM impressions")}
+    finally:
+        con.close()
+    assert set(ids + more) <= stored
