@@ -20,18 +20,39 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender.item_graph import top_k_per_row
 
-def content_neighbors(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: np.ndarray, n_items: int,
-                      k: int = 20, exclude: np.ndarray | None = None, batch: int = 2000) -> sp.csr_matrix:
-    """(len(X_rows) x n_items) CSR of the top-k cosine neighbours among the pool, l1-normalised.
+THIN_BELOW = 10.0  # decayed interaction mass under which a paper leans on its content neighbours
+MAX_POOL = 30_000  # neighbours come from at most this many of the most-read papers
 
-    `exclude[r]` is a column (item index) row r must not pick (itself), or -1."""
+
+def neighbor_pool(mass: np.ndarray, max_pool: int = MAX_POOL) -> np.ndarray:
+    """Sorted indices of the papers content neighbours are drawn from: every paper with
+    readers, or, in a larger catalog, the `max_pool` with the most. The search costs thin
+    papers x pool; on a 100,000-paper catalog an uncapped pool made it the slowest step of
+    the fit (98 s of ~300), and the most-read papers have the best-founded factors to lend.
+    CiteULike-a (17k papers) is under the cap, so its figures do not depend on it."""
+    mass = np.asarray(mass)
+    observed = np.nonzero(mass > 0)[0]
+    if max_pool and len(observed) > max_pool:
+        observed = np.sort(observed[np.argsort(-mass[observed], kind="stable")[:max_pool]])
+    return observed
+
+
+def top_cosines(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: np.ndarray, n_items: int,
+                k: int = 20, exclude: np.ndarray | None = None, cells: int = 20_000_000) -> sp.csr_matrix:
+    """(len(X_rows) x n_items) CSR of each row's top-k positive cosines among the pool.
+
+    `exclude[r]` is a column (item index) row r must not pick (itself), or -1. Rows are
+    scored in batches of at most `cells` (rows x pool) dense cells, so a 100,000-paper pool
+    is scored 200 rows at a time rather than 2,000 (memory)."""
     n = X_rows.shape[0]
     if n == 0 or X_pool.shape[0] == 0:
         return sp.csr_matrix((n, n_items), dtype=np.float32)
     k = int(min(k, X_pool.shape[0]))
-    XpT = X_pool.T.tocsc()
-    data, cols, indptr = [], [], [0]
+    batch = int(max(1, min(2000, cells // X_pool.shape[0])))
+    XpT = X_pool.T.tocsr()  # once, not per batch (a CSC right operand is converted every product)
+    data, cols, lens = [], [], []
     for s in range(0, n, batch):
         S = np.asarray((X_rows[s:s + batch] @ XpT).toarray(), dtype=np.float32)
         if exclude is not None:
@@ -42,16 +63,55 @@ def content_neighbors(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: 
             S[np.nonzero(hit)[0], pos[hit]] = 0.0
         top = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(S), 1))
         v = np.take_along_axis(S, top, 1)
-        v = np.where(v > 0, v, 0.0).astype(np.float32)
-        for r in range(len(v)):
-            nz = v[r] > 0
-            data.append(v[r][nz])
-            cols.append(pool_index[top[r][nz]])
-            indptr.append(indptr[-1] + int(nz.sum()))
-    K = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                       np.concatenate(cols) if cols else np.zeros(0, np.int64), np.asarray(indptr)),
-                      shape=(n, n_items), dtype=np.float32)
+        nz = v > 0
+        data.append(v[nz])
+        cols.append(pool_index[top[nz]])
+        lens.append(nz.sum(axis=1))
+    indptr = np.r_[0, np.cumsum(np.concatenate(lens))]
+    return sp.csr_matrix((np.concatenate(data).astype(np.float32), np.concatenate(cols), indptr),
+                         shape=(n, n_items), dtype=np.float32)
+
+
+def content_neighbors(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: np.ndarray, n_items: int,
+                      k: int = 20, exclude: np.ndarray | None = None) -> sp.csr_matrix:
+    """(len(X_rows) x n_items) CSR of the top-k cosine neighbours among the pool, l1-normalised.
+
+    `exclude[r]` is a column (item index) row r must not pick (itself), or -1."""
+    K = top_cosines(X_rows, X_pool, pool_index, n_items, k=k, exclude=exclude)
     return normalize(K, norm="l1").astype(np.float32).tocsr()
+
+
+@dataclass
+class NeighborCache:
+    """Content-neighbour candidates searched once and used by two fits.
+
+    The hybrid fits the cold-start map twice: on its validation slice and on all events.
+    The slice only removes events, so its thin papers include the final fit's. One search,
+    from the slice's thin papers over the final fit's pool, keeping `k + extra` candidates
+    each, then serves both: the final fit takes the top k (exactly what its own search would
+    find), the validation fit the top k of those in its own pool (exact unless more than
+    `extra` of a paper's candidates left the pool; the slice holds out about 5% of papers)."""
+    rows: np.ndarray  # sorted item indices with candidates
+    pool: np.ndarray  # sorted item indices the candidates were drawn from
+    sims: sp.csr_matrix  # (len(rows) x n_items) raw cosines of each row's candidates
+
+    @classmethod
+    def build(cls, X: sp.csr_matrix, rows: np.ndarray, pool: np.ndarray, k: int) -> "NeighborCache":
+        rows = np.sort(np.asarray(rows, np.int64))
+        pool = np.sort(np.asarray(pool, np.int64))
+        return cls(rows, pool, top_cosines(X[rows], X[pool], pool, X.shape[0], k=k, exclude=rows))
+
+    def neighbors(self, thin: np.ndarray, pool: np.ndarray, k: int) -> sp.csr_matrix | None:
+        """l1-normalised top-k neighbours of `thin` among the cached candidates in `pool`, or
+        None when this cache has no candidates for some of them (then search afresh)."""
+        if not np.isin(thin, self.rows).all():
+            return None
+        K = self.sims[np.searchsorted(self.rows, thin)]
+        allowed = np.zeros(K.shape[1], np.float32)
+        allowed[pool] = 1.0
+        K = sp.csr_matrix(K @ sp.diags(allowed))
+        K.eliminate_zeros()
+        return normalize(top_k_per_row(K, k), norm="l1").astype(np.float32).tocsr()
 
 
 @dataclass
@@ -63,16 +123,20 @@ class ColdStartMap:
     ridge_intercept: np.ndarray  # (f,)
     shrink: float = 1.0
     k: int = 20
-    thin_below: float = 10.0
+    thin_below: float = THIN_BELOW
 
     @classmethod
     def fit(cls, X: sp.csr_matrix, V: np.ndarray, item_factors: np.ndarray, mass: np.ndarray,
-            k: int = 20, shrink: float = 1.0, thin_below: float = 10.0, ridge_alpha: float = 1.0) -> "ColdStartMap":
+            k: int = 20, shrink: float = 1.0, thin_below: float = THIN_BELOW, ridge_alpha: float = 1.0,
+            candidates: NeighborCache | None = None) -> "ColdStartMap":
         n_items = X.shape[0]
         mass = np.asarray(mass, dtype=np.float32)
         observed = np.nonzero(mass > 0)[0]
         thin = np.nonzero(mass < thin_below)[0]
-        K = content_neighbors(X[thin], X[observed], observed, n_items, k=k, exclude=thin)
+        pool = neighbor_pool(mass)
+        K = candidates.neighbors(thin, pool, k) if candidates is not None else None
+        if K is None:
+            K = content_neighbors(X[thin], X[pool], pool, n_items, k=k, exclude=thin)
         f = item_factors.shape[1]
         if len(observed) >= 2:
             Vo = V[observed].astype(np.float64)
@@ -120,8 +184,8 @@ class ColdStartMap:
         (which already contains them at the end)."""
         n_new = X_new.shape[0]
         n_items = X.shape[0]
-        observed = np.nonzero(self.mass > 0)[0]
-        K = content_neighbors(X_new, X[observed], observed, n_items, k=self.k)
+        pool = neighbor_pool(self.mass)  # the pool the fit drew from
+        K = content_neighbors(X_new, X[pool], pool, n_items, k=self.k)
         old = self.neighbors
         old = sp.csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], n_items))
         self.neighbors = sp.vstack([old, K]).tocsr()

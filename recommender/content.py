@@ -43,6 +43,12 @@ class ContentEncoder:
 
     @classmethod
     def fit(cls, texts: list[str], dim: int = 128, seed: int = 0) -> "ContentEncoder":
+        return cls.fit_transform(texts, dim=dim, seed=seed)[0]
+
+    @classmethod
+    def fit_transform(cls, texts: list[str], dim: int = 128, seed: int = 0):
+        """(encoder, TF-IDF rows of `texts`): the rows the fit computes anyway, identical to
+        `encoder.tfidf(texts)`, so a 100,000-paper catalog is vectorised once, not three times."""
         n = len(texts)
         small = n < 50  # tiny catalogs (a fresh install, tests) keep every term
         vec = _vectorizer(min_df=1 if small else 2, max_df=1.0 if small else 0.5,
@@ -56,11 +62,12 @@ class ContentEncoder:
             components = svd.components_.astype(np.float32)
         else:
             components = np.eye(1, X.shape[1], dtype=np.float32)
-        return cls(
+        encoder = cls(
             terms=vec.get_feature_names_out().tolist(),
             idf=vec.idf_.astype(np.float32),
             components=components,
         )
+        return encoder, X.astype(np.float32).tocsr()
 
     @property
     def dim(self) -> int:
@@ -76,7 +83,11 @@ class ContentEncoder:
         """Dense unit vectors (n, dim); a text with no known term maps to the zero vector."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        dense = np.asarray(self.tfidf(texts) @ self.components.T, dtype=np.float32)
+        return self.encode_tfidf(self.tfidf(texts))
+
+    def encode_tfidf(self, X) -> np.ndarray:
+        """`encode` from TF-IDF rows already computed."""
+        dense = np.asarray(X @ self.components.T, dtype=np.float32)
         norms = np.linalg.norm(dense, axis=1, keepdims=True)
         return np.divide(dense, norms, out=np.zeros_like(dense), where=norms > 0)
 

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.blend import FEATURES, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
-from recommender.cold_start import ColdStartMap
+from recommender.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
 from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
 from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.content import ContentEncoder, paper_text
@@ -48,6 +48,9 @@ class HybridConfig:
     val_item_frac: float = 0.05
     val_user_frac: float = 0.1
     max_val_users: int = 2000
+    val_cells: int = 150_000_000  # validation readers x papers scored, at most
+    dense_cells: int = 10_000_000  # readers x papers in one scoring batch, at most
+    refine_sweeps: int = 4  # ALS sweeps of the final fit, continuing from the validation factors
     negatives: int = 20
     pairs_per_user: int = 100
     hard_share: float = 0.0
@@ -90,26 +93,143 @@ class _Collab:
         return self.pop.observed <= 0
 
 
+def _collab_params(C: sp.csr_matrix, config: HybridConfig) -> CollaborativeParams:
+    """The collaborative settings for C: the configured factors, or ones that follow the data size."""
+    if config.factors:
+        params = CollaborativeParams(factors=config.factors, seed=config.seed, algorithm=config.algorithm)
+    else:
+        params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
+        params.algorithm = config.algorithm
+    if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
+        params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
+    return params
+
+
+def _latest(ts) -> float | None:
+    """The newest event time (the default `now` that confidences decay from), or None."""
+    if ts is None:
+        return None
+    tsa = np.asarray(ts, np.float64)
+    return float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
+
+
+def _dense_mask(M: sp.csr_matrix) -> np.ndarray:
+    """(B x n) bool of the stored positive entries of a few sparse rows."""
+    out = np.zeros(M.shape, bool)
+    r = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    out[r, M.indices] = M.data > 0
+    return out
+
+
+def _validation_samples(cls, X, V, comps: _Collab, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
+                        eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator):
+    """Score the validation readers with the validation components, in batches sized so that
+    no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
+    batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
+    samples for the logistic regression and each reader's candidate pool for the ascent."""
+    n_items = C_fit.shape[1]
+    probe = cls.__new__(cls)  # a light model sharing the scoring code
+    probe.X, probe.V, probe.comps, probe.config = X, V, comps, config
+    cold = comps.cold_mask
+    batch = int(max(1, min(config.batch, config.dense_cells // max(n_items, 1))))
+    rows_X, rows_y, rows_w = [], [], []
+    pools: dict[str, list] = {}
+    for s in range(0, len(eligible), batch):
+        ub = eligible[s:s + batch]
+        R = C_fit[ub]
+        raw = probe._raw_features(R)
+        Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
+        for j, f in enumerate(FEATURES):
+            Fz[j] = zscore_rows(raw.pop(f))
+        del raw
+        h = history_scale(np.diff(R.indptr)).astype(np.float32)
+        excl = _dense_mask(R)
+        P = V_pos[ub]
+        Pd = _dense_mask(P)
+        # two ranking tasks: papers with readers among themselves, new papers among themselves
+        for name, allowed in (("warm", ~cold), ("cold", cold)):
+            pools.setdefault(name, []).append(_pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
+        Xb, yb, wb = _pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
+        rows_X.append(Xb)
+        rows_y.append(yb)
+        rows_w.append(wb)
+    return rows_X, rows_y, rows_w, pools
+
+
+def _pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_matrix, cold: np.ndarray,
+                  h: np.ndarray, config: HybridConfig, rng: np.random.Generator, max_pos: int = 50):
+    """Pairwise samples for one batch of readers, all readers at once: each reader's held-out
+    papers (at most `max_pos`) against `negatives` sampled papers (uniform, plus a
+    `hard_share` from the top of the unweighted component sum) the reader has not seen and
+    did not hold out; at most `pairs_per_user` (positive, negative) pairs a reader, and each
+    reader weighs the same. Returns (x(pos) - x(neg) and its mirror, labels, weights)."""
+    nf, B, n = Fz.shape
+    counts = np.diff(P.indptr)
+    r_of = np.repeat(np.arange(B), counts)
+    order = np.lexsort((rng.random(P.nnz), r_of))  # rows in place, shuffled within each row
+    rank = np.arange(P.nnz) - np.repeat(P.indptr[:-1], counts)
+    keep = order[rank < max_pos]
+    pos_j = P.indices[keep].astype(np.int64)
+    n_pos = np.minimum(counts, max_pos)
+    pos_start = np.r_[0, np.cumsum(n_pos)[:-1]]
+    neg = rng.integers(0, n, (B, config.negatives))
+    n_hard = int(min(round(config.hard_share * config.negatives), config.negatives))
+    if n_hard:
+        base = Fz.sum(axis=0)
+        base[excl] = -np.inf
+        hp = int(max(1, min(config.hard_pool, n - 1)))
+        pool = np.argpartition(-base, hp, axis=1)[:, :hp]
+        pick = np.argsort(rng.random(pool.shape), axis=1)[:, :n_hard]
+        neg[:, :n_hard] = np.take_along_axis(pool, pick, 1)
+    rows = np.arange(B)[:, None]
+    bad = excl[rows, neg] | Pd[rows, neg]
+    neg = np.take_along_axis(neg, np.argsort(bad, axis=1, kind="stable"), 1)  # usable ones first
+    n_neg = (~bad).sum(axis=1)
+    m = np.where((n_pos > 0) & (n_neg > 0), np.minimum(n_pos * n_neg, config.pairs_per_user), 0)
+    rr = np.repeat(np.arange(B), m)
+    jp = pos_j[pos_start[rr] + (rng.random(len(rr)) * n_pos[rr]).astype(np.int64)]
+    jn = neg[rr, (rng.random(len(rr)) * n_neg[rr]).astype(np.int64)]
+    hr = h[rr]
+    Ep = expand({f: Fz[k][rr, jp] for k, f in enumerate(FEATURES)}, cold[jp], hr)
+    En = expand({f: Fz[k][rr, jn] for k, f in enumerate(FEATURES)}, cold[jn], hr)
+    D = Ep - En
+    w = (1.0 / np.maximum(m[rr], 1)).astype(np.float64)
+    return np.r_[D, -D], np.r_[np.ones(len(rr)), np.zeros(len(rr))], np.r_[w, w]
+
+
 def _pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
     """Each reader's candidate pool: the union of the top `per_feature` papers by every
-    component (optionally only among `allowed` papers), padded to a fixed width."""
-    B, n, nf = Fz.shape
+    component (optionally only among `allowed` papers). Fz is (features, readers, papers).
+    Duplicates are dropped and the pool is cut to the widest reader's real candidates, so
+    the ascent does not score padding."""
+    nf, B, n = Fz.shape
     ok = ~excl
     if allowed is not None:
         ok = ok & allowed[None, :]
+    # a task over a minority of papers (the new ones) searches only their columns
+    n_allowed = int(allowed.sum()) if allowed is not None else n
+    cols = np.nonzero(allowed)[0] if per_feature < n_allowed and n_allowed * 2 < n else None
+    okc = ok if cols is None else ok[:, cols]
+    m = int(min(per_feature, okc.shape[1] - 1))
     pools = []
     for f in range(nf):
-        S = np.where(ok, Fz[:, :, f], -np.inf)
-        m = int(min(per_feature, n - 1))
-        pools.append(np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64))
-    idx = np.concatenate(pools, axis=1)
+        S = np.where(okc, Fz[f] if cols is None else Fz[f][:, cols], -np.inf)
+        top = np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
+        pools.append(top if cols is None else cols[top])
+    idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
     idx.sort(axis=1)
     dup = np.zeros(idx.shape, bool)
     dup[:, 1:] = idx[:, 1:] == idx[:, :-1]
     valid = ~dup & np.take_along_axis(ok, idx, 1)
+    first = np.argsort(~valid, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, first, 1)
+    valid = np.take_along_axis(valid, first, 1)
+    width = int(max(1, valid.sum(axis=1).max())) if B else 1
+    idx, valid = idx[:, :width], valid[:, :width]
     rel = Pd & ok
-    return RankingTask(F=np.take_along_axis(Fz, idx[:, :, None], 1), cold=cold[idx], valid=valid,
-                       label=np.take_along_axis(rel, idx, 1), n_rel=rel.sum(1), h=h.astype(np.float32))
+    F = np.stack([np.take_along_axis(Fz[f], idx, 1) for f in range(nf)], axis=2)
+    return RankingTask(F=F, cold=cold[idx], valid=valid, label=np.take_along_axis(rel, idx, 1),
+                       n_rel=rel.sum(1), h=np.asarray(h, np.float32))
 
 
 def _neutral_weights() -> np.ndarray:
@@ -131,8 +251,16 @@ def _share_warm_weights(W: np.ndarray) -> np.ndarray:
 
 
 def _concat_tasks(parts: list[RankingTask]) -> RankingTask:
-    keep = [p for p in parts]
-    t = RankingTask(*(np.concatenate([getattr(p, a) for p in keep]) for a in ("F", "cold", "valid", "label", "n_rel", "h")))
+    """One task from per-batch parts (pools padded to the widest), readers with no held-out
+    paper in the task dropped."""
+    width = max(p.F.shape[1] for p in parts)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        extra = width - a.shape[1]
+        return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
+
+    t = RankingTask(*(np.concatenate([pad(getattr(p, a)) for p in parts]) for a in ("F", "cold", "valid", "label")),
+                    np.concatenate([p.n_rel for p in parts]), np.concatenate([p.h for p in parts]))
     m = t.n_rel > 0
     return RankingTask(t.F[m], t.cold[m], t.valid[m], t.label[m], t.n_rel[m], t.h[m])
 
@@ -179,17 +307,14 @@ class HybridModel:
         n_items = len(texts)
         n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
         conf_config = ConfidenceConfig(half_life_days=config.half_life_days)
-        if now is None and ts is not None:
-            tsa = np.asarray(ts, np.float64)
-            now = float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
+        now = _latest(ts) if now is None else now
         stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users))}
         timings: dict = {}
 
         _progress(progress, "content")
         t = time.perf_counter()
-        encoder = ContentEncoder.fit(list(texts), dim=config.content_dim, seed=config.seed)
-        X = encoder.tfidf(list(texts))
-        V = encoder.encode(list(texts))
+        encoder, X = ContentEncoder.fit_transform(list(texts), dim=config.content_dim, seed=config.seed)
+        V = encoder.encode_tfidf(X)
         lengths = text_lengths(list(texts))
         timings["content_s"] = time.perf_counter() - t
 
@@ -197,15 +322,21 @@ class HybridModel:
         stats["nnz"] = int(C.nnz)
         collab = any(s in strategies for s in ("collaborative", "hybrid"))
         blender = Blender.prior("hybrid not fit")
+        start, neighbors = None, None
         if "hybrid" in strategies:
-            _progress(progress, "validation slice")
             t = time.perf_counter()
-            blender, vstats = cls._fit_blend(C, X, V, lengths, prior_upvotes, config)
+            blender, vstats, vcomps, neighbors = cls._fit_blend(C, X, V, lengths, prior_upvotes, config, progress)
             stats["validation"] = vstats
             timings["blend_s"] = time.perf_counter() - t
-        _progress(progress, "components")
+            if vcomps is not None and vcomps.cf is not None and vcomps.cf.params.algorithm == "als":
+                start = vcomps.cf
+            del vcomps
+        _progress(progress, "final components")
         t = time.perf_counter()
-        comps = cls._fit_components(C, X, V, lengths, prior_upvotes, config, collab=collab)
+        sweeps = config.refine_sweeps if start is not None else None
+        comps = cls._fit_components(C, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
+                                    sweeps=sweeps, neighbors=neighbors)
+        stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = timings
@@ -213,26 +344,53 @@ class HybridModel:
                    config, conf_config, now, stats)
 
     @staticmethod
-    def _fit_components(C, X, V, lengths, prior, config: HybridConfig, collab: bool = True) -> _Collab:
+    def _fit_components(C, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
+                        start: CollaborativeModel | None = None, sweeps: int | None = None,
+                        neighbors: NeighborCache | None = None) -> _Collab:
+        """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
+        those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
+        content-neighbour candidates shared by the validation and the final fit."""
         pop = Popularity.fit(C, X, lengths, prior)
         if not collab:
             return _Collab(None, None, None, pop, None)
-        if config.factors:
-            params = CollaborativeParams(factors=config.factors, seed=config.seed, algorithm=config.algorithm)
-        else:
-            params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
-            params.algorithm = config.algorithm
-        if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
-            params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
-        cf = CollaborativeModel.fit(C, params)
+        params = _collab_params(C, config)
+        cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps)
         graph = ItemGraph.fit(C)
         mass = np.asarray(C.sum(axis=0)).ravel()
-        cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink)
+        cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
+                                candidates=neighbors)
         Y = cold.effective_factors(cf.item_factors, V)
         return _Collab(cf, graph, cold, pop, Y)
 
+    def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
+              now: float | None = None) -> "HybridModel":
+        """The same model on more events: components refit on the new confidence matrix,
+        ALS continuing from this model's factors for `config.refine_sweeps` sweeps; the
+        content encoder and the learned blend are kept (the papers are the same, and the blend
+        was learned on a held-out slice, which is what it is for). The nightly job uses this
+        to turn the candidate it checked on the recent slice into the model it promotes,
+        instead of a second fit from scratch."""
+        t0 = time.perf_counter()
+        users = np.asarray(users, np.int64)
+        items = np.asarray(items, np.int64)
+        n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
+        now = _latest(ts) if now is None else now
+        C, _ = confidence_matrix(users, items, kinds, ts, (n_users, self.n_items), now=now, config=self.conf_config)
+        cf = self.comps.cf
+        comps = self._fit_components(C, self.X, self.V, self.lengths, prior_upvotes, self.config,
+                                     collab=cf is not None, start=cf,
+                                     sweeps=self.config.refine_sweeps if cf is not None else None)
+        stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
+                 "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
+                           "als_sweeps": self.config.refine_sweeps}}
+        return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
+                           self.config, self.conf_config, now, stats)
+
     @classmethod
-    def _fit_blend(cls, C: sp.csr_matrix, X, V, lengths, prior, config: HybridConfig):
+    def _fit_blend(cls, C: sp.csr_matrix, X, V, lengths, prior, config: HybridConfig, progress=None):
+        """Learn the blend on a validation slice carved from C. Returns (blender, stats, the
+        validation components or None): the final fit continues ALS from their factors."""
+        _progress(progress, "validation: slice + components")
         rng = np.random.default_rng(config.seed)
         n_users, n_items = C.shape
         Cc = C.tocoo()
@@ -256,74 +414,44 @@ class HybridModel:
         fit_mask = ~held
         C_fit = sp.csr_matrix((v[fit_mask], (u[fit_mask], i[fit_mask])), shape=C.shape, dtype=np.float32)
         V_pos = sp.csr_matrix((np.ones(int(held.sum()), np.float32), (u[held], i[held])), shape=C.shape)
+        V_pos.sum_duplicates()
         hist = np.diff(C_fit.indptr)
         posn = np.diff(V_pos.indptr)
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
         vstats = {"cold_items": int(n_cold), "held_out": int(held.sum()), "eligible_users": int(len(eligible))}
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
-            return Blender.prior("too few validation positives"), vstats
+            return Blender.prior("too few validation positives"), vstats, None, None
         if len(eligible) < config.min_task_users:
             vstats["fallback"] = "too few validation readers: neutral blend"
-            return Blender(_neutral_weights(), False, {"reason": "too few validation readers"}), vstats
-        if len(eligible) > config.max_val_users:
-            eligible = np.sort(rng.choice(eligible, config.max_val_users, replace=False))
-        # the validation components get the capacity the final fit will have
-        vconfig = replace(config, factors=config.factors or default_params(C.shape[0], C.shape[1], C.nnz).factors)
+            return Blender(_neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
+        # readers x papers scored is the cost: fewer readers when there are many papers
+        max_users = int(max(config.min_task_users, min(config.max_val_users, config.val_cells // max(n_items, 1))))
+        if len(eligible) > max_users:
+            eligible = np.sort(rng.choice(eligible, max_users, replace=False))
+        # the validation components get the capacity the final fit will have, and the ALS
+        # sweeps the final fit does not repeat (it continues from these factors)
+        params = _collab_params(C, config)
+        sweeps = max(1, params.iterations - config.refine_sweeps) if params.algorithm == "als" else None
+        vconfig = replace(config, factors=params.factors)
         tt = time.perf_counter()
-        comps = cls._fit_components(C_fit, X, V, lengths, prior, vconfig)
+        # one content-neighbour search for both fits: the slice's thin papers over the final pool
+        mass_fit = np.asarray(C_fit.sum(axis=0)).ravel()
+        neighbors = NeighborCache.build(X, np.nonzero(mass_fit < THIN_BELOW)[0],
+                                        neighbor_pool(np.asarray(C.sum(axis=0)).ravel()), 2 * config.neighbors_k)
+        vstats["neighbors_s"] = round(time.perf_counter() - tt, 2)
+        comps = cls._fit_components(C_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
+        vstats["als_sweeps"] = sweeps
+        _progress(progress, "validation: features")
         tt = time.perf_counter()
-        probe = cls.__new__(cls)  # a light model sharing the scoring code
-        probe.X, probe.V, probe.comps, probe.config = X, V, comps, config
-        cold = comps.cold_mask
-        rows_X, rows_y, rows_w = [], [], []
-        pools: dict[str, list] = {}
-        for s in range(0, len(eligible), config.batch):
-            ub = eligible[s:s + config.batch]
-            R = C_fit[ub]
-            z = {f: zscore_rows(S) for f, S in probe._raw_features(R).items()}
-            h = history_scale(np.diff(R.indptr))
-            P = V_pos[ub]
-            excl = (R > 0).toarray()
-            base = sum(z[f] for f in FEATURES)
-            base[excl] = -np.inf
-            n_hard = int(round(config.hard_share * config.negatives))
-            hp = int(min(config.hard_pool, n_items - 1))
-            hard_pool = np.argpartition(-base, hp, axis=1)[:, :hp] if hp > 0 else np.zeros((len(ub), 0), np.int64)
-            Fz = np.stack([z[f] for f in FEATURES], axis=2)
-            Pd = P.toarray() > 0
-            # two ranking tasks: papers with readers among themselves, new papers among themselves
-            for name, allowed in (("warm", ~cold), ("cold", cold)):
-                pools.setdefault(name, []).append(_pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
-            for r in range(len(ub)):
-                pos = P.indices[P.indptr[r]:P.indptr[r + 1]]
-                if len(pos) > 50:
-                    pos = rng.choice(pos, 50, replace=False)
-                pool = hard_pool[r][np.isfinite(base[r, hard_pool[r]])]
-                hard = rng.choice(pool, min(n_hard, len(pool)), replace=False) if len(pool) else np.zeros(0, np.int64)
-                unif = rng.integers(0, n_items, config.negatives - len(hard))
-                neg = np.r_[hard, unif]
-                posset = set(pos.tolist())
-                neg = np.asarray([j for j in neg if j not in posset and not excl[r, j]], dtype=np.int64)
-                if len(pos) == 0 or len(neg) == 0:
-                    continue
-                # pairwise samples: a held-out paper should outrank a sampled negative
-                n_pairs = int(min(len(pos) * len(neg), config.pairs_per_user))
-                pi = rng.integers(0, len(pos), n_pairs)
-                ni = rng.integers(0, len(neg), n_pairs)
-                cols = np.r_[pos, neg].astype(np.int64)
-                zz = {f: z[f][r, cols] for f in FEATURES}
-                E = expand(zz, cold[cols], np.full(len(cols), h[r], np.float32))
-                D = E[pi] - E[len(pos) + ni]
-                rows_X.append(np.r_[D, -D])
-                rows_y.append(np.r_[np.ones(n_pairs), np.zeros(n_pairs)])
-                rows_w.append(np.full(2 * n_pairs, 1.0 / n_pairs))
+        rows_X, rows_y, rows_w, pools = _validation_samples(cls, X, V, comps, C_fit, V_pos, eligible, config, rng)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
         w = w * (len(w) / w.sum())
         vstats["features_s"] = round(time.perf_counter() - tt, 2)
+        _progress(progress, "validation: blend (LR + ascent)")
         tt = time.perf_counter()
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
@@ -337,6 +465,7 @@ class HybridModel:
             blender = Blender(_share_warm_weights(blender.weights), True, blender.info)
             tasks.pop("cold")
         vstats["cold_task_users"] = cold_users
+        vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
         neutral = _neutral_weights()
         if cold_users < config.min_task_users:
@@ -348,7 +477,7 @@ class HybridModel:
         vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
         vstats["val_users"] = int(len(eligible))
-        return blender, vstats
+        return blender, vstats, comps, neighbors
 
     # ------------------------------------------------------------------ scoring
     def _raw_features(self, rows: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -2,8 +2,19 @@
 
 Why evaluate on the most recent slice: it is what the next day looks like. The candidate
 is fitted on everything before the slice; the serving model is scored on the same slice,
-so the comparison is like for like. The model that is written and promoted is then refit
-on all events, so no reader's latest behaviour is left out of what serves tomorrow.
+so the comparison is like for like. The model that is written and promoted is then brought
+up to date on all events, so no reader's latest behaviour is left out of what serves
+tomorrow.
+
+Why that last step is a refit of the candidate (`HybridModel.refit`) and not a second fit
+from scratch: a full fit is content + a validation slice to learn the blend + components,
+and on CiteULike-a size the job ran two of them (~3 min). What the comparison judged is the
+candidate's recipe -- its encoder, its learned blend, its component settings -- and the
+refit keeps exactly those: the papers are the same, so the encoder is the same; the blend
+was learned on a slice held out from the candidate's own training events, which is what a
+blend should be learned on; only the components (ALS, item graph, cold-start map,
+popularity) are refit on all events, ALS continuing from the candidate's factors for a few
+sweeps. The recent slice stays held out from everything the comparison scored.
 """
 from __future__ import annotations
 
@@ -107,7 +118,8 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     step("evaluate", t)
 
     t = time.perf_counter()
-    final = fit_model(papers, events, config=HybridConfig(seed=seed))
+    final = candidate.refit(events.users, events.items, events.kinds, events.ts, n_users=events.n_users,
+                            prior_upvotes=papers.upvotes)
     version = new_version()
     manifest = {
         **final.manifest(),
@@ -117,7 +129,7 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
         "metrics": {"holdout": metrics, "active_on_same_holdout": active_metrics},
     }
     path = write_artifact(model_dir, version, ServedModel.arrays_for(final, papers.ids), manifest)
-    step("fit_and_write", t)
+    step("refit_and_write", t)
 
     t = time.perf_counter()
     promoted, reason = decide(metrics, active_metrics, active_row, active_problem, force)
