@@ -58,6 +58,10 @@ def test_first_model_is_promoted_with_a_full_manifest(trained):
     assert manifest["checksums"][ARRAYS_FILE] == sha256_of(models / result.version / ARRAYS_FILE)
     assert set(manifest["metrics"]["holdout"]) >= {"ndcg@20", "recall@20", "hitrate@20"}
     assert store.active_model()["version"] == result.version
+    # the promoted model is the checked candidate brought up to date on every event
+    stats = manifest["stats"]
+    assert stats["n_events"] == manifest["data"]["events"]
+    assert stats["refit"]["from_events"] < stats["n_events"]
 
 
 def test_service_serves_the_model_and_swaps_without_restart(trained):

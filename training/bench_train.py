@@ -11,8 +11,8 @@ Two parts, one table each:
    read is the ratio whole-job / bare-ALS (goal <= 2x) and the peak memory (goal <= 4 GB).
    The baseline is what our ALS component would cost on its own: `implicit` ALS, same
    matrix, factors, regularisation, alpha and number of sweeps (15), same BLAS limit. Our
-   fit spends those 15 sweeps as 11 on the validation slice and 4 on all events continuing
-   from there (`HybridConfig.refine_sweeps`).
+   fit runs those 15 sweeps on the validation slice, then 4 on all events continuing from
+   there (`HybridConfig.refine_sweeps`): 19 sweeps, so ALS alone is ~1.25x the baseline.
 
 Memory is the process's resident set, sampled every 20 ms by a thread: numpy's buffers are
 in it, which tracemalloc would only partly see.
@@ -165,6 +165,9 @@ def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> di
     fit_parts = []
     for (name, start, _), (_, end, peak_next) in zip(marks, marks[1:]):
         fit_parts.append((f"  - {name}", end - start, peak_next))
+    # each mark restarts the sampler's peak: the fit's peak is the largest of its parts'
+    fit_peak = max([fit_peak] + [p[2] for p in fit_parts])
+    stages.rows[-1] = (stages.rows[-1][0], stages.rows[-1][1], fit_peak)
     with stages.stage("write artifact"):
         tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
         write_artifact(tmp, "v-bench", ServedModel.arrays_for(model, ids), model.manifest())
@@ -181,7 +184,8 @@ def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> di
     sampler.stop()
     rows = stages.rows[:job_rows_from + 1] + fit_parts + stages.rows[job_rows_from + 1:]
     return {"papers": n_papers, "readers": n_readers, "events": n_events,
-            "factors": cf.factors, "iterations": cf.iterations, "stages": rows,
+            "factors": cf.factors, "iterations": cf.iterations, "refine_sweeps": model.config.refine_sweeps,
+            "stages": rows, "validation": model.stats.get("validation", {}),
             "job_s": job_s, "job_peak": max(job_peak, fit_peak), "als_s": als_s,
             "ratio": job_s / als_s, "artifact_mb": size_mb,
             "fit_timings": model.stats.get("timings", {})}
@@ -214,21 +218,40 @@ def citeulike_train_job() -> dict:
         import_papers(store, papers_path)
         import_events(store, events_path)
         import_s = time.perf_counter() - t
-        sampler = RssSampler().start()
-        t = time.perf_counter()
-        result = train(store, tmp / "models", progress=False)
-        job_s = time.perf_counter() - t
-        sampler.stop()
+        runs = []
+        for _ in range(2):  # the first run has no serving model; the second (nightly) does
+            sampler = RssSampler().start()
+            t = time.perf_counter()
+            result = train(store, tmp / "models", progress=False)
+            runs.append({"job_s": time.perf_counter() - t, "peak": sampler.peak, "timings": result.timings,
+                         "metrics": result.metrics, "active_metrics": result.active_metrics,
+                         "promoted": result.promoted, "reason": result.reason})
+            sampler.stop()
         store.close()
-        return {"import_s": import_s, "job_s": job_s, "peak": sampler.peak,
-                "timings": result.timings, "metrics": result.metrics}
+        return {"import_s": import_s, "runs": runs}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def print_citeulike(cul: dict) -> None:
+    print("CiteULike-a, `paperrec train` on a store (16,980 papers, 204,986 events; "
+          f"import {cul['import_s']:.1f} s, not part of the job):")
+    print(f"| {'run':<36} | {'job s':>6} | {'peak RSS MB':>11} | stages (s) |")
+    print(f"|{'-' * 38}|{'-' * 8}|{'-' * 13}|{'-' * 12}|")
+    for name, run in zip(("first (nothing serving)", "nightly (compares with serving)"), cul["runs"]):
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in run["timings"].items())
+        print(f"| {name:<36} | {run['job_s']:6.1f} | {run['peak'] / 1e6:11.0f} | {stages} |")
+    last = cul["runs"][-1]
+    print(f"goal: < 60 s on 2 cores. Nightly run: {last['reason']}")
+    print("  holdout candidate: " + ", ".join(f"{k} {v:.4f}" for k, v in last["metrics"].items()
+                                              if isinstance(v, float)))
+
+
 def print_scale(res: dict) -> None:
     print(f"\nGenerated set: {res['papers']:,} papers, {res['readers']:,} readers, "
-          f"{res['events']:,} events; ALS {res['factors']} factors x {res['iterations']} iterations")
+          f"{res['events']:,} events; ALS {res['factors']} factors, {res['iterations']} sweeps "
+          f"(bare fit: {res['iterations']} from random; ours: {res['iterations']} on the validation "
+          f"slice + {res['refine_sweeps']} on all events from there)")
     print(f"| {'stage':<40} | {'wall s':>8} | {'peak RSS MB':>11} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 13}|")
     for name, secs, peak in res["stages"]:
@@ -251,12 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_citeulike:
         cul = citeulike_train_job()
         out["citeulike"] = cul
-        print("CiteULike-a, `paperrec train` on a store (16,980 papers, 204,986 events):")
-        print(f"  import {cul['import_s']:.1f} s (not part of the job); job {cul['job_s']:.1f} s "
-              f"(goal < 60 s); peak RSS {cul['peak'] / 1e9:.2f} GB")
-        print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in cul["timings"].items()))
-        print("  holdout: " + ", ".join(f"{k} {v:.4f}" for k, v in cul["metrics"].items()
-                                        if isinstance(v, float)))
+        print_citeulike(cul)
     if not args.skip_scale:
         res = scale_run(args.papers, args.readers, args.events)
         out["scale"] = {k: v for k, v in res.items() if k != "stages"}

@@ -1,0 +1,166 @@
+"""The pieces that make the fit cheap at scale, each checked against what it replaces.
+
+- ALS continuing from factors (`CollaborativeModel.fit(start=...)`) keeps them as its
+  starting point and reaches a fit as good as one from scratch;
+- top-k pruning by one sorted key equals the (row, -value) lexsort it replaced, and the
+  item graph computed in row blocks equals the one computed whole;
+- the shared content-neighbour search gives the final fit exactly its own search's result;
+- the vectorised pair sampler only pairs a held-out paper with an unseen, not-held-out one;
+- pools are compacted without losing a candidate;
+- `HybridModel.refit` keeps encoder and blend and refits components on the new events."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender.blend import FEATURES
+from recommender.cold_start import NeighborCache, content_neighbors
+from recommender.collaborative import CollaborativeModel, CollaborativeParams
+from recommender.content import ContentEncoder
+from recommender.hybrid import HybridConfig, HybridModel, _pair_samples, _pool_task
+from recommender.item_graph import ItemGraph, top_k_per_row
+from tests.test_model_properties import CONFIG, synthetic
+
+
+def _confidences(seed=0, n_users=60, n_items=40, density=0.15):
+    rng = np.random.default_rng(seed)
+    M = sp.random(n_users, n_items, density=density, random_state=rng, format="csr", dtype=np.float32)
+    M.data = 1.0 + M.data
+    return M
+
+
+def test_als_continues_from_the_given_factors():
+    C = _confidences()
+    params = CollaborativeParams(factors=8, iterations=40, seed=0)
+    full = CollaborativeModel.fit(C, params)
+    # one sweep from a converged fit barely moves it; one sweep from random is far from it
+    one = CollaborativeModel.fit(C, params, start=full, iterations=1)
+    scratch_one = CollaborativeModel.fit(C, params, iterations=1)
+    moved = np.abs(one.item_factors - full.item_factors).max()
+    assert moved < np.abs(scratch_one.item_factors - full.item_factors).max()
+    assert moved < 0.05 * np.abs(full.item_factors).max()
+
+
+def test_als_start_of_another_shape_fits_from_scratch_with_all_sweeps():
+    C = _confidences()
+    params = CollaborativeParams(factors=8, iterations=10, seed=0)
+    other = CollaborativeModel.fit(_confidences(n_users=30), params)
+    a = CollaborativeModel.fit(C, params, start=other, iterations=1)
+    b = CollaborativeModel.fit(C, params)
+    np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=1e-5, atol=1e-6)
+
+
+def _lexsort_top_k(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    M = sp.csr_matrix(M)
+    counts = np.diff(M.indptr)
+    rows = np.repeat(np.arange(M.shape[0]), counts)
+    order = np.lexsort((-M.data, rows))
+    rank = np.arange(M.nnz) - np.repeat(M.indptr[:-1], counts)
+    keep = np.sort(order[rank < k])
+    return sp.csr_matrix((M.data[keep], M.indices[keep], np.r_[0, np.cumsum(np.minimum(counts, k))]), shape=M.shape)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 12))
+def test_top_k_per_row_equals_the_lexsort_it_replaced(seed, k):
+    rng = np.random.default_rng(seed)
+    M = sp.random(20, 30, density=0.4, random_state=rng, format="csr", dtype=np.float32)
+    M.data = np.round(M.data, 1)  # many ties: the earlier stored one is kept, as lexsort did
+    got, want = top_k_per_row(M, k), _lexsort_top_k(M, k)
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)
+
+
+def test_shared_neighbour_search_is_exact_for_the_final_fit_and_close_for_the_slice():
+    texts, *_ = synthetic(n_papers=80)
+    _, X = ContentEncoder.fit_transform(texts, dim=8)
+    rng = np.random.default_rng(1)
+    pool = np.sort(rng.choice(80, 60, replace=False))
+    thin = np.sort(rng.choice(80, 30, replace=False))
+    cache = NeighborCache.build(X, np.arange(80), pool, k=10)
+    fresh = content_neighbors(X[thin], X[pool], pool, 80, k=5, exclude=thin)
+    assert abs(cache.neighbors(thin, pool, 5) - fresh).max() < 1e-6
+    smaller = pool[::2]  # a slice that lost half the pool: neighbours only from what is left
+    K = cache.neighbors(thin, smaller, 5)
+    assert set(K.indices) <= set(smaller)
+    assert cache.neighbors(np.r_[thin, 200], pool, 5) is None  # rows it never searched
+
+
+def _batch(seed=0, B=6, n=50):
+    rng = np.random.default_rng(seed)
+    Fz = rng.standard_normal((len(FEATURES), B, n)).astype(np.float32)
+    excl = rng.random((B, n)) < 0.2
+    held = (rng.random((B, n)) < 0.1) & ~excl
+    held[0] = False  # a reader with nothing held out gives no pair
+    P = sp.csr_matrix(held.astype(np.float32))
+    cold = rng.random(n) < 0.2
+    h = np.log1p(rng.integers(1, 30, B)).astype(np.float32)
+    return Fz, excl, held, P, cold, h
+
+
+def test_pairs_put_a_held_out_paper_against_an_unseen_one():
+    Fz, excl, held, P, cold, h = _batch()
+    config = HybridConfig(negatives=20, pairs_per_user=30)
+    X, y, w = _pair_samples(Fz, excl, held, P, cold, h, config, np.random.default_rng(0))
+    n = len(y) // 2
+    assert np.array_equal(y, np.r_[np.ones(n), np.zeros(n)])
+    np.testing.assert_allclose(X[:n], -X[n:])
+    # every reader with held-out papers weighs the same: weights sum to 2 per reader
+    readers = int((held.sum(1) > 0).sum())
+    assert abs(w.sum() - 2 * readers) < 1e-6
+    # rebuild the candidate differences by brute force: each pair row is one of them
+    from recommender.blend import expand
+    allowed = set()
+    for r in range(held.shape[0]):
+        pos, neg = np.nonzero(held[r])[0], np.nonzero(~held[r] & ~excl[r])[0]
+        for a in pos:
+            for b in neg:
+                za = {f: Fz[k][r, [a]] for k, f in enumerate(FEATURES)}
+                zb = {f: Fz[k][r, [b]] for k, f in enumerate(FEATURES)}
+                d = expand(za, cold[[a]], h[[r]]) - expand(zb, cold[[b]], h[[r]])
+                allowed.add(np.round(d[0], 4).tobytes())
+    assert all(np.round(row, 4).tobytes() in allowed for row in X[:n])
+
+
+def test_pools_are_compacted_without_losing_a_candidate():
+    Fz, excl, held, P, cold, h = _batch(B=8, n=200)
+    t = _pool_task(Fz, excl, held, cold, h, ~cold, per_feature=15)
+    for r in range(8):
+        ok = ~excl[r] & ~cold
+        want = set()
+        for f in range(len(FEATURES)):
+            s = np.where(ok, Fz[f, r], -np.inf)
+            want |= set(np.argsort(-s)[:15][np.isfinite(s[np.argsort(-s)[:15]])].tolist())
+        got = t.F[r, t.valid[r], 0]
+        assert len(got) == len(want)
+        assert np.allclose(np.sort(got), np.sort(Fz[0, r, sorted(want)]))
+    assert t.F.shape[1] == t.valid.sum(1).max()
+    assert (t.n_rel == (held & ~excl & ~cold).sum(1)).all()
+
+
+def test_refit_keeps_encoder_and_blend_and_fits_the_new_events():
+    texts, titles, users, items, _ = synthetic()
+    n_users = int(users.max()) + 1
+    past = np.arange(len(users)) < int(0.8 * len(users))
+    m = HybridModel.fit(texts, users[past], items[past], n_users=n_users, titles=titles, config=CONFIG)
+    r = m.refit(users, items, n_users=n_users)
+    assert r.encoder is m.encoder and r.blender is m.blender
+    assert np.array_equal(r.comps.pop.observed > 0, np.bincount(items, minlength=len(texts)) > 0)
+    assert r.stats["n_events"] == len(users)
+    u = int(users[~past][0])
+    hist = [(int(i), "read", None) for i in items[users == u]]
+    assert np.isfinite(r.score_history(hist)).all()
+    again = HybridModel.from_arrays(r.to_arrays(), r.manifest())
+    np.testing.assert_allclose(again.score_history(hist), r.score_history(hist), rtol=1e-5, atol=1e-5)
+
+
+def test_item_graph_in_blocks_equals_the_whole_product():
+    C = _confidences(seed=3, n_users=200, n_items=120, density=0.1)
+    whole = ItemGraph.fit(C, top_k=10, block_work=10**12).weights
+    blocks = ItemGraph.fit(C, top_k=10, block_work=50).weights
+    assert abs(whole - blocks).max() == 0
+    assert (np.diff(whole.indptr) <= 10).all() and whole.diagonal().sum() == 0
