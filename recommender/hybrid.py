@@ -627,10 +627,9 @@ class HybridModel:
                 z = one.features(OneHistory.from_row(row, np.zeros(0, np.int64)))
             z = {f: S[0, items] for f, S in z.items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
-            kinds = []
-            for n in range(len(items)):
-                best = max(FEATURES, key=lambda f: contrib[f][n])
-                kinds.append("content" if best in ("tfidf", "dense") else "collab" if best in ("cf", "graph") else "trend")
+            best = np.argmax(np.stack([contrib[f] for f in FEATURES]), axis=0)  # first on ties
+            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab"}
+            kinds = [kind_of.get(FEATURES[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
         if content:  # only the papers explained by content need their similarities
             sims = np.asarray((self.X[items[content]] @ self.X[hist].T).toarray())  # (., |hist|)

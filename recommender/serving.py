@@ -53,8 +53,10 @@ class LiveRecommender:
     MODEL_CHECK_S = 1.0
 
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
-                 trending_half_life_days: float = 7.0):
+                 trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0):
         self.store = store
+        self.list_ttl_s = list_ttl_s
+        self._lists: dict[tuple, tuple] = {}
         self.half_life = trending_half_life_days
         self._lock = threading.Lock()
         self._fixed_encoder = encoder is not None
@@ -138,6 +140,13 @@ class LiveRecommender:
         self._encoder_fit_size = len(papers)
         self.catalog = build_snapshot(papers, self.encoder)
         self._paper_rowid = rows[-1][0] if rows else 0
+
+    def is_busy(self) -> bool:
+        """Whether a request could wait here now: a refresh or a paper addition holds a
+        lock (adding papers encodes them, seconds for a large import). The service then
+        runs the request on a worker thread instead of the event loop."""
+        served = self.served
+        return self._lock.locked() or self._loading or (served is not None and served.lock.locked())
 
     # -- keeping up with the store -------------------------------------------------------
     def refresh(self) -> None:
@@ -334,6 +343,7 @@ class LiveRecommender:
         the content profile, and the answer says so."""
         self.refresh()
         as_of_iso = None if as_of is None else _unix_to_iso(as_of)
+        generation = self._reader_generation.get(user_id, 0)  # before the history is read
         history, seen = self._history_and_seen(user_id, as_of_iso)
         excluded = seen if exclude_seen else EMPTY_ROWS
         if strategy is None:
@@ -344,8 +354,35 @@ class LiveRecommender:
             return strategy, self.rank_trending(k, excluded, as_of, popular=strategy == "popular")
         served = self.served
         if served is not None and strategy in self.MODEL_STRATEGIES:
-            return strategy, self.rank_model(served, history, k, strategy, exclude_seen, as_of)
+            if as_of is not None or self.list_ttl_s <= 0:
+                return strategy, self.rank_model(served, history, k, strategy, exclude_seen, as_of)
+            return strategy, self._kept_model_list(served, user_id, generation, history, k,
+                                                   strategy, exclude_seen)
         return "content", self.rank_content(history, k, excluded, as_of)
+
+    MAX_KEPT_LISTS = 100_000
+
+    def _kept_model_list(self, served: ServedModel, user_id: str, generation: int,
+                         history: ReaderHistory, k: int, strategy: str,
+                         exclude_seen: bool) -> Ranked:
+        """A reader's model-ranked list, kept for `list_ttl_s` seconds unless what it was
+        ranked from changes first: an event of the reader (refresh() moves their
+        generation), another model, or a paper added to it. Within the TTL only the
+        confidence decay of the reader's own events moves (half-life 180 days: a relative
+        change of ~3e-6 a minute), which does not reorder a list in practice; trending,
+        which moves faster, is kept separately and per minute (rank_trending)."""
+        key = (user_id, k, exclude_seen, strategy)
+        n_papers = len(served.paper_ids)
+        kept = self._lists.get(key)
+        now = time.monotonic()
+        if (kept is not None and kept[1] is served and kept[0] == generation
+                and kept[2] == n_papers and kept[3] > now):
+            return kept[4]
+        ranked = self.rank_model(served, history, k, strategy, exclude_seen, None)
+        if len(self._lists) >= self.MAX_KEPT_LISTS:
+            self._lists.clear()
+        self._lists[key] = (generation, served, n_papers, now + self.list_ttl_s, ranked)
+        return ranked
 
     def rank_model(self, served: ServedModel, history: ReaderHistory, k: int, strategy: str,
                    exclude_seen: bool, as_of: float | None) -> Ranked:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from recommender.serving import LiveRecommender
 from recommender.store import Store
@@ -60,3 +61,15 @@ RecommenderDep = Annotated[LiveRecommender, Depends(get_recommender)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ApiKey = Annotated[str, Depends(require_api_key)]
 OptionalKey = Annotated[str | None, Security(api_key_header)]
+
+
+async def off_loop_if_busy(recommender: LiveRecommender, fn, *args):
+    """Run a read of the live recommender on the event loop, or on a worker thread when it
+    could wait on a lock (see LiveRecommender.is_busy).
+
+    Why on the loop: a list over the demo catalog takes well under a millisecond of
+    Python, and sending it to a worker thread and back (two GIL hand-offs under load) cost
+    about as much again; the loop never waits on SQLite here (WAL reads, writes queued)."""
+    if recommender.is_busy():
+        return await run_in_threadpool(fn, *args)
+    return fn(*args)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     trending_half_life_days: float = 7.0
     # Threads serving sync routes at once (see service/app.py); measured best at 8 here.
     worker_threads: int = 8
+    # How long a reader's model-ranked list may be served again while nothing it was ranked
+    # from changed (LiveRecommender._kept_model_list); 0 ranks every request afresh.
+    list_ttl_s: float = 60.0
 
     @property
     def api_key_set(self) -> frozenset[str]:

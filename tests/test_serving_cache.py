@@ -14,6 +14,7 @@ import pytest
 from recommender.experiments import serve_list
 from recommender.serving import LiveRecommender
 from recommender.store import EventRow, Store
+from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
 
 TS = "2026-01-02T00:00:00.000000+00:00"
 
@@ -30,9 +31,10 @@ def _some_papers(store, n):
     return [r[0] for r in store.db.execute("SELECT paper_id FROM papers ORDER BY rowid LIMIT ?", [n])]
 
 
-def test_an_event_from_another_process_reaches_the_next_list(stores):
+@pytest.mark.parametrize("list_ttl_s", [0.0, 60.0])
+def test_an_event_from_another_process_reaches_the_next_list(stores, list_ttl_s):
     here, there = stores
-    rec = LiveRecommender(here)
+    rec = LiveRecommender(here, list_ttl_s=list_ttl_s)
     _, first = rec.recommend("demo-agents", 10)
     top = rec.catalog.paper_ids[int(first.rows[0])]
     _, again = rec.recommend("demo-agents", 10)  # served from the cached history
@@ -42,9 +44,10 @@ def test_an_event_from_another_process_reaches_the_next_list(stores):
     assert top not in [rec.catalog.paper_ids[int(r)] for r in after.rows]
 
 
-def test_a_new_reader_leaves_the_shared_trending_list(stores):
+@pytest.mark.parametrize("list_ttl_s", [0.0, 60.0])
+def test_a_new_reader_leaves_the_shared_trending_list(stores, list_ttl_s):
     here, there = stores
-    rec = LiveRecommender(here)
+    rec = LiveRecommender(here, list_ttl_s=list_ttl_s)
     used, before = rec.recommend("brand-new-reader", 10)
     used_other, other = rec.recommend("another-new-reader", 10)
     assert used == used_other == "trending" and list(before.rows) == list(other.rows)
@@ -80,3 +83,23 @@ def test_served_lists_are_readable_at_once_and_on_disk_after_close(seeded_db):
     finally:
         con.close()
     assert set(ids + more) <= stored
+
+
+def test_a_kept_list_is_the_list_ranked_afresh(trained):
+    """Within its TTL a reader's list is reused; it is the list a fresh ranking gives, and
+    a paper added to the catalog (so to the model) ranks afresh."""
+    _, _, here, _ = trained
+    try:
+        kept = LiveRecommender(here, list_ttl_s=60.0)
+        fresh = LiveRecommender(here, list_ttl_s=0.0)
+        assert kept.served is not None
+        _, a = kept.recommend("demo-agents", 10)
+        _, b = kept.recommend("demo-agents", 10)
+        assert b is a
+        _, c = fresh.recommend("demo-agents", 10)
+        assert list(c.rows) == list(a.rows) and c.reasons == a.reasons
+        here.upsert_papers([{"paper_id": "kept-new", "title": "Agents that plan with language models"}])
+        _, d = kept.recommend("demo-agents", 10)
+        assert d is not a
+    finally:
+        here.close()

@@ -12,7 +12,8 @@ from pydantic import BeforeValidator
 
 from recommender.events import InvalidField, normalize_ts
 from recommender.experiments import serve_list
-from service.deps import MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid
+from service.deps import (MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid,
+                          off_loop_if_busy)
 from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
 
 router = APIRouter(tags=["recommendations"])
@@ -54,7 +55,7 @@ def _items(recommender, ranked) -> list[RecommendedItem]:
 # OpenAPI clients that calling without it is allowed.
 @router.get("/recommendations", response_model=Recommendations,
             openapi_extra={"security": [{}]})
-def recommendations(
+async def recommendations(
     user_id: Annotated[Id, Query(description="the reader")],
     recommender: RecommenderDep,
     store: StoreDep,
@@ -81,8 +82,8 @@ def recommendations(
                 "type": "value_error", "loc": ["query", "strategy"],
                 "msg": f"unknown strategy; one of {', '.join(recommender.STRATEGIES)}",
                 "input": strategy}])
-    served = serve_list(store, recommender, user_id, k, exclude_seen, _as_of_unix(as_of),
-                        strategy)
+    served = await off_loop_if_busy(recommender, serve_list, store, recommender, user_id, k,
+                                    exclude_seen, _as_of_unix(as_of), strategy)
     metrics.recommendations.labels(served.strategy).inc()
     return _json(served, recommender.catalog)
 
