@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
 from recommender.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
-from recommender.store import Store
+from recommender.store import EventRow, Store
 from tests.conftest import AUTH, make_client
 from training.cli import main
 from training.train_job import train
@@ -77,6 +78,26 @@ def test_service_serves_the_model_and_swaps_without_restart(trained):
         wait_for_version(client, first.version)
 
 
+def add_new_reads(store, n_readers: int = 30):
+    """Reads newer than anything the serving model saw, by readers it knows."""
+    users = sorted({e["user_id"] for e in store.iter_events()})[:n_readers]
+    papers = [p["paper_id"] for p in store.iter_papers()]
+    now = datetime.now(timezone.utc).isoformat()
+    store.add_events([EventRow(u, papers[(7 * n) % len(papers)], "read", now, idempotency_key=f"new-{u}")
+                      for n, u in enumerate(users)])
+
+
+def test_the_serving_model_is_judged_only_on_events_it_has_not_seen(trained):
+    db, models, store, first = trained
+    again = train(store, models, progress=False)  # no new events: nothing fair to judge on
+    assert again.promoted and not again.metrics and not again.active_metrics
+    assert "no events newer" in again.reason
+    add_new_reads(store)
+    third = train(store, models, progress=False)
+    assert third.active_metrics and 0 < third.active_metrics["users"] <= 30
+    assert third.metrics["users"] == third.active_metrics["users"]
+
+
 def test_a_worse_model_is_not_promoted(trained, monkeypatch):
     db, models, store, first = trained
     import training.train_job as job
@@ -89,6 +110,7 @@ def test_a_worse_model_is_not_promoted(trained, monkeypatch):
         return {**m, "ndcg@20": m["ndcg@20"] - 0.5} if len(calls) == 1 else m
 
     monkeypatch.setattr(job, "_holdout_metrics", candidate_worse)
+    add_new_reads(store)
     result = train(store, models, progress=False)
     assert not result.promoted and "worse" in result.reason
     assert store.active_model()["version"] == first.version
