@@ -43,6 +43,31 @@ def default_params(n_users: int, n_items: int, nnz: int, seed: int = 0) -> Colla
     return CollaborativeParams(factors=factors, regularization=10.0, alpha=30.0, iterations=15, seed=seed)
 
 
+def conjugate_gradient(apply, b: np.ndarray, cg_steps: int) -> np.ndarray:
+    """`cg_steps` of conjugate gradient from zero for every row of b (B x f) at once:
+    A x = b with A given by `apply` (a batch of vectors -> A times each). Rows that have
+    converged stop moving. Shared by the batched and the one-reader fold-in, which must
+    give equal factors."""
+    X = np.zeros_like(b, dtype=np.float32)
+    r = b.copy()
+    p = r.copy()
+    rs = np.einsum("bf,bf->b", r, r)
+    for _ in range(cg_steps):
+        active = rs > 1e-12
+        if not active.any():
+            break
+        Ap = apply(p)
+        denom = np.einsum("bf,bf->b", p, Ap)
+        a = np.where(active & (denom > 0), rs / np.where(denom > 0, denom, 1.0), 0.0).astype(np.float32)
+        X += a[:, None] * p
+        r -= a[:, None] * Ap
+        rs_new = np.einsum("bf,bf->b", r, r)
+        beta = np.where(active, rs_new / np.where(active, rs, 1.0), 0.0).astype(np.float32)
+        p = r + beta[:, None] * p
+        rs = rs_new
+    return X
+
+
 @dataclass
 class CollaborativeModel:
     params: CollaborativeParams
@@ -116,9 +141,8 @@ class CollaborativeModel:
         Y = self.item_factors if item_factors is None else item_factors
         rows = sp.csr_matrix(rows, dtype=np.float32)
         B, f = rows.shape[0], Y.shape[1]
-        X = np.zeros((B, f), dtype=np.float32)
         if rows.nnz == 0:
-            return X
+            return np.zeros((B, f), dtype=np.float32)
         alpha = self.params.alpha if self.params.algorithm == "als" else 1.0
         reg = np.float32(self.params.regularization)
         conf = alpha * rows.data
@@ -134,27 +158,10 @@ class CollaborativeModel:
 
         def apply(P: np.ndarray) -> np.ndarray:
             d = np.einsum("nf,nf->n", P[r_idx], Yc)
-            Wd = W.multiply(d[None, :]).tocsr() if False else sp.csr_matrix(
-                (W.data * d, W.indices, W.indptr), shape=W.shape)
+            Wd = sp.csr_matrix((W.data * d, W.indices, W.indptr), shape=W.shape)
             return P @ yty + reg * P + np.asarray(Wd @ Yc, dtype=np.float32)
 
-        r = b.copy()
-        p = r.copy()
-        rs = np.einsum("bf,bf->b", r, r)
-        for _ in range(cg_steps):
-            active = rs > 1e-12
-            if not active.any():
-                break
-            Ap = apply(p)
-            denom = np.einsum("bf,bf->b", p, Ap)
-            a = np.where(active & (denom > 0), rs / np.where(denom > 0, denom, 1.0), 0.0).astype(np.float32)
-            X += a[:, None] * p
-            r -= a[:, None] * Ap
-            rs_new = np.einsum("bf,bf->b", r, r)
-            beta = np.where(rs > 1e-12, rs_new / np.where(rs > 1e-12, rs, 1.0), 0.0).astype(np.float32)
-            p = r + beta[:, None] * p
-            rs = rs_new
-        return X
+        return conjugate_gradient(apply, b, cg_steps)
 
     def fold_in_one(self, items: np.ndarray, confidence: np.ndarray, cg_steps: int = 8) -> np.ndarray:
         """`fold_in` for one reader given as (paper indices, confidences): (f,) factors.
@@ -164,9 +171,8 @@ class CollaborativeModel:
         float32 operations in the same order (a CSR row times a matrix is a sequential sum
         over the row, which a sum over axis 0 also is), so the result is equal to the bit."""
         Y = self.item_factors
-        x = np.zeros((1, Y.shape[1]), dtype=np.float32)
         if len(items) == 0:
-            return x[0]
+            return np.zeros(Y.shape[1], dtype=np.float32)
         alpha = self.params.alpha if self.params.algorithm == "als" else 1.0
         reg = np.float32(self.params.regularization)
         conf = alpha * np.asarray(confidence, np.float32)
@@ -178,21 +184,8 @@ class CollaborativeModel:
             d = np.einsum("nf,nf->n", np.broadcast_to(P, Yc.shape), Yc)
             return P @ yty + reg * P + (extra * d[:, None] * Yc).sum(axis=0, keepdims=True)
 
-        r = (conf[:, None] * Yc).sum(axis=0, keepdims=True)
-        p = r.copy()
-        rs = np.einsum("bf,bf->b", r, r)
-        for _ in range(cg_steps):  # the batch loop's arithmetic, on a batch of one
-            if not rs[0] > 1e-12:
-                break
-            Ap = apply(p)
-            denom = np.einsum("bf,bf->b", p, Ap)
-            a = np.where(denom > 0, rs / np.where(denom > 0, denom, 1.0), 0.0).astype(np.float32)
-            x += a[:, None] * p
-            r -= a[:, None] * Ap
-            rs_new = np.einsum("bf,bf->b", r, r)
-            p = r + (rs_new / rs).astype(np.float32)[:, None] * p
-            rs = rs_new
-        return x[0]
+        b = (conf[:, None] * Yc).sum(axis=0, keepdims=True)
+        return conjugate_gradient(apply, b, cg_steps)[0]
 
     def scores(self, user_vecs: np.ndarray, item_factors: np.ndarray | None = None) -> np.ndarray:
         Y = self.item_factors if item_factors is None else item_factors
