@@ -26,6 +26,8 @@ Events are always `FULL` and acknowledged only once on disk.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -104,22 +106,67 @@ class EventRow:
 
 
 class _WriteJob:
-    __slots__ = ("fn", "durable", "done", "result", "error", "unwaited")
+    """A write waiting for the writer thread. Waited-for writes carry a future: a worker
+    thread blocks on it, an async route awaits it (asyncio.wrap_future) without holding a
+    thread while the commit's fsync runs."""
+
+    __slots__ = ("fn", "durable", "future", "result", "error", "unwaited")
 
     def __init__(self, fn, durable: bool, unwaited: bool = False):
         self.fn, self.durable, self.unwaited = fn, durable, unwaited
-        self.done = threading.Event()
+        self.future: concurrent.futures.Future | None = None if unwaited else concurrent.futures.Future()
         self.result = self.error = None
+
+    def claim(self) -> bool:
+        """Called by the writer before it runs the job: False when the waiter gave up first
+        (an async request cancelled while queued). Such a job is never written, so nothing
+        is stored that no one acknowledged or will see acknowledged."""
+        return self.future is None or self.future.set_running_or_notify_cancel()
+
+    def settle(self) -> None:
+        if self.future is not None:
+            if self.error is not None:
+                self.future.set_exception(self.error)
+            else:
+                self.future.set_result(self.result)
+
+
+def _nothing(db: Database) -> None:
+    return None
+
+
+def _insert_rows(sql: str, rows: list[tuple]):
+    """One executemany for rows nobody waits for; if it fails, row by row so that only a
+    bad row (say a repeated request_id) is dropped, and logged."""
+    def insert(db: Database) -> None:
+        conn = db.conn
+        conn.execute("SAVEPOINT many")
+        try:
+            conn.executemany(sql, rows)
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO many")
+            for params in rows:
+                conn.execute("SAVEPOINT one")
+                try:
+                    conn.execute(sql, params)
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO one")
+                    log.error("unacknowledged write dropped: %r", exc)
+                conn.execute("RELEASE one")
+        conn.execute("RELEASE many")
+    return insert
 
 
 class _GroupCommitter:
     """One writer thread per Store and process: drains the queue, one transaction and one
     commit (one fsync) per batch of waiting writes.
 
-    Writes nobody waits for (served lists) are not queued: they are appended to a deque
+    Rows nobody waits for (served lists) are not queued: they are appended to a deque
     the writer takes in front of its next batch, or on its own every IDLE_COMMIT_S. So a
     GET does not wake the writer thread (each wake-up is a GIL hand-off, which under load
-    cost more than the insert), and a write queued after a list still commits after it."""
+    cost more than the insert), and a write queued after a list still commits after it.
+    The rows of one statement go in with one executemany: one statement each with its own
+    savepoint was a fifth of the server's CPU in `make bench-load`'s recommendations run."""
 
     MAX_BATCH = 512
     IDLE_COMMIT_S = 0.05
@@ -142,22 +189,25 @@ class _GroupCommitter:
                                                 daemon=True)
                 self._thread.start()
 
-    def submit(self, fn, durable: bool, wait: bool = True):
+    def submit(self, fn, durable: bool):
+        return self.enqueue(fn, durable).result()
+
+    def append_row(self, sql: str, params: tuple) -> None:
         self._ensure_thread()
-        if not wait:
-            self._unwaited.append(fn)
-            return None
+        self._unwaited.append((sql, params))
+
+    def enqueue(self, fn, durable: bool) -> concurrent.futures.Future:
+        """Queue a write; the future resolves once the commit that holds it is on disk
+        (with its result, or the exception that undid it)."""
+        self._ensure_thread()
         job = _WriteJob(fn, durable)
         self._queue.put(job)
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result
+        return job.future
 
     def flush(self) -> None:
         """Wait until every write submitted so far is committed."""
         if self._unwaited or self._thread is not None:
-            self.submit(lambda db: None, durable=False)
+            self.submit(_nothing, durable=False)
 
     def stop(self) -> None:
         with self._start_lock:
@@ -168,10 +218,12 @@ class _GroupCommitter:
             thread.join(timeout=60)
 
     def _take_unwaited(self) -> list[_WriteJob]:
-        jobs = []
+        rows: dict[str, list[tuple]] = {}
         while self._unwaited:
-            jobs.append(_WriteJob(self._unwaited.popleft(), durable=False, unwaited=True))
-        return jobs
+            sql, params = self._unwaited.popleft()
+            rows.setdefault(sql, []).append(params)
+        return [_WriteJob(_insert_rows(sql, many), durable=False, unwaited=True)
+                for sql, many in rows.items()]
 
     def _run(self) -> None:
         q = self._queue
@@ -203,6 +255,9 @@ class _GroupCommitter:
                 return
 
     def _commit(self, jobs: list[_WriteJob]) -> None:
+        jobs = [j for j in jobs if j.claim()]
+        if not jobs:
+            return
         store = self.store
         try:
             with store._write_lock:
@@ -240,7 +295,7 @@ class _GroupCommitter:
                     j.result, j.error = None, exc
         finally:
             for j in jobs:
-                j.done.set()
+                j.settle()
 
 
 class Store:
@@ -302,15 +357,27 @@ class Store:
             finally:
                 self._local.in_transaction = False
 
-    def write(self, fn, durable: bool = True, wait: bool = True):
+    def write(self, fn, durable: bool = True):
         """Run `fn(db)` in the next group commit and return its result once committed
         (its exception, with nothing of it stored, if it raised). `durable=False` allows a
-        commit without fsync when no durable write shares it. `wait=False` returns at once
-        (for writes nobody acknowledges: see log_served_list). Inside transaction() it runs
+        commit without fsync when no durable write shares it. Inside transaction() it runs
         inline, as part of that transaction."""
         if getattr(self._local, "in_transaction", False):
             return fn(self.db)
-        return self._committer.submit(fn, durable, wait)
+        return self._committer.submit(fn, durable)
+
+    def insert_unacknowledged(self, sql: str, params: tuple) -> None:
+        """Queue one INSERT nobody waits for and return at once (served lists: see the
+        module docstring); flush() waits for it. Inside transaction() it runs inline."""
+        if getattr(self._local, "in_transaction", False):
+            self.db.conn.execute(sql, params)
+        else:
+            self._committer.append_row(sql, params)
+
+    async def write_async(self, fn, durable: bool = True):
+        """write() for the event loop: awaits the group commit instead of blocking a worker
+        thread on it (a route that waits for an fsync then costs no thread while it waits)."""
+        return await asyncio.wrap_future(self._committer.enqueue(fn, durable))
 
     def flush(self) -> None:
         """Wait for writes submitted without waiting (served lists), so a read that follows
@@ -428,6 +495,16 @@ class Store:
 
         An event whose idempotency key is already stored is a retry and is skipped, so a
         client may resend a batch whose answer it never saw."""
+        stored = self.write(self._insert_events(events), durable=True)
+        return stored, len(events) - stored
+
+    async def add_events_async(self, events: Sequence[EventRow]) -> tuple[int, int]:
+        """add_events() for the event loop (see write_async)."""
+        stored = await self.write_async(self._insert_events(events), durable=True)
+        return stored, len(events) - stored
+
+    @staticmethod
+    def _insert_events(events: Sequence[EventRow]):
         now = utcnow_iso()
 
         def insert(db: Database) -> int:
@@ -445,8 +522,7 @@ class Store:
                 stored += cur.rowcount
             return stored
 
-        stored = self.write(insert, durable=True)
-        return stored, len(events) - stored
+        return insert
 
     def user_events(self, user_id: str, until: str | None = None) -> list[dict]:
         sql = "SELECT paper_id, kind, ts, request_id FROM events WHERE user_id = ?"
@@ -663,7 +739,7 @@ class Store:
                      .isoformat(timespec="microseconds"))
         # On the path of every GET, and nobody acknowledges it: queued for the next group
         # commit without waiting for it (see the module docstring).
-        self.write(lambda db: db.conn.execute(
+        self.insert_unacknowledged(
             """
             INSERT INTO impressions (request_id, user_id, experiment, variant, strategy,
                                      model_version, paper_ids, sources, served_at)
@@ -671,8 +747,7 @@ class Store:
             """,
             (request_id, user_id, experiment, variant, strategy, model_version,
              json.dumps(list(paper_ids)),
-             json.dumps(list(sources)) if sources is not None else None, served_at),
-        ), durable=False, wait=False)
+             json.dumps(list(sources)) if sources is not None else None, served_at))
 
     def experiment_lists(self, name: str) -> list[dict]:
         """Every list served under an experiment: who, which variant, how many items, when."""

@@ -1,7 +1,9 @@
 """The store: migrations, WAL, idempotency, atomic batches, model registry."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -76,3 +78,57 @@ def test_stopping_twice_is_a_no_op(store):
     assert store.stop_experiment("exp") is True
     assert store.stop_experiment("exp") is False
     assert store.get_experiment("exp")["status"] == "stopped"
+
+
+def _event(key: str) -> EventRow:
+    return EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00", None, key)
+
+
+def test_events_awaited_on_an_event_loop_are_committed_when_the_await_returns(store):
+    store.upsert_papers([PAPER])
+
+    async def post():
+        return await asyncio.gather(*(store.add_events_async([_event(f"k{i}")]) for i in range(20)))
+
+    assert asyncio.run(post()) == [(1, 0)] * 20
+    other = sqlite3.connect(store.path)
+    assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 20
+    with pytest.raises(sqlite3.IntegrityError):
+        asyncio.run(store.add_events_async([EventRow("u", "missing", "click", "2026-01-01T00:00:00+00:00")]))
+
+
+def test_a_write_cancelled_while_queued_is_never_stored(store):
+    """A request cancelled before the writer took its batch was never acknowledged, and
+    nothing of it may appear later either."""
+    store.upsert_papers([PAPER])
+    writer_busy, release = threading.Event(), threading.Event()
+
+    def slow(db):
+        writer_busy.set()
+        release.wait(10)
+
+    blocker = threading.Thread(target=store.write, args=(slow,))
+    blocker.start()
+    assert writer_busy.wait(10)
+
+    async def cancel_one():
+        task = asyncio.ensure_future(store.add_events_async([_event("cancelled")]))
+        await asyncio.sleep(0.05)  # queued behind the slow write
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The writer must still be alive to take the next write.
+        return await asyncio.wait_for(store.add_events_async([_event("after")]), 10)
+
+    assert asyncio.run(cancel_one()) == (1, 0)
+    blocker.join(10)
+    keys = {r[0] for r in store.db.execute("SELECT idempotency_key FROM events")}
+    assert keys == {"after"}
+
+
+def test_a_repeated_served_list_id_drops_only_that_list(store):
+    for rid in ("r1", "r2", "r1", "r3"):
+        store.log_served_list(rid, "u", "trending", ["p1"])
+    store.flush()
+    assert sorted(r[0] for r in store.db.execute("SELECT request_id FROM impressions")) == ["r1", "r2", "r3"]
