@@ -24,7 +24,7 @@ import random
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -235,7 +235,10 @@ class ServedList:
     variant: str | None = None
     sources: list[str] | None = None
     model_version: str | None = None
-    extra: dict = field(default_factory=dict)
+    # The recommender's own list when it is served as ranked (not interleaved): the same
+    # object for as long as the recommender keeps a reader's list, so what is derived
+    # from it (the service's JSON) can be kept with it.
+    ranked: object | None = None
 
 
 def interleave_label(experiment: Experiment) -> str:
@@ -260,6 +263,7 @@ def serve_list(store, recommender, user_id: str, k: int, exclude_seen: bool = Tr
         exp = choose_experiment(running, user_id)
     variant_name: str | None = None
     sources: list[str] | None = None
+    as_ranked = None
     if exp is not None and exp.kind == "interleave":
         a, b = exp.variants
         _, ranked_a = recommender.recommend(user_id, k, exclude_seen, as_of, a.strategy)
@@ -284,6 +288,7 @@ def serve_list(store, recommender, user_id: str, k: int, exclude_seen: bool = Tr
             variant_name, strategy = v.name, v.strategy
         used, ranked = recommender.recommend(user_id, k, exclude_seen, as_of, strategy)
         ranked_rows, ranked_scores, ranked_reasons = ranked.rows, ranked.scores, ranked.reasons
+        as_ranked = ranked
     catalog = recommender.catalog  # after ranking: recommend() may have added papers
     paper_ids = [catalog.paper_ids[int(r)] for r in ranked_rows]
     model_version = getattr(recommender, "model_version", None)
@@ -295,4 +300,4 @@ def serve_list(store, recommender, user_id: str, k: int, exclude_seen: bool = Tr
     return ServedList(request_id=request_id, user_id=user_id, strategy=used, rows=ranked_rows,
                       scores=ranked_scores, reasons=list(ranked_reasons), paper_ids=paper_ids,
                       experiment=exp.name if exp else None, variant=variant_name,
-                      sources=sources, model_version=model_version)
+                      sources=sources, model_version=model_version, ranked=as_ranked)

@@ -25,9 +25,10 @@ from recommender.store import Store
 from recommender.trending import TRENDING_WEIGHTS, trending_scores
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ranked:
-    """One ranked list: catalog rows, scores and a reason per row."""
+    """One ranked list: catalog rows, scores and a reason per row. Compared and hashed by
+    identity: a kept list is the same object on every request that reuses it."""
 
     rows: np.ndarray
     scores: np.ndarray
