@@ -572,7 +572,7 @@ class HybridModel:
             return np.zeros((S.shape[0], 0), np.int64)
         top = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < S.shape[1] else np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
         vals = np.take_along_axis(S, top, 1)
-        order = np.lexsort((top, -vals), axis=1) if False else np.argsort(-vals, axis=1, kind="stable")
+        order = np.argsort(-vals, axis=1, kind="stable")
         top = np.take_along_axis(top, order, 1)
         if (n_allowed < kk).any():  # callers slice per row with `n_allowed`
             top = np.where(np.arange(kk)[None, :] < n_allowed[:, None], top, -1)

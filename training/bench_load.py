@@ -115,12 +115,13 @@ def active_model(db: Path) -> str | None:
 
 
 class Server:
-    def __init__(self, db: Path, model_dir: Path, workdir: Path):
+    def __init__(self, db: Path, model_dir: Path, workdir: Path, env_extra: dict | None = None,
+                 name: str = "server"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "server.log"
+        self.log = workdir / f"{name}.log"
         env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": API_KEY,
-               "PAPERREC_MODEL_DIR": str(model_dir)}
+               "PAPERREC_MODEL_DIR": str(model_dir), **(env_extra or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
@@ -147,6 +148,11 @@ class Server:
 
     def tracebacks(self) -> int:
         return self.log.read_text(errors="replace").count("Traceback")
+
+    def stop_and_count_tracebacks(self) -> int:
+        tracebacks = self.tracebacks()
+        self.stop()
+        return tracebacks
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -226,6 +232,32 @@ def swap_during(db: Path, model_dir: Path, delay: float, out: dict) -> threading
     return t
 
 
+def recs_without_kept_lists(db: Path, model_dir: Path, workdir: Path, duration: int,
+                            rows: list[Row], meta: dict) -> int:
+    """The recommendations-only run again on a server that ranks every list afresh
+    (PAPERREC_LIST_TTL_S=0), at the target level: what the per-reader list cache is worth,
+    reported next to the figures it helps. Returns the server's tracebacks."""
+    server = Server(db, model_dir, workdir, {"PAPERREC_LIST_TTL_S": "0"}, name="server-no-kept-lists")
+    try:
+        print(f"  {TARGET_LEVEL:>3} clients, recs with lists not kept ({duration} s) ...", flush=True)
+        got = [to_row(TARGET_LEVEL, "recs, no kept lists", r) for r in
+               run_locust(server, SCENARIOS["recs"], TARGET_LEVEL, duration, workdir)]
+    finally:
+        tracebacks = server.stop_and_count_tracebacks()
+    rows += got
+    s = meta["levels"][TARGET_LEVEL]
+    rec = next(r for r in got if r.endpoint == "GET /recommendations")
+    s["recs_no_kept_rps"], s["recs_no_kept_p99"] = rec.rps, rec.p99
+    meta["notes"].append(
+        f"{TARGET_LEVEL} clients, recommendations with every list ranked afresh "
+        f"(PAPERREC_LIST_TTL_S=0, a second server on the same data): {rec.rps:.0f} req/s, p99 "
+        f"{rec.p99:.0f} ms, ratio to the floor {rec.rps / s['floor_rps']:.2f}. By default a "
+        "reader's list is kept up to 60 s unless their events, the model or the catalog "
+        "change; half of these requests are for the 46 demo readers, so kept lists are "
+        "reused often here.")
+    return tracebacks
+
+
 def render(rows: list[Row], meta: dict) -> str:
     lines = [
         f"# paperrec load benchmark ({meta['when']})",
@@ -263,6 +295,8 @@ def plot(rows: list[Row], path: Path) -> bool:
     series = {
         ("floor", "GET /health"): ("GET /health (floor)", "tab:gray"),
         ("recs", "GET /recommendations"): ("GET /recommendations (recs only)", "tab:blue"),
+        ("recs, no kept lists", "GET /recommendations"):
+            ("GET /recommendations (recs only, lists not kept)", "tab:purple"),
         ("mix", "GET /recommendations"): ("GET /recommendations (mix)", "tab:green"),
         ("mix", "POST /events"): ("POST /events (mix)", "tab:orange"),
     }
@@ -349,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
                         ok = False
                     meta["notes"].append(
                         f"{level} clients, mix: {acked} events acknowledged, {added} new in the "
-                        f"store, integrity_check {check}")
+                        f"store (more: batches answered in the first second are stored but not "
+                        f"in locust's statistics, which restart once all clients run), "
+                        f"integrity_check {check}")
                     rec = by_ep["GET /recommendations"]
                     summary.update(mix_rps=sum(r.rps for r in got), mix_recs_p99=rec.p99)
                 elif scenario == "floor":
@@ -367,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         server.stop()
+    if TARGET_LEVEL in levels and not args.no_model:
+        tracebacks += recs_without_kept_lists(db, model_dir, workdir, args.duration, rows, meta)
 
     errors = sum(r.failures for r in rows)
     meta["targets"].append(f"zero errors: {errors} failed requests, {tracebacks} server "
