@@ -117,6 +117,18 @@ def _latest(ts) -> float | None:
     return float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
 
 
+def _event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now: float | None,
+                  config: ConfidenceConfig) -> tuple[sp.csr_matrix, int, float | None]:
+    """(confidence matrix, number of readers, the `now` it decays from) for fit and refit:
+    readers default to the largest index + 1, `now` to the newest event."""
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64)
+    n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
+    now = _latest(ts) if now is None else now
+    C, _seen = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=config)
+    return C, n_users, now
+
+
 def _dense_mask(M: sp.csr_matrix) -> np.ndarray:
     """(B x n) bool of the stored positive entries of a few sparse rows."""
     out = np.zeros(M.shape, bool)
@@ -306,13 +318,11 @@ class HybridModel:
         config = config or HybridConfig()
         strategies = tuple(strategies)
         t0 = time.perf_counter()
-        users = np.asarray(users, np.int64)
-        items = np.asarray(items, np.int64)
         n_items = len(texts)
-        n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
         conf_config = ConfidenceConfig(half_life_days=config.half_life_days)
-        now = _latest(ts) if now is None else now
-        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users))}
+        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
+        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
+                       "nnz": int(C.nnz)}
         timings: dict = {}
 
         _progress(progress, "content")
@@ -322,8 +332,6 @@ class HybridModel:
         lengths = text_lengths(list(texts))
         timings["content_s"] = time.perf_counter() - t
 
-        C, _seen = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=conf_config)
-        stats["nnz"] = int(C.nnz)
         collab = any(s in strategies for s in ("collaborative", "hybrid"))
         blender = Blender.prior("hybrid not fit")
         start, neighbors = None, None
@@ -375,11 +383,7 @@ class HybridModel:
         to turn the candidate it checked on the recent slice into the model it promotes,
         instead of a second fit from scratch."""
         t0 = time.perf_counter()
-        users = np.asarray(users, np.int64)
-        items = np.asarray(items, np.int64)
-        n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
-        now = _latest(ts) if now is None else now
-        C, _ = confidence_matrix(users, items, kinds, ts, (n_users, self.n_items), now=now, config=self.conf_config)
+        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         cf = self.comps.cf
         comps = self._fit_components(C, self.X, self.V, self.lengths, prior_upvotes, self.config,
                                      collab=cf is not None, start=cf,
