@@ -1,11 +1,14 @@
 """POST /events: auth, validation naming field and index, atomic batches, idempotency."""
 from __future__ import annotations
 
+import threading
+import time
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.events import KINDS
-from tests.conftest import AUTH
+from tests.conftest import AUTH, make_client
 
 PAPER = "2312.17653"  # in the shipped catalog
 
@@ -106,3 +109,40 @@ def test_any_event_is_either_stored_whole_or_refused_with_422(client, user_id, k
     else:
         assert count_events(client) == before
         assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_batches_waiting_for_their_commit_hold_no_worker_thread(seeded_db):
+    """More event batches than the server has worker threads wait on a stalled commit, and
+    a route that needs a worker thread (GET /trending) still answers: a batch waits for
+    its fsync on the event loop, not on a thread. None is acknowledged before its commit."""
+    with make_client(seeded_db, worker_threads=2) as client:
+        store = client.app.state.store
+        before = count_events(client)
+        codes: list[int] = []
+        answered: list[int] = []
+
+        def post(i: int) -> None:
+            r = client.post("/events", json=event(idempotency_key=f"stalled-{i}"), headers=AUTH)
+            codes.append(r.status_code)
+
+        posts = [threading.Thread(target=post, args=(i,), daemon=True) for i in range(6)]
+        reader = threading.Thread(target=lambda: answered.append(
+            client.get("/trending", params={"k": 3}).status_code), daemon=True)
+        with store._write_lock:  # the writer thread stalls at its next commit
+            for t in posts:
+                t.start()
+            deadline = time.monotonic() + 5
+            # the writer holds the first batch; the other five wait in its queue
+            while store._committer._queue.qsize() < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            queued = store._committer._queue.qsize()
+            reader.start()
+            reader.join(5)
+            answered_while_stalled, acked_while_stalled = list(answered), list(codes)
+        for t in [*posts, reader]:
+            t.join(10)
+        assert queued == 5
+        assert answered_while_stalled == [200]
+        assert acked_while_stalled == []
+        assert codes == [201] * 6
+        assert count_events(client) == before + 6
