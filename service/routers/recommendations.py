@@ -108,7 +108,9 @@ def _dumps(value) -> str:
 # The items of a list, encoded once per list object and catalog: a reader's kept list
 # (and the trending list of everyone without history) is the same Ranked on every request
 # that reuses it, and encoding its 20 items was a fifth of the GIL time of a request in
-# `make bench-load`. Weak keys: an entry goes when the recommender drops the list.
+# `make bench-load`. Weak keys: an entry goes when the recommender drops the list; and a
+# weak reference to the catalog, so an entry never keeps an older catalog (a full copy of
+# the paper vectors) alive.
 _ENCODED_ITEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -116,13 +118,13 @@ def _items_json(served, catalog) -> str:
     ranked = served.ranked
     if ranked is not None:
         kept = _ENCODED_ITEMS.get(ranked)
-        if kept is not None and kept[0] is catalog:
+        if kept is not None and kept[0]() is catalog:
             return kept[1]
     text = _dumps([{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r],
                     "score": round(float(s), 6), "reason": reason}
                    for r, s, reason in zip(served.rows.tolist(), served.scores, served.reasons)])
     if ranked is not None:
-        _ENCODED_ITEMS[ranked] = (catalog, text)
+        _ENCODED_ITEMS[ranked] = (weakref.ref(catalog), text)
     return text
 
 
