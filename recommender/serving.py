@@ -140,7 +140,7 @@ class LiveRecommender:
         self.encoder = encoder
         self._encoder_fit_size = len(papers)
         self.catalog = build_snapshot(papers, self.encoder)
-        self._paper_rowid = rows[-1][0] if rows else 0
+        self._paper_change = max((c for c, _ in rows), default=0)
 
     def is_busy(self) -> bool:
         """Whether a request could wait here now: a refresh or a paper addition holds a
@@ -152,15 +152,19 @@ class LiveRecommender:
     # -- keeping up with the store -------------------------------------------------------
     def refresh(self) -> None:
         with self._lock:
-            new_papers = self.store.papers_since(self._paper_rowid)
-            grown = self.catalog.size + len(new_papers) > 2 * self._encoder_fit_size
+            new_papers = self.store.papers_since(self._paper_change)
+            added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
+            grown = self.catalog.size + added > 2 * self._encoder_fit_size
             if new_papers and grown and not self._fixed_encoder:
                 # Without a trained model the vocabulary comes from the catalog itself;
                 # once the catalog has doubled, refit so new words count.
                 self._rebuild_catalog()
             elif new_papers:
+                # new papers are appended, updated ones (upvotes, a corrected title) replaced
                 self.catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
-                self._paper_rowid = new_papers[-1][0]
+                self._paper_change = max(c for c, _ in new_papers)
+                self._trend_cache.clear()
+                self._ranked_cache.clear()
             new_events = self.store.events_since(self._event_id)
             if new_events:
                 rows = self.catalog.row_of

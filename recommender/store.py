@@ -88,7 +88,16 @@ def _m001_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS = [_m001_initial]
+def _m002_paper_changes(db: Database) -> None:
+    """A paper updated in place (new upvote count, corrected title) keeps its rowid, and
+    the live catalog polled by rowid, so it never saw the update. `changed` is a counter
+    every insert and every real update moves past all others: the catalog polls that."""
+    db.execute("ALTER TABLE papers ADD COLUMN changed INTEGER")
+    db.execute("UPDATE papers SET changed = rowid")
+    db["papers"].create_index(["changed"])
+
+
+MIGRATIONS = [_m001_initial, _m002_paper_changes]
 
 
 def utcnow_iso() -> str:
@@ -408,7 +417,9 @@ class Store:
     def upsert_papers(self, papers: Sequence[dict]) -> int:
         """Insert or update papers by id; returns how many rows changed.
 
-        A re-import of identical papers changes nothing (not even `added_at`)."""
+        A re-import of identical papers changes nothing (not even `added_at` or `changed`).
+        Every insert or real update takes the next `changed` number; writers are serialised
+        (BEGIN IMMEDIATE), so the numbers grow in commit order and papers_since misses none."""
         now = utcnow_iso()
         changed = 0
         with self.transaction() as db:
@@ -416,12 +427,14 @@ class Store:
                 cur = db.conn.execute(
                     """
                     INSERT INTO papers (paper_id, title, abstract, published_at, authors,
-                                        upvotes, extra, added_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                        upvotes, extra, added_at, changed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?,
+                            (SELECT coalesce(max(changed), 0) + 1 FROM papers))
                     ON CONFLICT(paper_id) DO UPDATE SET
                         title = excluded.title, abstract = excluded.abstract,
                         published_at = excluded.published_at, authors = excluded.authors,
-                        upvotes = excluded.upvotes, extra = excluded.extra
+                        upvotes = excluded.upvotes, extra = excluded.extra,
+                        changed = (SELECT coalesce(max(changed), 0) + 1 FROM papers)
                     WHERE papers.title IS NOT excluded.title
                        OR papers.abstract IS NOT excluded.abstract
                        OR papers.published_at IS NOT excluded.published_at
@@ -446,6 +459,7 @@ class Store:
     @staticmethod
     def _paper_from_row(row: dict) -> dict:
         row = dict(row)
+        row.pop("changed", None)  # bookkeeping for papers_since, not part of a paper
         row["authors"] = json.loads(row.get("authors") or "[]")
         row["extra"] = json.loads(row.get("extra") or "{}")
         return row
@@ -458,16 +472,18 @@ class Store:
         for row in self.db.query("SELECT * FROM papers ORDER BY rowid"):
             yield self._paper_from_row(row)
 
-    def papers_since(self, rowid: int) -> list[tuple[int, dict]]:
-        """Papers added after a rowid: lets the live index pick up new papers cheaply."""
+    def papers_since(self, changed: int) -> list[tuple[int, dict]]:
+        """(change number, paper) of every paper added or updated after change number
+        `changed`: lets the live catalog keep up cheaply (one indexed query). In the order
+        the papers were first added (rowid), the order a model's papers have."""
         rows = self.db.execute(
-            "SELECT rowid, * FROM papers WHERE rowid > ? ORDER BY rowid", [rowid]
+            "SELECT * FROM papers WHERE changed > ? ORDER BY rowid", [changed]
         )
         cols = [d[0] for d in rows.description]
         out = []
         for r in rows.fetchall():
             d = dict(zip(cols, r))
-            out.append((d.pop("rowid"), self._paper_from_row(d)))
+            out.append((d["changed"], self._paper_from_row(d)))
         return out
 
     def existing_paper_ids(self, paper_ids: Iterable[str]) -> set[str]:

@@ -8,6 +8,9 @@ in this process and be on disk once the store is closed."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
+
+import numpy as np
 
 import pytest
 
@@ -102,4 +105,29 @@ def test_a_kept_list_is_the_list_ranked_afresh(trained):
         _, d = kept.recommend("demo-agents", 10)
         assert d is not a
     finally:
+        here.close()
+
+
+def test_a_paper_updated_by_another_process_reaches_the_live_catalog(trained):
+    """An update in place (a corrected title, a new upvote count) keeps the paper's rowid;
+    the live catalog still picks it up - trending and titles move at once - and keeps the
+    model's paper order, so the model keeps serving."""
+    _, _, here, _ = trained
+    there = Store(here.path)
+    try:
+        rec = LiveRecommender(here, list_ttl_s=60.0)
+        assert rec.served is not None
+        _, before = rec.recommend("nobody-yet", 10)
+        last = rec.catalog.paper_ids[int(np.argmin(rec.trending()))]
+        assert last not in [rec.catalog.paper_ids[int(r)] for r in before.rows]
+        paper = there.get_paper(last)
+        now = datetime.now(timezone.utc).isoformat()
+        there.upsert_papers([{**paper, "title": "A corrected title", "upvotes": 10**6, "published_at": now}])
+        _, after = rec.recommend("nobody-yet", 10)
+        assert rec.catalog.paper_ids[int(after.rows[0])] == last
+        assert rec.catalog.titles[int(after.rows[0])] == "A corrected title"
+        assert rec.catalog.size == len(rec.served.paper_ids)
+        assert rec.recommend("demo-agents", 10)[0] == "hybrid" and rec.served is not None
+    finally:
+        there.close()
         here.close()

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 
 import pytest
+from sqlite_utils import Database
 
 from recommender.store import MIGRATIONS, EventRow, Store
 
@@ -132,3 +133,28 @@ def test_a_repeated_served_list_id_drops_only_that_list(store):
         store.log_served_list(rid, "u", "trending", ["p1"])
     store.flush()
     assert sorted(r[0] for r in store.db.execute("SELECT request_id FROM impressions")) == ["r1", "r2", "r3"]
+
+
+def test_a_version_1_file_gets_change_numbers_and_updates_move_them(tmp_path):
+    """Migration 2 numbers existing papers in rowid order; an update in place takes the
+    next number (so papers_since sees it), an identical re-upsert none."""
+    path = tmp_path / "v1.db"
+    old = Database(path)
+    MIGRATIONS[0](old)
+    old["papers"].insert_all([{"paper_id": f"p{i}", "title": f"t{i}", "added_at": "2026-01-01"}
+                              for i in range(3)])
+    old.execute("PRAGMA user_version = 1")
+    old.conn.commit()
+    old.close()
+    store = Store(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS)
+        assert [(c, p["paper_id"]) for c, p in store.papers_since(0)] == [(1, "p0"), (2, "p1"), (3, "p2")]
+        assert "changed" not in store.get_paper("p0")
+        store.upsert_papers([{"paper_id": "p0", "title": "t0, corrected"}])
+        assert [(c, p["paper_id"], p["title"]) for c, p in store.papers_since(3)] == [(4, "p0", "t0, corrected")]
+        store.upsert_papers([{"paper_id": "p0", "title": "t0, corrected"}, {"paper_id": "p3", "title": "t3"}])
+        assert [(c, p["paper_id"]) for c, p in store.papers_since(4)] == [(5, "p3")]
+        assert [p["paper_id"] for _, p in store.papers_since(0)] == ["p0", "p1", "p2", "p3"]  # rowid order
+    finally:
+        store.close()
