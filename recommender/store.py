@@ -476,13 +476,17 @@ class Store:
         """(change number, paper) of every paper added or updated after change number
         `changed`: lets the live catalog keep up cheaply (one indexed query). In the order
         the papers were first added (rowid), the order a model's papers have."""
+        # Ordered by `changed` so SQLite walks that index (ordered by rowid it scanned the
+        # whole table: 8 ms at 20k papers, on every request), re-sorted here.
         rows = self.db.execute(
-            "SELECT * FROM papers WHERE changed > ? ORDER BY rowid", [changed]
+            "SELECT rowid, * FROM papers WHERE changed > ? ORDER BY changed", [changed]
         )
         cols = [d[0] for d in rows.description]
+        found = sorted(rows.fetchall())
         out = []
-        for r in rows.fetchall():
+        for r in found:
             d = dict(zip(cols, r))
+            del d["rowid"]
             out.append((d["changed"], self._paper_from_row(d)))
         return out
 
