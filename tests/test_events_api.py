@@ -128,20 +128,29 @@ def test_batches_waiting_for_their_commit_hold_no_worker_thread(seeded_db):
         posts = [threading.Thread(target=post, args=(i,), daemon=True) for i in range(6)]
         reader = threading.Thread(target=lambda: answered.append(
             client.get("/trending", params={"k": 3}).status_code), daemon=True)
-        with store._write_lock:  # the writer thread stalls at its next commit
-            for t in posts:
-                t.start()
-            deadline = time.monotonic() + 5
-            # the writer holds the first batch; the other five wait in its queue
-            while store._committer._queue.qsize() < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            queued = store._committer._queue.qsize()
-            reader.start()
-            reader.join(5)
-            answered_while_stalled, acked_while_stalled = list(answered), list(codes)
+        writer_busy, release = threading.Event(), threading.Event()
+
+        def stall(db):  # the writer thread runs this and takes nothing else until released
+            writer_busy.set()
+            release.wait(10)
+
+        blocker = threading.Thread(target=store.write, args=(stall,), daemon=True)
+        blocker.start()
+        assert writer_busy.wait(10)
+        for t in posts:
+            t.start()
+        deadline = time.monotonic() + 5
+        while store._committer._queue.qsize() < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = store._committer._queue.qsize()  # all six wait behind the stalled commit
+        reader.start()
+        reader.join(5)
+        answered_while_stalled, acked_while_stalled = list(answered), list(codes)
+        release.set()
+        blocker.join(10)
         for t in [*posts, reader]:
             t.join(10)
-        assert queued == 5
+        assert queued == 6
         assert answered_while_stalled == [200]
         assert acked_while_stalled == []
         assert codes == [201] * 6
