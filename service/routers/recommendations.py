@@ -43,13 +43,16 @@ def _as_of_unix(as_of: datetime | None) -> float | None:
             "input": str(as_of)}]) from None
 
 
+def _item_dicts(catalog, rows, scores, reasons) -> list[dict]:
+    """The fields of `RecommendedItem` for each ranked row, for both list routes."""
+    return [{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r],
+             "score": round(float(s), 6), "reason": reason}
+            for r, s, reason in zip(np.asarray(rows).tolist(), scores, reasons)]
+
+
 def _items(recommender, ranked) -> list[RecommendedItem]:
-    catalog = recommender.catalog
-    return [
-        RecommendedItem(paper_id=catalog.paper_ids[r], title=catalog.titles[r],
-                        score=round(float(s), 6), reason=reason)
-        for r, s, reason in zip(ranked.rows, ranked.scores, ranked.reasons)
-    ]
+    return [RecommendedItem(**item) for item in
+            _item_dicts(recommender.catalog, ranked.rows, ranked.scores, ranked.reasons)]
 
 
 # The key is optional here (only the debug `strategy` override needs it): `{}` tells
@@ -120,9 +123,7 @@ def _items_json(served, catalog) -> str:
         kept = _ENCODED_ITEMS.get(ranked)
         if kept is not None and kept[0]() is catalog:
             return kept[1]
-    text = _dumps([{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r],
-                    "score": round(float(s), 6), "reason": reason}
-                   for r, s, reason in zip(served.rows.tolist(), served.scores, served.reasons)])
+    text = _dumps(_item_dicts(catalog, served.rows, served.scores, served.reasons))
     if ranked is not None:
         _ENCODED_ITEMS[ranked] = (weakref.ref(catalog), text)
     return text
