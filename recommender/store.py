@@ -119,12 +119,16 @@ class _WriteJob:
     thread blocks on it, an async route awaits it (asyncio.wrap_future) without holding a
     thread while the commit's fsync runs."""
 
-    __slots__ = ("fn", "durable", "future", "result", "error", "unwaited")
+    __slots__ = ("fn", "durable", "future", "result", "error")
 
     def __init__(self, fn, durable: bool, unwaited: bool = False):
-        self.fn, self.durable, self.unwaited = fn, durable, unwaited
+        self.fn, self.durable = fn, durable
         self.future: concurrent.futures.Future | None = None if unwaited else concurrent.futures.Future()
         self.result = self.error = None
+
+    @property
+    def unwaited(self) -> bool:
+        return self.future is None
 
     def claim(self) -> bool:
         """Called by the writer before it runs the job: False when the waiter gave up first
