@@ -30,6 +30,43 @@ FEATURES = ("cf", "graph", "tfidf", "dense", "pop", "pop_text")
 PRIOR = {"cf": 0.0, "graph": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
 
 
+PERSONAL = ("cf", "graph", "tfidf", "dense")
+# history lengths the blend must stay sensible over: one paper to a thousand
+H_RANGE = (float(np.log1p(1.0)), float(np.log1p(1000.0)))
+
+
+def personal_ok(W: np.ndarray, h_range=H_RANGE) -> bool:
+    """Every personal signal (collaborative, graph, both text profiles) weighs >= 0 in both
+    regimes for every history length in `h_range`: more similarity to what a reader chose
+    never lowers a paper. Without this, a blend learned on a small validation slice could
+    extrapolate to negative content weight for readers longer than those it saw (measured on
+    a 160-reader synthetic catalog: top-20 share of an upvoted topic 0.45 against 0.75 for
+    each component alone)."""
+    for j, f in enumerate(FEATURES):
+        if f not in PERSONAL:
+            continue
+        for a, b in ((W[4 * j], W[4 * j + 1]), (W[4 * j + 2], W[4 * j + 3])):
+            if a + b * h_range[0] < -1e-6 or a + b * h_range[1] < -1e-6:
+                return False
+    return True
+
+
+def make_personal_ok(W: np.ndarray, h_range=H_RANGE) -> np.ndarray:
+    """The nearest weights (per signal and regime) that pass `personal_ok`: the weight line
+    a + b h through its values at both ends of `h_range`, each clipped at zero."""
+    W = np.array(W, dtype=np.float32, copy=True)
+    lo, hi = h_range
+    for j, f in enumerate(FEATURES):
+        if f not in PERSONAL:
+            continue
+        for s in (4 * j, 4 * j + 2):
+            a, b = float(W[s]), float(W[s + 1])
+            v_lo, v_hi = max(a + b * lo, 0.0), max(a + b * hi, 0.0)
+            b = (v_hi - v_lo) / (hi - lo)
+            W[s], W[s + 1] = v_lo - b * lo, b
+    return W
+
+
 def zscore_rows(S: np.ndarray) -> np.ndarray:
     S = np.asarray(S, dtype=np.float32)
     mu = S.mean(axis=1, keepdims=True)
@@ -185,9 +222,10 @@ def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
                       steps=(-1.0, -0.5, -0.25, 0.25, 0.5, 1.0), k: int = 20) -> tuple[np.ndarray, float, float]:
     """Maximise the mean validation NDCG@k over tasks by one-weight-at-a-time line search
     (Metzler & Croft's coordinate ascent for linear rankers), from the best of the start
-    points W0 (one weight vector or a list). Scores are updated incrementally per trial."""
+    points W0 (one weight vector or a list). Scores are updated incrementally per trial.
+    Every start and every step keeps `personal_ok`."""
     tasks = [t for t in tasks if len(t.n_rel)]
-    starts = [np.asarray(w, np.float32).copy() for w in (W0 if isinstance(W0, list) else [W0])]
+    starts = [make_personal_ok(np.asarray(w, np.float32)) for w in (W0 if isinstance(W0, list) else [W0])]
     if not tasks:
         return starts[0], 0.0, 0.0
 
@@ -208,6 +246,10 @@ def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
             best_delta = 0.0
             for s in steps:
                 delta = s * scale
+                trial = W.copy()
+                trial[j] += delta
+                if not personal_ok(trial):
+                    continue
                 val = objective_of([S + delta * c for S, c in zip(cur, cols)])
                 if val > best + 1e-5:
                     best, best_delta = val, delta

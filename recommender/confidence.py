@@ -3,8 +3,12 @@
 Each event kind carries a weight relative to an upvote (= 1): an impression alone says
 nothing (0), a click a little, a read more. `remove_upvote` cancels an earlier upvote and a
 `dismiss` cancels whatever interest the reader showed; totals are clipped at zero, so a
-dismissed paper contributes no positive signal. Events decay with a half-life measured back
-from `now` (the newest event when not given); events without a time do not decay.
+dismissed paper contributes no positive signal. Events decay with a half-life, measured either
+back from `now` (the newest event when not given: "popular lately" weighs more) or back from
+each reader's own newest event (`decay_from="reader"`: a reader's recent taste weighs more,
+whenever they were active); a half-life of 0 or None means no decay. Which of these suits a
+data set is chosen by `HybridModel.fit` on a validation slice (see `tuning.py`). Events
+without a time do not decay.
 
 A separate boolean `seen` matrix records every paper a reader acted on (anything but a bare
 impression, including dismissals): recommendations exclude those by default.
@@ -40,8 +44,9 @@ def kind_weights(kinds, weights: dict[str, float] | None = None) -> np.ndarray:
     return table[inv]
 
 
-def decay_factors(ts, now: float | None = None, half_life_days: float = DEFAULT_HALF_LIFE_DAYS) -> np.ndarray:
-    """0.5 ** (age / half_life); 1 for unknown times or a non-positive half-life."""
+def decay_factors(ts, now=None, half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS) -> np.ndarray:
+    """0.5 ** (age / half_life); 1 for unknown times or a missing / non-positive half-life.
+    `now` is one time for every event, or an array of one per event (each reader's newest)."""
     ts = np.asarray(ts, dtype=np.float64)
     out = np.ones(ts.shape, dtype=np.float32)
     known = np.isfinite(ts)
@@ -49,23 +54,60 @@ def decay_factors(ts, now: float | None = None, half_life_days: float = DEFAULT_
         return out
     if now is None:
         now = float(np.max(ts[known]))
+    now = np.broadcast_to(np.asarray(now, np.float64), ts.shape)[known]
     age_days = np.maximum(0.0, now - ts[known]) / DAY
     out[known] = np.power(0.5, age_days / half_life_days).astype(np.float32)
     return out
 
 
+def reader_latest(users, ts) -> np.ndarray:
+    """Per event, the newest known time of that event's reader (NaN for a reader with none)."""
+    users = np.asarray(users, np.int64)
+    ts = np.asarray(ts, np.float64)
+    if len(users) == 0:
+        return np.zeros(0, np.float64)
+    latest = np.full(int(users.max()) + 1, -np.inf)
+    known = np.isfinite(ts)
+    np.maximum.at(latest, users[known], ts[known])
+    out = latest[users]
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+DECAY_FROM = ("newest", "reader")
+
+
 @dataclass
 class ConfidenceConfig:
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+    """How events become confidences: kind weights and the time decay (`half_life_days` 0 or
+    None: none; `decay_from`: "newest" event overall / each "reader"'s newest event)."""
+    half_life_days: float | None = DEFAULT_HALF_LIFE_DAYS
     weights: dict | None = None
+    decay_from: str = "newest"
+
+    def __post_init__(self):
+        if self.decay_from not in DECAY_FROM:
+            raise ValueError(f"decay_from must be one of {DECAY_FROM}, not {self.decay_from!r}")
+
+    @property
+    def decays(self) -> bool:
+        return bool(self.half_life_days) and self.half_life_days > 0
+
+    def describe(self) -> str:
+        if not self.decays:
+            return "no decay"
+        return f"half-life {self.half_life_days:g} days from the {self.decay_from} event"
 
     def to_dict(self) -> dict:
-        return {"half_life_days": self.half_life_days, "weights": dict(self.weights or EVENT_WEIGHTS)}
+        return {"half_life_days": self.half_life_days, "decay_from": self.decay_from,
+                "weights": dict(self.weights or EVENT_WEIGHTS)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConfidenceConfig":
-        return cls(half_life_days=float(d.get("half_life_days", DEFAULT_HALF_LIFE_DAYS)),
-                   weights=dict(d.get("weights") or EVENT_WEIGHTS))
+        hl = d.get("half_life_days", DEFAULT_HALF_LIFE_DAYS)
+        return cls(half_life_days=None if hl is None else float(hl),
+                   weights=dict(d.get("weights") or EVENT_WEIGHTS),
+                   decay_from=str(d.get("decay_from", "newest")))
 
 
 def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: float | None = None,
@@ -78,6 +120,8 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
         kinds = np.full(users.shape, "upvote", dtype=object)
     if ts is None:
         ts = np.full(users.shape, np.nan)
+    if config.decay_from == "reader" and config.decays:
+        now = reader_latest(users, ts)
     w = kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)
     C = sp.csr_matrix((w.astype(np.float32), (users, items)), shape=shape, dtype=np.float32)
     C.sum_duplicates()

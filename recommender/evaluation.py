@@ -74,6 +74,7 @@ def evaluate_split(papers: Papers, train: Interactions, test: Interactions, cand
         if name == "hybrid":
             res["blend"] = model.manifest()["blend"]
             res["validation"] = model.stats.get("validation")
+        res["tuning"] = model.stats.get("tuning")
         results[name] = res
         if log is not None:
             log(f"{name}: ndcg@{k}={res[f'ndcg@{k}']:.4f} recall@{k}={res[f'recall@{k}']:.4f} "

@@ -33,6 +33,8 @@ from recommender.blend import FEATURES, Blender, RankingTask, coordinate_ascent,
 from recommender.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
 from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
 from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
+from recommender.tuning import NO_DECAY, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
+    pair_keys, popularity_matrix
 from recommender.content import ContentEncoder, paper_text
 from recommender.item_graph import ItemGraph
 from recommender.popularity import Popularity, text_lengths
@@ -65,7 +67,13 @@ class HybridConfig:
     min_val_positives: int = 200
     algorithm: str = "als"
     factors: int | None = None  # None: from data size
-    half_life_days: float = 180.0
+    # None: chosen inside fit on the validation slice (tuning.py); a value fixes it
+    half_life_days: float | None = None  # 0: no decay
+    decay_from: str | None = None  # "newest" | "reader"
+    als_regularization: float | None = None
+    als_alpha: float | None = None
+    popularity: dict | None = None  # PopularityConfig.to_dict()
+    tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
     batch: int = 500
 
     def to_dict(self) -> dict:
@@ -104,6 +112,10 @@ def _collab_params(C: sp.csr_matrix, config: HybridConfig) -> CollaborativeParam
     else:
         params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
         params.algorithm = config.algorithm
+    if config.als_regularization is not None:
+        params.regularization = float(config.als_regularization)
+    if config.als_alpha is not None:
+        params.alpha = float(config.als_alpha)
     if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
         params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
     return params
@@ -289,7 +301,8 @@ def _progress(progress, msg: str):
 class HybridModel:
     def __init__(self, encoder: ContentEncoder, X: sp.csr_matrix, V: np.ndarray, lengths: np.ndarray,
                  titles: list[str], comps: _Collab, blender: Blender, config: HybridConfig,
-                 conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None):
+                 conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None,
+                 pop_config: PopularityConfig | None = None):
         self.encoder = encoder
         self.X = sp.csr_matrix(X, dtype=np.float32)
         self.V = np.asarray(V, np.float32)
@@ -301,6 +314,7 @@ class HybridModel:
         self.conf_config = conf_config
         self.now = now
         self.stats = stats or {}
+        self.pop_config = pop_config or PopularityConfig()
 
     # ------------------------------------------------------------------ fitting
     @property
@@ -319,11 +333,16 @@ class HybridModel:
         strategies = tuple(strategies)
         t0 = time.perf_counter()
         n_items = len(texts)
-        conf_config = ConfidenceConfig(half_life_days=config.half_life_days)
-        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
-        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
-                       "nnz": int(C.nnz)}
         timings: dict = {}
+        collab = any(s in strategies for s in ("collaborative", "hybrid"))
+        t = time.perf_counter()
+        config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
+            users, items, kinds, ts, n_users, n_items, now, config, strategies, progress)
+        timings["tuning_s"] = time.perf_counter() - t
+        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
+        Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
+        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
+                       "nnz": int(C.nnz), "tuning": tuning}
 
         _progress(progress, "content")
         t = time.perf_counter()
@@ -332,12 +351,12 @@ class HybridModel:
         lengths = text_lengths(list(texts))
         timings["content_s"] = time.perf_counter() - t
 
-        collab = any(s in strategies for s in ("collaborative", "hybrid"))
         blender = Blender.prior("hybrid not fit")
         start, neighbors = None, None
         if "hybrid" in strategies:
             t = time.perf_counter()
-            blender, vstats, vcomps, neighbors = cls._fit_blend(C, X, V, lengths, prior_upvotes, config, progress)
+            blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
+                                                                config, progress)
             stats["validation"] = vstats
             timings["blend_s"] = time.perf_counter() - t
             if vcomps is not None and vcomps.cf is not None and vcomps.cf.params.algorithm == "als":
@@ -346,23 +365,63 @@ class HybridModel:
         _progress(progress, "final components")
         t = time.perf_counter()
         sweeps = config.refine_sweeps if start is not None else None
-        comps = cls._fit_components(C, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
+        comps = cls._fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
                                     sweeps=sweeps, neighbors=neighbors)
         stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = timings
         return cls(encoder, X, V, lengths, titles if titles is not None else list(texts), comps, blender,
-                   config, conf_config, now, stats)
+                   config, conf_config, now, stats, pop_config)
 
     @staticmethod
-    def _fit_components(C, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
+    def _choose_settings(users, items, kinds, ts, n_users, n_items, now, config: HybridConfig, strategies,
+                         progress=None):
+        """The validation slice and what is chosen on it (`tuning.py`): returns (config with
+        the chosen ALS settings filled in, confidence config, popularity config, the slice,
+        the record for the manifest). Settings the config fixes are kept as they are."""
+        users = np.asarray(users, np.int64)
+        items = np.asarray(items, np.int64)
+        n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
+        now = _latest(ts) if now is None else now
+        fixed_conf = None
+        if config.half_life_days is not None:
+            fixed_conf = ConfidenceConfig(half_life_days=config.half_life_days,
+                                          decay_from=config.decay_from or "newest")
+        fixed_pop = PopularityConfig.from_dict(config.popularity) if config.popularity is not None else None
+        C0, _ = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=NO_DECAY)
+        rng = np.random.default_rng(config.seed)
+        pair_time = None
+        if ts is not None:
+            keys, last = latest_pair_times(users, items, ts, n_items)
+            where = np.searchsorted(keys, pair_keys(C0))
+            pair_time = last[np.minimum(where, len(last) - 1)] if len(last) else np.zeros(0)
+        vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng)
+        wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
+        if not wanted or (fixed_conf is not None and fixed_pop is not None and config.als_alpha is not None
+                          and config.als_regularization is not None):
+            return (config, fixed_conf or NO_DECAY, fixed_pop or PopularityConfig(), vslice,
+                    {"searched": False, "slice": vslice.stats()})
+        _progress(progress, "validation: choosing decay, ALS settings, popularity")
+        fixed = {"half_life_days": config.half_life_days, "decay_from": config.decay_from,
+                 "regularization": config.als_regularization, "alpha": config.als_alpha}
+        choice = choose((users, items, kinds, ts), n_users, n_items, now, vslice, fixed,
+                        budget_s=config.tune_budget_s, seed=config.seed,
+                        collaborative=any(s in strategies for s in ("collaborative", "hybrid")))
+        if config.algorithm == "als":
+            config = replace(config, als_regularization=choice.regularization, als_alpha=choice.alpha)
+        record = {"searched": True, "slice": vslice.stats(), **choice.to_dict()}
+        return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
+
+    @staticmethod
+    def _fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                         start: CollaborativeModel | None = None, sweeps: int | None = None,
                         neighbors: NeighborCache | None = None) -> _Collab:
         """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
         those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
-        content-neighbour candidates shared by the validation and the final fit."""
-        pop = Popularity.fit(C, X, lengths, prior)
+        content-neighbour candidates shared by the validation and the final fit. `Cp`: the
+        matrix popularity is counted from (see `tuning.PopularityConfig`)."""
+        pop = Popularity.fit(Cp, X, lengths, prior)
         if not collab:
             return _Collab(None, None, None, pop, None)
         params = _collab_params(C, config)
@@ -384,49 +443,33 @@ class HybridModel:
         instead of a second fit from scratch."""
         t0 = time.perf_counter()
         C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
+        Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
         cf = self.comps.cf
-        comps = self._fit_components(C, self.X, self.V, self.lengths, prior_upvotes, self.config,
+        comps = self._fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, self.config,
                                      collab=cf is not None, start=cf,
                                      sweeps=self.config.refine_sweeps if cf is not None else None)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
         return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
-                           self.config, self.conf_config, now, stats)
+                           self.config, self.conf_config, now, stats, self.pop_config)
 
     @classmethod
-    def _fit_blend(cls, C: sp.csr_matrix, X, V, lengths, prior, config: HybridConfig, progress=None):
-        """Learn the blend on a validation slice carved from C. Returns (blender, stats, the
-        validation components or None): the final fit continues ALS from their factors."""
+    def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
+                   config: HybridConfig, progress=None):
+        """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
+        Cp). Returns (blender, stats, the validation components or None, the content-neighbour
+        cache): the final fit continues ALS from the validation factors."""
         _progress(progress, "validation: slice + components")
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(config.seed + 1)
         n_users, n_items = C.shape
-        Cc = C.tocoo()
-        u, i, v = Cc.row.astype(np.int64), Cc.col.astype(np.int64), Cc.data
-        # 1. papers that become "new" in the validation slice
-        observed = np.unique(i)
-        n_cold = int(round(config.val_item_frac * len(observed))) if len(observed) >= 20 else 0
-        cold_items = rng.choice(observed, n_cold, replace=False) if n_cold else np.zeros(0, np.int64)
-        held = np.isin(i, cold_items)
-        # 2. a share of each remaining reader's papers (readers keeping >= 1)
-        order = rng.permutation(len(u))
-        keep_idx = order[~held[order]]
-        keep_idx = keep_idx[np.argsort(u[keep_idx], kind="stable")]
-        uk = u[keep_idx]
-        starts = np.r_[0, np.nonzero(np.diff(uk))[0] + 1]
-        counts = np.diff(np.r_[starts, len(uk)])
-        n_hold = np.where(counts >= 2, np.maximum(1, np.round(config.val_user_frac * counts)), 0).astype(np.int64)
-        n_hold = np.minimum(n_hold, counts - 1)
-        rank = np.arange(len(uk)) - np.repeat(starts, counts)
-        held[keep_idx[rank < np.repeat(n_hold, counts)]] = True
-        fit_mask = ~held
-        C_fit = sp.csr_matrix((v[fit_mask], (u[fit_mask], i[fit_mask])), shape=C.shape, dtype=np.float32)
-        V_pos = sp.csr_matrix((np.ones(int(held.sum()), np.float32), (u[held], i[held])), shape=C.shape)
-        V_pos.sum_duplicates()
+        C_fit, V_pos = vslice.split(C)
+        Cp_fit, _ = vslice.split(Cp)
+        n_cold = len(vslice.cold_items)
         hist = np.diff(C_fit.indptr)
         posn = np.diff(V_pos.indptr)
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
-        vstats = {"cold_items": int(n_cold), "held_out": int(held.sum()), "eligible_users": int(len(eligible))}
+        vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
             return Blender.prior("too few validation positives"), vstats, None, None
@@ -450,7 +493,7 @@ class HybridModel:
         neighbors = NeighborCache.build(X, np.nonzero(mass_fit < THIN_BELOW)[0],
                                         neighbor_pool(np.asarray(C.sum(axis=0)).ravel()), 2 * config.neighbors_k)
         vstats["neighbors_s"] = round(time.perf_counter() - tt, 2)
-        comps = cls._fit_components(C_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors)
+        comps = cls._fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
@@ -705,6 +748,7 @@ class HybridModel:
             "kind": "paperrec.hybrid", "format_version": FORMAT_VERSION,
             "n_items": self.n_items, "n_terms": len(self.encoder.terms), "content_dim": self.encoder.dim,
             "now": self.now, "config": self.config.to_dict(), "confidence": self.conf_config.to_dict(),
+            "popularity": self.pop_config.to_dict(),
             "collaborative": None if c.cf is None else c.cf.params.to_dict(),
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
@@ -740,7 +784,7 @@ class HybridModel:
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
-                   manifest.get("stats", {}))
+                   manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")))
 
 
 def _short(title: str, n: int = 60) -> str:

@@ -58,6 +58,7 @@ def evaluate_files(papers_path, train_path, test_path, candidates_path=None, str
     if "hybrid" in results:
         out["hybrid_blend"] = results["hybrid"].get("blend")
         out["hybrid_validation"] = results["hybrid"].get("validation")
+        out["hybrid_tuning"] = results["hybrid"].get("tuning")
     return out
 
 

@@ -1,0 +1,299 @@
+"""What the data decides: the validation slice, and the settings chosen on it inside `fit`.
+
+No data set gets settings of its own. A model fit on twenty years of film ratings and one fit
+on reading lists without a single timestamp need different time decays, ALS confidence
+scales and popularity counts (measured: a fixed 180-day half-life and ALS regularisation 10,
+alpha 30 put the hybrid 30-45% below EASE on MovieLens, while the same values suit
+CiteULike-a). So `HybridModel.fit` carves a validation slice out of the training events and
+picks each of these on it, within a time budget, and writes the choice to the manifest.
+
+- **The slice** (`carve`): a share of the papers with readers becomes "new" (all their
+  events held out: the cold-start regime), and a share of each remaining reader's papers is
+  held out -- each reader's *latest* ones when the events carry times (what a reader does
+  next is what a list is for), a random share when they do not.
+- **The search** (`choose`): cheap proxies scored by NDCG@20 on the held-out papers:
+  1. ALS confidence scale `alpha` and regularisation: a small ALS (`proxy_factors`) per
+     setting, coordinate search over two grids;
+  2. the time decay (data with times only): none, or a half-life measured from the newest
+     event or from each reader's own newest event, with the same proxy;
+  3. how popularity is counted: each reader at most once or every event, decayed or not,
+     scored as the `popular` ranking itself.
+  Each step is skipped when the budget is spent, keeping the best setting so far (or the
+  default); the log says so.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from recommender.confidence import ConfidenceConfig, confidence_matrix
+from recommender.metrics import metrics_from_hits
+
+ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
+REGULARIZATIONS = (10.0, 50.0, 200.0)
+HALF_LIVES_DAYS = (30.0, 180.0, 730.0)
+NO_DECAY = ConfidenceConfig(half_life_days=0.0)
+
+
+@dataclass(frozen=True)
+class PopularityConfig:
+    """How popularity is counted: every event by its kind weight, or each reader at most once
+    per paper (`readers_once`), with an optional half-life back from the newest event."""
+    readers_once: bool = True
+    half_life_days: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"readers_once": self.readers_once, "half_life_days": self.half_life_days}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "PopularityConfig":
+        d = d or {}
+        return cls(bool(d.get("readers_once", True)), float(d.get("half_life_days") or 0.0))
+
+    def describe(self) -> str:
+        who = "readers (once each)" if self.readers_once else "events"
+        when = f", half-life {self.half_life_days:g} days" if self.half_life_days else ""
+        return who + when
+
+
+def popularity_matrix(users, items, kinds, ts, shape, now, config: PopularityConfig) -> sp.csr_matrix:
+    """Reader x paper matrix whose column sums are the papers' popularity mass."""
+    C, _ = confidence_matrix(users, items, kinds, ts, shape, now=now,
+                             config=ConfidenceConfig(half_life_days=config.half_life_days))
+    if config.readers_once:
+        C.data = np.minimum(C.data, 1.0)
+    return C
+
+
+def pair_keys(M: sp.csr_matrix) -> np.ndarray:
+    """row * n_cols + col of every stored entry, in CSR order."""
+    rows = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr))
+    return rows * M.shape[1] + M.indices.astype(np.int64)
+
+
+def latest_pair_times(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted pair keys, newest known time of each pair: NaN when none is known)."""
+    keys = np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64)
+    ts = np.asarray(ts, np.float64) if ts is not None else np.full(len(keys), np.nan)
+    t = np.where(np.isfinite(ts), ts, -np.inf)
+    order = np.lexsort((t, keys))
+    k, t = keys[order], t[order]
+    last = np.r_[k[1:] != k[:-1], True] if len(k) else np.zeros(0, bool)
+    k, t = k[last], t[last]
+    return k, np.where(np.isfinite(t), t, np.nan)
+
+
+@dataclass
+class ValidationSlice:
+    """Held-out (reader, paper) pairs, as sorted keys; `split` applies them to any matrix
+    of the same shape, so every candidate confidence matrix is cut the same way."""
+    held: np.ndarray
+    cold_items: np.ndarray
+    by_time: bool
+    shape: tuple[int, int]
+
+    def split(self, M: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(M without the held-out pairs, a 0/1 matrix of the held-out pairs present in M)."""
+        M = sp.csr_matrix(M, dtype=np.float32)
+        keys = pair_keys(M)
+        held = np.isin(keys, self.held, assume_unique=False)
+        fit = M.copy()
+        fit.data = np.where(held, 0.0, fit.data).astype(np.float32)
+        fit.eliminate_zeros()
+        rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))[held]
+        pos = sp.csr_matrix((np.ones(int(held.sum()), np.float32), (rows, M.indices[held])), shape=M.shape)
+        return fit, pos
+
+    def stats(self) -> dict:
+        return {"held_out": int(len(self.held)), "cold_items": int(len(self.cold_items)),
+                "held_out_by": "latest per reader" if self.by_time else "random per reader"}
+
+
+def carve(C0: sp.csr_matrix, pair_time: np.ndarray | None, item_frac: float, user_frac: float,
+          rng: np.random.Generator) -> ValidationSlice:
+    """The validation slice of a confidence matrix C0 (`pair_time`: per stored entry, its
+    newest event time or NaN). Papers: `item_frac` of those with readers become new. Readers:
+    `user_frac` of each one's remaining papers (at least one, never all) -- the latest when
+    most pairs have a time, otherwise a random share."""
+    C0 = sp.csr_matrix(C0)
+    coo = C0.tocoo()
+    u, i = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    keys = u * C0.shape[1] + i
+    observed = np.unique(i)
+    n_cold = int(round(item_frac * len(observed))) if len(observed) >= 20 else 0
+    cold_items = rng.choice(observed, n_cold, replace=False) if n_cold else np.zeros(0, np.int64)
+    held = np.isin(i, cold_items)
+    by_time = pair_time is not None and len(pair_time) and np.isfinite(pair_time).mean() >= 0.5
+    noise = rng.random(len(u))
+    when = np.where(np.isfinite(pair_time), pair_time, -np.inf) if by_time else noise
+    # per reader, remaining pairs ordered oldest -> newest (or randomly), the tail held out
+    order = np.lexsort((noise, when, held, u))
+    order = order[~held[order]]
+    uk = u[order]
+    if len(uk):
+        starts = np.r_[0, np.nonzero(np.diff(uk))[0] + 1]
+        counts = np.diff(np.r_[starts, len(uk)])
+        n_hold = np.where(counts >= 2, np.maximum(1, np.round(user_frac * counts)), 0).astype(np.int64)
+        n_hold = np.minimum(n_hold, counts - 1)
+        rank = np.arange(len(uk)) - np.repeat(starts, counts)
+        tail = rank >= np.repeat(counts - n_hold, counts)
+        held[order[tail]] = True
+    return ValidationSlice(np.sort(keys[held]), np.sort(cold_items), bool(by_time), C0.shape)
+
+
+def validation_ndcg(S: np.ndarray, fit_rows: sp.csr_matrix, pos_rows: sp.csr_matrix, k: int = 20,
+                    allowed: np.ndarray | None = None) -> float:
+    """Mean NDCG@k of score rows S against held-out rows, fit papers excluded (the offline
+    protocol of DESIGN.md on the validation slice)."""
+    S = np.array(S, dtype=np.float32, copy=True)
+    r = np.repeat(np.arange(S.shape[0]), np.diff(fit_rows.indptr))
+    S[r, fit_rows.indices] = -np.inf
+    if allowed is not None:
+        S[:, ~allowed] = -np.inf
+    kk = min(k, S.shape[1] - 1)
+    top = np.argpartition(-S, kk, axis=1)[:, :kk]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(S, top, 1), axis=1, kind="stable"), 1)
+    P = sp.csr_matrix(pos_rows)
+    hits = np.asarray(P[np.arange(P.shape[0])[:, None], top].todense()) > 0
+    return float(metrics_from_hits(hits, np.diff(P.indptr), k)["ndcg"].mean())
+
+
+@dataclass
+class Choice:
+    """The settings chosen on the validation slice, and how they were chosen."""
+    confidence: ConfidenceConfig
+    popularity: PopularityConfig
+    regularization: float | None = None
+    alpha: float | None = None
+    log: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"confidence": self.confidence.to_dict(), "decay": self.confidence.describe(),
+                "popularity": self.popularity.to_dict(), "popularity_counted": self.popularity.describe(),
+                "als_regularization": self.regularization, "als_alpha": self.alpha,
+                "seconds": round(self.seconds, 2), "trials": self.log}
+
+
+class _Budget:
+    def __init__(self, seconds: float):
+        self.end = time.perf_counter() + max(0.0, float(seconds))
+
+    def left(self) -> bool:
+        return time.perf_counter() < self.end
+
+
+def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, alpha, seed) -> float:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    with threadpool_limits(1, "blas"):
+        m = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha,
+                                    iterations=iterations, random_state=seed, calculate_training_loss=False)
+        m.fit(C_fit, show_progress=False)
+    S = np.asarray(m.user_factors[readers] @ m.item_factors.T, np.float32)
+    return validation_ndcg(S, C_fit[readers], V_pos[readers])
+
+
+def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice: ValidationSlice,
+           fixed: dict, budget_s: float = 25.0, proxy_factors: int = 32, proxy_iterations: int = 8,
+           max_readers: int = 2000, seed: int = 0, collaborative: bool = True) -> Choice:
+    """Choose decay, ALS alpha/regularisation and popularity counting on `vslice`.
+
+    `events` = (users, items, kinds, ts); `fixed` holds settings given by the caller (keys
+    "half_life_days", "decay_from", "regularization", "alpha"), which are not searched."""
+    t0 = time.perf_counter()
+    budget = _Budget(budget_s)
+    users, items, kinds, ts = events
+    shape = (n_users, n_items)
+    has_time = ts is not None and np.isfinite(np.asarray(ts, np.float64)).any()
+    rng = np.random.default_rng(seed)
+    log: list = []
+
+    def matrices(conf: ConfidenceConfig):
+        C, _ = confidence_matrix(users, items, kinds, ts, shape, now=now, config=conf)
+        return vslice.split(C)
+
+    C_fit, V_pos = matrices(NO_DECAY)
+    readers = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
+    if len(readers) > max_readers:
+        readers = np.sort(rng.choice(readers, max_readers, replace=False))
+    choice = Choice(NO_DECAY, PopularityConfig(), fixed.get("regularization"), fixed.get("alpha"), log)
+    if len(readers) == 0:
+        log.append({"skipped": "no validation reader with a history"})
+        fixed_hl = fixed.get("half_life_days")
+        if fixed_hl is not None:
+            choice.confidence = ConfidenceConfig(half_life_days=fixed_hl, decay_from=fixed.get("decay_from") or "newest")
+        choice.seconds = time.perf_counter() - t0
+        return choice
+
+    # 3 (cheap, first): how popularity is counted
+    pops = [PopularityConfig(True, 0.0), PopularityConfig(False, 0.0)]
+    if has_time:
+        pops += [PopularityConfig(True, h) for h in HALF_LIVES_DAYS]
+    best_pop = None
+    for pc in pops:
+        if best_pop is not None and not budget.left():
+            log.append({"stopped": "budget", "at": "popularity"})
+            break
+        P = popularity_matrix(users, items, kinds, ts, shape, now, pc)
+        P_fit, _ = vslice.split(P)
+        mass = np.log1p(np.asarray(P_fit.sum(axis=0)).ravel()).astype(np.float32)
+        score = validation_ndcg(np.tile(mass, (len(readers), 1)), C_fit[readers], V_pos[readers])
+        log.append({"popularity": pc.describe(), "ndcg": round(score, 4)})
+        if best_pop is None or score > best_pop[0] + 1e-4:
+            best_pop = (score, pc)
+    choice.popularity = best_pop[1]
+
+    if not collaborative:
+        choice.seconds = time.perf_counter() - t0
+        return choice
+
+    f = int(proxy_factors)
+    memo: dict = {}
+
+    def trial(conf: ConfidenceConfig, reg: float, alpha: float, fit=None) -> float:
+        key = (conf.half_life_days, conf.decay_from, reg, alpha)
+        if key not in memo:
+            Cf, Vp = fit if fit is not None else matrices(conf)
+            memo[key] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed)
+            log.append({"decay": conf.describe(), "regularization": reg, "alpha": alpha,
+                        "proxy_ndcg": round(memo[key], 4)})
+        return memo[key]
+
+    def search(values, current, make, label):
+        best_v, best_s = current, trial(*make(current))
+        for v in values:
+            if v == current:
+                continue
+            if not budget.left():
+                log.append({"stopped": "budget", "at": label})
+                break
+            s = trial(*make(v))
+            if s > best_s + 1e-4:
+                best_v, best_s = v, s
+        return best_v
+
+    conf = NO_DECAY
+    if fixed.get("half_life_days") is not None:
+        conf = ConfidenceConfig(half_life_days=fixed["half_life_days"], decay_from=fixed.get("decay_from") or "newest")
+    reg = fixed.get("regularization") or 50.0
+    alpha = fixed.get("alpha") or 10.0
+    # 1. the ALS confidence scale and regularisation, on undecayed confidences
+    if fixed.get("alpha") is None:
+        alpha = search(ALPHAS, alpha, lambda a: (conf, reg, a), "alpha")
+    if fixed.get("regularization") is None:
+        reg = search(REGULARIZATIONS, reg, lambda r: (conf, r, alpha), "regularization")
+    # 2. the time decay, with those
+    if has_time and fixed.get("half_life_days") is None:
+        options = [NO_DECAY] + [ConfidenceConfig(half_life_days=h, decay_from=d)
+                                for d in ("reader", "newest") for h in HALF_LIVES_DAYS]
+        conf = search(options, NO_DECAY, lambda c: (c, reg, alpha), "decay")
+        if conf.decays and fixed.get("alpha") is None:  # a decay rescales confidences: look again
+            alpha = search(ALPHAS, alpha, lambda a: (conf, reg, a), "alpha after decay")
+    choice.confidence, choice.regularization, choice.alpha = conf, float(reg), float(alpha)
+    choice.seconds = time.perf_counter() - t0
+    return choice
