@@ -29,11 +29,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.blend import FEATURES, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
+from recommender.blend import FEATURES, PERSONAL, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
+from recommender.ease import EaseModel, fit_on_validation
 from recommender.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
 from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
 from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
-from recommender.tuning import NO_DECAY, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
+from recommender.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
     pair_keys, popularity_matrix
 from recommender.content import ContentEncoder, paper_text
 from recommender.item_graph import ItemGraph
@@ -42,7 +43,7 @@ from recommender.one_reader import OneHistory, OneReaderScorer
 from recommender.profiles import dense_scores, tfidf_scores
 
 STRATEGIES = ("popular", "content", "collaborative", "hybrid")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the blend has an EASE feature
 
 
 @dataclass
@@ -74,6 +75,12 @@ class HybridConfig:
     als_alpha: float | None = None
     popularity: dict | None = None  # PopularityConfig.to_dict()
     tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
+    # EASE as a blend component (λ chosen on the validation slice). Off: measured, it does
+    # not pay yet (README, "What each component adds")
+    ease: bool = False
+    ease_lambda: float | None = None  # None: chosen; set by fit
+    ease_max_items: int = 5000  # the n³ solve covers the papers with most readers only
+    ease_top_k: int = 300  # weights kept per paper
     batch: int = 500
 
     def to_dict(self) -> dict:
@@ -99,6 +106,7 @@ class _Collab:
     cold: ColdStartMap | None
     pop: Popularity
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
+    ease: EaseModel | None = None
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -260,11 +268,13 @@ def _pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
                        n_rel=rel.sum(1), h=np.asarray(h, np.float32))
 
 
-def _neutral_weights() -> np.ndarray:
-    """Every personal signal (cf, graph, tfidf, dense) at weight 1 in both regimes."""
+def _neutral_weights(only: str | None = None) -> np.ndarray:
+    """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
+    `only` that one: the ascent also starts from each single signal, so the blend it returns
+    is at least as good on validation as the best component alone."""
     W = np.zeros(4 * len(FEATURES) + 2, np.float32)
     for j, f in enumerate(FEATURES):
-        if f in ("cf", "graph", "tfidf", "dense"):
+        if f in PERSONAL and (only is None or f == only):
             W[4 * j] = W[4 * j + 2] = 1.0
     return W
 
@@ -358,6 +368,8 @@ class HybridModel:
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
                                                                 config, progress)
             stats["validation"] = vstats
+            if vstats.get("ease_lambda") is not None:
+                config = replace(config, ease_lambda=float(vstats["ease_lambda"]))
             timings["blend_s"] = time.perf_counter() - t
             if vcomps is not None and vcomps.cf is not None and vcomps.cf.params.algorithm == "als":
                 start = vcomps.cf
@@ -416,7 +428,7 @@ class HybridModel:
     @staticmethod
     def _fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                         start: CollaborativeModel | None = None, sweeps: int | None = None,
-                        neighbors: NeighborCache | None = None) -> _Collab:
+                        neighbors: NeighborCache | None = None, ease: EaseModel | None = None) -> _Collab:
         """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
         those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
         content-neighbour candidates shared by the validation and the final fit. `Cp`: the
@@ -431,7 +443,9 @@ class HybridModel:
         cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
                                 candidates=neighbors)
         Y = cold.effective_factors(cf.item_factors, V)
-        return _Collab(cf, graph, cold, pop, Y)
+        if ease is None and config.ease and config.ease_lambda is not None:
+            ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
+        return _Collab(cf, graph, cold, pop, Y, ease)
 
     def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
               now: float | None = None) -> "HybridModel":
@@ -493,7 +507,21 @@ class HybridModel:
         neighbors = NeighborCache.build(X, np.nonzero(mass_fit < THIN_BELOW)[0],
                                         neighbor_pool(np.asarray(C.sum(axis=0)).ravel()), 2 * config.neighbors_k)
         vstats["neighbors_s"] = round(time.perf_counter() - tt, 2)
-        comps = cls._fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors)
+        ease = None
+        if config.ease:
+            te = time.perf_counter()
+            ease_config = config.ease_lambda
+            if ease_config is None:
+                def ndcg(S, readers=eligible):
+                    return validation_ndcg(S, C_fit[readers], V_pos[readers])
+                ease, vstats["ease_trials"] = fit_on_validation(C_fit, V_pos, eligible, config.ease_max_items,
+                                                                config.ease_top_k, ndcg)
+            else:
+                ease = EaseModel.fit(C_fit, ease_config, config.ease_max_items, config.ease_top_k)
+            vstats["ease_lambda"] = ease.lam
+            vstats["ease_s"] = round(time.perf_counter() - te, 2)
+        comps = cls._fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
+                                    ease=ease)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
@@ -520,10 +548,10 @@ class HybridModel:
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        neutral = _neutral_weights()
+        starts = [_neutral_weights()] + [_neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
-            neutral = _share_warm_weights(neutral)
-        W, before, after = coordinate_ascent(tasks, [blender.weights, neutral], passes=config.ascent_passes)
+            starts = [_share_warm_weights(w) for w in starts]
+        W, before, after = coordinate_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
         if cold_users < config.min_task_users:
             W = _share_warm_weights(W)
         blender = Blender(W, True, {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)})
@@ -542,9 +570,11 @@ class HybridModel:
             U = c.cf.fold_in(rows, cg_steps=6)
             feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
             feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
+            feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
+                             else np.zeros((B, self.n_items), np.float32))
         else:
-            feats["cf"] = np.zeros((B, self.n_items), np.float32)
-            feats["graph"] = np.zeros((B, self.n_items), np.float32)
+            for f in ("cf", "graph", "ease"):
+                feats[f] = np.zeros((B, self.n_items), np.float32)
         feats["tfidf"] = tfidf_scores(rows, self.X)
         feats["dense"] = dense_scores(rows, self.V)
         feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, self.n_items))
@@ -675,7 +705,7 @@ class HybridModel:
             z = {f: S[0, items] for f, S in z.items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
             best = np.argmax(np.stack([contrib[f] for f in FEATURES]), axis=0)  # first on ties
-            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab"}
+            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab"}
             kinds = [kind_of.get(FEATURES[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
         if content:  # only the papers explained by content need their similarities
@@ -724,6 +754,8 @@ class HybridModel:
             c.cf.reset_cache()
             c.item_factors = np.vstack([c.item_factors, mapped])
             c.graph.add_items(1)
+            if c.ease is not None:
+                c.ease.add_items(1)
         return self.n_items - 1
 
     # ------------------------------------------------------------------ persistence
@@ -739,6 +771,8 @@ class HybridModel:
             a.update(c.graph.to_arrays())
             a.update(c.cold.to_arrays())
             a["cf_effective_factors"] = c.item_factors
+            if c.ease is not None:
+                a.update(c.ease.to_arrays())
         a.update(self.blender.to_arrays())
         return a
 
@@ -752,6 +786,7 @@ class HybridModel:
             "collaborative": None if c.cf is None else c.cf.params.to_dict(),
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
+            "ease": None if c.ease is None else c.ease.params(),
             "blend": {"learned": self.blender.learned, "info": self.blender.info,
                       "coefficients": self.blender.coefficients()},
             "stats": self.stats,
@@ -775,8 +810,9 @@ class HybridModel:
             cf = CollaborativeModel.from_arrays(arrays, manifest["collaborative"])
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
-            comps = _Collab(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32))
-            if cf.item_factors.shape[0] != n or graph.n_items != n:
+            ease = EaseModel.from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
+            comps = _Collab(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease)
+            if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
             comps = _Collab(None, None, None, pop, None)

@@ -99,9 +99,11 @@ class OneReaderScorer:
         if c.cf is not None:
             cf = np.ascontiguousarray((c.item_factors @ self.fold_in(h).T).T)
             graph = c.cold.smooth_scores(gather_rows(c.graph.weights, h.items, h.conf)[None, :])
+            ease = (c.cold.smooth_scores(gather_rows(c.ease.weights, h.items, h.conf)[None, :])
+                    if c.ease is not None else np.zeros((1, n), np.float32))
         else:
-            cf = graph = np.zeros((1, n), np.float32)
-        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph),
+            cf = graph = ease = np.zeros((1, n), np.float32)
+        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease),
                 "tfidf": zscore_rows(self.tfidf(h)[None, :]), "dense": zscore_rows(self.dense(h)[None, :]),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 

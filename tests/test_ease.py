@@ -1,0 +1,78 @@
+"""EASE (recommender/ease.py): the closed form, its pruning, and the option in the hybrid.
+
+The blend has an EASE feature (off by default: the README's ablation says why); with it on,
+the single-reader path still equals the batch path, the model round-trips through plain
+arrays and a paper added at serve time is scored."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import scipy.sparse as sp
+from dataclasses import replace
+
+from recommender.ease import EaseModel, fit_on_validation
+from recommender.hybrid import HybridModel
+from recommender.one_reader import OneHistory
+from tests.test_model_properties import CONFIG, synthetic
+
+
+def random_matrix(n_users=60, n_items=25, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.random((n_users, n_items)) < 0.2).astype(np.float32)
+    return sp.csr_matrix(X)
+
+
+def test_weights_are_the_closed_form():
+    C = random_matrix()
+    lam = 10.0
+    G = (C.T @ C).toarray().astype(np.float64) + lam * np.eye(C.shape[1])
+    P = np.linalg.inv(G)
+    B = P / -np.diag(P)
+    np.fill_diagonal(B, 0.0)
+    m = EaseModel.fit(C, lam, max_items=100, top_k=1000)
+    np.testing.assert_allclose(m.weights.toarray(), B, rtol=1e-3, atol=1e-5)
+    assert m.covered == int((np.asarray(C.sum(0)).ravel() > 0).sum())
+
+
+def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
+    C = random_matrix()
+    full = EaseModel.fit(C, 10.0, max_items=100, top_k=1000).weights.toarray()
+    pruned = EaseModel.fit(C, 10.0, max_items=100, top_k=5).weights.toarray()
+    assert ((pruned != 0).sum(axis=1) <= 5).all()
+    for r in range(full.shape[0]):
+        kept = np.nonzero(pruned[r])[0]
+        if len(kept):
+            assert np.abs(full[r, kept]).min() >= np.sort(np.abs(full[r]))[-5] - 1e-6
+            np.testing.assert_allclose(pruned[r, kept], full[r, kept], rtol=1e-5)
+    few = EaseModel.fit(C, 10.0, max_items=8, top_k=1000)
+    counts = np.asarray(C.sum(0)).ravel()
+    outside = np.argsort(-counts, kind="stable")[8:]
+    assert few.covered == 8 and few.weights[outside].nnz == 0 and few.weights[:, outside].nnz == 0
+
+
+def test_lambda_is_chosen_by_the_validation_score():
+    C = random_matrix()
+    readers = np.arange(10)
+    # a score that prefers the largest λ: the search walks out to the grid's end
+    model, trials = fit_on_validation(C, C, readers, 100, 50, evaluate=lambda S: -float(np.abs(S).sum()))
+    assert model.lam == max(t["ease_lambda"] for t in trials) == 6400.0
+    model, trials = fit_on_validation(C, C, readers, 100, 50, evaluate=lambda S: float(np.abs(S).sum()))
+    assert model.lam == 25.0
+
+
+def test_the_hybrid_with_ease_serves_one_reader_as_the_batch():
+    texts, titles, users, items, _ = synthetic()
+    m = HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
+                        config=replace(CONFIG, ease=True))
+    manifest = json.loads(json.dumps(m.manifest()))
+    assert manifest["ease"]["lambda"] == manifest["config"]["ease_lambda"] == m.stats["validation"]["ease_lambda"]
+    history = [(3, "upvote", None), (10, "read", None), (11, "click", None)]
+    row, seen = m.history_row(history)
+    np.testing.assert_array_equal(m.one_reader().scores(OneHistory.from_row(row, seen), "hybrid")[0],
+                                  m._score_batch(row, "hybrid")[0])
+    loaded = HybridModel.from_arrays(m.to_arrays(), manifest)
+    np.testing.assert_allclose(loaded.score_history(history), m.score_history(history), rtol=1e-5, atol=1e-6)
+    new = m.add_paper("graph network study 80", "graph network node edge community clustering")
+    assert m.comps.ease.n_items == m.n_items == new + 1
+    assert np.isfinite(m.score_history(history)).all()

@@ -1,0 +1,151 @@
+"""What `fit` chooses on its validation slice comes from the data (recommender/tuning.py).
+
+Generated readers with topical tastes: where each reader's taste moved (old events on one
+topic, recent ones on another) the chosen decay is strong; where it stayed and events are
+spread over years, it is weak or none. Timestamps shifted by a constant change nothing, and
+data without timestamps trains and serves."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender.confidence import ConfidenceConfig, confidence_matrix
+from recommender.hybrid import HybridConfig, HybridModel
+from recommender.tuning import PopularityConfig, carve, choose, latest_pair_times, pair_keys
+
+DAY = 86_400.0
+T0 = 1.5e9
+TOPICS = 4
+PER_TOPIC = 40
+N_PAPERS = TOPICS * PER_TOPIC
+
+
+def texts():
+    words = ["graph node edge", "gene cell protein", "image pixel camera", "word text language"]
+    return [f"{words[i // PER_TOPIC]} paper {i}" for i in range(N_PAPERS)]
+
+
+def readers(drift: bool, n_users: int = 300, seed: int = 0):
+    """(users, items, kinds, ts). drift=True: 10 events on topic a over the first two years,
+    then 5 on topic b in the last month. drift=False: 15 events on topic a spread over three
+    years."""
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    for u in range(n_users):
+        a, b = rng.choice(TOPICS, 2, replace=False)
+        if drift:
+            picks = [(a, T0 + rng.uniform(0, 730) * DAY) for _ in range(10)]
+            picks += [(b, T0 + (1095 - rng.uniform(0, 30)) * DAY) for _ in range(5)]
+        else:
+            picks = [(a, T0 + rng.uniform(0, 1095) * DAY) for _ in range(15)]
+        topic_items = {t: rng.permutation(np.arange(t * PER_TOPIC, (t + 1) * PER_TOPIC)) for t in (a, b)}
+        used = {a: 0, b: 0}
+        for t, when in picks:
+            users.append(u)
+            items.append(int(topic_items[t][used[t]]))
+            used[t] += 1
+            ts.append(when)
+    users = np.asarray(users)
+    return users, np.asarray(items), np.full(len(users), "upvote", dtype=object), np.asarray(ts)
+
+
+def chosen(drift: bool):
+    users, items, kinds, ts = readers(drift)
+    shape = (int(users.max()) + 1, N_PAPERS)
+    C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    pair_time = last[np.searchsorted(keys, pair_keys(C0))]
+    vslice = carve(C0, pair_time, 0.0, 0.2, np.random.default_rng(0))
+    assert vslice.by_time
+    return choose((users, items, kinds, ts), shape[0], N_PAPERS, None, vslice, {}, budget_s=60)
+
+
+def test_drifting_taste_gets_a_strong_decay():
+    c = chosen(drift=True).confidence
+    assert c.decays and c.half_life_days <= 180, c.describe()
+
+
+def test_stable_taste_over_years_gets_a_weak_decay_or_none():
+    c = chosen(drift=False).confidence
+    assert not c.decays or c.half_life_days >= 730, c.describe()
+
+
+def test_the_slice_holds_out_each_readers_latest_events():
+    users, items, kinds, ts = readers(drift=True, n_users=50)
+    shape = (50, N_PAPERS)
+    C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(1))
+    fit, held = vslice.split(C0)
+    assert held.nnz == 50 * 3  # round(0.2 * 15) of each reader
+    when = dict(zip(keys.tolist(), last.tolist()))
+    for u in range(50):
+        kept = [when[u * N_PAPERS + j] for j in fit[u].indices]
+        out = [when[u * N_PAPERS + j] for j in held[u].indices]
+        assert min(out) >= max(kept)
+
+
+def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
+    # one reader reads paper 0 fifty times; everyone else reads papers 1..5
+    users = np.r_[np.zeros(50, int), np.repeat(np.arange(1, 201), 3)]
+    rng = np.random.default_rng(0)
+    items = np.r_[np.zeros(50, int), np.concatenate([rng.choice(np.arange(1, 6), 3, replace=False) for _ in range(200)])]
+    kinds = np.full(len(users), "read", dtype=object)
+    ts = np.full(len(users), np.nan)
+    C0, _ = confidence_matrix(users, items, kinds, ts, (201, 10), config=ConfidenceConfig(half_life_days=0))
+    vslice = carve(C0, None, 0.0, 0.34, np.random.default_rng(0))
+    c = choose((users, items, kinds, ts), 201, 10, None, vslice, {}, collaborative=False)
+    assert c.popularity == PopularityConfig(readers_once=True, half_life_days=0.0)
+
+
+SMALL = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=8, pool_per_feature=20,
+                     tune_budget_s=5)
+
+
+@pytest.fixture(scope="module")
+def drift_data():
+    return readers(drift=True, n_users=120)
+
+
+@pytest.fixture(scope="module")
+def drift_model(drift_data):
+    users, items, kinds, ts = drift_data
+    return HybridModel.fit(texts(), users, items, kinds, ts, config=SMALL)
+
+
+def test_the_choice_is_in_the_manifest(drift_model):
+    m = drift_model.manifest()
+    tuning = m["stats"]["tuning"]
+    assert tuning["searched"] is True
+    assert tuning["slice"]["held_out_by"] == "latest per reader"
+    assert m["confidence"] == tuning["confidence"]
+    assert m["popularity"] == tuning["popularity"]
+    assert m["config"]["als_alpha"] == tuning["als_alpha"] and m["config"]["als_regularization"] == tuning["als_regularization"]
+    assert m["collaborative"]["alpha"] == tuning["als_alpha"]
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shift_days=st.integers(-5000, 5000))
+def test_shifting_every_timestamp_gives_the_same_lists(drift_data, drift_model, shift_days):
+    users, items, kinds, ts = drift_data
+    shifted = HybridModel.fit(texts(), users, items, kinds, ts + shift_days * DAY, config=SMALL)
+    assert shifted.manifest()["stats"]["tuning"]["confidence"] == drift_model.manifest()["stats"]["tuning"]["confidence"]
+    for u in (0, 7, 42):
+        mine = users == u
+        hist = [(int(i), "upvote", float(t)) for i, t in zip(items[mine], ts[mine])]
+        moved = [(i, k, t + shift_days * DAY) for i, k, t in hist]
+        a = [r.index for r in drift_model.recommend(hist, k=10)]
+        b = [r.index for r in shifted.recommend(moved, k=10)]
+        assert a == b
+
+
+def test_data_without_timestamps_trains_and_serves(drift_data):
+    users, items, kinds, _ = drift_data
+    model = HybridModel.fit(texts(), users, items, kinds, None, config=SMALL)
+    tuning = model.manifest()["stats"]["tuning"]
+    assert tuning["slice"]["held_out_by"] == "random per reader"
+    assert tuning["confidence"]["half_life_days"] == 0.0
+    recs = model.recommend([(3, "upvote", None), (5, "read", None)], k=5)
+    assert len(recs) == 5 and all(r.index not in (3, 5) for r in recs)
