@@ -1,0 +1,219 @@
+"""Search over title + abstract, and papers similar to a paper.
+
+Why the content model's own TF-IDF and not a search engine: the encoder the service already
+keeps (vocabulary, idf, SVD basis) gives sharp lexical matches (sparse TF-IDF, word uni- and
+bigrams, stop words and accents handled by scikit-learn) and a semantic one (the dense unit
+vectors every content score uses) for one query at the cost of a sparse lookup and one
+matrix-vector product: well under the 20 ms p99 target over 17,000 papers, with no second
+index to keep in step with the catalog.
+
+A result must contain a query term (in its title or abstract); among those the order is
+
+    full-text cosine + TITLE_WEIGHT * title cosine + DENSE_WEIGHT * dense cosine
+    + PROFILE_WEIGHT * (reader's content profile . paper)      (signed-in readers only)
+
+so a word of the title finds its paper first, and for a reader with a history ties among
+equally good matches go to what they read. Every result says which terms matched.
+
+Similar papers combine the same dense vectors (text) with readership: the share of the
+paper's readers who also acted on the other paper (clicks, reads, upvotes).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.catalog import CatalogSnapshot
+from recommender.content import ContentEncoder, paper_text
+from recommender.reader_history import PROFILE_WEIGHTS
+from recommender.serving import Ranked, top_k
+
+# List names a served list of these is logged under (impressions.strategy); they are not
+# ranking strategies an experiment can pick (see LiveRecommender.STRATEGIES).
+SEARCH_LIST = "search"
+SIMILAR_LIST = "similar"
+
+MAX_QUERY_CHARS = 200
+TITLE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.3
+PROFILE_WEIGHT = 0.15
+# Similar papers: text and readership, each in [0, 1].
+TEXT_WEIGHT, READERSHIP_WEIGHT = 0.6, 0.4
+# Kinds that show interest in a paper: the ones a reader's content profile counts positively.
+READERSHIP_KINDS = tuple(k for k, w in PROFILE_WEIGHTS.items() if w > 0)
+
+
+@dataclass(frozen=True)
+class _Index:
+    """TF-IDF of one catalog snapshot under one encoder, stored term-major (terms x papers)
+    so a query reads only the rows of its own terms."""
+
+    encoder: ContentEncoder
+    catalog: CatalogSnapshot
+    full: sp.csr_matrix  # papers x terms, title + abstract
+    full_t: sp.csr_matrix  # terms x papers
+    title_t: sp.csr_matrix  # terms x papers, title only
+
+
+class PaperSearch:
+    """Keeps a search index in step with the live catalog (rebuilt for a new encoder,
+    extended for added or updated papers) and answers queries against it.
+
+    `texts_of(paper_ids)` returns {paper_id: title + abstract} (the catalog snapshot holds
+    titles and vectors, not abstracts)."""
+
+    def __init__(self, texts_of: Callable[[list[str]], dict[str, str]]):
+        self._texts_of = texts_of
+        self._lock = threading.Lock()
+        self._index: _Index | None = None
+
+    def index_for(self, catalog: CatalogSnapshot, encoder: ContentEncoder) -> _Index:
+        index = self._index
+        if index is not None and index.catalog is catalog and index.encoder is encoder:
+            return index
+        with self._lock:
+            index = self._index
+            if index is None or index.catalog is not catalog or index.encoder is not encoder:
+                index = self._index = self._build(index, catalog, encoder)
+        return index
+
+    def _build(self, old: _Index | None, catalog: CatalogSnapshot,
+               encoder: ContentEncoder) -> _Index:
+        n = catalog.size
+        if old is not None and old.encoder is encoder and old.catalog.size <= n:
+            # Rows only ever append; an updated paper gets a new title object in place.
+            prev = old.catalog
+            changed = [i for i in range(prev.size) if catalog.titles[i] is not prev.titles[i]]
+            rows = changed + list(range(prev.size, n))
+            full = old.full
+            if full.shape[0] < n:
+                full = sp.vstack([full, sp.csr_matrix((n - full.shape[0], full.shape[1]),
+                                                      dtype=np.float32)], format="csr")
+        else:
+            rows = list(range(n))
+            full = sp.csr_matrix((n, len(encoder.terms)), dtype=np.float32)
+        if rows:
+            ids = [catalog.paper_ids[i] for i in rows]
+            texts = self._texts_of(ids)
+            fresh = encoder.tfidf([texts.get(p, catalog.titles[i]) for p, i in zip(ids, rows)])
+            full = _replace_rows(full, np.array(rows, dtype=np.int64), fresh)
+        title_t = encoder.tfidf(list(catalog.titles)).T.tocsr()
+        return _Index(encoder, catalog, full, full.T.tocsr(), title_t)
+
+    # -- search --------------------------------------------------------------------------
+    def search(self, catalog: CatalogSnapshot, encoder: ContentEncoder, query: str, k: int,
+               profile: np.ndarray | None = None,
+               excluded: np.ndarray | None = None) -> Ranked:
+        """The k best matches of `query`; `profile` (a unit content profile) personalises
+        the order, `excluded` rows are left out."""
+        index = self.index_for(catalog, encoder)
+        q = encoder.tfidf([query])
+        terms, weights = q.indices, q.data
+        n = catalog.size
+        if len(terms) == 0:
+            return Ranked(np.zeros(0, np.int64), np.zeros(0), [])
+        full = _term_scores(index.full_t, terms, weights, n)
+        title = _term_scores(index.title_t, terms, weights, n)
+        matches = (full > 0) | (title > 0)
+        dense_q = encoder.encode_tfidf(q)[0]
+        scores = full + TITLE_WEIGHT * title + DENSE_WEIGHT * (catalog.vectors @ dense_q)
+        personal = None
+        if profile is not None and np.any(profile):
+            personal = PROFILE_WEIGHT * np.maximum(catalog.vectors @ profile, 0.0)
+            scores = scores + personal
+        scores = np.where(matches, scores, -np.inf)
+        rows = top_k(scores, k, np.zeros(0, np.int64) if excluded is None else excluded)
+        lowered = query.lower()
+        words = sorted(((int(t), encoder.terms[t]) for t in terms),
+                       key=lambda tw: (lowered.find(tw[1]) % (len(lowered) + 1), tw[1]))
+        reasons = [self._match_reason(index, int(r), words, title[r] > 0,
+                                      personal is not None and personal[r] >= 0.5 * PROFILE_WEIGHT)
+                   for r in rows]
+        return Ranked(rows, scores[rows], reasons)
+
+    @staticmethod
+    def _match_reason(index: _Index, row: int, words: list[tuple[int, str]], in_title: bool,
+                      personal: bool) -> str:
+        found = [w for t, w in words if index.full[row, t] > 0]
+        single = [w for w in found if " " not in w] or found
+        quoted = ", ".join(f"\u201c{w}\u201d" for w in single[:3])
+        where = "title and abstract" if in_title else "abstract"
+        reason = f"{where} match {quoted}" if quoted else "matches your search"
+        return reason + ("; close to what you read" if personal else "")
+
+    # -- similar papers ------------------------------------------------------------------
+    def similar(self, catalog: CatalogSnapshot, encoder: ContentEncoder, row: int, k: int,
+                readership: tuple[int, dict[str, int]] = (0, {})) -> Ranked:
+        """Papers near catalog row `row` in text (dense cosine) and readership
+        (`readership` = the paper's reader count and, per other paper, how many of those
+        readers acted on it too: Store.co_readers)."""
+        index = self.index_for(catalog, encoder)
+        vectors = catalog.vectors
+        text = np.clip(vectors @ vectors[row], 0.0, 1.0)
+        readers, shared = readership
+        read = np.zeros(catalog.size)
+        counts = np.zeros(catalog.size, dtype=np.int64)
+        for pid, c in shared.items():
+            r = catalog.row_of.get(pid)
+            if r is not None:
+                counts[r] = c
+                # shrunk toward 0 for a paper with few readers: 1 of 1 is not 100%
+                read[r] = c / (readers + 2.0)
+        scores = TEXT_WEIGHT * text + READERSHIP_WEIGHT * read
+        rows = top_k(scores, k, np.array([row], dtype=np.int64))
+        reasons = []
+        for r in rows:
+            r = int(r)
+            words = _shared_terms(index.full, encoder.terms, row, r)
+            text_part = (f"shares {', '.join(chr(0x201c) + w + chr(0x201d) for w in words)}"
+                         if words else "close in topic")
+            if counts[r] > 0 and READERSHIP_WEIGHT * read[r] >= TEXT_WEIGHT * text[r] / 4:
+                who = "reader" if counts[r] == 1 else "readers"
+                reasons.append(f"{counts[r]} {who} of this paper also read it; {text_part}")
+            else:
+                reasons.append(text_part)
+        return Ranked(rows, scores[rows], reasons)
+
+
+def _term_scores(by_term: sp.csr_matrix, terms: np.ndarray, weights: np.ndarray,
+                 n: int) -> np.ndarray:
+    """weights . by_term[terms]: one dense score per paper from the query terms' rows."""
+    sub = by_term[terms]
+    out = np.asarray(sub.T @ weights, dtype=np.float64).ravel()
+    return out[:n] if len(out) >= n else np.pad(out, (0, n - len(out)))
+
+
+def _replace_rows(M: sp.csr_matrix, rows: np.ndarray, fresh: sp.csr_matrix) -> sp.csr_matrix:
+    """M with `rows` replaced by the rows of `fresh` (same column count)."""
+    keep = np.ones(M.shape[0], dtype=bool)
+    keep[rows] = False
+    kept = sp.diags(keep.astype(np.float32)) @ M
+    placed = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, np.arange(len(rows)))),
+                           shape=(M.shape[0], len(rows))) @ fresh
+    out = (kept + placed).tocsr()
+    out.sort_indices()
+    return out.astype(np.float32)
+
+
+def _shared_terms(X: sp.csr_matrix, vocabulary: list[str], a: int, b: int,
+                  n: int = 2) -> list[str]:
+    """The single words that weigh most in both papers' TF-IDF rows (the text reason)."""
+    ra, rb = X.getrow(a), X.getrow(b)
+    common, ia, ib = np.intersect1d(ra.indices, rb.indices, return_indices=True)
+    if len(common) == 0:
+        return []
+    order = np.argsort(-(ra.data[ia] * rb.data[ib]), kind="stable")
+    words = [vocabulary[int(t)] for t in common[order]]
+    return [w for w in words if " " not in w][:n]
+
+
+def texts_from_store(store) -> Callable[[list[str]], dict[str, str]]:
+    """`texts_of` for PaperSearch: title + abstract of stored papers, as the encoder saw them."""
+    def texts_of(paper_ids: list[str]) -> dict[str, str]:
+        papers = store.get_papers(paper_ids)
+        return {pid: paper_text(p["title"], p.get("abstract")) for pid, p in papers.items()}
+    return texts_of
