@@ -1,0 +1,32 @@
+"""The items of every list the API serves (/recommendations, /trending, /search, /similar):
+one mapping, so a front end gets the same fields wherever a list comes from and needs no
+second call per paper to show it."""
+from __future__ import annotations
+
+import numpy as np
+
+from recommender.papers import paper_card
+
+
+def item_dicts(store, catalog, rows, scores, reasons) -> list[dict]:
+    """The fields of `RecommendedItem` for each ranked row: id, title, score, reason, and
+    the paper's card (url, authors, author_count, organization, published_at, upvotes),
+    read from the store in one query for the whole list."""
+    rows = np.asarray(rows).tolist()
+    ids = [catalog.paper_ids[r] for r in rows]
+    papers = store.get_papers(ids) if ids else {}
+    items = []
+    for pid, r, s, reason in zip(ids, rows, scores, reasons):
+        paper = papers.get(pid)
+        card = paper_card(paper) if paper is not None else _card_from_catalog(catalog, r)
+        items.append({"paper_id": pid, "title": catalog.titles[r],
+                      "score": round(float(s), 6), "reason": reason, **card})
+    return items
+
+
+def _card_from_catalog(catalog, row: int) -> dict:
+    """A paper the served catalog has but the store no longer answers for (not expected:
+    papers are never deleted); the catalog's own fields, nothing invented."""
+    up = catalog.upvotes[row]
+    return {"url": None, "authors": [], "author_count": None, "organization": None,
+            "published_at": None, "upvotes": int(up) if up else None}
