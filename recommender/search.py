@@ -21,6 +21,8 @@ paper's readers who also acted on the other paper (clicks, reads, upvotes).
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +31,7 @@ import scipy.sparse as sp
 
 from recommender.catalog import CatalogSnapshot
 from recommender.content import ContentEncoder, paper_text
-from recommender.reader_history import PROFILE_WEIGHTS
+from recommender.reader_history import PROFILE_WEIGHTS, content_profile
 from recommender.serving import Ranked, top_k
 
 # List names a served list of these is logged under (impressions.strategy); they are not
@@ -217,3 +219,51 @@ def texts_from_store(store) -> Callable[[list[str]], dict[str, str]]:
         papers = store.get_papers(paper_ids)
         return {pid: paper_text(p["title"], p.get("abstract")) for pid, p in papers.items()}
     return texts_of
+
+
+@dataclass(frozen=True)
+class ServedSearch:
+    """A search or similar list as served: the request_id it is logged under (None when
+    no reader is named: nobody to attribute it to) and the ranked rows."""
+
+    request_id: str | None
+    ranked: Ranked
+
+
+def serve_search(store, recommender, search: PaperSearch, query: str, k: int,
+                 user_id: str | None = None) -> ServedSearch:
+    """Search, personalised by the reader's content profile when a reader with a history
+    is named, and logged as a served list of that reader (so what they open from it is
+    attributed to the search, not to an earlier recommendation list)."""
+    recommender.refresh()
+    catalog, encoder = recommender.catalog, recommender.encoder
+    profile = None
+    if user_id is not None:
+        history = recommender.history(user_id)
+        if not history.is_empty:
+            profile = content_profile(history, catalog.vectors, time.time())
+    ranked = search.search(catalog, encoder, query, k, profile=profile)
+    return ServedSearch(_log(store, recommender, user_id, SEARCH_LIST, catalog, ranked), ranked)
+
+
+def serve_similar(store, recommender, search: PaperSearch, paper_id: str, k: int,
+                  user_id: str | None = None) -> ServedSearch | None:
+    """Papers similar to `paper_id` (None if the catalog has no such paper)."""
+    recommender.refresh()
+    catalog, encoder = recommender.catalog, recommender.encoder
+    row = catalog.row_of.get(paper_id)
+    if row is None:
+        return None
+    readership = store.co_readers(paper_id, READERSHIP_KINDS)
+    ranked = search.similar(catalog, encoder, row, k, readership)
+    return ServedSearch(_log(store, recommender, user_id, SIMILAR_LIST, catalog, ranked), ranked)
+
+
+def _log(store, recommender, user_id, name, catalog, ranked) -> str | None:
+    if user_id is None:
+        return None
+    request_id = uuid.uuid4().hex
+    store.log_served_list(request_id, user_id, name,
+                          [catalog.paper_ids[int(r)] for r in ranked.rows],
+                          model_version=recommender.model_version)
+    return request_id

@@ -8,10 +8,11 @@ import numpy as np
 from recommender.papers import paper_card
 
 
-def item_dicts(store, catalog, rows, scores, reasons) -> list[dict]:
+def item_dicts(store, catalog, rows, scores, reasons, abstracts: bool = False) -> list[dict]:
     """The fields of `RecommendedItem` for each ranked row: id, title, score, reason, and
     the paper's card (url, authors, author_count, organization, published_at, upvotes),
-    read from the store in one query for the whole list."""
+    read from the store in one query for the whole list. `abstracts` adds the abstract
+    (the reader page shows it; the JSON lists leave it to GET /papers/{id})."""
     rows = np.asarray(rows).tolist()
     ids = [catalog.paper_ids[r] for r in rows]
     papers = store.get_papers(ids) if ids else {}
@@ -19,8 +20,11 @@ def item_dicts(store, catalog, rows, scores, reasons) -> list[dict]:
     for pid, r, s, reason in zip(ids, rows, scores, reasons):
         paper = papers.get(pid)
         card = paper_card(paper) if paper is not None else _card_from_catalog(catalog, r)
-        items.append({"paper_id": pid, "title": catalog.titles[r],
-                      "score": round(float(s), 6), "reason": reason, **card})
+        item = {"paper_id": pid, "title": catalog.titles[r],
+                "score": round(float(s), 6), "reason": reason, **card}
+        if abstracts:
+            item["abstract"] = (paper or {}).get("abstract") or ""
+        items.append(item)
     return items
 
 
