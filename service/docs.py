@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import (get_redoc_html, get_swagger_ui_html,
                                   get_swagger_ui_oauth2_redirect_html)
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -42,9 +43,27 @@ def _page(html: HTMLResponse):
     return lambda: HTMLResponse(body, headers=headers)
 
 
+# ReDoc's sidebar shows its maker's logo from their CDN (the bundle's only address it
+# loads); served from here instead.
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+LOCAL_LOGO = "/static/page/favicon.svg"
+
+
+@lru_cache(maxsize=1)
+def _redoc_bundle() -> bytes:
+    return (ASSETS / "redoc.standalone.js").read_bytes().replace(REDOC_LOGO.encode(),
+                                                                LOCAL_LOGO.encode())
+
+
 def install_offline_docs(app: FastAPI) -> None:
     """Serve the docs assets and the two pages (the app is created with docs_url and
     redoc_url set to None, so FastAPI's CDN pages are not registered)."""
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        return Response(_redoc_bundle(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth2 = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
 
@@ -53,7 +72,8 @@ def install_offline_docs(app: FastAPI) -> None:
         oauth2_redirect_url=oauth2, swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
         swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-        swagger_ui_parameters=app.swagger_ui_parameters))
+        # no validator badge: it would send the schema's address to validator.swagger.io
+        swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None}))
     redoc = _page(get_redoc_html(
         openapi_url=app.openapi_url, title=f"{app.title} - ReDoc",
         redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",

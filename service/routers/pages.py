@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -33,7 +34,7 @@ from recommender.search import MAX_QUERY_CHARS, serve_search, serve_similar
 from recommender.serving import EMPTY_ROWS
 from recommender.store import EventRow
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
-from service.list_items import item_dicts
+from service.list_items import page_item_dicts
 from service.schemas import Id
 from service.session import (CSRF_FIELD, CSRF_HEADER, Session, check_same_origin,
                              require_csrf)
@@ -107,14 +108,12 @@ def _feed_view(view: dict, store, recommender, metrics) -> None:
         strategy = None if view["tab"] == "for-you" else "trending"
         served = serve_list(store, recommender, reader, k, strategy=strategy)
         metrics.recommendations.labels(served.strategy).inc()
-        rows, scores, reasons = served.rows, served.scores, served.reasons
         view.update(request_id=served.request_id, strategy=served.strategy)
     else:
         recommender.refresh()
-        ranked = recommender.rank_trending(k, EMPTY_ROWS, None)
-        rows, scores, reasons = ranked.rows, ranked.scores, ranked.reasons
+        served = recommender.rank_trending(k, EMPTY_ROWS, None)  # rows, scores, reasons
         view["strategy"] = "trending"
-    _fill_cards(view, store, recommender, rows, scores, reasons)
+    _fill_cards(view, store, recommender, served)
     if len(view["cards"]) >= k and k < MAX_K:
         view["more_url"] = "/?" + urlencode({"tab": view["tab"], "k": min(MAX_K, k + PAGE_SIZE)})
 
@@ -128,8 +127,7 @@ def _search_view(view: dict, store, recommender, search) -> int:
         return 422
     served = serve_search(store, recommender, search, text, view["k"], view["reader"])
     view.update(tab="search", request_id=served.request_id, strategy="search")
-    ranked = served.ranked
-    _fill_cards(view, store, recommender, ranked.rows, ranked.scores, ranked.reasons)
+    _fill_cards(view, store, recommender, served.ranked)
     if len(view["cards"]) >= view["k"] and view["k"] < MAX_K:
         view["more_url"] = "/?" + urlencode({"q": text, "k": min(MAX_K, view["k"] + PAGE_SIZE)})
     return status.HTTP_200_OK
@@ -144,34 +142,43 @@ def _similar_view(view: dict, store, recommender, search, paper_id: str) -> int:
     catalog = recommender.catalog
     view.update(request_id=served.request_id, strategy="similar",
                 similar_to=catalog.titles[catalog.row_of[paper_id]])
-    ranked = served.ranked
-    _fill_cards(view, store, recommender, ranked.rows, ranked.scores, ranked.reasons)
+    _fill_cards(view, store, recommender, served.ranked)
     return status.HTTP_200_OK
 
 
-def _fill_cards(view: dict, store, recommender, rows, scores, reasons) -> None:
-    items = item_dicts(store, recommender.catalog, rows, scores, reasons, abstracts=True)
-    view["cards"] = [{**item, "date": _date(item["published_at"]),
-                      "authors_shown": item["authors"][:3],
-                      "authors_more": max(0, len(item["authors"]) - 3),
-                      "upvoted": False, "shown_upvotes": item["upvotes"] or 0}
-                     for item in items]
+def _fill_cards(view: dict, store, recommender, served) -> None:
+    view["cards"] = page_item_dicts(store, recommender.catalog, served, _card)
+
+
+def _card(item: dict) -> dict:
+    """What the template shows of one item, formatted once per kept list."""
+    authors, count = item["authors"], item["author_count"]
+    return {**item, "date": _date(item["published_at"]),
+            "authors_text": ", ".join(authors[:3]) + (f" +{len(authors) - 3}" if len(authors) > 3 else ""),
+            "count_text": f"{count} author{'' if count == 1 else 's'}" if count else "",
+            "similar_url": "/?" + urlencode({"similar": item["paper_id"]})}
 
 
 def _reader_view(view: dict, store, recommender) -> None:
-    """The reader's own marks on the cards, their hidden papers; or the demo readers."""
+    """The reader's own marks on the cards, their hidden papers; or the demo readers.
+    Cards become objects here (the template reads attributes; a dict would first fail a
+    getattr per field), each with this reader's upvote on it."""
     reader = view["reader"]
+    up_ids: set[str] = set()
     if reader is None:
         view["demo_readers"] = _demo_readers(store)
-        return
-    catalog = recommender.catalog
-    upvoted, dismissed = reader_marks(recommender.history(reader))
-    up_ids = {catalog.paper_ids[r] for r in upvoted if r < catalog.size}
+    else:
+        catalog = recommender.catalog
+        upvoted, dismissed = reader_marks(recommender.history(reader))
+        up_ids = {catalog.paper_ids[r] for r in upvoted if r < catalog.size}
+        view["hidden"] = [{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r]}
+                          for r in sorted(dismissed)[:MAX_HIDDEN_SHOWN] if r < catalog.size]
+    cards = []
     for card in view["cards"]:
-        card["upvoted"] = card["paper_id"] in up_ids
-        card["shown_upvotes"] = (card["upvotes"] or 0) + (1 if card["upvoted"] else 0)
-    view["hidden"] = [{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r]}
-                      for r in sorted(dismissed)[:MAX_HIDDEN_SHOWN] if r < catalog.size]
+        mine = card["paper_id"] in up_ids
+        cards.append(SimpleNamespace(**card, upvoted=mine,
+                                     shown_upvotes=(card["upvotes"] or 0) + (1 if mine else 0)))
+    view["cards"] = cards
 
 
 def _demo_readers(store) -> list[str]:

@@ -24,17 +24,16 @@
   }
 
   function cardFields(card, kind) {
-    var form = card.querySelector("form.upvote-form");
+    var form = card.querySelector("form.card-form");
     return {paper_id: form.elements.paper_id.value, request_id: form.elements.request_id.value,
             kind: kind};
   }
 
   function setUpvoted(card, on) {
-    var form = card.querySelector("form.upvote-form");
-    var button = form.querySelector("button.vote");
-    var count = form.querySelector(".count");
+    var button = card.querySelector("button.vote");
+    var count = button.querySelector(".count");
     card.classList.toggle("upvoted", on);
-    form.elements.kind.value = on ? "remove_upvote" : "upvote";
+    button.value = on ? "remove_upvote" : "upvote";
     button.setAttribute("aria-pressed", on ? "true" : "false");
     button.title = on ? "Undo upvote" : "Upvote";
     count.textContent = String(parseInt(count.getAttribute("data-base"), 10) + (on ? 1 : 0));
@@ -44,28 +43,30 @@
     var form = ev.target;
     if (!form.classList || !form.classList.contains("act")) return;
     ev.preventDefault();
-    var kind = form.elements.kind.value;
+    var submitter = ev.submitter;
+    var kind = submitter && submitter.name === "kind" ? submitter.value : form.elements.kind.value;
     var fields = {paper_id: form.elements.paper_id.value, kind: kind,
                   request_id: form.elements.request_id ? form.elements.request_id.value : ""};
     var card = form.closest(".card");
-    var item = form.closest("li");
     form.classList.add("busy");
     post(fields).then(function () {
       form.classList.remove("busy");
-      if (form.classList.contains("undo-hidden-form")) {
-        window.location.reload();  // the paper is back: show it where the ranking puts it
+      if (!card) {
+        window.location.reload();  // a hidden paper is back: shown where the ranking puts it
       } else if (kind === "upvote" || kind === "remove_upvote") {
         setUpvoted(card, kind === "upvote");
       } else if (kind === "dismiss") {
         card.classList.add("dismissed");
-      } else if (kind === "remove_dismiss" && card) {
+      } else if (kind === "remove_dismiss") {
         card.classList.remove("dismissed");
-      } else if (item) {
-        item.remove();
       }
     }).catch(function () {
+      // Fall back to the plain post, which shows what went wrong.
       form.classList.remove("busy");
-      form.submit();  // fall back to the plain post, which shows what went wrong
+      var input = document.createElement("input");
+      input.type = "hidden"; input.name = "kind"; input.value = kind;
+      form.appendChild(input);
+      form.submit();
     });
   });
 
