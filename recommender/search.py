@@ -30,7 +30,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.catalog import CatalogSnapshot
-from recommender.content import ContentEncoder, paper_text
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from recommender.content import NGRAMS, ContentEncoder, paper_text
 from recommender.reader_history import PROFILE_WEIGHTS, content_profile
 from recommender.serving import Ranked, top_k
 
@@ -51,14 +53,40 @@ READERSHIP_KINDS = tuple(k for k, w in PROFILE_WEIGHTS.items() if w > 0)
 
 @dataclass(frozen=True)
 class _Index:
-    """TF-IDF of one catalog snapshot under one encoder, stored term-major (terms x papers)
-    so a query reads only the rows of its own terms."""
+    """One catalog snapshot under one encoder: the words of every paper (hashed, so a word
+    only one paper has is found too: the encoder's vocabulary drops those), stored
+    term-major (terms x papers) so a query reads only the rows of its own words; and the
+    encoder's TF-IDF rows, which name the words two similar papers share."""
 
     encoder: ContentEncoder
     catalog: CatalogSnapshot
-    full: sp.csr_matrix  # papers x terms, title + abstract
-    full_t: sp.csr_matrix  # terms x papers
-    title_t: sp.csr_matrix  # terms x papers, title only
+    full: sp.csr_matrix  # papers x encoder terms: TF-IDF of title + abstract
+    tf: sp.csr_matrix  # papers x hashed words: sublinear counts of title + abstract
+    title_tf: sp.csr_matrix  # papers x hashed words: the title alone
+    idf: np.ndarray  # per hashed word, from `tf`
+    full_t: sp.csr_matrix  # hashed words x papers, TF-IDF, unit paper rows
+    title_t: sp.csr_matrix  # hashed words x papers, titles
+
+
+# The content encoder's analysis (content._vectorizer: word uni- and bigrams, English stop
+# words, accents stripped), with a hash in place of a vocabulary.
+WORDS = HashingVectorizer(ngram_range=NGRAMS, stop_words="english", strip_accents="unicode",
+                          alternate_sign=False, norm=None, n_features=2**20, dtype=np.float32)
+
+
+def _sublinear(X: sp.csr_matrix) -> sp.csr_matrix:
+    X = X.tocsr().astype(np.float32)
+    X.data = 1.0 + np.log(X.data)
+    return X
+
+
+def _weighted(tf: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Rows of tf * idf, each L2-normalised: TfidfVectorizer's weighting."""
+    X = tf.copy()
+    X.data = X.data * idf[X.indices]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    X = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ X
+    return X.tocsr().astype(np.float32)
 
 
 class PaperSearch:
@@ -89,22 +117,25 @@ class PaperSearch:
         if old is not None and old.encoder is encoder and old.catalog.size <= n:
             # Rows only ever append; an updated paper gets a new title object in place.
             prev = old.catalog
-            changed = [i for i in range(prev.size) if catalog.titles[i] is not prev.titles[i]]
-            rows = changed + list(range(prev.size, n))
-            full = old.full
-            if full.shape[0] < n:
-                full = sp.vstack([full, sp.csr_matrix((n - full.shape[0], full.shape[1]),
-                                                      dtype=np.float32)], format="csr")
+            rows = ([i for i in range(prev.size) if catalog.titles[i] is not prev.titles[i]]
+                    + list(range(prev.size, n)))
+            full, tf = _grown(old.full, n), _grown(old.tf, n)
         else:
             rows = list(range(n))
             full = sp.csr_matrix((n, len(encoder.terms)), dtype=np.float32)
+            tf = sp.csr_matrix((n, WORDS.n_features), dtype=np.float32)
         if rows:
             ids = [catalog.paper_ids[i] for i in rows]
-            texts = self._texts_of(ids)
-            fresh = encoder.tfidf([texts.get(p, catalog.titles[i]) for p, i in zip(ids, rows)])
-            full = _replace_rows(full, np.array(rows, dtype=np.int64), fresh)
-        title_t = encoder.tfidf(list(catalog.titles)).T.tocsr()
-        return _Index(encoder, catalog, full, full.T.tocsr(), title_t)
+            found = self._texts_of(ids)
+            texts = [found.get(p, catalog.titles[i]) for p, i in zip(ids, rows)]
+            where = np.array(rows, dtype=np.int64)
+            full = _replace_rows(full, where, encoder.tfidf(texts))
+            tf = _replace_rows(tf, where, _sublinear(WORDS.transform(texts)))
+        title_tf = _sublinear(WORDS.transform(list(catalog.titles)))
+        df = np.bincount(tf.indices, minlength=WORDS.n_features)
+        idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        return _Index(encoder, catalog, full, tf, title_tf, idf,
+                      _weighted(tf, idf).T.tocsr(), _weighted(title_tf, idf).T.tocsr())
 
     # -- search --------------------------------------------------------------------------
     def search(self, catalog: CatalogSnapshot, encoder: ContentEncoder, query: str, k: int,
@@ -113,7 +144,7 @@ class PaperSearch:
         """The k best matches of `query`; `profile` (a unit content profile) personalises
         the order, `excluded` rows are left out."""
         index = self.index_for(catalog, encoder)
-        q = encoder.tfidf([query])
+        q = _weighted(_sublinear(WORDS.transform([query])), index.idf)
         terms, weights = q.indices, q.data
         n = catalog.size
         if len(terms) == 0:
@@ -121,7 +152,7 @@ class PaperSearch:
         full = _term_scores(index.full_t, terms, weights, n)
         title = _term_scores(index.title_t, terms, weights, n)
         matches = (full > 0) | (title > 0)
-        dense_q = encoder.encode_tfidf(q)[0]
+        dense_q = encoder.encode([query])[0]
         scores = full + TITLE_WEIGHT * title + DENSE_WEIGHT * (catalog.vectors @ dense_q)
         personal = None
         if profile is not None and np.any(profile):
@@ -129,9 +160,7 @@ class PaperSearch:
             scores = scores + personal
         scores = np.where(matches, scores, -np.inf)
         rows = top_k(scores, k, np.zeros(0, np.int64) if excluded is None else excluded)
-        lowered = query.lower()
-        words = sorted(((int(t), encoder.terms[t]) for t in terms),
-                       key=lambda tw: (lowered.find(tw[1]) % (len(lowered) + 1), tw[1]))
+        words = _query_words(query)
         reasons = [self._match_reason(index, int(r), words, title[r] > 0,
                                       personal is not None and personal[r] >= 0.5 * PROFILE_WEIGHT)
                    for r in rows]
@@ -140,9 +169,8 @@ class PaperSearch:
     @staticmethod
     def _match_reason(index: _Index, row: int, words: list[tuple[int, str]], in_title: bool,
                       personal: bool) -> str:
-        found = [w for t, w in words if index.full[row, t] > 0]
-        single = [w for w in found if " " not in w] or found
-        quoted = ", ".join(f"\u201c{w}\u201d" for w in single[:3])
+        found = [w for col, w in words if index.tf[row, col] > 0]
+        quoted = ", ".join(f"\u201c{w}\u201d" for w in found[:3])
         where = "title and abstract" if in_title else "abstract"
         reason = f"{where} match {quoted}" if quoted else "matches your search"
         return reason + ("; close to what you read" if personal else "")
@@ -179,6 +207,22 @@ class PaperSearch:
             else:
                 reasons.append(text_part)
         return Ranked(rows, scores[rows], reasons)
+
+
+def _query_words(query: str) -> list[tuple[int, str]]:
+    """The query's single words as analysed (stop words gone), with their hashed column."""
+    seen: dict[str, int] = {}
+    for token in WORDS.build_analyzer()(query):
+        if " " not in token and token not in seen:
+            seen[token] = int(WORDS.transform([token]).indices[0])
+    return [(col, w) for w, col in seen.items()]
+
+
+def _grown(M: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """M with empty rows appended up to n rows."""
+    if M.shape[0] >= n:
+        return M
+    return sp.vstack([M, sp.csr_matrix((n - M.shape[0], M.shape[1]), dtype=M.dtype)], format="csr")
 
 
 def _term_scores(by_term: sp.csr_matrix, terms: np.ndarray, weights: np.ndarray,
