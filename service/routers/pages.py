@@ -54,6 +54,7 @@ MAX_DEMO_READERS = 8
 MAX_HIDDEN_SHOWN = 50
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _reader_id = TypeAdapter(Id)
+_NUMBERED = re.compile(r"\d+$")
 
 
 def _sessions(request: Request):
@@ -182,9 +183,10 @@ def _reader_view(view: dict, store, recommender) -> None:
 
 
 def _demo_readers(store) -> list[str]:
-    """A few demo readers to sign in as: the one-topic readers first, then the crowd."""
+    """A few demo readers to sign in as: the one-topic readers first, then the numbered
+    crowd (demo-crowd-01, ...)."""
     ids = store.readers_with_prefix(DEMO_PREFIX, limit=200)
-    return sorted(ids, key=lambda u: (any(c.isdigit() for c in u), u))[:MAX_DEMO_READERS]
+    return sorted(ids, key=lambda u: (bool(_NUMBERED.search(u)), u))[:MAX_DEMO_READERS]
 
 
 def _date(iso: str | None) -> str | None:
