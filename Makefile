@@ -25,7 +25,7 @@ seed: install
 run: seed
 	$(PAPERREC) train --if-missing --quiet
 	@echo ""
-	@echo "paperrec on http://$(HOST):$(PORT)   (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "paperrec on http://$(HOST):$(PORT)   (reader page: http://$(HOST):$(PORT)/   API docs: http://$(HOST):$(PORT)/docs)"
 	@echo "API key for writes (X-API-Key): $${PAPERREC_API_KEYS%%,*}"
 	@echo "demo readers: demo-diffusion, demo-agents   (try: curl 'http://$(HOST):$(PORT)/recommendations?user_id=demo-diffusion&k=5')"
 	@echo ""
