@@ -51,6 +51,16 @@ TEXT_WEIGHT, READERSHIP_WEIGHT = 0.6, 0.4
 READERSHIP_KINDS = tuple(k for k, w in PROFILE_WEIGHTS.items() if w > 0)
 
 
+def query_problem(query: str | None) -> str | None:
+    """Why a search query cannot be run (None if it can): the one rule for the API and the
+    page."""
+    if not (query or "").strip():
+        return "must not be empty"
+    if len(query) > MAX_QUERY_CHARS:
+        return f"at most {MAX_QUERY_CHARS} characters"
+    return None
+
+
 @dataclass(frozen=True)
 class _Index:
     """One catalog snapshot under one encoder: the words of every paper (hashed, so a word
@@ -119,11 +129,12 @@ class PaperSearch:
             prev = old.catalog
             rows = ([i for i in range(prev.size) if catalog.titles[i] is not prev.titles[i]]
                     + list(range(prev.size, n)))
-            full, tf = _grown(old.full, n), _grown(old.tf, n)
+            full, tf, title_tf = _grown(old.full, n), _grown(old.tf, n), _grown(old.title_tf, n)
         else:
             rows = list(range(n))
             full = sp.csr_matrix((n, len(encoder.terms)), dtype=np.float32)
             tf = sp.csr_matrix((n, WORDS.n_features), dtype=np.float32)
+            title_tf = tf
         if rows:
             ids = [catalog.paper_ids[i] for i in rows]
             found = self._texts_of(ids)
@@ -131,7 +142,8 @@ class PaperSearch:
             where = np.array(rows, dtype=np.int64)
             full = _replace_rows(full, where, encoder.tfidf(texts))
             tf = _replace_rows(tf, where, _sublinear(WORDS.transform(texts)))
-        title_tf = _sublinear(WORDS.transform(list(catalog.titles)))
+            title_tf = _replace_rows(title_tf, where,
+                                     _sublinear(WORDS.transform([catalog.titles[i] for i in rows])))
         df = np.bincount(tf.indices, minlength=WORDS.n_features)
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         return _Index(encoder, catalog, full, tf, title_tf, idf,

@@ -196,5 +196,5 @@ def test_more_papers_and_bad_page_parameters(client):
     assert client.get(more.split("#")[0]).text.count('<article class="card') == 40
     assert client.get("/?k=101").status_code == 422
     r = client.get("/?q=")
-    assert r.status_code == 422 and "Type a word to search for." in r.text
+    assert r.status_code == 422 and "Search words must not be empty" in r.text
     assert client.get("/?similar=no-such-paper").status_code == 404

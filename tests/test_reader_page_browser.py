@@ -11,14 +11,13 @@ import json
 import os
 import re
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.live_server import uvicorn_in_thread
 from training.demo_events import TOPIC_RE, topic_scores
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,16 +33,8 @@ HOSTILE = {"paper_id": "hostile-1", "title": HOSTILE_TITLE,
            "extra": {"url": "javascript:alert(1)", "organization": "<i>Evil Corp</i>"}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, seeded_db_template):
-    import uvicorn
-
     from recommender.store import Store
     from service.app import create_app
     from service.settings import Settings
@@ -53,20 +44,10 @@ def site(tmp_path_factory, seeded_db_template):
     store = Store(db)
     store.upsert_papers([HOSTILE])
     store.close()
-    port = free_port()
-    app = create_app(Settings(db=db, api_keys=API_KEY))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
     reader_store = Store(db)
-    yield {"url": f"http://127.0.0.1:{port}", "host": f"127.0.0.1:{port}", "store": reader_store}
+    with uvicorn_in_thread(create_app(Settings(db=db, api_keys=API_KEY))) as url:
+        yield {"url": url, "host": urlparse(url).netloc, "store": reader_store}
     reader_store.close()
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +105,18 @@ def click(element) -> None:
     header would otherwise be the one clicked)."""
     element.parent.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
     element.click()
+
+
+def search_for(driver, text: str) -> None:
+    """Type into the page's search box and wait for the results."""
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, "search-box")
+    box.clear()
+    box.send_keys(text)
+    box.submit()
+    wait_for(lambda: driver.find_element(By.ID, "feed").get_attribute("data-tab") == "search",
+             what=f"results for {text!r}")
 
 
 def cards(driver):
@@ -190,11 +183,7 @@ def test_new_reader_signs_in_and_sees_trending(site, browser):
 def test_three_upvotes_on_a_topic_lead_for_you_and_say_why(site, browser):
     from selenium.webdriver.common.by import By
 
-    box = browser.find_element(By.ID, "search-box")
-    box.clear()
-    box.send_keys("speech synthesis")
-    box.submit()
-    wait_for(lambda: browser.find_element(By.ID, "feed").get_attribute("data-tab") == "search")
+    search_for(browser, "speech synthesis")
     request_id = browser.find_element(By.ID, "feed").get_attribute("data-request-id")
     upvoted = []
     for c in cards(browser):
@@ -265,11 +254,7 @@ def test_opening_the_abstract_is_a_read_of_that_list(site, browser):
 def test_search_finds_a_title_word_and_similar_stays_on_topic(site, browser):
     from selenium.webdriver.common.by import By
 
-    box = browser.find_element(By.ID, "search-box")
-    box.clear()
-    box.send_keys("Lumiere")
-    box.submit()
-    wait_for(lambda: browser.find_element(By.ID, "feed").get_attribute("data-tab") == "search")
+    search_for(browser, "Lumiere")
     first = cards(browser)[0]
     assert first.find_element(By.CSS_SELECTOR, ".title").text.startswith("Lumiere")
     assert "“lumiere”" in first.find_element(By.CSS_SELECTOR, ".reason").text
@@ -291,11 +276,7 @@ def test_search_finds_a_title_word_and_similar_stays_on_topic(site, browser):
 def test_hostile_text_is_shown_as_text_never_run(site, browser):
     from selenium.webdriver.common.by import By
 
-    box = browser.find_element(By.ID, "search-box")
-    box.clear()
-    box.send_keys("zyxqu")
-    box.submit()
-    wait_for(lambda: browser.find_element(By.ID, "feed").get_attribute("data-tab") == "search")
+    search_for(browser, "zyxqu")
     card = cards(browser)[0]
     assert card.get_attribute("data-paper-id") == "hostile-1"
     assert card.find_element(By.CSS_SELECTOR, ".title").text == HOSTILE_TITLE

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from recommender.events import KINDS, normalize_ts
 from recommender.experiments import serve_list
 from recommender.reader_history import reader_marks
-from recommender.search import MAX_QUERY_CHARS, serve_search, serve_similar
+from recommender.search import MAX_QUERY_CHARS, query_problem, serve_search, serve_similar
 from recommender.serving import EMPTY_ROWS
 from recommender.store import EventRow
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
@@ -120,12 +120,12 @@ def _feed_view(view: dict, store, recommender, metrics) -> None:
 
 
 def _search_view(view: dict, store, recommender, search) -> int:
-    text = (view["q"] or "").strip()
-    if not text or len(view["q"]) > MAX_QUERY_CHARS:
-        view["error"] = (f"Search words must be 1 to {MAX_QUERY_CHARS} characters."
-                         if text else "Type a word to search for.")
+    problem = query_problem(view["q"])
+    if problem is not None:
+        view["error"] = f"Search words {problem}: type 1 to {MAX_QUERY_CHARS} characters."
         view["tab"] = "search"
         return 422
+    text = view["q"].strip()
     served = serve_search(store, recommender, search, text, view["k"], view["reader"])
     view.update(tab="search", request_id=served.request_id, strategy="search")
     _fill_cards(view, store, recommender, served.ranked)

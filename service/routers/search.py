@@ -5,7 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 
-from recommender.search import MAX_QUERY_CHARS, PaperSearch, serve_search, serve_similar
+from recommender.search import (MAX_QUERY_CHARS, PaperSearch, query_problem, serve_search,
+                                serve_similar)
 from service.deps import RecommenderDep, StoreDep
 from service.list_items import item_dicts
 from service.schemas import Id, RecommendedItem, SearchResults, SimilarPapers
@@ -22,14 +23,12 @@ def paper_search(request: Request) -> PaperSearch:
 
 
 def check_query(q: str | None) -> str:
-    """The query stripped, or a 422 naming `q`: empty, blank or longer than allowed."""
-    text = (q or "").strip()
-    if not text or len(q or "") > MAX_QUERY_CHARS:
-        msg = ("must not be empty" if not text else
-               f"at most {MAX_QUERY_CHARS} characters")
-        raise HTTPException(422, [{"type": "value_error", "loc": ["query", "q"], "msg": msg,
+    """The query stripped, or a 422 naming `q` (search.query_problem says why)."""
+    problem = query_problem(q)
+    if problem is not None:
+        raise HTTPException(422, [{"type": "value_error", "loc": ["query", "q"], "msg": problem,
                                    "input": (q or "")[:MAX_QUERY_CHARS + 1]}])
-    return text
+    return q.strip()
 
 
 def _items(store, recommender, ranked) -> list[RecommendedItem]:
