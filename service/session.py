@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, Response, status
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -61,12 +62,13 @@ class SessionCodec:
 
 
 def check_same_origin(request: Request) -> None:
-    """403 for a request another origin's page sent (a browser names it in Origin)."""
+    """403 for a request another site's page sent (a browser names it in Origin). Host
+    and port are compared, not the scheme: behind a proxy that ends TLS the app sees http
+    while the browser says https."""
     origin = request.headers.get("origin")
     if origin is None:
         return
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin != own:
+    if origin == "null" or urlsplit(origin).netloc != request.headers.get("host", ""):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
 
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import re
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tests.conftest import AUTH
 
 from recommender.events import without_cancelled
@@ -156,3 +159,23 @@ def test_undoing_a_dismissal_brings_the_paper_back(client):
     client.post("/events", json={"user_id": reader, "paper_id": first, "kind": "remove_dismiss"}, headers=AUTH)
     ids = [i["paper_id"] for i in client.get("/recommendations", params={"user_id": reader, "k": 5}).json()["items"]]
     assert ids[0] == first
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"),
+                          st.sampled_from(["click", "dismiss", "remove_dismiss", "upvote"])),
+                max_size=30))
+def test_without_cancelled_is_the_history_minus_matched_undos(pairs):
+    history = [{"paper_id": p, "kind": k, "n": i} for i, (p, k) in enumerate(pairs)]
+    kept = without_cancelled(history)
+    assert all(e["kind"] != "remove_dismiss" for e in kept)
+    assert [e for e in history if e["kind"] not in ("dismiss", "remove_dismiss")] == \
+        [e for e in kept if e["kind"] != "dismiss"]
+    assert [e["n"] for e in kept] == sorted(e["n"] for e in kept)  # order kept
+    for paper in "abc":
+        open_ = 0
+        for e in history:
+            if e["paper_id"] == paper and e["kind"] == "dismiss":
+                open_ += 1
+            elif e["paper_id"] == paper and e["kind"] == "remove_dismiss":
+                open_ = max(0, open_ - 1)
+        assert sum(e["paper_id"] == paper and e["kind"] == "dismiss" for e in kept) == open_
