@@ -9,7 +9,7 @@ PORT ?= 8000
 DEMO_KEY := demo-key-change-me
 export PAPERREC_API_KEYS ?= $(DEMO_KEY)
 
-.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments clean
+.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-page page-screenshot clean
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ seed: install
 run: seed
 	$(PAPERREC) train --if-missing --quiet
 	@echo ""
-	@echo "paperrec on http://$(HOST):$(PORT)   (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "paperrec on http://$(HOST):$(PORT)   (reader page: http://$(HOST):$(PORT)/   API docs: http://$(HOST):$(PORT)/docs)"
 	@echo "API key for writes (X-API-Key): $${PAPERREC_API_KEYS%%,*}"
 	@echo "demo readers: demo-diffusion, demo-agents   (try: curl 'http://$(HOST):$(PORT)/recommendations?user_id=demo-diffusion&k=5')"
 	@echo ""
@@ -39,7 +39,7 @@ train: install
 	$(PAPERREC) train
 
 # Every benchmark; each prints its own table.
-bench: bench-quality bench-train bench-load bench-experiments
+bench: bench-quality bench-train bench-load bench-experiments bench-page
 
 bench-quality: install
 	$(PY) -m training.bench_quality
@@ -54,6 +54,14 @@ bench-load: install
 
 bench-experiments: install
 	$(PY) -m training.bench_experiments
+
+# The reader page against the JSON list it shows, and /search over CiteULike-a, in process.
+bench-page: install
+	$(PY) -m training.bench_page
+
+# docs/reader-page.png, taken by the browser test (needs chromium + chromium-driver).
+page-screenshot: install
+	PAPERREC_SCREENSHOT_DIR=docs $(PY) -m pytest -q tests/test_reader_page_browser.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-KINDS = ("impression", "click", "read", "upvote", "remove_upvote", "dismiss")
+KINDS = ("impression", "click", "read", "upvote", "remove_upvote", "dismiss", "remove_dismiss")
 # Kinds that mean the reader has dealt with the paper: excluded from their next list.
 SEEN_KINDS = frozenset({"click", "read", "upvote", "dismiss"})
+# An undo that takes its event back entirely, as if neither had happened: a dismissal
+# undone puts the paper back into the reader's lists. (`remove_upvote` is not one of them:
+# it is a signal of its own, weighted by the models, and the paper stays seen.)
+CANCELS = {"remove_dismiss": "dismiss"}
 MAX_ID_LENGTH = 256
 # Clocks drift; a timestamp further ahead than this is a bug in the client, not a clock.
 MAX_FUTURE = timedelta(days=1)
@@ -64,3 +68,24 @@ def check_kind(value) -> str:
     if value not in KINDS:
         raise InvalidField("kind", f"must be one of {', '.join(KINDS)}; got {str(value)[:32]!r}")
     return value
+
+
+def without_cancelled(events: list[dict]) -> list[dict]:
+    """A reader's events (dicts with paper_id and kind, in time order) minus every undo in
+    CANCELS and the latest earlier event of that paper it undoes; an undo with nothing to
+    undo is dropped too. Histories are read through this, so the models, what "seen"
+    means and the page all see a dismissal undone as no dismissal."""
+    if not any(e["kind"] in CANCELS for e in events):
+        return events
+    kept: list[dict | None] = []
+    open_: dict[tuple[str, str], list[int]] = {}
+    for e in events:
+        undone = CANCELS.get(e["kind"])
+        if undone is None:
+            open_.setdefault((e["paper_id"], e["kind"]), []).append(len(kept))
+            kept.append(e)
+            continue
+        stack = open_.get((e["paper_id"], undone))
+        if stack:
+            kept[stack.pop()] = None
+    return [e for e in kept if e is not None]

@@ -2,6 +2,8 @@
 rules through its pydantic schema)."""
 from __future__ import annotations
 
+import re
+
 from recommender.events import InvalidField, check_id, normalize_ts
 
 MAX_TITLE = 2_000
@@ -39,3 +41,39 @@ def clean_paper(raw) -> dict:
     extra = {k: v for k, v in raw.items() if k not in known}
     return {"paper_id": paper_id, "title": title, "abstract": abstract,
             "published_at": published, "authors": authors, "upvotes": upvotes, "extra": extra}
+
+
+# arXiv identifiers: new style 2401.12345 (4 or 5 digits after the dot, optional version)
+# and old style hep-th/9901001 or math.GT/0309136.
+_ARXIV_ID = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?")
+_WEB_URL = re.compile(r"https?://[^\s\"'<>\\]+", re.IGNORECASE)
+
+
+def paper_url(paper_id: str, catalog_url: str | None = None) -> str | None:
+    """The paper's own page: arXiv's abstract page for an arXiv id, else the catalog's
+    `url` when it is a plain http(s) address (anything else, say `javascript:`, is not a
+    link anyone should be sent to), else None."""
+    if _ARXIV_ID.fullmatch(paper_id):
+        return f"https://arxiv.org/abs/{paper_id}"
+    if isinstance(catalog_url, str) and _WEB_URL.fullmatch(catalog_url.strip()):
+        return catalog_url.strip()
+    return None
+
+
+def paper_card(paper: dict) -> dict:
+    """What a front end shows of a stored paper besides its title: link, authors (or how
+    many there are, where the catalog knows only that), organisation, date, upvotes."""
+    extra = paper.get("extra") or {}
+    authors = list(paper.get("authors") or [])
+    count = extra.get("author_count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        count = None
+    organization = extra.get("organization")
+    return {
+        "url": paper_url(paper["paper_id"], extra.get("url")),
+        "authors": authors,
+        "author_count": len(authors) or count,
+        "organization": organization if isinstance(organization, str) and organization else None,
+        "published_at": paper.get("published_at"),
+        "upvotes": paper.get("upvotes"),
+    }

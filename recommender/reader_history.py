@@ -41,3 +41,19 @@ def content_profile(history: ReaderHistory, vectors: np.ndarray, now: float,
     profile = weights @ vectors[history.rows].astype(np.float64)
     norm = np.linalg.norm(profile)
     return profile / norm if norm > 0 else profile
+
+
+def reader_marks(history: ReaderHistory) -> tuple[set[int], set[int]]:
+    """(rows the reader has upvoted and not taken back, rows they dismissed): what a page
+    shows as their own marks. Dismissals undone are already gone from a history
+    (events.without_cancelled)."""
+    upvoted: set[int] = set()
+    dismissed: set[int] = set()
+    for row, kind in zip(history.rows.tolist(), history.kinds):
+        if kind == "upvote":
+            upvoted.add(row)
+        elif kind == "remove_upvote":
+            upvoted.discard(row)
+        elif kind == "dismiss":
+            dismissed.add(row)
+    return upvoted, dismissed

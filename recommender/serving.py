@@ -17,7 +17,7 @@ import numpy as np
 from recommender.catalog import CatalogSnapshot, build_snapshot, extend_snapshot, iso_to_unix
 from recommender.content import ContentEncoder, paper_text
 from recommender.event_log import EventLog
-from recommender.events import SEEN_KINDS
+from recommender.events import SEEN_KINDS, without_cancelled
 from recommender.artifacts import ArtifactError
 from recommender.served_model import ServedModel
 from recommender.reader_history import ReaderHistory, content_profile
@@ -238,7 +238,7 @@ class LiveRecommender:
             if cached is not None:
                 return cached
             generation = self._generation
-        rows = self.store.user_events(user_id, until=as_of_iso)
+        rows = without_cancelled(self.store.user_events(user_id, until=as_of_iso))
         catalog = self.catalog
         known = [r for r in rows if r["paper_id"] in catalog.row_of]
         history = ReaderHistory(

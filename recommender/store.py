@@ -472,6 +472,17 @@ class Store:
         rows = list(self.db.query("SELECT * FROM papers WHERE paper_id = ?", [paper_id]))
         return self._paper_from_row(rows[0]) if rows else None
 
+    def get_papers(self, paper_ids: Sequence[str]) -> dict[str, dict]:
+        """Several papers by id in one query (a list's cards): id -> paper, unknown ids absent."""
+        ids = list(dict.fromkeys(paper_ids))
+        found: dict[str, dict] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT * FROM papers WHERE paper_id IN ({marks})", chunk):
+                found[row["paper_id"]] = self._paper_from_row(row)
+        return found
+
     def iter_papers(self) -> Iterator[dict]:
         for row in self.db.query("SELECT * FROM papers ORDER BY rowid"):
             yield self._paper_from_row(row)
@@ -576,6 +587,35 @@ class Store:
             "first_event_at": row[0],
             "last_event_at": row[1],
         }
+
+    def co_readers(self, paper_id: str, kinds: Sequence[str], max_readers: int = 500,
+                   limit: int = 200) -> tuple[int, dict[str, int]]:
+        """Readership of a paper: (how many readers acted on it with one of `kinds`, and
+        for each other paper how many of those readers acted on it too). Bounded: the
+        `max_readers` latest readers of the paper and the `limit` most shared papers."""
+        kinds_json = json.dumps(list(kinds))
+        readers = [r[0] for r in self.db.execute(
+            "SELECT user_id FROM events WHERE paper_id = ? "
+            "AND kind IN (SELECT value FROM json_each(?)) "
+            "GROUP BY user_id ORDER BY max(ts) DESC LIMIT ?",
+            [paper_id, kinds_json, max_readers])]
+        if not readers:
+            return 0, {}
+        marks = ",".join("?" * len(readers))
+        rows = self.db.execute(
+            f"SELECT paper_id, count(DISTINCT user_id) AS n FROM events "
+            f"WHERE user_id IN ({marks}) AND kind IN (SELECT value FROM json_each(?)) "
+            "AND paper_id != ? GROUP BY paper_id ORDER BY n DESC, paper_id LIMIT ?",
+            [*readers, kinds_json, paper_id, limit])
+        return len(readers), {pid: int(n) for pid, n in rows}
+
+    def readers_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
+        """Distinct readers whose id starts with `prefix` (the demo readers), by id. A
+        range on the (user_id, ts) index, not LIKE, which SQLite cannot serve from it."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT user_id FROM events WHERE user_id >= ? AND user_id < ? "
+            "ORDER BY user_id LIMIT ?", [prefix, upper, limit])]
 
     def iter_events(self, until: str | None = None, batch: int = 50_000) -> Iterator[dict]:
         """All events in id order, streamed so a large log does not sit in memory twice."""

@@ -16,6 +16,7 @@ from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 from service.routers import events, experiments, health, papers, recommendations, users
 from service.settings import Settings
+from service.web import install_web, start_search
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.recommender = LiveRecommender(
             store, trending_half_life_days=settings.trending_half_life_days,
             list_ttl_s=settings.list_ttl_s)
+        start_search(app, store)
         # ~150k objects exist by now (modules, the catalog, the model) and live as long as
         # the process; a full collection walked them all: a 35-70 ms stall of every request
         # in flight, the p99 of `make bench-load`. Frozen, collections see only what
@@ -53,12 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Personalised 'trending for you' lists for a research-paper feed.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by service/web.py
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_web(app, settings)
     for module in (recommendations, events, papers, users, experiments, health):
         app.include_router(module.router)
     return app

@@ -54,6 +54,8 @@ class PaperIn(BaseModel):
     published_at: str | None = None
     authors: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=5_000)] = []
     upvotes: Annotated[int, Field(ge=0, le=10**9)] | None = None
+    url: Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s\"'<>\\]+$")] | None = Field(
+        None, description="the paper's page, for ids that are not arXiv ids")
 
     @field_validator("published_at")
     @classmethod
@@ -77,6 +79,8 @@ class PaperOut(BaseModel):
     authors: list[str]
     upvotes: int | None
     added_at: str
+    url: str | None = Field(None, description="the paper's own page: arXiv's abstract page "
+                            "for an arXiv id, else the catalog's url")
 
 
 class PapersStored(BaseModel):
@@ -89,6 +93,13 @@ class RecommendedItem(BaseModel):
     title: str
     score: float
     reason: str
+    url: str | None = Field(None, description="the paper's own page (see PaperOut.url)")
+    authors: list[str] = []
+    author_count: int | None = Field(None, description="len(authors), or the count the "
+                                     "catalog gives where it lists no names")
+    organization: str | None = None
+    published_at: str | None = None
+    upvotes: int | None = Field(None, description="the catalog's upvote count")
 
 
 class Recommendations(BaseModel):
@@ -122,3 +133,17 @@ class Health(BaseModel):
     papers: int
     events: int
     model_version: str | None
+
+
+class SearchResults(BaseModel):
+    request_id: str | None = Field(description="the served list, logged when a reader is named")
+    query: str
+    user_id: str | None
+    items: list[RecommendedItem]
+
+
+class SimilarPapers(BaseModel):
+    request_id: str | None = Field(description="the served list, logged when a reader is named")
+    paper_id: str
+    title: str
+    items: list[RecommendedItem]

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # How long a reader's model-ranked list may be served again while nothing it was ranked
     # from changed (LiveRecommender._kept_model_list); 0 ranks every request afresh.
     list_ttl_s: float = 60.0
+    # Signs the reader page's session cookie. Empty: a random key per process (sessions end
+    # with a restart). Several replicas behind one address must share one.
+    session_secret: str = ""
 
     @property
     def api_key_set(self) -> frozenset[str]:

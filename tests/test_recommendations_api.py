@@ -132,7 +132,7 @@ def test_body_is_exactly_the_documented_schema(client):
     `Recommendations`, in order, nothing else, and what pydantic would have written."""
     import json as jsonlib
 
-    from service.schemas import Recommendations
+    from service.schemas import RecommendedItem, Recommendations
 
     for reader in ("demo-agents", "a-reader-nobody-knows"):
         resp = client.get("/recommendations", params={"user_id": reader, "k": 5})
@@ -140,6 +140,6 @@ def test_body_is_exactly_the_documented_schema(client):
         assert resp.headers["content-type"] == "application/json"
         body = resp.json()
         assert list(body) == list(Recommendations.model_fields)
-        assert all(list(item) == ["paper_id", "title", "score", "reason"] for item in body["items"])
+        assert all(list(item) == list(RecommendedItem.model_fields) for item in body["items"])
         parsed = Recommendations.model_validate(body, strict=True)
         assert jsonlib.loads(parsed.model_dump_json()) == body

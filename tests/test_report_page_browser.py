@@ -4,27 +4,18 @@ the plot. Skipped only where Chromium is not installed."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
+
+from tests.live_server import uvicorn_in_thread
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server_with_experiment(seeded_db):
-    import uvicorn
-
     from recommender.experiments import create_experiment
     from recommender.serving import LiveRecommender
     from recommender.simulator import (DomainBackend, Readers, TasteSpace, default_start,
@@ -44,18 +35,8 @@ def server_with_experiment(seeded_db):
              default_start(2), rng)
     store.close()
 
-    port = free_port()
-    app = create_app(Settings(db=seeded_db, api_keys="k"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(Settings(db=seeded_db, api_keys="k"))) as url:
+        yield url
 
 
 def test_report_page_shows_variants_and_plot(server_with_experiment, tmp_path):

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, status
 
+from recommender.papers import paper_card
 from service.deps import ApiKey, RecommenderDep, StoreDep
 from service.schemas import PaperBatch, PaperIn, PaperOut, PapersStored, Id
 
@@ -27,7 +28,7 @@ def post_papers(
         raise HTTPException(422, [{
             "type": "value_error", "loc": ["body", dup, "paper_id"],
             "msg": f"duplicate paper_id {ids[dup]!r} in batch", "input": ids[dup]}])
-    changed = store.upsert_papers([p.model_dump() for p in batch])
+    changed = store.upsert_papers([_stored(p) for p in batch])
     recommender.refresh()
     return PapersStored(accepted=len(batch), changed=changed)
 
@@ -37,4 +38,14 @@ def get_paper(paper_id: Annotated[Id, Path()], store: StoreDep) -> PaperOut:
     paper = store.get_paper(paper_id)
     if paper is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no paper {paper_id!r}")
-    return PaperOut(**{k: paper[k] for k in PaperOut.model_fields})
+    return PaperOut(**{k: paper[k] for k in PaperOut.model_fields if k != "url"},
+                    url=paper_card(paper)["url"])
+
+
+def _stored(paper: PaperIn) -> dict:
+    """A paper as the store keeps it: a url beside the known fields goes into `extra`,
+    where the importer puts it too."""
+    row = paper.model_dump(exclude={"url"})
+    if paper.url:
+        row["extra"] = {"url": paper.url}
+    return row

@@ -15,6 +15,7 @@ from recommender.events import InvalidField, normalize_ts
 from recommender.experiments import serve_list
 from service.deps import (MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid,
                           off_loop_if_busy)
+from service.list_items import item_dicts
 from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
 
 router = APIRouter(tags=["recommendations"])
@@ -43,16 +44,9 @@ def _as_of_unix(as_of: datetime | None) -> float | None:
             "input": str(as_of)}]) from None
 
 
-def _item_dicts(catalog, rows, scores, reasons) -> list[dict]:
-    """The fields of `RecommendedItem` for each ranked row, for both list routes."""
-    return [{"paper_id": catalog.paper_ids[r], "title": catalog.titles[r],
-             "score": round(float(s), 6), "reason": reason}
-            for r, s, reason in zip(np.asarray(rows).tolist(), scores, reasons)]
-
-
-def _items(recommender, ranked) -> list[RecommendedItem]:
+def _items(store, recommender, ranked) -> list[RecommendedItem]:
     return [RecommendedItem(**item) for item in
-            _item_dicts(recommender.catalog, ranked.rows, ranked.scores, ranked.reasons)]
+            item_dicts(store, recommender.catalog, ranked.rows, ranked.scores, ranked.reasons)]
 
 
 # The key is optional here (only the debug `strategy` override needs it): `{}` tells
@@ -89,10 +83,10 @@ async def recommendations(
     served = await off_loop_if_busy(recommender, serve_list, store, recommender, user_id, k,
                                     exclude_seen, _as_of_unix(as_of), strategy)
     metrics.recommendations.labels(served.strategy).inc()
-    return _json(served, recommender.catalog)
+    return _json(served, store, recommender.catalog)
 
 
-def _json(served, catalog) -> Response:
+def _json(served, store, catalog) -> Response:
     """The `Recommendations` body, written directly: building the pydantic models and
     validating them again against response_model cost more than ranking a list of the
     demo catalog. Same fields in the same order; test_recommendations_api checks every
@@ -100,7 +94,7 @@ def _json(served, catalog) -> Response:
     head = {"request_id": served.request_id, "user_id": served.user_id,
             "strategy": served.strategy, "model_version": served.model_version,
             "experiment": served.experiment, "variant": served.variant}
-    body = _dumps(head)[:-1] + ',"items":' + _items_json(served, catalog) + "}"
+    body = _dumps(head)[:-1] + ',"items":' + _items_json(served, store, catalog) + "}"
     return Response(body.encode("utf-8"), media_type="application/json")
 
 
@@ -117,25 +111,26 @@ def _dumps(value) -> str:
 _ENCODED_ITEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _items_json(served, catalog) -> str:
+def _items_json(served, store, catalog) -> str:
     ranked = served.ranked
     if ranked is not None:
         kept = _ENCODED_ITEMS.get(ranked)
         if kept is not None and kept[0]() is catalog:
             return kept[1]
-    text = _dumps(_item_dicts(catalog, served.rows, served.scores, served.reasons))
+    text = _dumps(item_dicts(store, catalog, served.rows, served.scores, served.reasons))
     if ranked is not None:
         _ENCODED_ITEMS[ranked] = (weakref.ref(catalog), text)
     return text
 
 
 @router.get("/trending", response_model=TrendingList)
-def trending(recommender: RecommenderDep, k: K = 20, as_of: AsOf = None) -> TrendingList:
+def trending(recommender: RecommenderDep, store: StoreDep, k: K = 20,
+             as_of: AsOf = None) -> TrendingList:
     """Time-decayed popularity from events plus the catalog's prior upvotes."""
     recommender.refresh()
     when = _as_of_unix(as_of)
     ranked = recommender.rank_trending(k, np.zeros(0, dtype=np.int64), when)
     return TrendingList(
         as_of=datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc),
-        items=_items(recommender, ranked),
+        items=_items(store, recommender, ranked),
     )
