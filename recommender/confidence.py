@@ -27,6 +27,7 @@ EVENT_WEIGHTS: dict[str, float] = {
     "upvote": 1.0,
     "remove_upvote": -1.0,
     "dismiss": -2.0,
+    "remove_dismiss": 2.0,  # undoes a dismiss exactly
 }
 DEFAULT_HALF_LIFE_DAYS = 180.0
 DAY = 86_400.0
