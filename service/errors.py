@@ -3,8 +3,14 @@
 Bodies that take 'one item or a list' are unions; pydantic reports errors for both
 branches and tags locations with the branch's type name. A client sent one shape, so
 only the errors of that shape are kept, and the tags are dropped: the location reads
-`["body", 3, "kind"]` — the fourth event's kind."""
+`["body", 3, "kind"]` — the fourth event's kind.
+
+The errors echo the offending input, which may be what made it invalid: a lone surrogate
+(not encodable as UTF-8) or NaN / Infinity / 1e400 (not JSON). Such values are echoed as
+text (`"\\ud800"`, `"nan"`), so the 422 itself is always strict JSON."""
 from __future__ import annotations
+
+import math
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
@@ -29,8 +35,21 @@ def clean_errors(errors: list[dict], body_is_list: bool | None) -> list[dict]:
     return kept or errors
 
 
+def encodable(value):
+    """`value` with every string made UTF-8-encodable and every non-finite float made text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encodable(v) for v in value]
+    return value
+
+
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     body = getattr(exc, "body", None)
     body_is_list = isinstance(body, list) if body is not None else None
     errors = clean_errors(list(exc.errors()), body_is_list)
-    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))
+    return JSONResponse(status_code=422, content=encodable(jsonable_encoder({"detail": errors})))
