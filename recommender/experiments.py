@@ -31,7 +31,8 @@ import numpy as np
 from recommender.interleaving import team_draft
 
 KINDS = ("ab", "interleave")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Used with fullmatch: `$` also matches before a final newline, so "name\n" passed `match`.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 MAX_VARIANTS = 16
 
 
@@ -102,7 +103,7 @@ def _number(value, loc) -> float:
 
 
 def _name(value, loc) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidConfig(loc, "must be 1-64 characters of letters, digits, '_', '.', '-', "
                                  "starting with a letter or digit", value)
     return value

@@ -14,6 +14,7 @@ from recommender.store import Store
 from service.errors import validation_error_handler
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
+from service.security import SecurityMiddleware
 from service.routers import events, experiments, health, papers, recommendations, users
 from service.settings import Settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityMiddleware)
     for module in (recommendations, events, papers, users, experiments, health):
         app.include_router(module.router)
     return app
