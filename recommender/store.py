@@ -97,11 +97,32 @@ def _m002_paper_changes(db: Database) -> None:
     db["papers"].create_index(["changed"])
 
 
-MIGRATIONS = [_m001_initial, _m002_paper_changes]
+def _m003_reader_scoped_keys(db: Database) -> None:
+    """An idempotency key names a retry of one reader's event: two readers' clients may
+    pick the same key ("1", a counter), and the second reader's event was silently dropped.
+    Unique per (user_id, key) instead of globally; globally unique keys are unique per
+    reader too, so existing rows need no change."""
+    db.execute("DROP INDEX IF EXISTS idx_events_idempotency_key")
+    db.execute("CREATE UNIQUE INDEX idx_events_user_id_idempotency_key "
+               "ON events (user_id, idempotency_key)")
+
+
+MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys]
 
 
 def utcnow_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class IdempotencyConflict(ValueError):
+    """A batch reuses a reader's idempotency key for an event with other content (paper,
+    kind or request_id): a client bug whose event would otherwise be silently lost. The
+    whole batch is refused; `index` is the event's position in it."""
+
+    def __init__(self, key: str, index: int):
+        super().__init__(f"idempotency_key {key!r} is already used by this reader for "
+                         "another event (different paper_id, kind or request_id)")
+        self.key, self.index = key, index
 
 
 @dataclass(frozen=True)
@@ -517,8 +538,11 @@ class Store:
     def add_events(self, events: Sequence[EventRow]) -> tuple[int, int]:
         """Store a batch atomically; returns (stored, duplicates).
 
-        An event whose idempotency key is already stored is a retry and is skipped, so a
-        client may resend a batch whose answer it never saw."""
+        An event whose idempotency key is already stored for its reader is a retry and is
+        skipped, so a client may resend a batch whose answer it never saw; if the stored
+        event differs (paper, kind or request_id) the batch raises IdempotencyConflict and
+        nothing of it is stored. The time is not compared: an event sent without `ts` is
+        stamped on arrival, so its honest retry carries another time."""
         stored = self.write(self._insert_events(events), durable=True)
         return stored, len(events) - stored
 
@@ -533,16 +557,23 @@ class Store:
 
         def insert(db: Database) -> int:
             stored = 0
-            for e in events:
+            for index, e in enumerate(events):
                 cur = db.conn.execute(
                     """
                     INSERT INTO events (user_id, paper_id, kind, ts, request_id,
                                         idempotency_key, received_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(idempotency_key) DO NOTHING
+                    ON CONFLICT(user_id, idempotency_key) DO NOTHING
                     """,
                     (e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key, now),
                 )
+                if cur.rowcount == 0:
+                    kept = db.conn.execute(
+                        "SELECT paper_id, kind, request_id FROM events "
+                        "WHERE user_id = ? AND idempotency_key = ?",
+                        (e.user_id, e.idempotency_key)).fetchone()
+                    if kept != (e.paper_id, e.kind, e.request_id):
+                        raise IdempotencyConflict(e.idempotency_key, index)
                 stored += cur.rowcount
             return stored
 
