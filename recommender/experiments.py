@@ -71,7 +71,11 @@ class Experiment:
 
     @property
     def weights(self) -> np.ndarray:
-        return np.array([v.weight for v in self.variants], dtype=np.float64)
+        """Relative weights scaled to a largest of 1: their sum cannot overflow (1e308
+        twice summed to inf, and every reader landed in one variant)."""
+        w = np.array([v.weight for v in self.variants], dtype=np.float64)
+        top = w.max() if len(w) else 0.0
+        return w / top if np.isfinite(top) and top > 0 else w
 
     def to_config(self) -> dict:
         return {
@@ -156,8 +160,12 @@ def validate_config(raw: dict, strategies: Iterable[str]) -> Experiment:
         if weight < 0:
             raise InvalidConfig(("variants", i, "weight"), "must not be negative", weight)
         variants.append(Variant(vname, strategy, weight))
-    if sum(v.weight for v in variants) <= 0:
+    total = sum(v.weight for v in variants)
+    if not total > 0:
         raise InvalidConfig(("variants",), "weights must sum to a positive number",
+                            [v.weight for v in variants])
+    if not np.isfinite(total):
+        raise InvalidConfig(("variants",), "weights must sum to a finite number",
                             [v.weight for v in variants])
     control = raw.get("control", variants[0].name)
     if control not in seen:

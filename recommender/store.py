@@ -824,7 +824,8 @@ class Store:
         that list. An event without one (or with a request_id no list has) is credited to
         the reader's latest list - of any experiment or none - that showed the paper within
         `window_hours` before the event; it counts here only if that list is this
-        experiment's. Only clicks, reads and upvotes are attributed."""
+        experiment's. Only clicks, reads and upvotes are attributed, and each at most once
+        per (list, paper, kind): a repeat is not a second click."""
         self.flush()
         kinds = {f"k{n}": k for n, k in enumerate(self.ATTRIBUTED_KINDS)}
         marks = ",".join(f":{p}" for p in kinds)
@@ -853,7 +854,16 @@ class Store:
                 WHERE x.request_id IS NULL AND e.kind IN ({marks})
                   AND e.user_id IN (SELECT user_id FROM imp)
             ),
-            attributed AS (SELECT * FROM direct UNION ALL SELECT * FROM loose)
+            attributed AS (
+                -- one event per (list, paper, kind): the same click sent again (200 times
+                -- with the list's request_id) is still one click on that list
+                SELECT * FROM (
+                    SELECT u.*, row_number() OVER (PARTITION BY u.list_id, u.paper_id, u.kind
+                                                   ORDER BY u.ts, u.id) AS nth
+                    FROM (SELECT * FROM direct UNION ALL SELECT * FROM loose) u
+                    WHERE u.list_id IS NOT NULL)
+                WHERE nth = 1
+            )
             SELECT a.id AS event_id, a.kind, a.ts, a.paper_id, i.request_id, i.user_id,
                    i.variant, i.served_at,
                    (SELECT CAST(j.key AS INTEGER) FROM json_each(i.paper_ids) j
