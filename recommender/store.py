@@ -34,6 +34,8 @@ import os
 import queue
 import sqlite3
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -107,11 +109,72 @@ def _m003_reader_scoped_keys(db: Database) -> None:
                "ON events (user_id, idempotency_key)")
 
 
-MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys]
+def _m004_store_probe(db: Database) -> None:
+    """One row a fresh connection rewrites to learn whether the file takes writes again
+    after a fault (read-only file, full disk): see Store.health_reasons."""
+    db.execute("CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+
+
+MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys, _m004_store_probe]
 
 
 def utcnow_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# SQLite primary result codes of faults outside the program: they pass when the cause does.
+_FAULTS = {3: "permission denied", 5: "database busy", 6: "database locked",
+           8: "database is read-only", 10: "disk I/O error", 13: "disk full",
+           14: "database file cannot be opened"}
+RETRY_AFTER_S = 2
+
+
+def fault_reason(exc: BaseException) -> str | None:
+    """What outside fault `exc` is (read-only file, full disk, I/O error...), or None when it
+    is a bug or bad data, which retrying would not cure."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.reason
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _FAULTS:
+        return _FAULTS[code & 0xFF]
+    text = str(exc).lower()
+    for words, reason in (("readonly", "database is read-only"), ("disk is full", "disk full"),
+                          ("disk i/o", "disk I/O error"), ("unable to open", _FAULTS[14])):
+        if words in text:
+            return reason
+    return None
+
+
+class StoreUnavailable(Exception):
+    """The database cannot serve this now for a reason outside the program (see
+    fault_reason); the service answers 503 with Retry-After, nothing of the write is kept."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = RETRY_AFTER_S
+
+
+class _ThreadConnection:
+    """One thread's connection. Its only strong reference is the thread's local storage, so
+    when the thread exits (the server's pool retires idle threads) this is dropped and the
+    connection closed: kept in a list, every retired thread's connection stayed open."""
+
+    __slots__ = ("db", "generation", "__weakref__")
+
+    def __init__(self, db: Database, generation: int):
+        self.db, self.generation = db, generation
+
+    def close(self) -> None:
+        try:
+            self.db.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __del__(self):
+        self.close()
 
 
 class IdempotencyConflict(ValueError):
@@ -308,20 +371,28 @@ class _GroupCommitter:
                             try:
                                 j.result = j.fn(db)
                             except Exception as exc:  # this job's fault: only it is undone
+                                if fault_reason(exc):  # not the job's: SQLite may have
+                                    raise              # undone the transaction already
                                 conn.execute("ROLLBACK TO job")
                                 j.error = exc
                                 if j.unwaited:
                                     log.error("unacknowledged write dropped: %r", exc)
                             conn.execute("RELEASE job")
                         conn.execute("COMMIT")
+                        store.note_success()
                     except BaseException:
                         if conn.in_transaction:
                             conn.rollback()
                         raise
                 finally:
                     if not durable:
-                        conn.execute("PRAGMA synchronous = FULL")
+                        try:
+                            conn.execute("PRAGMA synchronous = FULL")
+                        except sqlite3.Error:
+                            pass  # a faulted connection; it is replaced before its next use
         except BaseException as exc:  # the commit failed: nobody's write is stored
+            if fault_reason(exc):
+                exc = store.note_fault(exc)
             if any(j.unwaited for j in jobs):
                 log.error("commit failed, unacknowledged writes dropped: %r", exc)
             for j in jobs:
@@ -337,8 +408,15 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all_conns: list[sqlite3.Connection] = []
+        # Every open connection, weakly: a retired thread's one closes with it.
+        self._all_conns: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
+        # Moved on each fault and on its end: every connection older than the last move is
+        # replaced at its next use (one opened read-only while the file was read-only
+        # would stay read-only for good otherwise).
+        self._generation = 0
+        self._fault: tuple[str, float] | None = None
+        self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
         self._write_lock = threading.RLock()
@@ -348,8 +426,16 @@ class Store:
     # -- connections -------------------------------------------------------------------
     @property
     def db(self) -> Database:
-        db = getattr(self._local, "db", None)
-        if db is None:
+        held = getattr(self._local, "conn", None)
+        if held is not None and held.generation == self._generation:
+            return held.db
+        if held is not None and getattr(self._local, "in_transaction", False):
+            return held.db  # replaced after the transaction, not in the middle of it
+        self._local.conn = None
+        if held is not None:
+            held.close()
+        generation = self._generation
+        try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -357,21 +443,71 @@ class Store:
             if db.journal_mode != "wal":
                 db.enable_wal()
             conn.execute("PRAGMA synchronous = FULL")
-            self._local.db = db
-            with self._conns_lock:
-                self._all_conns.append(conn)
+        except sqlite3.Error as exc:
+            if fault_reason(exc):
+                raise self.note_fault(exc) from exc
+            raise
+        held = _ThreadConnection(db, generation)
+        self._local.conn = held
+        with self._conns_lock:
+            self._all_conns.add(held)
         return db
 
     def close(self) -> None:
         self._committer.stop()
         with self._conns_lock:
-            for conn in self._all_conns:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
+            for held in list(self._all_conns):
+                held.close()
             self._all_conns.clear()
         self._local = threading.local()
+
+    # -- faults outside our control ----------------------------------------------------
+    def note_fault(self, exc: BaseException) -> StoreUnavailable:
+        """Remember an outside fault (for /health), retire every connection, and return
+        the StoreUnavailable to raise in its place."""
+        reason = fault_reason(exc) or str(exc)
+        if self._fault is None:
+            log.warning("database fault: %s (%s)", reason, exc)
+        self._fault = (reason, time.monotonic())
+        self._generation += 1
+        return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
+
+    def note_success(self) -> None:
+        """A write committed: the fault, if any, is over."""
+        if self._fault is not None:
+            self._fault = None
+            self._generation += 1
+            log.warning("database writable again")
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault[0] if self._fault else None
+
+    PROBE_EVERY_S = 0.5
+
+    def health_reasons(self) -> list[str]:
+        """[] when the store takes writes; else why not. While a fault is remembered, a
+        fresh connection (what the next request's thread may open) tries one small write,
+        at most every PROBE_EVERY_S: so /health heals without waiting for a client write."""
+        if self._fault is None:
+            return []
+        now = time.monotonic()
+        if now - self._last_probe >= self.PROBE_EVERY_S:
+            self._last_probe = now
+            try:
+                conn = sqlite3.connect(self.path, timeout=1.0)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)",
+                                 (utcnow_iso(),))
+                    conn.execute("COMMIT")
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                self.note_fault(exc)
+            else:
+                self.note_success()
+        return [f"database unavailable: {self._fault[0]}"] if self._fault else []
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -379,17 +515,27 @@ class Store:
         busy timeout instead of one failing on lock upgrade mid-transaction."""
         db = self.db
         with self._write_lock:
-            db.conn.execute("BEGIN IMMEDIATE")
-            self._local.in_transaction = True
             try:
-                yield db
-            except BaseException:
-                db.conn.rollback()
+                db.conn.execute("BEGIN IMMEDIATE")
+                self._local.in_transaction = True
+                try:
+                    yield db
+                except BaseException:
+                    try:
+                        if db.conn.in_transaction:
+                            db.conn.rollback()
+                    except sqlite3.Error:
+                        pass  # a faulted connection: SQLite undid the transaction itself
+                    raise
+                else:
+                    db.conn.execute("COMMIT")
+                    self.note_success()
+                finally:
+                    self._local.in_transaction = False
+            except sqlite3.Error as exc:
+                if fault_reason(exc):
+                    raise self.note_fault(exc) from exc
                 raise
-            else:
-                db.conn.execute("COMMIT")
-            finally:
-                self._local.in_transaction = False
 
     def write(self, fn, durable: bool = True):
         """Run `fn(db)` in the next group commit and return its result once committed

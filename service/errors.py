@@ -10,12 +10,18 @@ The errors echo the offending input, which may be what made it invalid: a lone s
 text (`"\\ud800"`, `"nan"`), so the 422 itself is always strict JSON."""
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from recommender.store import StoreUnavailable, fault_reason
+
+log = logging.getLogger(__name__)
 
 
 def _is_branch_tag(part) -> bool:
@@ -53,3 +59,19 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     body_is_list = isinstance(body, list) if body is not None else None
     errors = clean_errors(list(exc.errors()), body_is_list)
     return JSONResponse(status_code=422, content=encodable(jsonable_encoder({"detail": errors})))
+
+
+async def store_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After for faults outside our control (read-only file, full disk): they
+    pass, and the client should retry. Any other SQLite error is a bug: a plain 500."""
+    reason = fault_reason(exc)
+    if reason is None:
+        log.error("database error", exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": "internal error"})
+    if not isinstance(exc, StoreUnavailable):
+        request.app.state.store.note_fault(exc)
+    return JSONResponse(status_code=503, headers={"Retry-After": str(StoreUnavailable(reason).retry_after)},
+                        content={"detail": f"database unavailable ({reason}); retry shortly"})
+
+
+STORE_ERRORS = (StoreUnavailable, sqlite3.Error)
