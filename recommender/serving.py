@@ -101,6 +101,11 @@ class LiveRecommender:
                 self._model_problem = None
             return
         version = active["version"]
+        if version == self.model_version and not self._loading:
+            # Back to the model already serving (a rollback after a failed promotion): the
+            # failure is history, not a problem of what serves now.
+            self._failed_version = self._model_problem = None
+            return
         if version in (self.model_version, self._failed_version) or self._loading:
             return
         self._loading = True
@@ -114,7 +119,9 @@ class LiveRecommender:
         try:
             served = ServedModel.load(version, Path(path))
             served.align(self.catalog.paper_ids, self.store.get_paper)
-        except ArtifactError as exc:
+        except Exception as exc:  # whatever is wrong with it, it is refused, not retried
+            if not isinstance(exc, ArtifactError):
+                exc = f"{type(exc).__name__}: {exc}"
             self._failed_version = version
             fallback = f"serving {self.model_version}" if self.served else "serving content + trending"
             self._model_problem = f"model {version} not loaded: {exc}; {fallback}"
@@ -184,8 +191,8 @@ class LiveRecommender:
         if served is not None and len(served.paper_ids) < self.catalog.size:
             try:
                 served.align(self.catalog.paper_ids, self.store.get_paper)
-            except ArtifactError as exc:
-                self.served, self._model_problem = None, f"model dropped: {exc}"
+            except Exception as exc:  # adding a paper failed: stop serving it, say why
+                self.served, self._model_problem = None, f"model dropped: {exc!r}"
         if time.monotonic() - self._last_model_check > self.MODEL_CHECK_S:
             self.check_model()
 
