@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -54,10 +55,14 @@ class LiveRecommender:
     MODEL_CHECK_S = 1.0
 
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
-                 trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0):
+                 trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0,
+                 max_kept_items: int = 200_000):
         self.store = store
         self.list_ttl_s = list_ttl_s
-        self._lists: dict[tuple, tuple] = {}
+        # Kept lists, oldest first (see _kept_model_list), and how many items they hold.
+        self._lists: OrderedDict[tuple, tuple] = OrderedDict()
+        self._kept_items = 0
+        self.max_kept_items = max_kept_items
         self.half_life = trending_half_life_days
         self._lock = threading.Lock()
         self._fixed_encoder = encoder is not None
@@ -372,8 +377,6 @@ class LiveRecommender:
                                                    strategy, exclude_seen)
         return "content", self.rank_content(history, k, excluded, as_of)
 
-    MAX_KEPT_LISTS = 100_000
-
     def _kept_model_list(self, served: ServedModel, user_id: str, generation: int,
                          history: ReaderHistory, k: int, strategy: str,
                          exclude_seen: bool) -> Ranked:
@@ -383,7 +386,9 @@ class LiveRecommender:
         confidence decay of the reader's own events moves (half-life 180 days: a relative
         change of ~3e-6 a minute), which does not reorder a list in practice; trending,
         which moves faster, is kept separately and per minute (rank_trending)."""
-        key = (user_id, k, exclude_seen, strategy)
+        # A reader without history is ranked from nothing but the model: one list for all
+        # of them (an experiment sends every new reader through here).
+        key = (user_id if len(history) else None, k, exclude_seen, strategy)
         n_papers = len(served.paper_ids)
         kept = self._lists.get(key)
         now = time.monotonic()
@@ -391,10 +396,27 @@ class LiveRecommender:
                 and kept[2] == n_papers and kept[3] > now):
             return kept[4]
         ranked = self.rank_model(served, history, k, strategy, exclude_seen, None)
-        if len(self._lists) >= self.MAX_KEPT_LISTS:
-            self._lists.clear()
-        self._lists[key] = (generation, served, n_papers, now + self.list_ttl_s, ranked)
+        self._keep_list(key, (generation, served, n_papers, now + self.list_ttl_s, ranked), now)
         return ranked
+
+    def _keep_list(self, key: tuple, entry: tuple, now: float) -> None:
+        """Keep a list, dropping the ones past their TTL and then the oldest until all fit
+        in `max_kept_items` items. The TTL is the same for every list, so the oldest kept
+        is the first to expire: both walks start at the front and stop at the first list
+        that stays."""
+        with self._lock:
+            lists = self._lists
+            old = lists.pop(key, None)
+            if old is not None:
+                self._kept_items -= len(old[4].rows)
+            lists[key] = entry
+            self._kept_items += len(entry[4].rows)
+            while lists:
+                first_key, first = next(iter(lists.items()))
+                if first_key == key or (first[3] > now and self._kept_items <= self.max_kept_items):
+                    break
+                del lists[first_key]
+                self._kept_items -= len(first[4].rows)
 
     def rank_model(self, served: ServedModel, history: ReaderHistory, k: int, strategy: str,
                    exclude_seen: bool, as_of: float | None) -> Ranked:

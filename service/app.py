@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.recommender = LiveRecommender(
             store, trending_half_life_days=settings.trending_half_life_days,
-            list_ttl_s=settings.list_ttl_s)
+            list_ttl_s=settings.list_ttl_s, max_kept_items=settings.kept_list_items)
         # ~150k objects exist by now (modules, the catalog, the model) and live as long as
         # the process; a full collection walked them all: a 35-70 ms stall of every request
         # in flight, the p99 of `make bench-load`. Frozen, collections see only what

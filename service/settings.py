@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # How long a reader's model-ranked list may be served again while nothing it was ranked
     # from changed (LiveRecommender._kept_model_list); 0 ranks every request afresh.
     list_ttl_s: float = 60.0
+    # At most this many items (list entries) kept over all readers' kept lists: ~150 bytes
+    # an item with its reason, so the default is ~30 MB (10,000 readers at k=20).
+    kept_list_items: int = 200_000
 
     @property
     def api_key_set(self) -> frozenset[str]:
