@@ -65,6 +65,9 @@ class LiveRecommender:
         self.max_kept_items = max_kept_items
         self.half_life = trending_half_life_days
         self._lock = threading.Lock()
+        # Taking in new papers, and adding them to the model: slow, so only a writer waits.
+        self._papers_lock = threading.Lock()
+        self._align_lock = threading.Lock()
         self._fixed_encoder = encoder is not None
         self._rebuild_catalog(encoder)
         self.events = EventLog()
@@ -159,27 +162,32 @@ class LiveRecommender:
         lock (adding papers encodes them, seconds for a large import). The service then
         runs the request on a worker thread instead of the event loop."""
         served = self.served
-        return self._lock.locked() or self._loading or (served is not None and served.lock.locked())
+        return (self._lock.locked() or self._loading or self._align_lock.locked()
+                or (served is not None and served.lock.locked()))
 
     # -- keeping up with the store -------------------------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, wait: bool = False) -> None:
+        """Take in what the store has that this process has not seen: papers, then events,
+        then the model's share of the new papers.
+
+        Adding papers (encoding them, and the model's add_paper one by one) takes seconds
+        for a batch of hundreds; a read must not wait for it (it waited 4.3 s behind a
+        300-paper POST). So a read skips the papers or the model's alignment another
+        thread is doing and ranks with what is in place; `wait` (the writer of a batch,
+        add_papers) waits, so the papers are recommendable when its POST answers."""
+        if self._papers_lock.acquire(blocking=wait):
+            try:
+                self._take_new_papers()
+            finally:
+                self._papers_lock.release()
         with self._lock:
-            new_papers = self.store.papers_since(self._paper_change)
-            added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
-            grown = self.catalog.size + added > 2 * self._encoder_fit_size
-            if new_papers and grown and not self._fixed_encoder:
-                # Without a trained model the vocabulary comes from the catalog itself;
-                # once the catalog has doubled, refit so new words count.
-                self._rebuild_catalog()
-            elif new_papers:
-                # new papers are appended, updated ones (upvotes, a corrected title) replaced
-                self.catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
-                self._paper_change = max(c for c, _ in new_papers)
-                self._trend_cache.clear()
-                self._ranked_cache.clear()
             new_events = self.store.events_since(self._event_id)
+            rows = self.catalog.row_of
+            # An event on a paper still being added (by another thread) waits for it.
+            known = next((i for i, e in enumerate(new_events) if e["paper_id"] not in rows),
+                         len(new_events))
+            new_events = new_events[:known]
             if new_events:
-                rows = self.catalog.row_of
                 self.events.append(
                     [rows[e["paper_id"]] for e in new_events],
                     [e["kind"] for e in new_events],
@@ -193,17 +201,45 @@ class LiveRecommender:
                     self._reader_generation[e["user_id"]] = self._generation
                     self._histories.pop(e["user_id"], None)
         served = self.served
-        if served is not None and len(served.paper_ids) < self.catalog.size:
-            try:
+        if (served is not None and len(served.paper_ids) < self.catalog.size
+                and self._align_lock.acquire(blocking=wait)):
+            try:  # one aligner at a time: two would both add the same papers to the model
                 served.align(self.catalog.paper_ids, self.store.get_paper)
             except Exception as exc:  # adding a paper failed: stop serving it, say why
                 self.served, self._model_problem = None, f"model dropped: {exc!r}"
+            finally:
+                self._align_lock.release()
         if time.monotonic() - self._last_model_check > self.MODEL_CHECK_S:
             self.check_model()
 
-    def add_papers(self, papers: list[dict]) -> None:
-        """Papers just stored: encode them now so they are recommendable at once."""
-        self.refresh()
+    def _take_new_papers(self) -> None:
+        """Encode papers stored since the last look into a new catalog snapshot, then swap
+        it in (under _papers_lock; readers keep ranking with the old snapshot meanwhile)."""
+        new_papers = self.store.papers_since(self._paper_change)
+        if not new_papers:
+            return
+        added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
+        grown = self.catalog.size + added > 2 * self._encoder_fit_size
+        if grown and not self._fixed_encoder:
+            # Without a trained model the vocabulary comes from the catalog itself;
+            # once the catalog has doubled, refit so new words count.
+            self._rebuild_catalog()
+        else:
+            # new papers are appended, updated ones (upvotes, a corrected title) replaced
+            catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
+            with self._lock:
+                self.catalog = catalog
+                self._paper_change = max(c for c, _ in new_papers)
+                self._trend_cache.clear()
+                self._ranked_cache.clear()
+
+    def is_adding_papers(self) -> bool:
+        return self._papers_lock.locked() or self._align_lock.locked()
+
+    def add_papers(self, papers: list[dict] | None = None) -> None:
+        """Papers just stored: encode them now (and add them to the model) so they are
+        recommendable when this returns."""
+        self.refresh(wait=True)
 
     # -- scores --------------------------------------------------------------------------
     def _trend_key(self, as_of: float | None, popular: bool) -> tuple:

@@ -416,6 +416,9 @@ class Store:
         # would stay read-only for good otherwise).
         self._generation = 0
         self._fault: tuple[str, float] | None = None
+        # Moved by every experiment created or stopped through this Store: lets a cache of
+        # the running experiments (experiments.running_experiments) see it at once.
+        self.experiments_changed = 0
         self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
@@ -848,6 +851,7 @@ class Store:
                 """,
                 (name, kind, json.dumps(config, sort_keys=True), control, utcnow_iso()),
             )
+        self.experiments_changed += 1
 
     def stop_experiment(self, name: str) -> bool:
         """Returns whether the experiment was running (stopping a stopped one is a no-op)."""
@@ -857,7 +861,8 @@ class Store:
                 "WHERE name = ? AND status = 'running'",
                 (utcnow_iso(), name),
             )
-            return cur.rowcount > 0
+        self.experiments_changed += 1
+        return cur.rowcount > 0
 
     def list_experiments(self, status: str | None = None) -> list[dict]:
         sql, params = "SELECT * FROM experiments", []

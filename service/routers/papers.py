@@ -28,7 +28,7 @@ def post_papers(
             "type": "value_error", "loc": ["body", dup, "paper_id"],
             "msg": f"duplicate paper_id {ids[dup]!r} in batch", "input": ids[dup]}])
     changed = store.upsert_papers([p.model_dump() for p in batch])
-    recommender.refresh()
+    recommender.add_papers()  # waits for its papers; concurrent reads do not
     return PapersStored(accepted=len(batch), changed=changed)
 
 
