@@ -955,6 +955,37 @@ class Store:
              json.dumps(list(paper_ids)),
              json.dumps(list(sources)) if sources is not None else None, served_at))
 
+    # The longest attribution window a report may ask for (the API's window_hours bound).
+    MAX_ATTRIBUTION_DAYS = 30.0
+
+    def prune_impressions(self, older_than_days: float) -> int:
+        """Delete served lists older than `older_than_days` that no report can need; returns
+        how many. Kept whatever their age: every list of an experiment (its report counts
+        them, and reports of stopped experiments stay), and every list of a reader with an
+        experiment list served within MAX_ATTRIBUTION_DAYS of it (an event without a
+        request_id goes to the reader's latest list showing the paper, of any experiment or
+        none: removing the newer plain list would move it onto the experiment's)."""
+        if older_than_days < self.MAX_ATTRIBUTION_DAYS:
+            raise ValueError(f"keep at least {self.MAX_ATTRIBUTION_DAYS:g} days (the longest "
+                             "attribution window)")
+        self.flush()
+        cutoff = (datetime.now(timezone.utc).timestamp() - older_than_days * 86400.0)
+        cutoff_iso = datetime.fromtimestamp(cutoff, tz=timezone.utc).isoformat(
+            timespec="microseconds")
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                """
+                DELETE FROM impressions
+                WHERE experiment IS NULL AND served_at < :cutoff
+                  AND NOT EXISTS (
+                      SELECT 1 FROM impressions x
+                      WHERE x.user_id = impressions.user_id AND x.experiment IS NOT NULL
+                        AND abs(julianday(x.served_at) - julianday(impressions.served_at))
+                            <= :window)
+                """,
+                {"cutoff": cutoff_iso, "window": self.MAX_ATTRIBUTION_DAYS})
+            return cur.rowcount
+
     def experiment_lists(self, name: str) -> list[dict]:
         """Every list served under an experiment: who, which variant, how many items, when."""
         self.flush()
