@@ -1,6 +1,6 @@
 """Experiments: what a config may say, who sees which variant, and serving one list under them.
 
-Why a hash and not a stored assignment: sha256 of (experiment, user_id) gives every reader
+Why a hash and not a stored assignment: sha256 of (secret salt, experiment, user_id) gives every reader
 the same variant on every request and after every restart with no table to keep, and the
 experiment's name is part of the hash, so a reader's variant in one experiment says nothing
 about their variant in another (independent across experiments).
@@ -19,8 +19,10 @@ experiment) includes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
+import secrets
 import re
 import time
 import uuid
@@ -64,6 +66,9 @@ class Experiment:
     kind: str = "ab"
     traffic: float = 1.0
     description: str = ""
+    # Per-experiment secret mixed into the assignment hash (see assign_variant); stored with
+    # the config, never shown by the API. Empty for experiments created before it existed.
+    salt: str = ""
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -80,12 +85,15 @@ class Experiment:
         return w / top if np.isfinite(top) and top > 0 else w
 
     def to_config(self) -> dict:
-        return {
+        config = {
             "name": self.name, "kind": self.kind, "control": self.control,
             "traffic": self.traffic, "description": self.description,
             "variants": [{"name": v.name, "strategy": v.strategy, "weight": v.weight}
                          for v in self.variants],
         }
+        if self.salt:
+            config["salt"] = self.salt
+        return config
 
     @classmethod
     def from_row(cls, row: dict) -> "Experiment":
@@ -96,6 +104,7 @@ class Experiment:
             traffic=float(cfg.get("traffic", 1.0)), description=cfg.get("description", ""),
             variants=tuple(Variant(v["name"], v["strategy"], float(v.get("weight", 1.0)))
                            for v in cfg["variants"]),
+            salt=str(cfg.get("salt") or ""),
         )
 
 
@@ -186,11 +195,14 @@ class ExperimentExists(ValueError):
     pass
 
 
-def create_experiment(store, raw: dict, strategies: Iterable[str]) -> dict:
+def create_experiment(store, raw: dict, strategies: Iterable[str],
+                      salt: str | None = None) -> dict:
     """Validate a config and store it as a running experiment; returns the stored row.
     Raises InvalidConfig, or ExperimentExists (names are never reused, so an old report
-    keeps meaning what it meant)."""
-    exp = validate_config(raw, strategies)
+    keeps meaning what it meant). The assignment salt is a fresh secret unless given (a
+    replay that must assign like an earlier run); a config cannot set it."""
+    exp = dataclasses.replace(validate_config(raw, strategies),
+                              salt=salt if salt is not None else secrets.token_hex(16))
     if store.get_experiment(exp.name) is not None:
         raise ExperimentExists(exp.name)
     store.save_experiment(exp.name, exp.kind, exp.to_config(), exp.control)
@@ -206,16 +218,23 @@ def unit_hash(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def _salted(experiment: Experiment) -> tuple[str, ...]:
+    return (experiment.salt, experiment.name) if experiment.salt else (experiment.name,)
+
+
 def assign_variant(experiment: Experiment, user_id: str) -> Variant:
-    """The reader's variant: sticky (a pure function of names), shares follow the weights."""
-    u = unit_hash("variant", experiment.name, user_id)
+    """The reader's variant: sticky (a pure function of the experiment and the reader),
+    shares follow the weights. With the experiment's secret salt in the hash, nobody can
+    compute which reader ids land in a variant (with a public hash of (experiment, user)
+    one could mint ids of one variant and flood it with lists)."""
+    u = unit_hash("variant", *_salted(experiment), user_id)
     cum = np.cumsum(experiment.weights)
     i = int(np.searchsorted(cum / cum[-1], u, side="right"))
     return experiment.variants[min(i, len(experiment.variants) - 1)]
 
 
 def in_traffic(experiment: Experiment, user_id: str) -> bool:
-    return experiment.traffic >= 1.0 or unit_hash("traffic", experiment.name, user_id) < experiment.traffic
+    return experiment.traffic >= 1.0 or unit_hash("traffic", *_salted(experiment), user_id) < experiment.traffic
 
 
 def choose_experiment(running: Sequence[Experiment], user_id: str) -> Experiment | None:
