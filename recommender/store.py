@@ -157,6 +157,11 @@ class StoreUnavailable(Exception):
         self.retry_after = RETRY_AFTER_S
 
 
+# What a store call may raise for the database's sake: the service maps these to 503 (an
+# outside fault, see fault_reason) or 500, without importing sqlite3 itself.
+STORE_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailable, sqlite3.Error)
+
+
 class _ThreadConnection:
     """One thread's connection. Its only strong reference is the thread's local storage, so
     when the thread exits (the server's pool retires idle threads) this is dropped and the

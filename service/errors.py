@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from recommender.store import StoreUnavailable, fault_reason
+from recommender.store import STORE_ERRORS, StoreUnavailable, fault_reason
 
 log = logging.getLogger(__name__)
 
@@ -74,4 +73,5 @@ async def store_unavailable_handler(request: Request, exc: Exception) -> JSONRes
                         content={"detail": f"database unavailable ({reason}); retry shortly"})
 
 
-STORE_ERRORS = (StoreUnavailable, sqlite3.Error)
+__all__ = ["STORE_ERRORS", "clean_errors", "encodable", "store_unavailable_handler",
+           "validation_error_handler"]

@@ -1,13 +1,11 @@
 """Health and Prometheus metrics."""
 from __future__ import annotations
 
-import sqlite3
-
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from recommender.store import StoreUnavailable, fault_reason
+from recommender.store import STORE_ERRORS, fault_reason
 
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
 from service.schemas import Health
@@ -23,7 +21,7 @@ async def health(store: StoreDep, recommender: RecommenderDep) -> Health:
     (read-only, full disk: writes answer 503 until it passes, then this heals)."""
     try:
         await off_loop_if_busy(recommender, recommender.refresh)
-    except (StoreUnavailable, sqlite3.Error) as exc:
+    except STORE_ERRORS as exc:
         if not fault_reason(exc):
             raise
         store.note_fault(exc)
