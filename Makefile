@@ -9,7 +9,7 @@ PORT ?= 8000
 DEMO_KEY := demo-key-change-me
 export PAPERREC_API_KEYS ?= $(DEMO_KEY)
 
-.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments clean
+.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-soak clean
 
 install: $(STAMP)
 
@@ -54,6 +54,12 @@ bench-load: install
 
 bench-experiments: install
 	$(PY) -m training.bench_experiments
+
+# Mixed traffic for MINUTES (default 10) with a read-only and a disk-full episode: RSS, fds,
+# database size and p99 every 30 s; writes bench-results/soak.md, soak.json, soak.png.
+MINUTES ?= 10
+bench-soak: install
+	$(PY) -m training.bench_soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
