@@ -245,13 +245,17 @@ def _insert_rows(sql: str, rows: list[tuple]):
         conn.execute("SAVEPOINT many")
         try:
             conn.executemany(sql, rows)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if fault_reason(exc):  # the disk's fault, not a row's: SQLite may have undone
+                raise              # the transaction (ROLLBACK TO would be 'no such savepoint')
             conn.execute("ROLLBACK TO many")
             for params in rows:
                 conn.execute("SAVEPOINT one")
                 try:
                     conn.execute(sql, params)
                 except sqlite3.Error as exc:
+                    if fault_reason(exc):
+                        raise
                     conn.execute("ROLLBACK TO one")
                     log.error("unacknowledged write dropped: %r", exc)
                 conn.execute("RELEASE one")
@@ -376,8 +380,8 @@ class _GroupCommitter:
                             try:
                                 j.result = j.fn(db)
                             except Exception as exc:  # this job's fault: only it is undone
-                                if fault_reason(exc):  # not the job's: SQLite may have
-                                    raise              # undone the transaction already
+                                if fault_reason(exc) or not conn.in_transaction:
+                                    raise  # not the job's: SQLite undid the transaction
                                 conn.execute("ROLLBACK TO job")
                                 j.error = exc
                                 if j.unwaited:

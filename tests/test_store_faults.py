@@ -122,7 +122,10 @@ def test_a_full_disk_is_503_in_health_and_heals(server):
     soft, hard = resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE)
     resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (4096, hard))
     try:
-        answers = [_post_event(server, f"full-{i}") for i in range(5)]
+        answers = []
+        for i in range(5):  # served lists (written without waiting) share the failing commits
+            httpx.get(server.url + "/recommendations", params={"user_id": f"f{i}"}, timeout=10)
+            answers.append(_post_event(server, f"full-{i}"))
         answers += [_post_paper(server, "full-paper")]
         assert all(r.status_code == 503 for r in answers), [r.text for r in answers]
         assert all("retry-after" in r.headers for r in answers)

@@ -63,10 +63,11 @@ class Log:
         return time.monotonic() - self.t0
 
 
-def call(client: httpx.Client, log: Log, what: str, method: str, url: str, **kw) -> None:
+def call(client: httpx.Client, log: Log, what: str, method: str, url: str,
+         timeout: float = 30.0, **kw) -> None:
     start = time.perf_counter()
     try:
-        status = client.request(method, url, timeout=30, **kw).status_code
+        status = client.request(method, url, timeout=timeout, **kw).status_code
     except httpx.HTTPError:
         status = 599  # no answer at all counts as a server error
     log.add(what, status, time.perf_counter() - start)
@@ -151,7 +152,7 @@ def soak(minutes: float, sample_s: float, batch_every_s: float, fault_s: float,
                          "abstract": "We study attention and retrieval. " * 8}
                         for i in range(1000)]
                 start = log.now()
-                call(c, log, "papers", "POST", "/papers", json=body)
+                call(c, log, "papers", "POST", "/papers", json=body, timeout=600.0)
                 batches.append((start, log.now()))
 
     def fault_plan():
@@ -221,8 +222,15 @@ def judge(info, log, samples, faults, batches, tracebacks, minutes) -> dict:
     during = [r[3] for r in rows if r[1] == "read" and any(a <= r[0] <= b for a, b in batches)]
     warm = next((s for s in samples if s["t"] >= 60), samples[0])
     end = samples[-1]
-    grown_readers = max(1, end["readers"] - warm["readers"])
-    rss_per_100k = (end["rss_mb"] - warm["rss_mb"]) * 100_000 / grown_readers
+    # What readers cost, apart from what the catalog legitimately gains (3,000+ papers in
+    # the catalog and the model): RSS change and new readers over the sampling intervals
+    # after the first minute in which no paper batch ran.
+    rss_delta = readers_delta = 0.0
+    for a, b in zip(samples, samples[1:]):
+        if a["t"] >= warm["t"] and not any(x < b["t"] and y > a["t"] for x, y in batches):
+            rss_delta += b["rss_mb"] - a["rss_mb"]
+            readers_delta += b["readers"] - a["readers"]
+    rss_per_100k = rss_delta * 100_000 / max(1.0, readers_delta)
     reads = [r[3] for r in rows if r[1] == "read"]
     summary = {
         "minutes": minutes, "requests": len(rows), "distinct_new_readers": end["readers"],
@@ -235,12 +243,16 @@ def judge(info, log, samples, faults, batches, tracebacks, minutes) -> dict:
         "batch_s": [round(b - a, 1) for a, b in batches],
         "reads_during_batches": len(during),
         "read_p99_during_batch_ms": round(float(np.percentile(during, 99)) * 1000, 1) if during else None,
+        "rss_mb_readers_only": [round(rss_delta, 1), int(readers_delta)],
+        "fds_warm_end": [warm["fds"], end["fds"]],
         "unexpected_5xx": len(bad), "faults": faults, "tracebacks": tracebacks,
+        "unexpected_by_kind": sorted({f"{r[1]} {r[2]}" for r in bad}),
     }
-    fds = [s["fds"] for s in samples[1:]] or [0]
     summary["targets"] = {
         "rss": summary["rss_mb_per_100k_readers"] <= TARGET_RSS_MB_PER_100K,
-        "fds_flat": max(fds) - min(fds) <= 8,
+        # flat: no growth from the first minute to the end (between, threads come and go
+        # with the bursts, each with its connection, and close it when they retire)
+        "fds_flat": end["fds"] - warm["fds"] <= 4,
         "batch_p99": (summary["read_p99_during_batch_ms"] or 0) <= TARGET_BATCH_P99_MS,
         "no_unexpected_5xx": not bad,
         "503s_end_in_5s": not late and len(faults) == 2,
@@ -263,14 +275,17 @@ def render(result: dict) -> str:
                      f"{r['readers']:,} | {r['requests']:,} | {p99} | {r['5xx']} |")
     lines += ["", "| target | result | met |", "|---|---|---|",
               f"| RSS growth <= {TARGET_RSS_MB_PER_100K:g} MB per 100k readers | "
-              f"{s['rss_mb_per_100k_readers']} MB ({s['rss_mb_start_end'][0]} -> "
-              f"{s['rss_mb_start_end'][1]} MB after the first minute) | {s['targets']['rss']} |",
-              f"| open descriptors flat | {s['fds_min_max'][0]}..{s['fds_min_max'][1]} | "
+              f"{s['rss_mb_per_100k_readers']} MB ({s['rss_mb_readers_only'][0]} MB over "
+              f"{s['rss_mb_readers_only'][1]:,} readers in intervals without a paper batch; "
+              f"all in: {s['rss_mb_start_end'][0]} -> {s['rss_mb_start_end'][1]} MB after "
+              f"the first minute) | {s['targets']['rss']} |",
+              f"| open descriptors flat | first minute {s['fds_warm_end'][0]} -> end "
+              f"{s['fds_warm_end'][1]} (range {s['fds_min_max'][0]}..{s['fds_min_max'][1]}) | "
               f"{s['targets']['fds_flat']} |",
               f"| read p99 during a 1,000-paper POST <= {TARGET_BATCH_P99_MS:g} ms | "
               f"{s['read_p99_during_batch_ms']} ms over {s['reads_during_batches']} reads "
               f"(batches took {s['batch_s']} s) | {s['targets']['batch_p99']} |",
-              f"| no 5xx but 503 in fault windows | {s['unexpected_5xx']} others | "
+              f"| no 5xx but 503 in fault windows | {s['unexpected_5xx']} others {s['unexpected_by_kind']} | "
               f"{s['targets']['no_unexpected_5xx']} |"]
     for f in s["faults"]:
         lines.append(f"| 503s of {f['kind']} ({f['end'] - f['start']:.0f} s) end within 5 s | "
