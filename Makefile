@@ -9,7 +9,7 @@ PORT ?= 8000
 DEMO_KEY := demo-key-change-me
 export PAPERREC_API_KEYS ?= $(DEMO_KEY)
 
-.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-page page-screenshot clean
+.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-page page-screenshot bench-soak clean
 
 install: $(STAMP)
 
@@ -62,6 +62,12 @@ bench-page: install
 # docs/reader-page.png, taken by the browser test (needs chromium + chromium-driver).
 page-screenshot: install
 	PAPERREC_SCREENSHOT_DIR=docs $(PY) -m pytest -q tests/test_reader_page_browser.py
+
+# Mixed traffic for MINUTES (default 10) with a read-only and a disk-full episode: RSS, fds,
+# database size and p99 every 30 s; writes bench-results/soak.md, soak.json, soak.png.
+MINUTES ?= 10
+bench-soak: install
+	$(PY) -m training.bench_soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

@@ -157,6 +157,8 @@ def srm_test(observed: Sequence[int], weights: Sequence[float],
     """Chi-square goodness of fit of readers per variant against the weights."""
     obs = np.asarray(observed, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
+    if len(w) and np.isfinite(w.max()) and w.max() > 0:
+        w = w / w.max()  # huge weights (1e308) must not sum to inf and silence the check
     keep = w > 0  # a zero-weight variant should get nobody; a reader there is a mismatch
     total = obs.sum()
     expected = total * w / w.sum()
@@ -168,6 +170,32 @@ def srm_test(observed: Sequence[int], weights: Sequence[float],
     p = float(res.pvalue)
     return SrmResult([int(x) for x in obs], expected.tolist(), float(res.statistic), p,
                      bool(p < alpha))
+
+
+# A reader's lists count up to the pooled 99th percentile of lists per reader (at least
+# VOLUME_CAP_MIN): beyond it, all of the reader's counts are scaled down to that many lists.
+VOLUME_QUANTILE = 0.99
+VOLUME_CAP_MIN = 10
+
+
+def cap_volume(outcomes: Mapping[str, ReaderOutcomes]) -> tuple[dict[str, ReaderOutcomes], dict]:
+    """Bound the weight of readers with abnormal volume (a bot, a script, a flood of lists
+    for one reader id) by capping, the usual remedy in online experiments (Kohavi, Tang &
+    Xu, "Trustworthy Online Controlled Experiments", ch. 3 and 22): one reader with 600
+    lists would otherwise carry a variant's per-item rates. The cap is pooled over all
+    variants, so both arms are treated alike and the comparison stays fair; a capped
+    reader keeps their own rates (every count scaled by the same factor)."""
+    pooled = np.concatenate([o.lists for o in outcomes.values()] or [np.zeros(0)])
+    if len(pooled) == 0:
+        return dict(outcomes), {"max_lists_per_reader": None, "readers_capped": {}}
+    cap = float(max(VOLUME_CAP_MIN, np.ceil(np.quantile(pooled, VOLUME_QUANTILE))))
+    capped, counts = {}, {}
+    for name, o in outcomes.items():
+        scale = np.where(o.lists > cap, cap / np.maximum(o.lists, 1.0), 1.0)
+        counts[name] = int((o.lists > cap).sum())
+        capped[name] = ReaderOutcomes(*(getattr(o, c) * scale for c in COUNTS),
+                                      arrival=o.arrival)
+    return capped, {"max_lists_per_reader": cap, "readers_capped": counts}
 
 
 def summarize(o: ReaderOutcomes) -> dict:

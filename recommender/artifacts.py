@@ -84,7 +84,12 @@ def read_artifact(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise ArtifactError(f"{manifest_path}: not a {FORMAT} manifest")
     if not arrays_path.is_file():
         raise ArtifactError(f"{arrays_path}: missing")
-    expected = manifest.get("checksums", {}).get(ARRAYS_FILE)
+    checksums, declared = manifest.get("checksums"), manifest.get("arrays")
+    if not isinstance(checksums, dict) or not isinstance(declared, dict) or not all(
+            isinstance(spec, dict) for spec in declared.values()):
+        raise ArtifactError(f"{manifest_path}: 'checksums' and 'arrays' must be objects "
+                            "(one entry per file / array)")
+    expected = checksums.get(ARRAYS_FILE)
     actual = sha256_of(arrays_path)
     if expected != actual:
         raise ArtifactError(f"{arrays_path}: checksum mismatch (truncated or replaced file)")
@@ -93,7 +98,6 @@ def read_artifact(path: Path) -> tuple[dict[str, np.ndarray], dict]:
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"{arrays_path}: unreadable ({exc})") from None
-    declared = manifest.get("arrays", {})
     if set(declared) != set(arrays):
         raise ArtifactError(f"{path}: arrays {sorted(arrays)} do not match the manifest "
                             f"{sorted(declared)}")

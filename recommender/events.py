@@ -46,7 +46,11 @@ def normalize_ts(value: str | datetime | None, now: datetime | None = None,
             raise InvalidField(field, f"not an ISO-8601 timestamp: {str(value)[:64]!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    dt = dt.astimezone(timezone.utc)
+    try:
+        # 0001-01-01T00:00+01:00 is a valid datetime whose UTC time is not (year 0).
+        dt = dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidField(field, "outside the years 1970-9999 in UTC") from None
     if dt < MIN_TS:
         raise InvalidField(field, "before 1970-01-01")
     if dt > now + MAX_FUTURE:

@@ -162,8 +162,9 @@ def build_report(store, row: dict, window_hours: float = DEFAULT_WINDOW_HOURS) -
             "test": "two-sided exact sign test on per-reader wins (ties dropped)",
         }
     else:
-        outcomes = reader_outcomes(lists, events)
+        outcomes, volume = ab_stats.cap_volume(reader_outcomes(lists, events))
         report["ab"] = ab_stats.ab_report(outcomes, exp.control,
                                           {v.name: v.weight for v in exp.variants})
+        report["ab"]["volume_cap"] = volume
     report["timeline"] = timeline(lists, events, exp)
     return report

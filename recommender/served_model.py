@@ -21,6 +21,46 @@ from recommender.hybrid import HybridModel
 PAPER_IDS = "paper_ids"
 
 
+TRIAL_STRATEGIES = ("content", "collaborative", "hybrid")
+TRIAL_K = 10
+
+
+def trial_run(model: HybridModel, where) -> None:
+    """Rank a few made-up readers with every strategy before the model serves, and raise
+    ArtifactError if any of it fails or answers nonsense.
+
+    Why: each array can match the manifest while the arrays do not match each other (blend
+    weights for fewer features, popularity for fewer papers, factors with fewer columns, a
+    NaN factor). Loading such a model worked and then every list was a 500. The components
+    live in modules of their own, each knowing its own arrays; running the real scoring
+    path checks all of them against each other at once, and cannot fall behind when a
+    component gains an array."""
+    n = model.n_items
+    if n == 0:
+        return
+    now = float(model.now) if isinstance(model.now, (int, float)) else 1.8e9
+    rows = [0, n // 2, n - 1]
+    histories = [[], [(rows[0], "click", now - 3600.0)],
+                 [(r, kind, now - 60.0 * i) for i, (r, kind) in
+                  enumerate(zip(rows, ("read", "upvote", "click")))]]
+    for strategy in TRIAL_STRATEGIES:
+        for history in histories:
+            try:
+                recs = model.recommend(history, k=TRIAL_K, strategy=strategy,
+                                       exclude_seen=True, now=now)
+                indices = np.array([r.index for r in recs], dtype=np.int64)
+                scores = np.array([r.score for r in recs], dtype=np.float64)
+                reasons_ok = all(isinstance(r.reason, str) for r in recs)
+            except Exception as exc:
+                raise ArtifactError(f"{where}: arrays do not fit together ({strategy} "
+                                    f"ranking failed: {exc!r})") from None
+            if (len(recs) > TRIAL_K or not reasons_ok or not np.isfinite(scores).all()
+                    or (len(indices) and (indices.min() < 0 or indices.max() >= n))
+                    or len(set(indices.tolist())) != len(indices)):
+                raise ArtifactError(f"{where}: arrays do not fit together ({strategy} "
+                                    "ranking gave rows or scores out of range)")
+
+
 class ModelMismatch(ArtifactError):
     """The artifact is intact but does not fit this catalog."""
 
@@ -44,11 +84,26 @@ class ServedModel:
         model_arrays = {k: v for k, v in arrays.items() if k != PAPER_IDS}
         try:
             model = HybridModel.from_arrays(model_arrays, manifest)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ArtifactError(f"{path}: arrays do not form a model ({exc})") from None
+        except Exception as exc:  # any array or field that does not fit: refused, not raised
+            raise ArtifactError(f"{path}: arrays do not form a model ({exc!r})") from None
         ids = [str(p) for p in arrays[PAPER_IDS]]
         if len(ids) != model.n_items:
             raise ArtifactError(f"{path}: {len(ids)} paper ids for {model.n_items} papers")
+        not_finite = sorted(name for name, a in model_arrays.items()
+                            if a.dtype.kind == "f" and not np.isfinite(a).all())
+        if not_finite:
+            raise ArtifactError(f"{path}: NaN or infinite values in {', '.join(not_finite)}")
+        trial_run(model, path)
+        # Papers added after training go through add_paper (content -> collaborative map):
+        # try one on a throwaway copy, so a map that does not fit the factors is refused now.
+        try:
+            spare = HybridModel.from_arrays({k: v.copy() for k, v in model_arrays.items()},
+                                            manifest)
+            spare.add_paper("trial paper", "a paper added after training, to try the model")
+        except Exception as exc:
+            raise ArtifactError(f"{path}: arrays do not fit together (adding a paper "
+                                f"failed: {exc!r})") from None
+        trial_run(spare, path)
         return cls(version, model, ids)
 
     @staticmethod
@@ -64,8 +119,11 @@ class ServedModel:
         n = len(self.paper_ids)
         if tuple(catalog_ids[:n]) != tuple(self.paper_ids):
             raise ModelMismatch(f"model {self.version} was trained on a different catalog")
+        new = list(catalog_ids[n:])
+        if len(new) >= self.COPY_FROM:
+            return self._align_on_copy(new, fetch_paper)
         added = 0
-        for pid in catalog_ids[n:]:
+        for pid in new:
             paper = fetch_paper(pid)
             with self.lock:
                 self.model.add_paper(paper["title"], paper.get("abstract"),
@@ -73,6 +131,28 @@ class ServedModel:
                 self.paper_ids.append(pid)
             added += 1
         return added
+
+    # From this many papers at once, they are added to a copy that replaces the model.
+    COPY_FROM = 20
+
+    def _align_on_copy(self, new: list[str], fetch_paper) -> int:
+        """Add a batch of papers to a copy of the model and swap it in when all are added.
+
+        Added in place, each paper held the lock for a step that is linear in the catalog
+        (and reset the model's per-catalog precomputations), so every read during a
+        1,000-paper batch waited for, and then redid, that work. On a copy, reads keep the
+        model they have, precomputations included, until one reference swap."""
+        with self.lock:
+            arrays = {k: np.array(v, copy=True) for k, v in self.model.to_arrays().items()}
+            manifest = self.model.manifest()
+        copy = HybridModel.from_arrays(arrays, manifest)
+        for pid in new:
+            paper = fetch_paper(pid)
+            copy.add_paper(paper["title"], paper.get("abstract"), float(paper.get("upvotes") or 0))
+        with self.lock:
+            self.model = copy
+            self.paper_ids = self.paper_ids + new
+        return len(new)
 
     def recommend(self, history: list[tuple[int, str, float]], k: int, strategy: str,
                   exclude_seen: bool, now: float):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -54,12 +55,19 @@ class LiveRecommender:
     MODEL_CHECK_S = 1.0
 
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
-                 trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0):
+                 trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0,
+                 max_kept_items: int = 200_000):
         self.store = store
         self.list_ttl_s = list_ttl_s
-        self._lists: dict[tuple, tuple] = {}
+        # Kept lists, oldest first (see _kept_model_list), and how many items they hold.
+        self._lists: OrderedDict[tuple, tuple] = OrderedDict()
+        self._kept_items = 0
+        self.max_kept_items = max_kept_items
         self.half_life = trending_half_life_days
         self._lock = threading.Lock()
+        # Taking in new papers, and adding them to the model: slow, so only a writer waits.
+        self._papers_lock = threading.Lock()
+        self._align_lock = threading.Lock()
         self._fixed_encoder = encoder is not None
         self._rebuild_catalog(encoder)
         self.events = EventLog()
@@ -101,6 +109,11 @@ class LiveRecommender:
                 self._model_problem = None
             return
         version = active["version"]
+        if version == self.model_version and not self._loading:
+            # Back to the model already serving (a rollback after a failed promotion): the
+            # failure is history, not a problem of what serves now.
+            self._failed_version = self._model_problem = None
+            return
         if version in (self.model_version, self._failed_version) or self._loading:
             return
         self._loading = True
@@ -114,7 +127,9 @@ class LiveRecommender:
         try:
             served = ServedModel.load(version, Path(path))
             served.align(self.catalog.paper_ids, self.store.get_paper)
-        except ArtifactError as exc:
+        except Exception as exc:  # whatever is wrong with it, it is refused, not retried
+            if not isinstance(exc, ArtifactError):
+                exc = f"{type(exc).__name__}: {exc}"
             self._failed_version = version
             fallback = f"serving {self.model_version}" if self.served else "serving content + trending"
             self._model_problem = f"model {version} not loaded: {exc}; {fallback}"
@@ -147,27 +162,32 @@ class LiveRecommender:
         lock (adding papers encodes them, seconds for a large import). The service then
         runs the request on a worker thread instead of the event loop."""
         served = self.served
-        return self._lock.locked() or self._loading or (served is not None and served.lock.locked())
+        return (self._lock.locked() or self._loading or self._align_lock.locked()
+                or (served is not None and served.lock.locked()))
 
     # -- keeping up with the store -------------------------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, wait: bool = False) -> None:
+        """Take in what the store has that this process has not seen: papers, then events,
+        then the model's share of the new papers.
+
+        Adding papers (encoding them, and the model's add_paper one by one) takes seconds
+        for a batch of hundreds; a read must not wait for it (it waited 4.3 s behind a
+        300-paper POST). So a read skips the papers or the model's alignment another
+        thread is doing and ranks with what is in place; `wait` (the writer of a batch,
+        add_papers) waits, so the papers are recommendable when its POST answers."""
+        if self._papers_lock.acquire(blocking=wait):
+            try:
+                self._take_new_papers()
+            finally:
+                self._papers_lock.release()
         with self._lock:
-            new_papers = self.store.papers_since(self._paper_change)
-            added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
-            grown = self.catalog.size + added > 2 * self._encoder_fit_size
-            if new_papers and grown and not self._fixed_encoder:
-                # Without a trained model the vocabulary comes from the catalog itself;
-                # once the catalog has doubled, refit so new words count.
-                self._rebuild_catalog()
-            elif new_papers:
-                # new papers are appended, updated ones (upvotes, a corrected title) replaced
-                self.catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
-                self._paper_change = max(c for c, _ in new_papers)
-                self._trend_cache.clear()
-                self._ranked_cache.clear()
             new_events = self.store.events_since(self._event_id)
+            rows = self.catalog.row_of
+            # An event on a paper still being added (by another thread) waits for it.
+            known = next((i for i, e in enumerate(new_events) if e["paper_id"] not in rows),
+                         len(new_events))
+            new_events = new_events[:known]
             if new_events:
-                rows = self.catalog.row_of
                 self.events.append(
                     [rows[e["paper_id"]] for e in new_events],
                     [e["kind"] for e in new_events],
@@ -181,17 +201,45 @@ class LiveRecommender:
                     self._reader_generation[e["user_id"]] = self._generation
                     self._histories.pop(e["user_id"], None)
         served = self.served
-        if served is not None and len(served.paper_ids) < self.catalog.size:
-            try:
+        if (served is not None and len(served.paper_ids) < self.catalog.size
+                and self._align_lock.acquire(blocking=wait)):
+            try:  # one aligner at a time: two would both add the same papers to the model
                 served.align(self.catalog.paper_ids, self.store.get_paper)
-            except ArtifactError as exc:
-                self.served, self._model_problem = None, f"model dropped: {exc}"
+            except Exception as exc:  # adding a paper failed: stop serving it, say why
+                self.served, self._model_problem = None, f"model dropped: {exc!r}"
+            finally:
+                self._align_lock.release()
         if time.monotonic() - self._last_model_check > self.MODEL_CHECK_S:
             self.check_model()
 
-    def add_papers(self, papers: list[dict]) -> None:
-        """Papers just stored: encode them now so they are recommendable at once."""
-        self.refresh()
+    def _take_new_papers(self) -> None:
+        """Encode papers stored since the last look into a new catalog snapshot, then swap
+        it in (under _papers_lock; readers keep ranking with the old snapshot meanwhile)."""
+        new_papers = self.store.papers_since(self._paper_change)
+        if not new_papers:
+            return
+        added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
+        grown = self.catalog.size + added > 2 * self._encoder_fit_size
+        if grown and not self._fixed_encoder:
+            # Without a trained model the vocabulary comes from the catalog itself;
+            # once the catalog has doubled, refit so new words count.
+            self._rebuild_catalog()
+        else:
+            # new papers are appended, updated ones (upvotes, a corrected title) replaced
+            catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
+            with self._lock:
+                self.catalog = catalog
+                self._paper_change = max(c for c, _ in new_papers)
+                self._trend_cache.clear()
+                self._ranked_cache.clear()
+
+    def is_adding_papers(self) -> bool:
+        return self._papers_lock.locked() or self._align_lock.locked()
+
+    def add_papers(self, papers: list[dict] | None = None) -> None:
+        """Papers just stored: encode them now (and add them to the model) so they are
+        recommendable when this returns."""
+        self.refresh(wait=True)
 
     # -- scores --------------------------------------------------------------------------
     def _trend_key(self, as_of: float | None, popular: bool) -> tuple:
@@ -365,8 +413,6 @@ class LiveRecommender:
                                                    strategy, exclude_seen)
         return "content", self.rank_content(history, k, excluded, as_of)
 
-    MAX_KEPT_LISTS = 100_000
-
     def _kept_model_list(self, served: ServedModel, user_id: str, generation: int,
                          history: ReaderHistory, k: int, strategy: str,
                          exclude_seen: bool) -> Ranked:
@@ -376,7 +422,9 @@ class LiveRecommender:
         confidence decay of the reader's own events moves (half-life 180 days: a relative
         change of ~3e-6 a minute), which does not reorder a list in practice; trending,
         which moves faster, is kept separately and per minute (rank_trending)."""
-        key = (user_id, k, exclude_seen, strategy)
+        # A reader without history is ranked from nothing but the model: one list for all
+        # of them (an experiment sends every new reader through here).
+        key = (user_id if len(history) else None, k, exclude_seen, strategy)
         n_papers = len(served.paper_ids)
         kept = self._lists.get(key)
         now = time.monotonic()
@@ -384,10 +432,27 @@ class LiveRecommender:
                 and kept[2] == n_papers and kept[3] > now):
             return kept[4]
         ranked = self.rank_model(served, history, k, strategy, exclude_seen, None)
-        if len(self._lists) >= self.MAX_KEPT_LISTS:
-            self._lists.clear()
-        self._lists[key] = (generation, served, n_papers, now + self.list_ttl_s, ranked)
+        self._keep_list(key, (generation, served, n_papers, now + self.list_ttl_s, ranked), now)
         return ranked
+
+    def _keep_list(self, key: tuple, entry: tuple, now: float) -> None:
+        """Keep a list, dropping the ones past their TTL and then the oldest until all fit
+        in `max_kept_items` items. The TTL is the same for every list, so the oldest kept
+        is the first to expire: both walks start at the front and stop at the first list
+        that stays."""
+        with self._lock:
+            lists = self._lists
+            old = lists.pop(key, None)
+            if old is not None:
+                self._kept_items -= len(old[4].rows)
+            lists[key] = entry
+            self._kept_items += len(entry[4].rows)
+            while lists:
+                first_key, first = next(iter(lists.items()))
+                if first_key == key or (first[3] > now and self._kept_items <= self.max_kept_items):
+                    break
+                del lists[first_key]
+                self._kept_items -= len(first[4].rows)
 
     def rank_model(self, served: ServedModel, history: ReaderHistory, k: int, strategy: str,
                    exclude_seen: bool, as_of: float | None) -> Ranked:

@@ -34,6 +34,8 @@ import os
 import queue
 import sqlite3
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -97,11 +99,98 @@ def _m002_paper_changes(db: Database) -> None:
     db["papers"].create_index(["changed"])
 
 
-MIGRATIONS = [_m001_initial, _m002_paper_changes]
+def _m003_reader_scoped_keys(db: Database) -> None:
+    """An idempotency key names a retry of one reader's event: two readers' clients may
+    pick the same key ("1", a counter), and the second reader's event was silently dropped.
+    Unique per (user_id, key) instead of globally; globally unique keys are unique per
+    reader too, so existing rows need no change."""
+    db.execute("DROP INDEX IF EXISTS idx_events_idempotency_key")
+    db.execute("CREATE UNIQUE INDEX idx_events_user_id_idempotency_key "
+               "ON events (user_id, idempotency_key)")
+
+
+def _m004_store_probe(db: Database) -> None:
+    """One row a fresh connection rewrites to learn whether the file takes writes again
+    after a fault (read-only file, full disk): see Store.health_reasons."""
+    db.execute("CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
+
+
+MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys, _m004_store_probe]
 
 
 def utcnow_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# SQLite primary result codes of faults outside the program: they pass when the cause does.
+_FAULTS = {3: "permission denied", 5: "database busy", 6: "database locked",
+           8: "database is read-only", 10: "disk I/O error", 13: "disk full",
+           14: "database file cannot be opened"}
+RETRY_AFTER_S = 2
+
+
+def fault_reason(exc: BaseException) -> str | None:
+    """What outside fault `exc` is (read-only file, full disk, I/O error...), or None when it
+    is a bug or bad data, which retrying would not cure."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.reason
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and (code & 0xFF) in _FAULTS:
+        return _FAULTS[code & 0xFF]
+    text = str(exc).lower()
+    for words, reason in (("readonly", "database is read-only"), ("disk is full", "disk full"),
+                          ("disk i/o", "disk I/O error"), ("unable to open", _FAULTS[14])):
+        if words in text:
+            return reason
+    return None
+
+
+class StoreUnavailable(Exception):
+    """The database cannot serve this now for a reason outside the program (see
+    fault_reason); the service answers 503 with Retry-After, nothing of the write is kept."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = RETRY_AFTER_S
+
+
+# What a store call may raise for the database's sake: the service maps these to 503 (an
+# outside fault, see fault_reason) or 500, without importing sqlite3 itself.
+STORE_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailable, sqlite3.Error)
+
+
+class _ThreadConnection:
+    """One thread's connection. Its only strong reference is the thread's local storage, so
+    when the thread exits (the server's pool retires idle threads) this is dropped and the
+    connection closed: kept in a list, every retired thread's connection stayed open."""
+
+    __slots__ = ("db", "generation", "__weakref__")
+
+    def __init__(self, db: Database, generation: int):
+        self.db, self.generation = db, generation
+
+    def close(self) -> None:
+        try:
+            self.db.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __del__(self):
+        self.close()
+
+
+class IdempotencyConflict(ValueError):
+    """A batch reuses a reader's idempotency key for an event with other content (paper,
+    kind or request_id): a client bug whose event would otherwise be silently lost. The
+    whole batch is refused; `index` is the event's position in it."""
+
+    def __init__(self, key: str, index: int):
+        super().__init__(f"idempotency_key {key!r} is already used by this reader for "
+                         "another event (different paper_id, kind or request_id)")
+        self.key, self.index = key, index
 
 
 @dataclass(frozen=True)
@@ -156,13 +245,17 @@ def _insert_rows(sql: str, rows: list[tuple]):
         conn.execute("SAVEPOINT many")
         try:
             conn.executemany(sql, rows)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            if fault_reason(exc):  # the disk's fault, not a row's: SQLite may have undone
+                raise              # the transaction (ROLLBACK TO would be 'no such savepoint')
             conn.execute("ROLLBACK TO many")
             for params in rows:
                 conn.execute("SAVEPOINT one")
                 try:
                     conn.execute(sql, params)
                 except sqlite3.Error as exc:
+                    if fault_reason(exc):
+                        raise
                     conn.execute("ROLLBACK TO one")
                     log.error("unacknowledged write dropped: %r", exc)
                 conn.execute("RELEASE one")
@@ -287,20 +380,28 @@ class _GroupCommitter:
                             try:
                                 j.result = j.fn(db)
                             except Exception as exc:  # this job's fault: only it is undone
+                                if fault_reason(exc) or not conn.in_transaction:
+                                    raise  # not the job's: SQLite undid the transaction
                                 conn.execute("ROLLBACK TO job")
                                 j.error = exc
                                 if j.unwaited:
                                     log.error("unacknowledged write dropped: %r", exc)
                             conn.execute("RELEASE job")
                         conn.execute("COMMIT")
+                        store.note_success()
                     except BaseException:
                         if conn.in_transaction:
                             conn.rollback()
                         raise
                 finally:
                     if not durable:
-                        conn.execute("PRAGMA synchronous = FULL")
+                        try:
+                            conn.execute("PRAGMA synchronous = FULL")
+                        except sqlite3.Error:
+                            pass  # a faulted connection; it is replaced before its next use
         except BaseException as exc:  # the commit failed: nobody's write is stored
+            if fault_reason(exc):
+                exc = store.note_fault(exc)
             if any(j.unwaited for j in jobs):
                 log.error("commit failed, unacknowledged writes dropped: %r", exc)
             for j in jobs:
@@ -316,8 +417,18 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all_conns: list[sqlite3.Connection] = []
+        # Every open connection, weakly: a retired thread's one closes with it.
+        self._all_conns: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
+        # Moved on each fault and on its end: every connection older than the last move is
+        # replaced at its next use (one opened read-only while the file was read-only
+        # would stay read-only for good otherwise).
+        self._generation = 0
+        self._fault: tuple[str, float] | None = None
+        # Moved by every experiment created or stopped through this Store: lets a cache of
+        # the running experiments (experiments.running_experiments) see it at once.
+        self.experiments_changed = 0
+        self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
         self._write_lock = threading.RLock()
@@ -327,8 +438,16 @@ class Store:
     # -- connections -------------------------------------------------------------------
     @property
     def db(self) -> Database:
-        db = getattr(self._local, "db", None)
-        if db is None:
+        held = getattr(self._local, "conn", None)
+        if held is not None and held.generation == self._generation:
+            return held.db
+        if held is not None and getattr(self._local, "in_transaction", False):
+            return held.db  # replaced after the transaction, not in the middle of it
+        self._local.conn = None
+        if held is not None:
+            held.close()
+        generation = self._generation
+        try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -336,21 +455,71 @@ class Store:
             if db.journal_mode != "wal":
                 db.enable_wal()
             conn.execute("PRAGMA synchronous = FULL")
-            self._local.db = db
-            with self._conns_lock:
-                self._all_conns.append(conn)
+        except sqlite3.Error as exc:
+            if fault_reason(exc):
+                raise self.note_fault(exc) from exc
+            raise
+        held = _ThreadConnection(db, generation)
+        self._local.conn = held
+        with self._conns_lock:
+            self._all_conns.add(held)
         return db
 
     def close(self) -> None:
         self._committer.stop()
         with self._conns_lock:
-            for conn in self._all_conns:
-                try:
-                    conn.close()
-                except sqlite3.ProgrammingError:
-                    pass
+            for held in list(self._all_conns):
+                held.close()
             self._all_conns.clear()
         self._local = threading.local()
+
+    # -- faults outside our control ----------------------------------------------------
+    def note_fault(self, exc: BaseException) -> StoreUnavailable:
+        """Remember an outside fault (for /health), retire every connection, and return
+        the StoreUnavailable to raise in its place."""
+        reason = fault_reason(exc) or str(exc)
+        if self._fault is None:
+            log.warning("database fault: %s (%s)", reason, exc)
+        self._fault = (reason, time.monotonic())
+        self._generation += 1
+        return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
+
+    def note_success(self) -> None:
+        """A write committed: the fault, if any, is over."""
+        if self._fault is not None:
+            self._fault = None
+            self._generation += 1
+            log.warning("database writable again")
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault[0] if self._fault else None
+
+    PROBE_EVERY_S = 0.5
+
+    def health_reasons(self) -> list[str]:
+        """[] when the store takes writes; else why not. While a fault is remembered, a
+        fresh connection (what the next request's thread may open) tries one small write,
+        at most every PROBE_EVERY_S: so /health heals without waiting for a client write."""
+        if self._fault is None:
+            return []
+        now = time.monotonic()
+        if now - self._last_probe >= self.PROBE_EVERY_S:
+            self._last_probe = now
+            try:
+                conn = sqlite3.connect(self.path, timeout=1.0)
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)",
+                                 (utcnow_iso(),))
+                    conn.execute("COMMIT")
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                self.note_fault(exc)
+            else:
+                self.note_success()
+        return [f"database unavailable: {self._fault[0]}"] if self._fault else []
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -358,17 +527,27 @@ class Store:
         busy timeout instead of one failing on lock upgrade mid-transaction."""
         db = self.db
         with self._write_lock:
-            db.conn.execute("BEGIN IMMEDIATE")
-            self._local.in_transaction = True
             try:
-                yield db
-            except BaseException:
-                db.conn.rollback()
+                db.conn.execute("BEGIN IMMEDIATE")
+                self._local.in_transaction = True
+                try:
+                    yield db
+                except BaseException:
+                    try:
+                        if db.conn.in_transaction:
+                            db.conn.rollback()
+                    except sqlite3.Error:
+                        pass  # a faulted connection: SQLite undid the transaction itself
+                    raise
+                else:
+                    db.conn.execute("COMMIT")
+                    self.note_success()
+                finally:
+                    self._local.in_transaction = False
+            except sqlite3.Error as exc:
+                if fault_reason(exc):
+                    raise self.note_fault(exc) from exc
                 raise
-            else:
-                db.conn.execute("COMMIT")
-            finally:
-                self._local.in_transaction = False
 
     def write(self, fn, durable: bool = True):
         """Run `fn(db)` in the next group commit and return its result once committed
@@ -528,8 +707,11 @@ class Store:
     def add_events(self, events: Sequence[EventRow]) -> tuple[int, int]:
         """Store a batch atomically; returns (stored, duplicates).
 
-        An event whose idempotency key is already stored is a retry and is skipped, so a
-        client may resend a batch whose answer it never saw."""
+        An event whose idempotency key is already stored for its reader is a retry and is
+        skipped, so a client may resend a batch whose answer it never saw; if the stored
+        event differs (paper, kind or request_id) the batch raises IdempotencyConflict and
+        nothing of it is stored. The time is not compared: an event sent without `ts` is
+        stamped on arrival, so its honest retry carries another time."""
         stored = self.write(self._insert_events(events), durable=True)
         return stored, len(events) - stored
 
@@ -544,16 +726,23 @@ class Store:
 
         def insert(db: Database) -> int:
             stored = 0
-            for e in events:
+            for index, e in enumerate(events):
                 cur = db.conn.execute(
                     """
                     INSERT INTO events (user_id, paper_id, kind, ts, request_id,
                                         idempotency_key, received_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(idempotency_key) DO NOTHING
+                    ON CONFLICT(user_id, idempotency_key) DO NOTHING
                     """,
                     (e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key, now),
                 )
+                if cur.rowcount == 0:
+                    kept = db.conn.execute(
+                        "SELECT paper_id, kind, request_id FROM events "
+                        "WHERE user_id = ? AND idempotency_key = ?",
+                        (e.user_id, e.idempotency_key)).fetchone()
+                    if kept != (e.paper_id, e.kind, e.request_id):
+                        raise IdempotencyConflict(e.idempotency_key, index)
                 stored += cur.rowcount
             return stored
 
@@ -711,6 +900,7 @@ class Store:
                 """,
                 (name, kind, json.dumps(config, sort_keys=True), control, utcnow_iso()),
             )
+        self.experiments_changed += 1
 
     def stop_experiment(self, name: str) -> bool:
         """Returns whether the experiment was running (stopping a stopped one is a no-op)."""
@@ -720,7 +910,8 @@ class Store:
                 "WHERE name = ? AND status = 'running'",
                 (utcnow_iso(), name),
             )
-            return cur.rowcount > 0
+        self.experiments_changed += 1
+        return cur.rowcount > 0
 
     def list_experiments(self, status: str | None = None) -> list[dict]:
         sql, params = "SELECT * FROM experiments", []
@@ -813,6 +1004,37 @@ class Store:
              json.dumps(list(paper_ids)),
              json.dumps(list(sources)) if sources is not None else None, served_at))
 
+    # The longest attribution window a report may ask for (the API's window_hours bound).
+    MAX_ATTRIBUTION_DAYS = 30.0
+
+    def prune_impressions(self, older_than_days: float) -> int:
+        """Delete served lists older than `older_than_days` that no report can need; returns
+        how many. Kept whatever their age: every list of an experiment (its report counts
+        them, and reports of stopped experiments stay), and every list of a reader with an
+        experiment list served within MAX_ATTRIBUTION_DAYS of it (an event without a
+        request_id goes to the reader's latest list showing the paper, of any experiment or
+        none: removing the newer plain list would move it onto the experiment's)."""
+        if older_than_days < self.MAX_ATTRIBUTION_DAYS:
+            raise ValueError(f"keep at least {self.MAX_ATTRIBUTION_DAYS:g} days (the longest "
+                             "attribution window)")
+        self.flush()
+        cutoff = (datetime.now(timezone.utc).timestamp() - older_than_days * 86400.0)
+        cutoff_iso = datetime.fromtimestamp(cutoff, tz=timezone.utc).isoformat(
+            timespec="microseconds")
+        with self.transaction() as db:
+            cur = db.conn.execute(
+                """
+                DELETE FROM impressions
+                WHERE experiment IS NULL AND served_at < :cutoff
+                  AND NOT EXISTS (
+                      SELECT 1 FROM impressions x
+                      WHERE x.user_id = impressions.user_id AND x.experiment IS NOT NULL
+                        AND abs(julianday(x.served_at) - julianday(impressions.served_at))
+                            <= :window)
+                """,
+                {"cutoff": cutoff_iso, "window": self.MAX_ATTRIBUTION_DAYS})
+            return cur.rowcount
+
     def experiment_lists(self, name: str) -> list[dict]:
         """Every list served under an experiment: who, which variant, how many items, when."""
         self.flush()
@@ -833,7 +1055,8 @@ class Store:
         that list. An event without one (or with a request_id no list has) is credited to
         the reader's latest list - of any experiment or none - that showed the paper within
         `window_hours` before the event; it counts here only if that list is this
-        experiment's. Only clicks, reads and upvotes are attributed."""
+        experiment's. Only clicks, reads and upvotes are attributed, and each at most once
+        per (list, paper, kind): a repeat is not a second click."""
         self.flush()
         kinds = {f"k{n}": k for n, k in enumerate(self.ATTRIBUTED_KINDS)}
         marks = ",".join(f":{p}" for p in kinds)
@@ -862,7 +1085,16 @@ class Store:
                 WHERE x.request_id IS NULL AND e.kind IN ({marks})
                   AND e.user_id IN (SELECT user_id FROM imp)
             ),
-            attributed AS (SELECT * FROM direct UNION ALL SELECT * FROM loose)
+            attributed AS (
+                -- one event per (list, paper, kind): the same click sent again (200 times
+                -- with the list's request_id) is still one click on that list
+                SELECT * FROM (
+                    SELECT u.*, row_number() OVER (PARTITION BY u.list_id, u.paper_id, u.kind
+                                                   ORDER BY u.ts, u.id) AS nth
+                    FROM (SELECT * FROM direct UNION ALL SELECT * FROM loose) u
+                    WHERE u.list_id IS NOT NULL)
+                WHERE nth = 1
+            )
             SELECT a.id AS event_id, a.kind, a.ts, a.paper_id, i.request_id, i.user_id,
                    i.variant, i.served_at,
                    (SELECT CAST(j.key AS INTEGER) FROM json_each(i.paper_ids) j

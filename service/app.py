@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import signal
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -11,9 +12,10 @@ from threadpoolctl import threadpool_limits
 
 from recommender.serving import LiveRecommender
 from recommender.store import Store
-from service.errors import validation_error_handler
+from service.errors import STORE_ERRORS, store_unavailable_handler, validation_error_handler
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
+from service.security import SecurityMiddleware
 from service.routers import events, experiments, health, papers, recommendations, users
 from service.settings import Settings
 from service.web import install_web, start_search
@@ -28,6 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # every small matrix product fight over the same 2 cores (measured: 0.2 ms -> 40 ms
         # a product at 16 threads). One BLAS thread per request thread.
         blas = threadpool_limits(limits=1, user_api="blas")
+        # A write past the file-size limit (RLIMIT_FSIZE) must fail like a full disk (503,
+        # healed when space returns), not kill the process with SIGXFSZ.
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        except ValueError:  # not the main thread (an embedding app): leave it alone
+            pass
         # Sync routes run on anyio's pool (40 threads by default). On 2 cores, 40 threads
         # convoy on the GIL and starve the event loop: 8 gave ~25% more throughput and a
         # lower p99 than 40, 16 or 4 in `make bench-load`.
@@ -36,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.recommender = LiveRecommender(
             store, trending_half_life_days=settings.trending_half_life_days,
-            list_ttl_s=settings.list_ttl_s)
+            list_ttl_s=settings.list_ttl_s, max_kept_items=settings.kept_list_items)
         start_search(app, store)
         # ~150k objects exist by now (modules, the catalog, the model) and live as long as
         # the process; a full collection walked them all: a 35-70 ms stall of every request
@@ -60,9 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for error in STORE_ERRORS:
+        app.add_exception_handler(error, store_unavailable_handler)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_web(app, settings)
+    app.add_middleware(SecurityMiddleware)
     for module in (recommendations, events, papers, users, experiments, health):
         app.include_router(module.router)
     return app

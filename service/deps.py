@@ -39,7 +39,12 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 def key_is_valid(settings: Settings, key: str | None) -> bool:
-    return bool(key) and any(hmac.compare_digest(key, k) for k in settings.api_key_set)
+    """Compared as UTF-8 bytes: compare_digest refuses str with non-ASCII characters (a
+    header byte above 0x7f arrives as one), which made such a key a 500."""
+    if not key:
+        return False
+    given = key.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(given, k.encode("utf-8")) for k in settings.api_key_set)
 
 
 async def require_api_key(

@@ -7,6 +7,14 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+# The method is the client's to choose (`curl -X M17`); as a label, every new one would add
+# a series forever. Methods outside this set are counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -55,6 +63,6 @@ class MetricsMiddleware:
             # Label by route template, not raw path: /papers/{paper_id}, not one per paper.
             path = getattr(route, "path", "unmatched")
             metrics: Metrics = scope["app"].state.metrics
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             metrics.requests.labels(method, path, str(status)).inc()
             metrics.latency.labels(method, path).observe(time.perf_counter() - start)

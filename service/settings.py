@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     # Signs the reader page's session cookie. Empty: a random key per process (sessions end
     # with a restart). Several replicas behind one address must share one.
     session_secret: str = ""
+    # At most this many items (list entries) kept over all readers' kept lists: ~150 bytes
+    # an item with its reason, so the default is ~30 MB (10,000 readers at k=20).
+    kept_list_items: int = 200_000
+    # `paperrec prune` keeps served lists this long (at least 30: the attribution window).
+    impression_retention_days: float = 30.0
 
     @property
     def api_key_set(self) -> frozenset[str]:

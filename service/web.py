@@ -1,5 +1,5 @@
 """Everything a browser uses, wired in one place: the reader page and its actions, the
-search and similar-papers lists, static files, offline API docs, security headers."""
+search and similar-papers lists, static files, offline API docs (security headers: service/security.py)."""
 from __future__ import annotations
 
 import secrets
@@ -11,7 +11,6 @@ from fastapi.staticfiles import StaticFiles
 from recommender.search import PaperSearch, texts_from_store
 from service.docs import install_offline_docs
 from service.routers import pages, search
-from service.security_headers import SecurityHeaders
 from service.session import SessionCodec
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -21,7 +20,6 @@ def install_web(app: FastAPI, settings) -> None:
     """Call before the other routers are included: GET /papers/{id}/similar must be
     matched before GET /papers/{paper_id:path} takes the whole path."""
     app.state.sessions = SessionCodec(settings.session_secret or secrets.token_urlsafe(32))
-    app.add_middleware(SecurityHeaders)
     app.mount("/static/page", StaticFiles(directory=STATIC), name="page-assets")
     install_offline_docs(app)
     app.include_router(pages.router)

@@ -24,7 +24,9 @@ def free_port() -> int:
 
 class LiveServer:
     def __init__(self, db: Path, api_keys: str, log: Path, port: int | None = None,
-                 env: dict | None = None, startup_timeout: float = 60.0):
+                 env: dict | None = None, startup_timeout: float = 60.0,
+                 prefix: list[str] | None = None):
+        """`prefix`: a command the server runs under (e.g. setpriv dropping capabilities)."""
         self.db = Path(db)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,7 +35,7 @@ class LiveServer:
                     "PAPERREC_MODEL_DIR": str(Path(db).parent / "models"), **(env or {})}
         self._log_file = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
+            [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
              "--no-access-log"],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=self._log_file,

@@ -102,3 +102,22 @@ def test_first_m_readers():
     o = outcomes([1, 2, 3])
     o.arrival = np.array([0, 3, 5])
     assert o.first(4).clicks.tolist() == [1, 2]
+
+
+def test_one_reader_with_abnormal_volume_does_not_carry_a_variant():
+    from recommender.ab_stats import ReaderOutcomes, ab_report, cap_volume
+    n = 200
+    ones = np.ones(n)
+    control = ReaderOutcomes(ones, 10 * ones, ones, 0 * ones, 0 * ones)
+    # the same readers, plus one id that fetched 600 lists and clicked nothing
+    flood = ReaderOutcomes(np.r_[ones, 600], np.r_[10 * ones, 6000], np.r_[ones, 0],
+                           np.zeros(n + 1), np.zeros(n + 1))
+    raw = ab_report({"a": control, "b": flood}, "a", {"a": 1, "b": 1})
+    capped, info = cap_volume({"a": control, "b": flood})
+    fair = ab_report(capped, "a", {"a": 1, "b": 1})
+    rate = {r["name"]: r["click_rate"] for r in raw["variants"]}
+    assert rate["b"] < rate["a"] / 3  # uncapped: the one reader decides the rate
+    fair_rate = {r["name"]: r["click_rate"] for r in fair["variants"]}
+    assert fair_rate["b"] == pytest.approx(200 / 2100)
+    assert info == {"max_lists_per_reader": 10.0, "readers_capped": {"a": 0, "b": 1}}
+    assert not fair["variants"][1]["vs_control"]["click_rate"]["significant"]

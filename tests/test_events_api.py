@@ -39,6 +39,34 @@ def test_retry_with_same_idempotency_key_is_stored_once(client):
     assert count_events(client) == before + 2
 
 
+def test_idempotency_keys_belong_to_their_reader(client):
+    """Two readers' clients may well pick the same key ("1", a counter): both are stored."""
+    before = count_events(client)
+    r1 = client.post("/events", json=event(user_id="r-a", idempotency_key="1"), headers=AUTH)
+    r2 = client.post("/events", json=event(user_id="r-b", idempotency_key="1"), headers=AUTH)
+    assert r1.json()["stored"] == 1 and r2.json() == {"accepted": 1, "stored": 1, "duplicates": 0}
+    assert count_events(client) == before + 2
+
+
+def test_a_key_reused_with_other_content_is_409_naming_the_key(client):
+    first = event(user_id="r-c", idempotency_key="k-9")
+    assert client.post("/events", json=first, headers=AUTH).status_code == 201
+    before = count_events(client)
+    for other in ({"paper_id": "2404.03673"}, {"kind": "upvote"}, {"request_id": "list-1"}):
+        batch = [event(user_id="r-c", kind="read", idempotency_key="k-10"), {**first, **other}]
+        r = client.post("/events", json=batch, headers=AUTH)
+        assert r.status_code == 409, r.text
+        assert "k-9" in r.text and r.json()["detail"]["loc"] == ["body", 1, "idempotency_key"]
+        assert count_events(client) == before  # all or nothing: the good event is not kept
+    # the same key twice in one batch with different content is the same conflict
+    r = client.post("/events", json=[event(user_id="r-c", idempotency_key="k-11"),
+                                     event(user_id="r-c", kind="read", idempotency_key="k-11")],
+                    headers=AUTH)
+    assert r.status_code == 409 and "k-11" in r.text
+    # an honest retry is still a duplicate
+    assert client.post("/events", json=first, headers=AUTH).json()["duplicates"] == 1
+
+
 def test_unknown_paper_names_field_and_index_and_stores_nothing(client):
     before = count_events(client)
     body = [event(), event(), event(paper_id="no-such-paper")]

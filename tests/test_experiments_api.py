@@ -157,3 +157,27 @@ def test_cli_creates_experiments_from_a_file(seeded_db, tmp_path, capsys):
     with make_client(seeded_db) as c:
         assert {e["name"]: e["status"] for e in c.get("/experiments").json()} == {
             "pop-vs-content": "running", "second": "stopped"}
+
+
+def test_the_assignment_salt_is_secret_and_matters(client):
+    r = create(client, {**AB, "name": "salted"})
+    assert r.status_code == 201
+    store = client.app.state.store
+    salt = store.get_experiment("salted")["config"]["salt"]
+    assert len(salt) >= 32
+    bodies = [r.text, client.get("/experiments").text,
+              client.get("/experiments/salted/report").text, client.get("/experiments/salted").text]
+    assert not any(salt in b for b in bodies)
+    # a client cannot choose the salt
+    r = create(client, {**AB, "name": "chosen", "salt": "x"})
+    assert r.status_code == 422
+    # the public hash of (experiment, user) no longer predicts the variant
+    from recommender.experiments import Experiment, assign_variant
+    exp = Experiment.from_row(store.get_experiment("salted"))
+    public = Experiment(exp.name, exp.variants, exp.control)
+    users = [f"u{i}" for i in range(400)]
+    same = sum(assign_variant(exp, u) == assign_variant(public, u) for u in users)
+    assert 120 < same < 280  # about half agree by chance, as for any independent split
+    served = {u: client.get("/recommendations", params={"user_id": u}).json()["variant"]
+              for u in users[:40]}
+    assert served == {u: assign_variant(exp, u).name for u in users[:40]}

@@ -2,6 +2,8 @@
 and the config checks that name the offending field."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -104,3 +106,24 @@ def test_invalid_configs_name_the_field(cfg, loc):
     with pytest.raises(InvalidConfig) as info:
         validate_config(cfg, STRATEGIES)
     assert info.value.loc == loc
+
+
+def test_huge_weights_whose_sum_overflows_are_refused():
+    cfg = {"name": "big", "variants": [{"name": "a", "strategy": "popular", "weight": 1e308},
+                                       {"name": "b", "strategy": "content", "weight": 1e308}]}
+    with pytest.raises(InvalidConfig) as err:
+        validate_config(cfg, ["popular", "content"])
+    assert err.value.loc == ("variants",)
+
+
+def test_assignment_of_a_stored_experiment_with_huge_weights_still_splits():
+    """A row stored before weights were bounded: shares follow the weights' ratios."""
+    exp = Experiment("big", (Variant("a", "popular", 1e308), Variant("b", "content", 1e308)), "a")
+    got = Counter(assign_variant(exp, f"reader-{i}").name for i in range(4000))
+    assert 0.45 < got["a"] / 4000 < 0.55
+
+
+def test_the_sample_ratio_check_works_with_huge_weights():
+    from recommender.ab_stats import srm_test
+    res = srm_test([900, 100], [1e308, 1e308])
+    assert res.mismatch and res.expected == [500.0, 500.0]

@@ -104,3 +104,22 @@ def test_interleaving_credit_follows_the_slot(shop):
                      ev("u2", "p4", "upvote", 0.1, "i2")])  # upvotes are not clicks
     ids, ca, cb = interleave_credits(shop.experiment_lists("exp"), shop.experiment_events("exp"), e)
     assert dict(zip(ids, zip(ca.tolist(), cb.tolist()))) == {"u1": (1, 2), "u2": (1, 0)}
+
+
+def test_a_repeated_event_on_one_list_counts_once(shop):
+    """The same click sent 200 times with the list's request_id (each with its own key, so
+    all are stored) is one click on that list; so is a repeat without a request_id."""
+    serve(shop, "r1", "u1", ["p0", "p1", "p2"], 0, variant="a")
+    serve(shop, "r2", "u2", ["p0", "p1", "p2"], 0, variant="b")
+    shop.add_events([ev("u1", "p1", "click", 0.1 + i / 1000, "r1") for i in range(200)])
+    shop.add_events([ev("u2", "p0", "click", 0.1 + i / 1000) for i in range(5)])
+    shop.add_events([ev("u1", "p1", "read", 0.5, "r1")])  # another kind still counts
+    rows = shop.experiment_events("exp")
+    got = sorted((r["request_id"], r["paper_id"], r["kind"]) for r in rows)
+    assert got == [("r1", "p1", "click"), ("r1", "p1", "read"), ("r2", "p0", "click")]
+    assert min(r["ts"] for r in rows if r["request_id"] == "r1") == at(0.1)  # the first one
+    row = shop.get_experiment("exp")
+    report = build_report(shop, row)
+    by_name = {v["name"]: v for v in report["ab"]["variants"]}
+    assert by_name["a"]["clicks"] == 1 and by_name["a"]["click_rate"] == pytest.approx(1 / 3)
+    assert by_name["b"]["clicks"] == 1

@@ -115,7 +115,7 @@ def test_lookups_with_hostile_ids(app_client, ident):
     # Old arXiv ids have a slash (hep-th/9901001): /papers/{id} and /users/{id} take it.
     for path in (f"/users/{quote(ident, safe='')}", f"/papers/{quote(ident, safe='')}",
                  f"/experiments/{quote(ident, safe='')}/report"):
-        r = app_client.get(path)
+        r = app_client.get(path, headers=AUTH)
         never_5xx(r)
         assert r.status_code == 200 or 400 <= r.status_code < 500, (path, r.status_code)
 
@@ -225,7 +225,7 @@ def test_sql_in_ids_is_data_not_code(app_client):
                         headers=AUTH)
     assert r.status_code == 201
     assert store.count("events") == before + 1
-    assert app_client.get(f"/users/{quote(evil, safe='')}").json()["events"] == 1
+    assert app_client.get(f"/users/{quote(evil, safe='')}", headers=AUTH).json()["events"] == 1
     assert app_client.get("/recommendations", params={"user_id": evil}).status_code == 200
 
 
@@ -332,7 +332,7 @@ def test_chunked_body_over_the_limit_is_413(live, chunk):
                         + f"X-API-Key: {API_KEY}\r\n".encode()
                         + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + pieces + b"0\r\n\r\n")
     assert status == 413, resp
-    assert httpx.get(live.url + "/users/limit", timeout=10).json()["events"] == 0
+    assert httpx.get(live.url + "/users/limit", headers=AUTH, timeout=10).json()["events"] == 0
 
 
 def test_chunked_body_under_the_limit_is_accepted(live):

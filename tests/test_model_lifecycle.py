@@ -191,3 +191,79 @@ def test_upvotes_on_one_topic_move_the_next_list_without_retrain(trained):
         after = client.get("/recommendations", params={"user_id": "demo-diffusion", "k": 20}).json()
         assert after["model_version"] == first.version
         assert robot_share(after) > robot_share(before) + 0.15, (robot_share(before), robot_share(after))
+
+
+def _rewrite_consistently(folder, change_arrays=None, change_manifest=None):
+    """Damage a model so that it still agrees with its own manifest: shapes and checksum
+    updated to match, as a buggy trainer (not a torn write) would leave it."""
+    with np.load(folder / ARRAYS_FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    if change_arrays:
+        change_arrays(arrays)
+        np.savez(folder / ARRAYS_FILE, **arrays)
+        manifest["arrays"] = {n: {"shape": list(a.shape), "dtype": str(a.dtype)}
+                              for n, a in arrays.items()}
+        manifest["checksums"][ARRAYS_FILE] = sha256_of(folder / ARRAYS_FILE)
+    if change_manifest:
+        change_manifest(manifest)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def _fewer_factor_columns(arrays):
+    arrays["cf_item_factors"] = np.ascontiguousarray(arrays["cf_item_factors"][:, :-4])
+
+
+DAMAGE = {
+    "blend_weights_cut": lambda a: a.update(blend_weights=a["blend_weights"][:3]),
+    "pop_observed_cut": lambda a: a.update(pop_observed=a["pop_observed"][:5]),
+    "fewer_factor_columns": _fewer_factor_columns,
+    "nan_factors": lambda a: a["cf_effective_factors"].__setitem__((0, 0), np.nan),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_arrays_that_fit_the_manifest_but_not_each_other_are_refused(trained, damage):
+    db, models, store, first = trained
+    _rewrite_consistently(models / first.version, change_arrays=DAMAGE[damage])
+    with make_client(db, model_dir=models) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and first.version in health["reasons"][0], health
+        assert health["model_version"] is None
+        for user in ("demo-agents", "demo-diffusion", "someone-new"):
+            body = client.get("/recommendations", params={"user_id": user, "k": 5})
+            assert body.status_code == 200, body.text
+            assert len(body.json()["items"]) == 5
+
+
+@pytest.mark.parametrize("field,value", [("checksums", None), ("arrays", None),
+                                         ("checksums", []), ("arrays", {"V": None})])
+def test_a_manifest_with_null_sections_is_refused_and_startup_goes_on(trained, field, value):
+    db, models, store, first = trained
+    _rewrite_consistently(models / first.version,
+                          change_manifest=lambda m: m.__setitem__(field, value))
+    with make_client(db, model_dir=models) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and first.version in health["reasons"][0]
+        assert client.get("/recommendations", params={"user_id": "demo-agents"}).status_code == 200
+
+
+def test_rolling_back_to_the_model_already_serving_clears_degraded(trained):
+    db, models, store, first = trained
+    with make_client(db, model_dir=models) as client:
+        second = train(store, models, force=True, progress=False)
+        store.set_model_status(first.version, "active")
+        wait_for_version(client, first.version)
+        (models / second.version / MANIFEST_FILE).write_text("[]")
+        store.set_model_status(second.version, "active")
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] != "degraded" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/health").json()["status"] == "degraded"
+        assert main(["models", "rollback", "--db", str(db)]) == 0
+        assert store.active_model()["version"] == first.version
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] != "ok" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["model_version"] == first.version, health

@@ -35,9 +35,9 @@ def test_paper_writes_need_key(empty_client):
 
 
 def test_user_summary_counts_history(client):
-    body = client.get("/users/demo-agents").json()
+    body = client.get("/users/demo-agents", headers=AUTH).json()
     assert body["known"] and body["events"] == sum(body["by_kind"].values()) > 0
-    stranger = client.get("/users/stranger").json()
+    stranger = client.get("/users/stranger", headers=AUTH).json()
     assert stranger["known"] is False and stranger["events"] == 0
 
 

@@ -8,6 +8,7 @@ in this process and be on disk once the store is closed."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -131,3 +132,32 @@ def test_a_paper_updated_by_another_process_reaches_the_live_catalog(trained):
     finally:
         there.close()
         here.close()
+
+
+def test_kept_lists_are_bounded_in_items_and_age(trained):  # noqa: F811
+    """Issue 11 finding 2: one kept list per (reader, k, ...) with a cap of 100,000 lists
+    and no expiry held ~3.8 GB at k=100. Readers without history share one list; the rest
+    are bounded by a budget of items and dropped once past their TTL."""
+    db, models, store, first = trained
+    rec = LiveRecommender(store, list_ttl_s=60.0, max_kept_items=1_000)
+    assert rec.model_version == first.version
+    for i in range(300):  # unknown readers under a model strategy (as in an experiment)
+        rec.recommend(f"stranger-{i}", 100, strategy="hybrid")
+    assert len(rec._lists) == 1
+    readers = sorted({e["user_id"] for e in store.iter_events()})
+    assert len(readers) >= 30
+    for user in readers:
+        rec.recommend(user, 100, strategy="hybrid")
+    kept_items = sum(len(entry[4].rows) for entry in rec._lists.values())
+    assert kept_items <= 1_000 and len(rec._lists) <= 11
+    # the latest lists are the ones kept, and a kept list is still served as kept
+    _, again = rec.recommend(readers[-1], 100, strategy="hybrid")
+    assert again is rec.recommend(readers[-1], 100, strategy="hybrid")[1]
+    # past its TTL a list is dropped, not only ignored
+    short = LiveRecommender(store, list_ttl_s=2.0, max_kept_items=1_000)
+    for user in readers[:5]:
+        short.recommend(user, 20, strategy="hybrid")
+    assert len(short._lists) == 5
+    time.sleep(2.1)
+    short.recommend(readers[5], 20, strategy="hybrid")
+    assert list(short._lists) == [(readers[5], 20, True, "hybrid")]

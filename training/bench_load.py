@@ -116,14 +116,14 @@ def active_model(db: Path) -> str | None:
 
 class Server:
     def __init__(self, db: Path, model_dir: Path, workdir: Path, env_extra: dict | None = None,
-                 name: str = "server"):
+                 name: str = "server", prefix: list[str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"{name}.log"
         env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": API_KEY,
                "PAPERREC_MODEL_DIR": str(model_dir), **(env_extra or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
+            [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
              "--no-access-log"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "training.evaluate_cmd",
     "training.experiments_cmd",
     "training.simulate_cmd",
+    "training.prune_cmd",
 ]
 
 

@@ -62,7 +62,8 @@ def _create(store: Store, path: Path) -> int:
             return 2
         except ExperimentExists as exc:
             existing = store.get_experiment(str(exc))
-            if existing["config"] == json.loads(json.dumps(
+            stored = {k: v for k, v in existing["config"].items() if k != "salt"}
+            if stored == json.loads(json.dumps(
                     validate_config(raw, strategies).to_config(), sort_keys=True)):
                 print(f"unchanged {existing['name']} ({existing['status']})")
                 continue

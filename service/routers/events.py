@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
-from recommender.store import EventRow
+from recommender.store import EventRow, IdempotencyConflict
 from service.deps import ApiKey, MetricsDep, RecommenderDep, StoreDep
 from service.schemas import EventBatch, EventIn, EventsAccepted
 
 router = APIRouter(tags=["events"])
 
 
-@router.post("/events", response_model=EventsAccepted, status_code=status.HTTP_201_CREATED)
+@router.post("/events", response_model=EventsAccepted, status_code=status.HTTP_201_CREATED,
+             responses={409: {"description": "an idempotency key reused for another event"}})
 async def post_events(
     payload: Annotated[EventIn | EventBatch, Body(description="one event or a list of up to 1,000")],
     store: StoreDep,
@@ -26,7 +27,7 @@ async def post_events(
     _key: ApiKey,
 ) -> EventsAccepted:
     """Store one event or a batch, all or nothing. Retries with the same idempotency key
-    are stored once. The reader's next list reflects the events at once (every list is
+    (per reader) are stored once; a key reused for other content is a 409 naming it. The reader's next list reflects the events at once (every list is
     ranked after a refresh from the store, which holds them by the time this answers)."""
     batch = payload if isinstance(payload, list) else [payload]
     known = recommender.catalog.row_of
@@ -41,9 +42,15 @@ async def post_events(
     ]
     if errors:
         raise RequestValidationError(errors)
-    stored, duplicates = await store.add_events_async([
-        EventRow(e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key)
-        for e in batch
-    ])
+    try:
+        stored, duplicates = await store.add_events_async([
+            EventRow(e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key)
+            for e in batch
+        ])
+    except IdempotencyConflict as exc:
+        loc = ["body", exc.index, "idempotency_key"] if isinstance(payload, list) \
+            else ["body", "idempotency_key"]
+        raise HTTPException(status.HTTP_409_CONFLICT, {
+            "loc": loc, "idempotency_key": exc.key, "msg": str(exc)}) from None
     metrics.events_accepted.inc(stored)
     return EventsAccepted(accepted=len(batch), stored=stored, duplicates=duplicates)

@@ -29,7 +29,7 @@ def post_papers(
             "type": "value_error", "loc": ["body", dup, "paper_id"],
             "msg": f"duplicate paper_id {ids[dup]!r} in batch", "input": ids[dup]}])
     changed = store.upsert_papers([_stored(p) for p in batch])
-    recommender.refresh()
+    recommender.add_papers()  # waits for its papers; concurrent reads do not
     return PapersStored(accepted=len(batch), changed=changed)
 
 

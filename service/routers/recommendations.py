@@ -131,6 +131,7 @@ def trending(recommender: RecommenderDep, store: StoreDep, k: K = 20,
     when = _as_of_unix(as_of)
     ranked = recommender.rank_trending(k, np.zeros(0, dtype=np.int64), when)
     return TrendingList(
-        as_of=datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc),
+        as_of=(datetime.now(timezone.utc) if when is None  # the epoch (0.0) is a time too
+                else datetime.fromtimestamp(when, tz=timezone.utc)),
         items=_items(store, recommender, ranked),
     )

@@ -1,0 +1,74 @@
+"""Reads never wait for a paper batch, and do not re-read the experiments table on every
+request (issue 11, finding 5). Timing is measured by `make bench-soak`; here the property
+itself: a list is answered while the batch is still being added, and 200 lists under 300
+running experiments read the experiments table about once."""
+from __future__ import annotations
+
+import threading
+import time
+
+from recommender.serving import LiveRecommender
+from tests.conftest import AUTH, make_client
+from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
+
+
+def _papers(n: int, tag: str) -> list[dict]:
+    return [{"paper_id": f"{tag}-{i}", "title": f"Batch paper {i} on sparse attention "
+             f"and diffusion number {i}", "abstract": "We study models. " * 20} for i in range(n)]
+
+
+def test_a_list_is_served_while_a_paper_batch_is_being_added(trained):  # noqa: F811
+    db, models, store, first = trained
+    with make_client(db, model_dir=models) as client:
+        rec: LiveRecommender = client.app.state.recommender
+        assert rec.model_version == first.version
+        done = threading.Event()
+        answer = {}
+
+        def post():
+            answer["r"] = client.post("/papers", json=_papers(1000, "b"), headers=AUTH)
+            done.set()
+
+        writer = threading.Thread(target=post)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while not rec.is_adding_papers() and not done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert rec.is_adding_papers(), "the batch finished before a read could overlap it"
+        read = client.get("/recommendations", params={"user_id": "demo-agents", "k": 10})
+        overlapped = not done.is_set()
+        writer.join(timeout=120)
+        assert read.status_code == 200 and len(read.json()["items"]) == 10
+        assert overlapped, "the read waited for the whole batch"
+        assert answer["r"].status_code == 201, answer["r"].text
+        # once the POST answered, its papers are in the model: recommendable at once
+        assert rec.served is not None and len(rec.served.paper_ids) == rec.catalog.size
+        assert rec.catalog.size == 787 + 1000
+
+
+def test_running_experiments_are_not_read_on_every_request(client):
+    store = client.app.state.store
+    for i in range(300):
+        r = client.post("/experiments", headers=AUTH, json={
+            "name": f"many-{i}", "traffic": 0.01, "variants": [
+                {"name": "a", "strategy": "popular"}, {"name": "b", "strategy": "content"}]})
+        assert r.status_code == 201
+    calls = []
+    real = store.list_experiments
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("status"))
+        return real(*args, **kwargs)
+
+    store.list_experiments = counted
+    for i in range(200):
+        assert client.get("/recommendations", params={"user_id": f"r-{i}"}).status_code == 200
+    assert len(calls) <= 3, len(calls)
+    # a new experiment is seen by the very next list of this process
+    client.post("/experiments", headers=AUTH, json={
+        "name": "everyone", "variants": [{"name": "a", "strategy": "popular"},
+                                         {"name": "b", "strategy": "trending"}]})
+    for stop in range(300):
+        client.post(f"/experiments/many-{stop}/stop", headers=AUTH)
+    body = client.get("/recommendations", params={"user_id": "late-reader"}).json()
+    assert body["experiment"] == "everyone"
