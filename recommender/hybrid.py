@@ -6,14 +6,16 @@ accepts new papers from their text, explains each item, and round-trips through 
 numpy arrays plus a JSON manifest.
 
 Fit (`HybridModel.fit`):
-1. content: TF-IDF (uni+bigrams) + SVD over every paper's text;
-2. confidence matrix from events (weight per kind, time decay);
-3. validation slice, carved from the training data only: 10% of the papers that have
-   readers become "new" (all their events held out), and 20% of each remaining reader's
-   papers are held out. Components are fit on the rest; the blend is fit on held-out
-   positives against sampled negatives (half uniform, half hard: from the top of the
-   unweighted component sum) as a pairwise logistic regression (RankNet with a linear
-   scorer: the held-out paper should outrank the negative);
+1. the validation slice and what is chosen on it (`tuning.py`): a share of the papers with
+   readers become "new" (all their events held out), and a share of each remaining reader's
+   papers is held out (their latest when events carry times); on it the time decay, ALS's
+   alpha and regularisation and how popularity is counted are chosen;
+2. content: TF-IDF (uni+bigrams) + SVD over every paper's text; the confidence matrix from
+   events with the chosen weighting;
+3. components are fit on the rest of the slice; the blend is fit on held-out
+   positives against sampled negatives as a pairwise logistic regression (RankNet with a
+   linear scorer: the held-out paper should outrank the negative), refined by coordinate
+   ascent on validation NDCG@20;
 4. components refit on all training events; the learned blend is kept. ALS continues from
    the validation factors for `refine_sweeps` sweeps instead of starting again, and the
    content-neighbour search of the cold-start map is done once for both fits.
