@@ -22,6 +22,8 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
+from recommender.item_graph import grown, square_from_arrays, square_to_arrays
+
 LAMBDAS = (25.0, 100.0, 400.0, 1600.0, 6400.0)
 FIRST_LAMBDAS = (100.0, 400.0, 1600.0)
 
@@ -87,24 +89,17 @@ class EaseModel:
 
     def add_items(self, n_new: int) -> None:
         """A new paper has no co-readers yet: empty rows and columns."""
-        W = self.weights
-        self.weights = sp.csr_matrix((W.data, W.indices, np.r_[W.indptr, np.full(n_new, W.indptr[-1])]),
-                                     shape=(W.shape[0] + n_new, W.shape[1] + n_new))
+        self.weights = grown(self.weights, n_new)
 
     def params(self) -> dict:
         return {"lambda": self.lam, "covered_items": self.covered, "top_k": self.top_k}
 
     def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
-        W = self.weights
-        return {f"{prefix}data": W.data.astype(np.float32), f"{prefix}indices": W.indices.astype(np.int32),
-                f"{prefix}indptr": W.indptr.astype(np.int64)}
+        return square_to_arrays(self.weights, prefix)
 
     @classmethod
     def from_arrays(cls, arrays, params: dict, prefix: str = "ease_") -> "EaseModel":
-        indptr = np.asarray(arrays[f"{prefix}indptr"], dtype=np.int64)
-        n = len(indptr) - 1
-        W = sp.csr_matrix((np.asarray(arrays[f"{prefix}data"], np.float32),
-                           np.asarray(arrays[f"{prefix}indices"], np.int32), indptr), shape=(n, n))
+        W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("lambda", 0.0)), int(params.get("covered_items", 0)),
                    int(params.get("top_k", 0)))
 

@@ -38,6 +38,25 @@ def top_k_per_row(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
                          shape=M.shape)
 
 
+def grown(W: sp.csr_matrix, n_new: int) -> sp.csr_matrix:
+    """An item x item matrix with `n_new` empty rows and columns for papers added since (they
+    have no co-readers yet). Shared by the item graph and EASE."""
+    return sp.csr_matrix((W.data, W.indices, np.r_[W.indptr, np.full(n_new, W.indptr[-1])]),
+                         shape=(W.shape[0] + n_new, W.shape[1] + n_new))
+
+
+def square_to_arrays(W: sp.csr_matrix, prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}data": W.data.astype(np.float32), f"{prefix}indices": W.indices.astype(np.int32),
+            f"{prefix}indptr": W.indptr.astype(np.int64)}
+
+
+def square_from_arrays(arrays, prefix: str) -> sp.csr_matrix:
+    indptr = np.asarray(arrays[f"{prefix}indptr"], dtype=np.int64)
+    n = len(indptr) - 1
+    return sp.csr_matrix((np.asarray(arrays[f"{prefix}data"], np.float32),
+                          np.asarray(arrays[f"{prefix}indices"], np.int32), indptr), shape=(n, n))
+
+
 @dataclass
 class ItemGraph:
     weights: sp.csr_matrix  # (n_items, n_items): row = from item, col = to item
@@ -88,19 +107,12 @@ class ItemGraph:
 
     def add_items(self, n_new: int) -> None:
         """New papers have no co-occurrence yet: grow the graph with empty rows/columns."""
-        W = self.weights
-        self.weights = sp.csr_matrix((W.data, W.indices, np.r_[W.indptr, np.full(n_new, W.indptr[-1])]),
-                                     shape=(W.shape[0] + n_new, W.shape[1] + n_new))
+        self.weights = grown(self.weights, n_new)
 
     def to_arrays(self, prefix: str = "graph_") -> dict[str, np.ndarray]:
-        W = self.weights
-        return {f"{prefix}data": W.data.astype(np.float32), f"{prefix}indices": W.indices.astype(np.int32),
-                f"{prefix}indptr": W.indptr.astype(np.int64)}
+        return square_to_arrays(self.weights, prefix)
 
     @classmethod
     def from_arrays(cls, arrays, params: dict, prefix: str = "graph_") -> "ItemGraph":
-        indptr = np.asarray(arrays[f"{prefix}indptr"], dtype=np.int64)
-        n = len(indptr) - 1
-        W = sp.csr_matrix((np.asarray(arrays[f"{prefix}data"], np.float32),
-                           np.asarray(arrays[f"{prefix}indices"], np.int32), indptr), shape=(n, n))
+        W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("alpha", 0.8)), float(params.get("beta", 0.4)), int(params.get("top_k", 200)))
