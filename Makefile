@@ -42,22 +42,22 @@ train: install
 bench: bench-quality bench-train bench-load bench-experiments bench-page
 
 bench-quality: install
-	$(PY) -m training.bench_quality
+	$(PY) -m benchmarks.quality
 
 bench-train: install
-	$(PY) -m training.bench_train
+	$(PY) -m benchmarks.train
 
 # Locust at 8/32/64 clients, then the long crash-durability variant (20 SIGKILL rounds).
 bench-load: install
-	$(PY) -m training.bench_load
+	$(PY) -m benchmarks.load
 	$(PY) -m pytest -q -m slow tests/test_durability.py
 
 bench-experiments: install
-	$(PY) -m training.bench_experiments
+	$(PY) -m benchmarks.experiments
 
 # The reader page against the JSON list it shows, and /search over CiteULike-a, in process.
 bench-page: install
-	$(PY) -m training.bench_page
+	$(PY) -m benchmarks.page
 
 # docs/reader-page.png, taken by the browser test (needs chromium + chromium-driver).
 page-screenshot: install
@@ -67,7 +67,7 @@ page-screenshot: install
 # database size and p99 every 30 s; writes bench-results/soak.md, soak.json, soak.png.
 MINUTES ?= 10
 bench-soak: install
-	$(PY) -m training.bench_soak --minutes $(MINUTES)
+	$(PY) -m benchmarks.soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis

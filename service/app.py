@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from threadpoolctl import threadpool_limits
 
-from recommender.serving import LiveRecommender
-from recommender.store import Store
+from recommender.serving.live import LiveRecommender
+from recommender.storage.sqlite.store import Store
 from service.errors import STORE_ERRORS, store_unavailable_handler, validation_error_handler
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 from service.security import SecurityMiddleware
 from service.routers import events, experiments, health, papers, recommendations, users
-from service.settings import Settings
+from recommender.core.settings import Settings
 from service.web import install_web, start_search
 
 

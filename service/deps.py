@@ -13,10 +13,10 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from recommender.serving import LiveRecommender
-from recommender.store import Store
+from recommender.serving.live import LiveRecommender
+from recommender.storage.sqlite.store import Store
 from service.metrics import Metrics
-from service.settings import Settings
+from recommender.core.settings import Settings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Needed for writes; one of PAPERREC_API_KEYS.")

@@ -18,7 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from recommender.store import STORE_ERRORS, StoreUnavailable, fault_reason
+from recommender.storage.sqlite.store import STORE_ERRORS, StoreUnavailable, fault_reason
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import weakref
 
 import numpy as np
 
-from recommender.papers import paper_card
-from recommender.serving import Ranked
+from recommender.core.papers import paper_card
+from recommender.serving.live import Ranked
 
 
 def item_dicts(store, catalog, rows, scores, reasons, abstracts: bool = False) -> list[dict]:

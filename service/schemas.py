@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recommender.events import KINDS, MAX_ID_LENGTH, InvalidField, normalize_ts
+from recommender.core.events import KINDS, MAX_ID_LENGTH, InvalidField, normalize_ts
 
 # Not blank; no NUL or other control character anywhere (`\S` alone matched a NUL, so
 # "a\x00b" passed; a trailing newline made GET /papers/{id} answer with another paper).

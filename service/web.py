@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from recommender.search import PaperSearch, texts_from_store
+from recommender.serving.search import PaperSearch, texts_from_store
 from service.docs import install_offline_docs
 from service.routers import pages, search
 from service.session import SessionCodec

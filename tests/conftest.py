@@ -13,9 +13,9 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from recommender.store import Store  # noqa: E402
+from recommender.storage.sqlite.store import Store  # noqa: E402
 from service.app import create_app  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from recommender.core.settings import Settings  # noqa: E402
 from training.seed_cmd import seed  # noqa: E402
 
 API_KEY = "test-key"

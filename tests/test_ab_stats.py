@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
-
-from recommender import ab_stats
-from recommender.ab_stats import ReaderOutcomes, compare, srm_test, welch
+from recommender.experiments import statistics as ab_stats
+from recommender.experiments.statistics import ReaderOutcomes, compare, srm_test, welch
 
 
 def outcomes(clicks, impressions=None, upvotes=None):
@@ -105,7 +104,7 @@ def test_first_m_readers():
 
 
 def test_one_reader_with_abnormal_volume_does_not_carry_a_variant():
-    from recommender.ab_stats import ReaderOutcomes, ab_report, cap_volume
+    from recommender.experiments.statistics import ReaderOutcomes, ab_report, cap_volume
     n = 200
     ones = np.ones(n)
     control = ReaderOutcomes(ones, 10 * ones, ones, 0 * ones, 0 * ones)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from recommender.artifacts import ARRAYS_FILE, MANIFEST_FILE, ArtifactError, read_artifact, sha256_of, write_artifact
+from recommender.model.artifacts import ARRAYS_FILE, MANIFEST_FILE, ArtifactError, read_artifact, sha256_of, write_artifact
 
 ARRAYS = {"factors": np.arange(12, dtype=np.float32).reshape(4, 3),
           "terms": np.array(["alpha", "beta"], dtype=np.str_)}

@@ -29,9 +29,9 @@ DURATION_S = 4.0
 
 def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) -> None:
     """One process: `threads` threads doing `role` until the time is up."""
-    from recommender.experiments import serve_list
-    from recommender.serving import LiveRecommender
-    from recommender.store import EventRow, Store
+    from recommender.experiments.config import serve_list
+    from recommender.serving.live import LiveRecommender
+    from recommender.storage.sqlite.store import EventRow, Store
 
     store = Store(db)
     errors: list[str] = []

@@ -1,4 +1,4 @@
-"""EASE (recommender/ease.py): the closed form, its pruning, and the option in the hybrid.
+"""EASE (recommender/model/ease.py): the closed form, its pruning, and the option in the hybrid.
 
 The blend has an EASE feature (off by default: the README's ablation says why); with it on,
 the single-reader path still equals the batch path, the model round-trips through plain
@@ -11,9 +11,9 @@ import numpy as np
 import scipy.sparse as sp
 from dataclasses import replace
 
-from recommender.ease import EaseModel, fit_on_validation
-from recommender.hybrid import HybridModel
-from recommender.one_reader import OneHistory
+from recommender.model.ease import EaseModel, fit_on_validation
+from recommender.model.hybrid import HybridModel
+from recommender.model.one_reader import OneHistory
 from tests.test_model_properties import CONFIG, synthetic
 
 

@@ -7,7 +7,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.events import KINDS
+from recommender.core.events import KINDS
 from tests.conftest import AUTH, make_client
 
 PAPER = "2312.17653"  # in the shipped catalog

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recommender.experiments import (Experiment, InvalidConfig, Variant, assign_variant,
+from recommender.experiments.config import (Experiment, InvalidConfig, Variant, assign_variant,
                                      choose_experiment, unit_hash, validate_config)
 
 STRATEGIES = ("popular", "trending", "content")
@@ -124,6 +124,6 @@ def test_assignment_of_a_stored_experiment_with_huge_weights_still_splits():
 
 
 def test_the_sample_ratio_check_works_with_huge_weights():
-    from recommender.ab_stats import srm_test
+    from recommender.experiments.statistics import srm_test
     res = srm_test([900, 100], [1e308, 1e308])
     assert res.mismatch and res.expected == [500.0, 500.0]

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from recommender.experiment_report import build_report, interleave_credits, reader_outcomes
-from recommender.experiments import Experiment, validate_config
-from recommender.store import EventRow
+from recommender.experiments.report import build_report, interleave_credits, reader_outcomes
+from recommender.experiments.config import Experiment, validate_config
+from recommender.storage.sqlite.store import EventRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

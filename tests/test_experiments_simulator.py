@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.experiment_report import build_report
-from recommender.experiments import create_experiment
-from recommender.serving import LiveRecommender
-from recommender.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,
+from recommender.experiments.report import build_report
+from recommender.experiments.config import create_experiment
+from recommender.serving.live import LiveRecommender
+from training.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,
                                    default_start, past_reads, respond, simulate)
-from recommender.store import Store
+from recommender.storage.sqlite.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.blend import FEATURES
-from recommender.cold_start import NeighborCache, content_neighbors
-from recommender.collaborative import CollaborativeModel, CollaborativeParams
-from recommender.content import ContentEncoder
-from recommender.hybrid import HybridConfig, HybridModel, _pair_samples, _pool_task
-from recommender.item_graph import ItemGraph, top_k_per_row
+from recommender.model.blend import FEATURES
+from recommender.model.cold_start import NeighborCache, content_neighbors
+from recommender.model.collaborative import CollaborativeModel, CollaborativeParams
+from recommender.model.content import ContentEncoder
+from recommender.model.hybrid import HybridConfig, HybridModel, _pair_samples, _pool_task
+from recommender.model.item_graph import ItemGraph, top_k_per_row
 from tests.test_model_properties import CONFIG, synthetic
 
 
@@ -113,7 +113,7 @@ def test_pairs_put_a_held_out_paper_against_an_unseen_one():
     readers = int((held.sum(1) > 0).sum())
     assert abs(w.sum() - 2 * readers) < 1e-6
     # rebuild the candidate differences by brute force: each pair row is one of them
-    from recommender.blend import expand
+    from recommender.model.blend import expand
     allowed = set()
     for r in range(held.shape[0]):
         pos, neg = np.nonzero(held[r])[0], np.nonzero(~held[r] & ~excl[r])[0]

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from recommender.events import KINDS, MAX_ID_LENGTH
+from recommender.core.events import KINDS, MAX_ID_LENGTH
 from tests.conftest import API_KEY, AUTH, make_client
 from tests.live_server import LiveServer
 
@@ -365,8 +365,8 @@ ALLOWED_INTERPOLATIONS = {"marks", "table", "int(BUSY_TIMEOUT_S * 1000)", "versi
 def test_sql_text_never_interpolates_data():
     """Every f-string in the store that builds SQL interpolates only placeholders
     (`?,?,?`), whitelisted table names or integers; values travel as parameters."""
-    tree = ast.parse((ROOT / "recommender" / "store.py").read_text())
-    for node in ast.walk(tree):
+    trees = [ast.parse(p.read_text()) for p in (ROOT / "recommender" / "storage").rglob("*.py")]
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.JoinedStr):
             text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
             if not any(w in text.upper() for w in SQL_WORDS):
@@ -388,4 +388,4 @@ def test_only_the_store_talks_to_sqlite():
     users = [p.relative_to(ROOT).as_posix()
              for d in ("recommender", "service") for p in (ROOT / d).rglob("*.py")
              if "sqlite3" in p.read_text() or "sqlite_utils" in p.read_text()]
-    assert users == ["recommender/store.py"], users
+    assert users == ["recommender/storage/sqlite/store.py"], users

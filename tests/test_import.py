@@ -6,8 +6,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.events import InvalidField
-from recommender.papers import clean_paper
+from recommender.core.events import InvalidField
+from recommender.core.papers import clean_paper
 from training.cli import main
 
 
@@ -42,7 +42,7 @@ def test_papers_then_events_and_reimport_changes_nothing(tmp_path, capsys):
     assert run("import", "events", events, "--db", db) == 0
     out = capsys.readouterr().out
     assert "0 stored, 2 already present" in out and "0 stored, 3 already present" in out
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     s = Store(db)
     assert s.count("papers") == 2 and s.count("events") == 3
 
@@ -57,7 +57,7 @@ def test_bad_rows_reject_the_whole_file_with_line_numbers(tmp_path, capsys):
     assert "e.csv:3: paper_id: unknown paper 'zzz'" in err
     assert "e.csv:4: kind:" in err and "e.csv:5: ts:" in err
     assert "nothing imported" in err
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     assert Store(db).count("events") == 0
 
 

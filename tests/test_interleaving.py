@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from recommender.interleaving import compare, credit, sign_test, team_draft
+from recommender.experiments.interleaving import compare, credit, sign_test, team_draft
 
 rankings = st.lists(st.integers(0, 30), unique=True, max_size=25)
 

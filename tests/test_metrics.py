@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from recommender.metrics import hitrate_at_k, metrics_from_hits, ndcg_at_k, recall_at_k, summarize
+from recommender.offline.metrics import hitrate_at_k, metrics_from_hits, ndcg_at_k, recall_at_k, summarize
 
 
 def test_perfect_ranking_scores_one():

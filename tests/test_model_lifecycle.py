@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from recommender.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
-from recommender.store import EventRow, Store
+from recommender.model.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
+from recommender.storage.sqlite.store import EventRow, Store
 from tests.conftest import AUTH, make_client
 from training.cli import main
 from training.train_job import train

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.hybrid import STRATEGIES, HybridConfig, HybridModel
+from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
 
 TOPICS = {
     "graphs": "graph network node edge community clustering spectral random walk",
@@ -174,7 +174,7 @@ def test_dismiss_and_remove_upvote_do_not_add_interest(model):
 
 
 def test_strategies_share_one_interface(model):
-    from recommender.strategies import all_strategies, get_strategy
+    from recommender.model.strategies import all_strategies, get_strategy
 
     strategies = all_strategies(model)
     assert set(strategies) == set(STRATEGIES)

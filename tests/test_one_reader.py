@@ -1,4 +1,4 @@
-"""The single-reader scoring path (recommender/one_reader.py) against the batch path.
+"""The single-reader scoring path (recommender/model/one_reader.py) against the batch path.
 
 A live request scores one reader without scipy's sparse products; offline evaluation scores
 batches with them. Both must rank the same: the scores of one reader are compared to the
@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.hybrid import STRATEGIES, HybridModel
-from recommender.one_reader import OneHistory, gather_rows
+from recommender.model.hybrid import STRATEGIES, HybridModel
+from recommender.model.one_reader import OneHistory, gather_rows
 from tests.test_model_properties import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]

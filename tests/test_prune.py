@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from recommender.store import Store
+from recommender.storage.sqlite.store import Store
 from training.cli import main
 
 NOW = datetime.now(timezone.utc)

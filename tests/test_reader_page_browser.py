@@ -35,9 +35,9 @@ HOSTILE = {"paper_id": "hostile-1", "title": HOSTILE_TITLE,
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, seeded_db_template):
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from service.app import create_app
-    from service.settings import Settings
+    from recommender.core.settings import Settings
 
     db = tmp_path_factory.mktemp("page") / "page.db"
     shutil.copy(seeded_db_template, db)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from recommender.serving import LiveRecommender
+from recommender.serving.live import LiveRecommender
 from tests.conftest import AUTH, make_client
 from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
 

@@ -16,13 +16,13 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 
 @pytest.fixture
 def server_with_experiment(seeded_db):
-    from recommender.experiments import create_experiment
-    from recommender.serving import LiveRecommender
-    from recommender.simulator import (DomainBackend, Readers, TasteSpace, default_start,
+    from recommender.experiments.config import create_experiment
+    from recommender.serving.live import LiveRecommender
+    from training.simulator import (DomainBackend, Readers, TasteSpace, default_start,
                                        simulate)
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from service.app import create_app
-    from service.settings import Settings
+    from recommender.core.settings import Settings
 
     store = Store(seeded_db)
     rec = LiveRecommender(store)

@@ -46,7 +46,7 @@ def _operation_labels() -> list[str]:
     """Collected from the app's schema (no server needed to collect); the test then runs
     against the schema the live server serves, which must be the same."""
     from service.app import create_app
-    from service.settings import Settings
+    from recommender.core.settings import Settings
 
     spec = create_app(Settings(db=":memory:")).openapi()
     return [f"{method.upper()} {path}" for path, item in spec["paths"].items()

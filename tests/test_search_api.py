@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import AUTH
 
-from recommender.events import without_cancelled
-from recommender.papers import paper_url
+from recommender.core.events import without_cancelled
+from recommender.core.papers import paper_url
 from service.schemas import RecommendedItem
 
 

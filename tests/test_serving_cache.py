@@ -15,9 +15,9 @@ import numpy as np
 
 import pytest
 
-from recommender.experiments import serve_list
-from recommender.serving import LiveRecommender
-from recommender.store import EventRow, Store
+from recommender.experiments.config import serve_list
+from recommender.serving.live import LiveRecommender
+from recommender.storage.sqlite.store import EventRow, Store
 from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
 
 TS = "2026-01-02T00:00:00.000000+00:00"

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlite_utils import Database
 
-from recommender.store import MIGRATIONS, EventRow, Store
+from recommender.storage.sqlite.store import MIGRATIONS, EventRow, Store
 
 PAPER = {"paper_id": "p1", "title": "Attention", "abstract": "all you need"}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recommender.store import Store
+from recommender.storage.sqlite.store import Store
 from tests.conftest import API_KEY, AUTH
 from tests.live_server import LiveServer
 

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.trending import DAY_S, trending_scores
+from recommender.serving.trending import DAY_S, trending_scores
 
 NOW = 1_800_000_000.0
 

@@ -1,4 +1,4 @@
-"""What `fit` chooses on its validation slice comes from the data (recommender/tuning.py).
+"""What `fit` chooses on its validation slice comes from the data (recommender/model/tuning.py).
 
 Generated readers with topical tastes: where each reader's taste moved (old events on one
 topic, recent ones on another) the chosen decay is strong; where it stayed and events are
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.confidence import ConfidenceConfig, confidence_matrix
-from recommender.hybrid import HybridConfig, HybridModel
-from recommender.tuning import PopularityConfig, carve, choose, latest_pair_times, pair_keys
+from recommender.model.confidence import ConfidenceConfig, confidence_matrix
+from recommender.model.hybrid import HybridConfig, HybridModel
+from recommender.model.tuning import PopularityConfig, carve, choose, latest_pair_times, pair_keys
 
 DAY = 86_400.0
 T0 = 1.5e9

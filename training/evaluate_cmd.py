@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def evaluate_files(papers_path, train_path, test_path, candidates_path=None, strategies=STRATEGY_NAMES,
                    k: int = 20, seed: int = 0, log=None) -> dict:
-    from recommender.dataset import load_candidates, load_interactions, load_papers
-    from recommender.evaluation import evaluate_split
-    from recommender.hybrid import HybridConfig
+    from recommender.offline.dataset import load_candidates, load_interactions, load_papers
+    from recommender.offline.evaluation import evaluate_split
+    from recommender.model.hybrid import HybridConfig
 
     papers = load_papers(papers_path)
     users: dict[str, int] = {}

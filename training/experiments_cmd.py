@@ -17,11 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from recommender.experiment_report import DEFAULT_WINDOW_HOURS, build_report
-from recommender.experiments import (ExperimentExists, InvalidConfig, create_experiment,
+from recommender.experiments.report import DEFAULT_WINDOW_HOURS, build_report
+from recommender.experiments.config import (ExperimentExists, InvalidConfig, create_experiment,
                                      validate_config)
-from recommender.serving import LiveRecommender
-from recommender.store import Store
+from recommender.serving.live import LiveRecommender
+from recommender.storage.sqlite.store import Store
 from training.settings import db_path
 
 

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recommender.store import Store
+from recommender.storage.sqlite.store import Store
 from training.importing import ImportRejected, import_events, import_papers
 from training.settings import db_path
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recommender.events import InvalidField, check_id, check_kind, normalize_ts
-from recommender.papers import clean_paper
-from recommender.store import EventRow, Store
+from recommender.core.events import InvalidField, check_id, check_kind, normalize_ts
+from recommender.core.papers import clean_paper
+from recommender.storage.sqlite.store import EventRow, Store
 
 EVENT_COLUMNS = ("user_id", "paper_id", "kind", "ts")
 

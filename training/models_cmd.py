@@ -8,8 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from recommender.artifacts import ArtifactError, read_artifact
-from recommender.store import Store
+from recommender.model.artifacts import ArtifactError, read_artifact
+from recommender.storage.sqlite.store import Store
 from training.settings import db_path
 
 

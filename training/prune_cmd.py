@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.store import Store
-from service.settings import Settings
+from recommender.storage.sqlite.store import Store
+from recommender.core.settings import Settings
 from training.settings import db_path
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.store import Store
+from recommender.storage.sqlite.store import Store
 from training.importing import import_events, import_papers
 from training.settings import db_path
 

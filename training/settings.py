@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.settings import Settings
+from recommender.core.settings import Settings
 
 
 def db_path() -> Path:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from recommender.simulator import (ReaderModel, Readers, Served, TasteSpace, default_start,
+from training.simulator import (ReaderModel, Readers, Served, TasteSpace, default_start,
                                    new_prefix, simulate)
 from training.settings import db_path
 
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         from fastapi.testclient import TestClient
 
         from service.app import create_app
-        from service.settings import Settings
+        from recommender.core.settings import Settings
         key = secrets.token_hex(16)
         client_cm = TestClient(create_app(Settings(db=args.db or db_path(), api_keys=key)))
     backend_started = time.time()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.catalog import iso_to_unix
-from recommender.dataset import Interactions, Papers
-from recommender.events import KINDS
-from recommender.store import Store
+from recommender.serving.catalog import iso_to_unix
+from recommender.offline.dataset import Interactions, Papers
+from recommender.core.events import KINDS
+from recommender.storage.sqlite.store import Store
 
 
 def papers_from_store(store: Store) -> Papers:

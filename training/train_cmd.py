@@ -5,8 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from recommender.store import Store
-from service.settings import Settings
+from recommender.storage.sqlite.store import Store
+from recommender.core.settings import Settings
 from training.train_job import train
 
 

@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from recommender.artifacts import ArtifactError, write_artifact
-from recommender.dataset import Interactions, Papers
-from recommender.evaluation import evaluate_model, fit_model
-from recommender.hybrid import HybridConfig
-from recommender.served_model import ServedModel
-from recommender.store import Store
+from recommender.model.artifacts import ArtifactError, write_artifact
+from recommender.offline.dataset import Interactions, Papers
+from recommender.offline.evaluation import evaluate_model, fit_model
+from recommender.model.hybrid import HybridConfig
+from recommender.serving.model_slot import ServedModel
+from recommender.storage.sqlite.store import Store
 from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1

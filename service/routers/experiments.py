@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommender.experiment_report import DEFAULT_WINDOW_HOURS, build_report
-from recommender.experiments import (ExperimentExists, InvalidConfig, create_experiment,
+from recommender.experiments.report import DEFAULT_WINDOW_HOURS, build_report
+from recommender.experiments.config import (ExperimentExists, InvalidConfig, create_experiment,
                                      strategies_of)
 from service.deps import ApiKey, RecommenderDep, StoreDep
 from service.report_page import render_report_page

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from recommender.store import STORE_ERRORS, fault_reason
+from recommender.storage.sqlite.store import STORE_ERRORS, fault_reason
 
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
 from service.schemas import Health

@@ -27,12 +27,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from recommender.events import KINDS, normalize_ts
-from recommender.experiments import serve_list
-from recommender.reader_history import reader_marks
-from recommender.search import MAX_QUERY_CHARS, query_problem, serve_search, serve_similar
-from recommender.serving import EMPTY_ROWS
-from recommender.store import EventRow
+from recommender.core.events import KINDS, normalize_ts
+from recommender.experiments.config import serve_list
+from recommender.serving.reader_history import reader_marks
+from recommender.serving.search import MAX_QUERY_CHARS, query_problem, serve_search, serve_similar
+from recommender.serving.live import EMPTY_ROWS
+from recommender.storage.sqlite.store import EventRow
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
 from service.list_items import page_item_dicts
 from service.schemas import Id

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, status
 
-from recommender.papers import paper_card
+from recommender.core.papers import paper_card
 from service.deps import ApiKey, RecommenderDep, StoreDep
 from service.schemas import PaperBatch, PaperIn, PaperOut, PapersStored, Id
 

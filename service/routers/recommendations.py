@@ -11,8 +11,8 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BeforeValidator
 
-from recommender.events import InvalidField, normalize_ts
-from recommender.experiments import serve_list
+from recommender.core.events import InvalidField, normalize_ts
+from recommender.experiments.config import serve_list
 from service.deps import (MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid,
                           off_loop_if_busy)
 from service.list_items import item_dicts

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 
-from recommender.search import (MAX_QUERY_CHARS, PaperSearch, query_problem, serve_search,
+from recommender.serving.search import (MAX_QUERY_CHARS, PaperSearch, query_problem, serve_search,
                                 serve_similar)
 from service.deps import RecommenderDep, StoreDep
 from service.list_items import item_dicts

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.events import KINDS
+from recommender.core.events import KINDS
 
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from recommender.content import ContentEncoder, paper_text
+from recommender.model.content import ContentEncoder, paper_text
 
 
 def iso_to_unix(value: str | None) -> float:

@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from training.bench_load import API_KEY, ROOT, Server, build_db
+from benchmarks.load import API_KEY, ROOT, Server, build_db
 
 AUTH = {"X-API-Key": API_KEY}
 RESULTS = ROOT / "bench-results"

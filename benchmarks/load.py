@@ -6,7 +6,7 @@ What it does, all on 127.0.0.1 and bounded in time:
    readers) in a temporary SQLite file and, unless --no-model, trains and promotes a model
    (`paperrec train`), so the measured path is the one production serves.
 2. Starts the real server: `uvicorn service.app:app_from_env --factory` (no access log).
-3. For each concurrency level (default 8, 32, 64), runs locust headless (training/locustfile.py)
+3. For each concurrency level (default 8, 32, 64), runs locust headless (benchmarks/locustfile.py)
    for --duration seconds per scenario, closed loop (no think time: N users = N requests in
    flight):
    - floor: GET /health only - the cheapest endpoint through the same app and middleware;
@@ -74,7 +74,7 @@ def free_port() -> int:
 
 
 def build_db(path: Path, model_dir: Path, train: bool) -> dict:
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from training.seed_cmd import seed
 
     store = Store(path)

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.catalog import CatalogSnapshot
+from recommender.serving.catalog import CatalogSnapshot
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from recommender.content import NGRAMS, ContentEncoder, paper_text
-from recommender.reader_history import PROFILE_WEIGHTS, content_profile
-from recommender.serving import Ranked, top_k
+from recommender.model.content import NGRAMS, ContentEncoder, paper_text
+from recommender.serving.reader_history import PROFILE_WEIGHTS, content_profile
+from recommender.serving.live import Ranked, top_k
 
 # List names a served list of these is logged under (impressions.strategy); they are not
 # ranking strategies an experiment can pick (see LiveRecommender.STRATEGIES).

@@ -10,7 +10,7 @@ evaluate` logic for popular, content, collaborative and hybrid, and the table pr
 to it and the target. Exit code 1 when the hybrid misses a target or does not beat every
 single-signal strategy. Nothing is set per data set: the same `HybridConfig()` fits them all.
 
-    python -m training.bench_quality [--splits warm,cold-items,...] [--json OUT]
+    python -m benchmarks.quality [--splits warm,cold-items,...] [--json OUT]
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def split_files(split: str, root: Path = ROOT, movielens: Path = MOVIELENS) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.bench_quality", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
     ap.add_argument("--splits", default=",".join(SPLITS))
     ap.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
     ap.add_argument("--root", type=Path, default=ROOT, help="the CiteULike-a copy")

@@ -1,13 +1,13 @@
 """Benchmark: do the experiment statistics hold up against readers whose tastes we know?
 
-    python -m training.bench_experiments            # the full run (a few minutes, 2 cores)
-    python -m training.bench_experiments --quick    # a smoke run with small numbers
+    python -m benchmarks.experiments            # the full run (a few minutes, 2 cores)
+    python -m benchmarks.experiments --quick    # a smoke run with small numbers
 
 Every experiment is a real one: a fresh SQLite store (a copy of the shipped catalog), the
 live recommender, the experiment created and stored, every list served through
 `serve_list` (hash assignment, team-draft interleaving, logging with request_id), every
 event stored, and the numbers read back through the report's attribution queries and
-statistics code. Only the readers are synthetic (recommender/simulator.py).
+statistics code. Only the readers are synthetic (training/simulator.py).
 
 (a) A/A: both variants run the same strategy. The share of experiments flagged at p < 0.05
     on the primary metric (click rate, reader-level test) must lie in [2%, 8%]. For
@@ -38,10 +38,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from recommender import ab_stats, interleaving  # noqa: E402
-from recommender.experiment_report import interleave_credits, reader_outcomes  # noqa: E402
-from recommender.experiments import Experiment, validate_config  # noqa: E402
-from recommender.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,  # noqa: E402
+from recommender.experiments import interleaving  # noqa: E402
+from recommender.experiments import statistics as ab_stats  # noqa: E402
+from recommender.experiments.report import interleave_credits, reader_outcomes  # noqa: E402
+from recommender.experiments.config import Experiment, validate_config  # noqa: E402
+from training.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,  # noqa: E402
                                    default_start, simulate)
 
 TASTE_AWARE, BASELINE = "content", "popular"
@@ -69,8 +70,8 @@ _W: dict = {}
 
 
 def _init_worker(template: str, workdir: str) -> None:
-    from recommender.serving import LiveRecommender
-    from recommender.store import Store
+    from recommender.serving.live import LiveRecommender
+    from recommender.storage.sqlite.store import Store
 
     store = Store(template)
     rec = LiveRecommender(store)
@@ -95,8 +96,8 @@ def _init_worker(template: str, workdir: str) -> None:
 
 def _run_one(task: tuple) -> dict:
     """One experiment in a fresh store; returns per-reader outcomes in arrival order."""
-    from recommender.serving import LiveRecommender
-    from recommender.store import Store
+    from recommender.serving.live import LiveRecommender
+    from recommender.storage.sqlite.store import Store
 
     kind, idx, n_readers, plan = task
     path = _W["workdir"] / f"{kind}-{idx}-{os.getpid()}.db"
@@ -186,7 +187,7 @@ def binom_ci(x: int, n: int) -> tuple[float, float]:
 
 def run(plan: Plan, out=sys.stdout) -> dict:
     t0 = time.time()
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from training.seed_cmd import seed
 
     shm = Path("/dev/shm")
@@ -295,7 +296,7 @@ def run(plan: Plan, out=sys.stdout) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.bench_experiments",
+    p = argparse.ArgumentParser(prog="python -m benchmarks.experiments",
                                 description=__doc__.split("\n\n")[0])
     d = Plan()
     p.add_argument("--aa-runs", type=int, default=d.aa_runs)

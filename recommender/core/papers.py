@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from recommender.events import InvalidField, check_id, normalize_ts
+from recommender.core.events import InvalidField, check_id, normalize_ts
 
 MAX_TITLE = 2_000
 MAX_ABSTRACT = 100_000

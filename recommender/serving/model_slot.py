@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.artifacts import ArtifactError, read_artifact
-from recommender.hybrid import HybridModel
+from recommender.model.artifacts import ArtifactError, read_artifact
+from recommender.model.hybrid import HybridModel
 
 PAPER_IDS = "paper_ids"
 

@@ -31,18 +31,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.blend import FEATURES, PERSONAL, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
-from recommender.ease import EaseModel, fit_on_validation
-from recommender.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
-from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
-from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
-from recommender.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
+from recommender.model.blend import FEATURES, PERSONAL, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
+from recommender.model.ease import EaseModel, fit_on_validation
+from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
+from recommender.model.collaborative import CollaborativeModel, CollaborativeParams, default_params
+from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
+from recommender.model.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
     pair_keys, popularity_matrix
-from recommender.content import ContentEncoder, paper_text
-from recommender.item_graph import ItemGraph
-from recommender.popularity import Popularity, text_lengths
-from recommender.one_reader import OneHistory, OneReaderScorer
-from recommender.profiles import dense_scores, tfidf_scores
+from recommender.model.content import ContentEncoder, paper_text
+from recommender.model.item_graph import ItemGraph
+from recommender.model.popularity import Popularity, text_lengths
+from recommender.model.one_reader import OneHistory, OneReaderScorer
+from recommender.model.profiles import dense_scores, tfidf_scores
 
 STRATEGIES = ("popular", "content", "collaborative", "hybrid")
 FORMAT_VERSION = 2  # 2: the blend has an EASE feature

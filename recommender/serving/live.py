@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.catalog import CatalogSnapshot, build_snapshot, extend_snapshot, iso_to_unix
-from recommender.content import ContentEncoder, paper_text
-from recommender.event_log import EventLog
-from recommender.events import SEEN_KINDS, without_cancelled
-from recommender.artifacts import ArtifactError
-from recommender.served_model import ServedModel
-from recommender.reader_history import ReaderHistory, content_profile
-from recommender.store import Store
-from recommender.trending import TRENDING_WEIGHTS, trending_scores
+from recommender.serving.catalog import CatalogSnapshot, build_snapshot, extend_snapshot, iso_to_unix
+from recommender.model.content import ContentEncoder, paper_text
+from recommender.serving.event_log import EventLog
+from recommender.core.events import SEEN_KINDS, without_cancelled
+from recommender.model.artifacts import ArtifactError
+from recommender.serving.model_slot import ServedModel
+from recommender.serving.reader_history import ReaderHistory, content_profile
+from recommender.storage.sqlite.store import Store
+from recommender.serving.trending import TRENDING_WEIGHTS, trending_scores
 
 
 @dataclass(frozen=True, eq=False)

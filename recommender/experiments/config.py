@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.interleaving import team_draft
+from recommender.experiments.interleaving import team_draft
 
 KINDS = ("ab", "interleave")
 # Used with fullmatch: `$` also matches before a final newline, so "name\n" passed `match`.

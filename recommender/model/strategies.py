@@ -4,7 +4,7 @@ A strategy is a named ranking function: `score(rows)` for a batch of readers' co
 rows and `recommend(history, k, ...)` for one reader. `popular`, `content`, `collaborative`
 and `hybrid` all come from the same fitted model (one artifact), so an experiment can switch
 a variant's strategy without loading anything else. (`trending` as of a time lives in
-`recommender/trending.py`.)
+`recommender/serving/trending.py`.)
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.hybrid import STRATEGIES, HybridModel, Recommendation
+from recommender.model.hybrid import STRATEGIES, HybridModel, Recommendation
 
 
 @dataclass(frozen=True)

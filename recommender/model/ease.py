@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from recommender.item_graph import grown, square_from_arrays, square_to_arrays
+from recommender.model.item_graph import grown, square_from_arrays, square_to_arrays
 
 LAMBDAS = (25.0, 100.0, 400.0, 1600.0, 6400.0)
 FIRST_LAMBDAS = (100.0, 400.0, 1600.0)

@@ -1,4 +1,4 @@
-"""Locust scenario for `make bench-load` (driven by training/bench_load.py, headless).
+"""Locust scenario for `make bench-load` (driven by benchmarks/load.py, headless).
 
 Two user classes, picked by name on the locust command line:
 

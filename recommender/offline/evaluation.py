@@ -12,11 +12,11 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.confidence import confidence_matrix
-from recommender.dataset import Interactions, Papers
-from recommender.hybrid import STRATEGIES, HybridConfig, HybridModel
-from recommender.content import paper_text
-from recommender.metrics import metrics_from_hits, summarize
+from recommender.model.confidence import confidence_matrix
+from recommender.offline.dataset import Interactions, Papers
+from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
+from recommender.model.content import paper_text
+from recommender.offline.metrics import metrics_from_hits, summarize
 
 
 def fit_model(papers: Papers, train: Interactions, strategies=STRATEGIES, config: HybridConfig | None = None,

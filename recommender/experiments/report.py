@@ -11,10 +11,11 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 import numpy as np
+from recommender.experiments import statistics as ab_stats
 
-from recommender import ab_stats, interleaving
-from recommender.catalog import iso_to_unix
-from recommender.experiments import Experiment
+from recommender.experiments import interleaving
+from recommender.serving.catalog import iso_to_unix
+from recommender.experiments.config import Experiment
 
 DEFAULT_WINDOW_HOURS = 24.0
 TIMELINE_POINTS = 60

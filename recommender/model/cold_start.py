@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from recommender.item_graph import top_k_per_row
+from recommender.model.item_graph import top_k_per_row
 
 THIN_BELOW = 10.0  # decayed interaction mass under which a paper leans on its content neighbours
 MAX_POOL = 30_000  # neighbours come from at most this many of the most-read papers

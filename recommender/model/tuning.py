@@ -30,8 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recommender.confidence import ConfidenceConfig, confidence_matrix
-from recommender.metrics import metrics_from_hits
+from recommender.model.confidence import ConfidenceConfig, confidence_matrix
+from recommender.offline.metrics import metrics_from_hits
 
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
 REGULARIZATIONS = (10.0, 50.0, 200.0)

@@ -221,12 +221,12 @@ class DomainBackend:
         self._running = None
 
     def refresh_experiments(self) -> None:
-        from recommender.experiments import Experiment
+        from recommender.experiments.config import Experiment
         self._running = [Experiment.from_row(r)
                          for r in self.store.list_experiments(status="running")]
 
     def recommend(self, user_id: str, k: int, as_of: float) -> Served:
-        from recommender.experiments import serve_list
+        from recommender.experiments.config import serve_list
         if self._running is None:
             self.refresh_experiments()
         s = serve_list(self.store, self.recommender, user_id, k, True, as_of,
@@ -234,7 +234,7 @@ class DomainBackend:
         return Served(s.request_id, s.paper_ids, s.experiment, s.variant, s.strategy)
 
     def log_events(self, events: list[dict]) -> None:
-        from recommender.store import EventRow
+        from recommender.storage.sqlite.store import EventRow
         if events:
             self.store.add_events([EventRow(e["user_id"], e["paper_id"], e["kind"], e["ts"],
                                             e.get("request_id"), e.get("idempotency_key"))

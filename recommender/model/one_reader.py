@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.blend import history_scale, zscore_rows
+from recommender.model.blend import history_scale, zscore_rows
 
 
 @dataclass(frozen=True)

@@ -135,11 +135,11 @@ def bare_als_seconds(C, factors: int, iterations: int, regularization: float, al
 
 
 def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> dict:
-    from recommender.artifacts import write_artifact
-    from recommender.confidence import confidence_matrix
-    from recommender.dataset import Interactions, Papers
-    from recommender.evaluation import fit_model
-    from recommender.served_model import ServedModel
+    from recommender.model.artifacts import write_artifact
+    from recommender.model.confidence import confidence_matrix
+    from recommender.offline.dataset import Interactions, Papers
+    from recommender.offline.evaluation import fit_model
+    from recommender.serving.model_slot import ServedModel
 
     sampler = RssSampler().start()
     stages = Stages(sampler)
@@ -193,7 +193,7 @@ def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> di
 
 def citeulike_train_job() -> dict:
     """The real `paperrec train` on a store loaded with CiteULike-a."""
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from training.importing import import_events, import_papers
     from training.train_job import train
 
@@ -268,8 +268,8 @@ def citeulike_serving(n_readers: int = 1000, k: int = 20, seed: int = 0) -> dict
     bare argpartition over the same 16,980 scores says what is left above the minimum."""
     from threadpoolctl import threadpool_limits
 
-    from recommender.dataset import load_interactions, load_papers
-    from recommender.evaluation import fit_model
+    from recommender.offline.dataset import load_interactions, load_papers
+    from recommender.offline.evaluation import fit_model
 
     papers = load_papers(CITEULIKE / "papers.jsonl.gz")
     train = load_interactions(CITEULIKE / "warm" / "train.csv.gz", papers)

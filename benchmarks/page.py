@@ -70,9 +70,9 @@ def _row(name: str, s: dict) -> str:
 def bench_page(workdir: Path, n: int, with_model: bool) -> tuple[dict, dict, str]:
     from fastapi.testclient import TestClient
 
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from service.app import create_app
-    from service.settings import Settings
+    from recommender.core.settings import Settings
     from training.seed_cmd import seed
 
     db = workdir / "page.db"
@@ -101,9 +101,9 @@ def bench_page(workdir: Path, n: int, with_model: bool) -> tuple[dict, dict, str
 def bench_search(workdir: Path, n: int, seed_: int = 0) -> tuple[dict, float, int]:
     from fastapi.testclient import TestClient
 
-    from recommender.store import Store
+    from recommender.storage.sqlite.store import Store
     from service.app import create_app
-    from service.settings import Settings
+    from recommender.core.settings import Settings
     from training.importing import import_papers
 
     papers = workdir / "citeulike-papers.jsonl"
