@@ -71,9 +71,9 @@ _W: dict = {}
 
 def _init_worker(template: str, workdir: str) -> None:
     from recommender.serving.live import LiveRecommender
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
 
-    store = Store(template)
+    store = open_store(template)
     rec = LiveRecommender(store)
     store.close()
     encoder = rec.encoder
@@ -97,12 +97,12 @@ def _init_worker(template: str, workdir: str) -> None:
 def _run_one(task: tuple) -> dict:
     """One experiment in a fresh store; returns per-reader outcomes in arrival order."""
     from recommender.serving.live import LiveRecommender
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
 
     kind, idx, n_readers, plan = task
     path = _W["workdir"] / f"{kind}-{idx}-{os.getpid()}.db"
     shutil.copy(_W["template"], path)
-    store = Store(path)
+    store = open_store(path)
     try:
         rec = LiveRecommender(store, encoder=_W["encoder"])
         if kind == "aa":
@@ -187,14 +187,14 @@ def binom_ci(x: int, n: int) -> tuple[float, float]:
 
 def run(plan: Plan, out=sys.stdout) -> dict:
     t0 = time.time()
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from training.seed_cmd import seed
 
     shm = Path("/dev/shm")
     workdir = Path(tempfile.mkdtemp(prefix="bench-exp-", dir=shm if shm.is_dir() else None))
     try:
         template = workdir / "template.db"
-        s = Store(template)
+        s = open_store(template)
         seed(s, demo=False)  # the shipped catalog; no readers yet
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         s.close()

@@ -74,10 +74,10 @@ def free_port() -> int:
 
 
 def build_db(path: Path, model_dir: Path, train: bool) -> dict:
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from training.seed_cmd import seed
 
-    store = Store(path)
+    store = open_store(path)
     try:
         seeded = seed(store, demo=True)
         papers = [r[0] for r in store.db.execute("SELECT paper_id FROM papers")]

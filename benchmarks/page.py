@@ -70,13 +70,13 @@ def _row(name: str, s: dict) -> str:
 def bench_page(workdir: Path, n: int, with_model: bool) -> tuple[dict, dict, str]:
     from fastapi.testclient import TestClient
 
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from service.app import create_app
     from recommender.core.settings import Settings
     from training.seed_cmd import seed
 
     db = workdir / "page.db"
-    store = Store(db)
+    store = open_store(db)
     seed(store, demo=True)
     if with_model:
         from training.train_job import train
@@ -101,7 +101,7 @@ def bench_page(workdir: Path, n: int, with_model: bool) -> tuple[dict, dict, str
 def bench_search(workdir: Path, n: int, seed_: int = 0) -> tuple[dict, float, int]:
     from fastapi.testclient import TestClient
 
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from service.app import create_app
     from recommender.core.settings import Settings
     from training.importing import import_papers
@@ -110,7 +110,7 @@ def bench_search(workdir: Path, n: int, seed_: int = 0) -> tuple[dict, float, in
     with gzip.open(CITEULIKE, "rb") as src, open(papers, "wb") as dst:
         shutil.copyfileobj(src, dst)
     db = workdir / "citeulike.db"
-    store = Store(db)
+    store = open_store(db)
     report = import_papers(store, papers, skip_invalid=True)  # 10 are dated before 1970
     titles = [p["title"] for p in store.iter_papers()]
     store.close()

@@ -193,7 +193,7 @@ def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> di
 
 def citeulike_train_job() -> dict:
     """The real `paperrec train` on a store loaded with CiteULike-a."""
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from training.importing import import_events, import_papers
     from training.train_job import train
 
@@ -213,7 +213,7 @@ def citeulike_train_job() -> dict:
                     if i == 0:
                         out.write(header)
                     shutil.copyfileobj(fh, out)
-        store = Store(tmp / "db.sqlite")
+        store = open_store(tmp / "db.sqlite")
         t = time.perf_counter()
         import_papers(store, papers_path)
         import_events(store, events_path)

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from threadpoolctl import threadpool_limits
 
 from recommender.serving.live import LiveRecommender
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 from service.errors import STORE_ERRORS, store_unavailable_handler, validation_error_handler
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # convoy on the GIL and starve the event loop: 8 gave ~25% more throughput and a
         # lower p99 than 40, 16 or 4 in `make bench-load`.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        store = Store(settings.db)
+        store = open_store(settings.db)
         app.state.store = store
         app.state.recommender = LiveRecommender(
             store, trending_half_life_days=settings.trending_half_life_days,

@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from recommender.serving.live import LiveRecommender
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store
 from service.metrics import Metrics
 from recommender.core.settings import Settings
 

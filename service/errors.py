@@ -18,7 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from recommender.storage.sqlite.store import STORE_ERRORS, StoreUnavailable, fault_reason
+from recommender.storage import STORE_ERRORS, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,13 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
 async def store_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     """503 with Retry-After for faults outside our control (read-only file, full disk): they
     pass, and the client should retry. Any other SQLite error is a bug: a plain 500."""
-    reason = fault_reason(exc)
+    store = request.app.state.store
+    reason = store.fault_reason(exc)
     if reason is None:
         log.error("database error", exc_info=exc)
         return JSONResponse(status_code=500, content={"detail": "internal error"})
     if not isinstance(exc, StoreUnavailable):
-        request.app.state.store.note_fault(exc)
+        store.note_fault(exc)
     return JSONResponse(status_code=503, headers={"Retry-After": str(StoreUnavailable(reason).retry_after)},
                         content={"detail": f"database unavailable ({reason}); retry shortly"})
 

@@ -13,7 +13,7 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from recommender.storage.sqlite.store import Store  # noqa: E402
+from recommender.storage import open_store  # noqa: E402
 from service.app import create_app  # noqa: E402
 from recommender.core.settings import Settings  # noqa: E402
 from training.seed_cmd import seed  # noqa: E402
@@ -24,7 +24,7 @@ AUTH = {"X-API-Key": API_KEY}
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "test.db")
+    s = open_store(tmp_path / "test.db")
     yield s
     s.close()
 
@@ -32,7 +32,7 @@ def store(tmp_path):
 @pytest.fixture(scope="session")
 def seeded_db_template(tmp_path_factory):
     path = tmp_path_factory.mktemp("seeded") / "seeded.db"
-    s = Store(path)
+    s = open_store(path)
     seed(s, demo=True)
     s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     s.close()

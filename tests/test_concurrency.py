@@ -31,9 +31,9 @@ def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) ->
     """One process: `threads` threads doing `role` until the time is up."""
     from recommender.experiments.config import serve_list
     from recommender.serving.live import LiveRecommender
-    from recommender.storage.sqlite.store import EventRow, Store
+    from recommender.storage import EventRow, open_store
 
-    store = Store(db)
+    store = open_store(db)
     errors: list[str] = []
     counts = {"events": 0, "lists": 0, "papers": 0, "reads": 0}
     lock = threading.Lock()

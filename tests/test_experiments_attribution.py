@@ -9,7 +9,7 @@ import pytest
 
 from recommender.experiments.report import build_report, interleave_credits, reader_outcomes
 from recommender.experiments.config import Experiment, validate_config
-from recommender.storage.sqlite.store import EventRow
+from recommender.storage import EventRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

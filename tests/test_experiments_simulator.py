@@ -10,7 +10,7 @@ from recommender.experiments.config import create_experiment
 from recommender.serving.live import LiveRecommender
 from training.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,
                                    default_start, past_reads, respond, simulate)
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_past_reads_come_from_the_readers_taste(space):
 
 
 def test_simulation_end_to_end_adds_up(seeded_db, space):
-    store = Store(seeded_db)
+    store = open_store(seeded_db)
     try:
         rec = LiveRecommender(store)
         create_experiment(store, {"name": "sim", "control": "p", "variants": [

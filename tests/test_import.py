@@ -42,8 +42,8 @@ def test_papers_then_events_and_reimport_changes_nothing(tmp_path, capsys):
     assert run("import", "events", events, "--db", db) == 0
     out = capsys.readouterr().out
     assert "0 stored, 2 already present" in out and "0 stored, 3 already present" in out
-    from recommender.storage.sqlite.store import Store
-    s = Store(db)
+    from recommender.storage import open_store
+    s = open_store(db)
     assert s.count("papers") == 2 and s.count("events") == 3
 
 
@@ -57,8 +57,8 @@ def test_bad_rows_reject_the_whole_file_with_line_numbers(tmp_path, capsys):
     assert "e.csv:3: paper_id: unknown paper 'zzz'" in err
     assert "e.csv:4: kind:" in err and "e.csv:5: ts:" in err
     assert "nothing imported" in err
-    from recommender.storage.sqlite.store import Store
-    assert Store(db).count("events") == 0
+    from recommender.storage import open_store
+    assert open_store(db).count("events") == 0
 
 
 def test_skip_invalid_imports_good_rows_and_says_why(tmp_path, capsys):

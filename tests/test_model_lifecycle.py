@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recommender.model.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
-from recommender.storage.sqlite.store import EventRow, Store
+from recommender.storage import EventRow, open_store
 from tests.conftest import AUTH, make_client
 from training.cli import main
 from training.train_job import train
@@ -22,7 +22,7 @@ def trained_template(tmp_path_factory, seeded_db_template):
     root = tmp_path_factory.mktemp("trained")
     db = root / "db.sqlite"
     shutil.copy(seeded_db_template, db)
-    store = Store(db)
+    store = open_store(db)
     result = train(store, root / "models", progress=False)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
@@ -35,7 +35,7 @@ def trained(tmp_path, trained_template):
     root, result = trained_template
     shutil.copytree(root, tmp_path / "t")
     db = tmp_path / "t" / "db.sqlite"
-    store = Store(db)
+    store = open_store(db)
     with store.transaction() as conn:
         conn.execute("UPDATE models SET path = replace(path, ?, ?)", [str(root), str(tmp_path / "t")])
     return db, tmp_path / "t" / "models", store, result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 from training.cli import main
 
 NOW = datetime.now(timezone.utc)
@@ -22,7 +22,7 @@ def ids(store) -> set[str]:
 
 
 def test_prune_keeps_experiments_recent_lists_and_lists_attribution_may_need(tmp_path):
-    store = Store(tmp_path / "p.db")
+    store = open_store(tmp_path / "p.db")
     served(store, "old-plain", "u1", 90)
     served(store, "old-plain-2", "u1", 45)
     served(store, "recent-plain", "u1", 3)
@@ -38,13 +38,13 @@ def test_prune_keeps_experiments_recent_lists_and_lists_attribution_may_need(tmp
 
 def test_prune_command(tmp_path, capsys):
     db = tmp_path / "c.db"
-    store = Store(db)
+    store = open_store(db)
     served(store, "old", "u", 60)
     served(store, "new", "u", 1)
     store.close()
     assert main(["prune", "--db", str(db), "--days", "30"]) == 0
     assert "1 served list" in capsys.readouterr().out
-    store = Store(db)
+    store = open_store(db)
     assert ids(store) == {"new"}
     store.close()
     assert main(["prune", "--db", str(db), "--days", "5"]) == 2  # below the attribution window

@@ -35,16 +35,16 @@ HOSTILE = {"paper_id": "hostile-1", "title": HOSTILE_TITLE,
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, seeded_db_template):
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from service.app import create_app
     from recommender.core.settings import Settings
 
     db = tmp_path_factory.mktemp("page") / "page.db"
     shutil.copy(seeded_db_template, db)
-    store = Store(db)
+    store = open_store(db)
     store.upsert_papers([HOSTILE])
     store.close()
-    reader_store = Store(db)
+    reader_store = open_store(db)
     with uvicorn_in_thread(create_app(Settings(db=db, api_keys=API_KEY))) as url:
         yield {"url": url, "host": urlparse(url).netloc, "store": reader_store}
     reader_store.close()

@@ -20,11 +20,11 @@ def server_with_experiment(seeded_db):
     from recommender.serving.live import LiveRecommender
     from training.simulator import (DomainBackend, Readers, TasteSpace, default_start,
                                        simulate)
-    from recommender.storage.sqlite.store import Store
+    from recommender.storage import open_store
     from service.app import create_app
     from recommender.core.settings import Settings
 
-    store = Store(seeded_db)
+    store = open_store(seeded_db)
     rec = LiveRecommender(store)
     create_experiment(store, {"name": "browser-ab", "control": "pop", "variants": [
         {"name": "pop", "strategy": "popular"}, {"name": "con", "strategy": "content"}]},

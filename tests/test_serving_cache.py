@@ -17,7 +17,7 @@ import pytest
 
 from recommender.experiments.config import serve_list
 from recommender.serving.live import LiveRecommender
-from recommender.storage.sqlite.store import EventRow, Store
+from recommender.storage import EventRow, open_store
 from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
 
 TS = "2026-01-02T00:00:00.000000+00:00"
@@ -25,7 +25,7 @@ TS = "2026-01-02T00:00:00.000000+00:00"
 
 @pytest.fixture
 def stores(seeded_db):
-    here, there = Store(seeded_db), Store(seeded_db)  # `there` stands for another process
+    here, there = open_store(seeded_db), open_store(seeded_db)  # `there` stands for another process
     yield here, there
     here.close()
     there.close()
@@ -75,7 +75,7 @@ def test_history_as_of_is_read_from_the_store(stores):
 
 
 def test_served_lists_are_readable_at_once_and_on_disk_after_close(seeded_db):
-    store = Store(seeded_db)
+    store = open_store(seeded_db)
     rec = LiveRecommender(store)
     ids = [serve_list(store, rec, f"reader-{i}", 5).request_id for i in range(20)]
     assert store.get_impression(ids[-1])["user_id"] == "reader-19"
@@ -114,7 +114,7 @@ def test_a_paper_updated_by_another_process_reaches_the_live_catalog(trained):
     the live catalog still picks it up - trending and titles move at once - and keeps the
     model's paper order, so the model keeps serving."""
     _, _, here, _ = trained
-    there = Store(here.path)
+    there = open_store(here.path)
     try:
         rec = LiveRecommender(here, list_ttl_s=60.0)
         assert rec.served is not None

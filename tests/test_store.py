@@ -8,7 +8,8 @@ import threading
 import pytest
 from sqlite_utils import Database
 
-from recommender.storage.sqlite.store import MIGRATIONS, EventRow, Store
+from recommender.storage import EventRow, open_store
+from recommender.storage.sqlite.schema import MIGRATIONS
 
 PAPER = {"paper_id": "p1", "title": "Attention", "abstract": "all you need"}
 
@@ -20,7 +21,7 @@ def test_fresh_file_is_migrated_to_latest_in_wal_mode(store):
 
 
 def test_reopening_applies_no_migration_twice(store):
-    again = Store(store.path)
+    again = open_store(store.path)
     assert again.migrate() == 0
     assert again.schema_version == len(MIGRATIONS)
 
@@ -149,7 +150,7 @@ def test_a_version_1_file_gets_change_numbers_and_updates_move_them(tmp_path):
     old.execute("PRAGMA user_version = 1")
     old.conn.commit()
     old.close()
-    store = Store(path)
+    store = open_store(path)
     try:
         assert store.schema_version == len(MIGRATIONS)
         assert [(c, p["paper_id"]) for c, p in store.papers_since(0)] == [(1, "p0"), (2, "p1"), (3, "p2")]

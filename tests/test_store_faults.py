@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 from tests.conftest import API_KEY, AUTH
 from tests.live_server import LiveServer
 
@@ -137,7 +137,7 @@ def test_a_full_disk_is_503_in_health_and_heals(server):
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
     assert _until(lambda: _post_event(server, "after").status_code == 201)
     assert _until(lambda: _health(server)["status"] == "ok")
-    stored = Store(server.db)
+    stored = open_store(server.db)
     try:
         keys = {r[0] for r in stored.db.execute(
             "SELECT idempotency_key FROM events WHERE user_id = 'fault-reader'")}

@@ -21,7 +21,7 @@ from recommender.experiments.report import DEFAULT_WINDOW_HOURS, build_report
 from recommender.experiments.config import (ExperimentExists, InvalidConfig, create_experiment,
                                      validate_config)
 from recommender.serving.live import LiveRecommender
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store, open_store
 from training.settings import db_path
 
 
@@ -74,7 +74,7 @@ def _create(store: Store, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.db or db_path())
+    store = open_store(args.db or db_path())
     try:
         if args.action == "create":
             return _create(store, args.file)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from recommender.core.events import InvalidField, check_id, check_kind, normalize_ts
 from recommender.core.papers import clean_paper
-from recommender.storage.sqlite.store import EventRow, Store
+from recommender.storage import EventRow, Store
 
 EVENT_COLUMNS = ("user_id", "paper_id", "kind", "ts")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from recommender.model.artifacts import ArtifactError, read_artifact
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store, open_store
 from training.settings import db_path
 
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.db or db_path())
+    store = open_store(args.db or db_path())
     try:
         if args.action == "list":
             return list_models(store)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 from recommender.core.settings import Settings
 from training.settings import db_path
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     days = args.days if args.days is not None else Settings().impression_retention_days
-    store = Store(args.db or db_path())
+    store = open_store(args.db or db_path())
     try:
         removed = store.prune_impressions(days)
     except ValueError as exc:

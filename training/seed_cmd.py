@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store, open_store
 from training.importing import import_events, import_papers
 from training.settings import db_path
 
@@ -33,7 +33,7 @@ def seed(store: Store, demo: bool = True) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store(args.db or db_path())
+    store = open_store(args.db or db_path())
     try:
         result = seed(store, demo=not args.no_demo)
     finally:

@@ -234,7 +234,7 @@ class DomainBackend:
         return Served(s.request_id, s.paper_ids, s.experiment, s.variant, s.strategy)
 
     def log_events(self, events: list[dict]) -> None:
-        from recommender.storage.sqlite.store import EventRow
+        from recommender.storage import EventRow
         if events:
             self.store.add_events([EventRow(e["user_id"], e["paper_id"], e["kind"], e["ts"],
                                             e.get("request_id"), e.get("idempotency_key"))

@@ -11,7 +11,7 @@ import numpy as np
 from recommender.serving.catalog import iso_to_unix
 from recommender.offline.dataset import Interactions, Papers
 from recommender.core.events import KINDS
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store
 
 
 def papers_from_store(store: Store) -> Papers:

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from recommender.storage.sqlite.store import Store
+from recommender.storage import open_store
 from recommender.core.settings import Settings
 from training.train_job import train
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings()
-    store = Store(args.db or settings.db)
+    store = open_store(args.db or settings.db)
     try:
         if args.if_missing and store.active_model() is not None:
             print(f"model {store.active_model()['version']} is serving; nothing to do")

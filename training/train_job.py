@@ -36,7 +36,7 @@ from recommender.offline.dataset import Interactions, Papers
 from recommender.offline.evaluation import evaluate_model, fit_model
 from recommender.model.hybrid import HybridConfig
 from recommender.serving.model_slot import ServedModel
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store
 from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1

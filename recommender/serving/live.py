@@ -22,7 +22,7 @@ from recommender.core.events import SEEN_KINDS, without_cancelled
 from recommender.model.artifacts import ArtifactError
 from recommender.serving.model_slot import ServedModel
 from recommender.serving.reader_history import ReaderHistory, content_profile
-from recommender.storage.sqlite.store import Store
+from recommender.storage import Store
 from recommender.serving.trending import TRENDING_WEIGHTS, trending_scores
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
-from recommender.storage.sqlite.store import EventRow, IdempotencyConflict
+from recommender.storage import EventRow, IdempotencyConflict
 from service.deps import ApiKey, MetricsDep, RecommenderDep, StoreDep
 from service.schemas import EventBatch, EventIn, EventsAccepted
 

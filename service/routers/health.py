@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from recommender.storage.sqlite.store import STORE_ERRORS, fault_reason
+from recommender.storage import STORE_ERRORS
 
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
 from service.schemas import Health
@@ -22,7 +22,7 @@ async def health(store: StoreDep, recommender: RecommenderDep) -> Health:
     try:
         await off_loop_if_busy(recommender, recommender.refresh)
     except STORE_ERRORS as exc:
-        if not fault_reason(exc):
+        if not store.fault_reason(exc):
             raise
         store.note_fault(exc)
     reasons = recommender.degraded_reasons()

@@ -32,7 +32,7 @@ from recommender.experiments.config import serve_list
 from recommender.serving.reader_history import reader_marks
 from recommender.serving.search import MAX_QUERY_CHARS, query_problem, serve_search, serve_similar
 from recommender.serving.live import EMPTY_ROWS
-from recommender.storage.sqlite.store import EventRow
+from recommender.storage import EventRow
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
 from service.list_items import page_item_dicts
 from service.schemas import Id

@@ -1,0 +1,244 @@
+"""What the rest of the system may ask of storage: one interface, any backend.
+
+The domain, the service and the CLI speak to a `Store` only through these methods, so a
+second backend (PostgreSQL) implements this class and passes the same suite
+(tests/test_storage_contract.py). Nothing outside `recommender/storage/` imports a
+database driver.
+
+The promises every backend keeps:
+- an event batch is stored atomically, and `add_events` returns only once it is durable
+  (a 2xx means committed); a retry with the same `(user_id, idempotency_key)` is stored
+  once, a key reused for another event raises `IdempotencyConflict` and stores nothing;
+- served lists (`log_served_list`) are not acknowledged to anyone and may be written
+  after the call returns, but every read of served lists in the same process sees them,
+  and a list never commits after an event written later;
+- a paper insert or real update takes the next change number (`papers_since`);
+- faults outside the program (read-only file or database, full disk, I/O errors) raise
+  `StoreUnavailable`, are remembered for `health_reasons`, and heal by themselves.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+# What a client is told to wait before retrying a write refused for an outside fault.
+RETRY_AFTER_S = 2
+# Kinds an experiment's report credits to a served list.
+ATTRIBUTED_KINDS = ("click", "read", "upvote")
+# The longest attribution window a report may ask for (the API's window_hours bound).
+MAX_ATTRIBUTION_DAYS = 30.0
+# What `Store.count` counts.
+TABLES = ("papers", "events", "impressions", "experiments", "models")
+
+
+@dataclass(frozen=True)
+class EventRow:
+    user_id: str
+    paper_id: str
+    kind: str
+    ts: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class StoreUnavailable(Exception):
+    """The database cannot serve this now for a reason outside the program (see
+    `Store.fault_reason`); the service answers 503 with Retry-After, nothing of the write
+    is kept."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = RETRY_AFTER_S
+
+
+class IdempotencyConflict(ValueError):
+    """A batch reuses a reader's idempotency key for an event with other content (paper,
+    kind or request_id): a client bug whose event would otherwise be silently lost. The
+    whole batch is refused; `index` is the event's position in it."""
+
+    def __init__(self, key: str, index: int):
+        super().__init__(f"idempotency_key {key!r} is already used by this reader for "
+                         "another event (different paper_id, kind or request_id)")
+        self.key, self.index = key, index
+
+
+class Store(ABC):
+    """Papers, events, served lists, experiments and the model registry.
+
+    Rows come back as plain dicts; times are ISO-8601 UTC strings."""
+
+    # Moved by every experiment created or stopped through this Store: lets a cache of the
+    # running experiments (experiments.assignment.running_experiments) see it at once.
+    experiments_changed: int = 0
+
+    # -- the store itself ----------------------------------------------------------------
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives (a file path, a URL without its password)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Wait for writes submitted without waiting (served lists), so a read that
+        follows sees them."""
+
+    # -- faults outside the program ------------------------------------------------------
+    @abstractmethod
+    def fault_reason(self, exc: BaseException) -> str | None:
+        """What outside fault `exc` is (read-only, full disk, I/O error...), or None when
+        it is a bug or bad data, which retrying would not cure."""
+
+    @abstractmethod
+    def note_fault(self, exc: BaseException) -> StoreUnavailable:
+        """Remember an outside fault (for health_reasons) and return the StoreUnavailable
+        to raise in its place."""
+
+    @property
+    @abstractmethod
+    def fault(self) -> str | None:
+        """The outside fault remembered now, if any."""
+
+    @abstractmethod
+    def health_reasons(self) -> list[str]:
+        """[] when the store takes writes; else why not (probing whether the fault passed)."""
+
+    # -- papers ----------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_papers(self, papers: Sequence[dict]) -> int:
+        """Insert papers, or update them by id; returns how many rows changed. A paper
+        dict carries `paper_id` and any of title, abstract, published_at, authors,
+        upvotes, extra: an existing paper keeps every field the dict does not carry
+        (`extra` is merged key by key); a new one needs a title. Writing identical
+        values changes nothing (not even the change number)."""
+
+    @abstractmethod
+    def get_paper(self, paper_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def get_papers(self, paper_ids: Sequence[str]) -> dict[str, dict]:
+        """Several papers by id: id -> paper, unknown ids absent."""
+
+    @abstractmethod
+    def iter_papers(self) -> Iterator[dict]:
+        """Every paper in the order it was first added."""
+
+    @abstractmethod
+    def papers_since(self, changed: int) -> list[tuple[int, dict]]:
+        """(change number, paper) of every paper added or updated after change number
+        `changed`, in the order the papers were first added."""
+
+    @abstractmethod
+    def existing_paper_ids(self, paper_ids: Iterable[str]) -> set[str]: ...
+
+    @abstractmethod
+    def count(self, table: str) -> int:
+        """Rows of one of TABLES."""
+
+    # -- events ----------------------------------------------------------------------------
+    @abstractmethod
+    def add_events(self, events: Sequence[EventRow]) -> tuple[int, int]:
+        """Store a batch atomically and durably; returns (stored, duplicates)."""
+
+    @abstractmethod
+    async def add_events_async(self, events: Sequence[EventRow]) -> tuple[int, int]:
+        """add_events() for the event loop: awaits the commit without holding a thread."""
+
+    @abstractmethod
+    def user_events(self, user_id: str, until: str | None = None,
+                    paper_id: str | None = None) -> list[dict]:
+        """A reader's events (paper_id, kind, ts, request_id) in (ts, arrival) order, up to
+        `until`, optionally of one paper only."""
+
+    @abstractmethod
+    def user_summary(self, user_id: str) -> dict:
+        """Event counts by kind, distinct papers, first and last event time."""
+
+    @abstractmethod
+    def co_readers(self, paper_id: str, kinds: Sequence[str], max_readers: int = 500,
+                   limit: int = 200) -> tuple[int, dict[str, int]]:
+        """(readers who acted on the paper with one of `kinds`, and per other paper how
+        many of them acted on it too), over the paper's `max_readers` latest readers."""
+
+    @abstractmethod
+    def readers_with_prefix(self, prefix: str, limit: int = 50) -> list[str]: ...
+
+    @abstractmethod
+    def iter_events(self, until: str | None = None) -> Iterator[dict]:
+        """All events (id, user_id, paper_id, kind, ts) in arrival order."""
+
+    @abstractmethod
+    def event_columns(self, until: str | None = None, batch: int = 100_000
+                      ) -> Iterator[tuple[tuple, tuple, tuple, tuple]]:
+        """(user_ids, paper_ids, kinds, ts) column chunks in (ts, arrival) order."""
+
+    @abstractmethod
+    def events_since(self, event_id: int) -> list[dict]:
+        """Events (id, user_id, paper_id, kind, ts) after event id `event_id`, in arrival
+        order: lets the live recommender keep up with one indexed query."""
+
+    # -- served lists ----------------------------------------------------------------------
+    @abstractmethod
+    def log_served_list(self, request_id: str, user_id: str, strategy: str,
+                        paper_ids: Sequence[str], model_version: str | None = None,
+                        experiment: str | None = None, variant: str | None = None,
+                        sources: Sequence[str] | None = None,
+                        served_at_unix: float | None = None) -> None:
+        """Log a served list without waiting for it (see the module docstring). A list
+        ranked 'as of' a time is logged at that time, so a replay keeps one clock."""
+
+    @abstractmethod
+    def get_impression(self, request_id: str) -> dict | None:
+        """A served list by request_id (paper_ids and sources decoded), or None."""
+
+    @abstractmethod
+    def prune_impressions(self, older_than_days: float) -> int:
+        """Delete served lists older than `older_than_days` that no report can need
+        (ValueError below MAX_ATTRIBUTION_DAYS); returns how many."""
+
+    # -- experiments -----------------------------------------------------------------------
+    @abstractmethod
+    def save_experiment(self, name: str, kind: str, config: dict, control: str | None) -> None: ...
+
+    @abstractmethod
+    def stop_experiment(self, name: str) -> bool:
+        """Whether the experiment was running (stopping a stopped one is a no-op)."""
+
+    @abstractmethod
+    def list_experiments(self, status: str | None = None) -> list[dict]:
+        """Oldest first, config decoded."""
+
+    @abstractmethod
+    def get_experiment(self, name: str) -> dict | None: ...
+
+    @abstractmethod
+    def experiment_lists(self, name: str) -> list[dict]:
+        """Every list served under an experiment: request_id, user_id, variant, served_at,
+        items."""
+
+    @abstractmethod
+    def experiment_events(self, name: str, window_hours: float = 24.0) -> list[dict]:
+        """Events attributed to the experiment's lists (see the SQLite backend's docstring
+        for the rule), with the list's variant, the slot's position and sources."""
+
+    # -- the model registry ----------------------------------------------------------------
+    @abstractmethod
+    def register_model(self, version: str, path: str, params: dict, metrics: dict,
+                       status: str = "candidate") -> None: ...
+
+    @abstractmethod
+    def set_model_status(self, version: str, status: str) -> None:
+        """Promoting ('active') retires the previous active model in the same
+        transaction: never zero or two active models."""
+
+    @abstractmethod
+    def list_models(self) -> list[dict]:
+        """Oldest first, params and metrics decoded."""
+
+    def active_model(self) -> dict | None:
+        rows = [m for m in self.list_models() if m["status"] == "active"]
+        return rows[-1] if rows else None
