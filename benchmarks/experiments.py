@@ -42,6 +42,8 @@ from recommender.experiments import interleaving  # noqa: E402
 from recommender.experiments import statistics as ab_stats  # noqa: E402
 from recommender.experiments.report import interleave_credits, reader_outcomes  # noqa: E402
 from recommender.experiments.config import Experiment, validate_config  # noqa: E402
+from recommender.serving import strategies  # noqa: E402
+from recommender.storage.sqlite import raw  # noqa: E402
 from training.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,  # noqa: E402
                                    default_start, simulate)
 
@@ -114,7 +116,7 @@ def _run_one(task: tuple) -> dict:
                    "control": BASELINE,
                    "variants": [{"name": BASELINE, "strategy": BASELINE},
                                 {"name": TASTE_AWARE, "strategy": TASTE_AWARE}]}
-        exp = validate_config(cfg, rec.STRATEGIES)
+        exp = validate_config(cfg, strategies.NAMES)
         store.save_experiment(exp.name, exp.kind, exp.to_config(), exp.control)
         rng = np.random.default_rng([plan.seed, {"aa": 1, "ab": 2, "il": 3}[kind], idx])
         readers = Readers.sample(n_readers, _W["space"], rng, prefix=f"{kind}{idx}")
@@ -188,7 +190,7 @@ def binom_ci(x: int, n: int) -> tuple[float, float]:
 def run(plan: Plan, out=sys.stdout) -> dict:
     t0 = time.time()
     from recommender.storage import open_store
-    from training.seed_cmd import seed
+    from training.seeding import seed
 
     shm = Path("/dev/shm")
     workdir = Path(tempfile.mkdtemp(prefix="bench-exp-", dir=shm if shm.is_dir() else None))
@@ -196,8 +198,8 @@ def run(plan: Plan, out=sys.stdout) -> dict:
         template = workdir / "template.db"
         s = open_store(template)
         seed(s, demo=False)  # the shipped catalog; no readers yet
-        s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         s.close()
+        raw.checkpoint(template)
         tasks = ([("ab", i, plan.ab_readers, plan) for i in range(plan.ab_runs)]
                  + [("il", i, plan.il_readers, plan) for i in range(plan.il_runs)]
                  + [("aa", i, plan.aa_readers, plan) for i in range(plan.aa_runs)])

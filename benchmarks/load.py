@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from recommender.storage.sqlite import raw
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -75,13 +76,13 @@ def free_port() -> int:
 
 def build_db(path: Path, model_dir: Path, train: bool) -> dict:
     from recommender.storage import open_store
-    from training.seed_cmd import seed
+    from training.seeding import seed
 
     store = open_store(path)
     try:
         seeded = seed(store, demo=True)
-        papers = [r[0] for r in store.db.execute("SELECT paper_id FROM papers")]
-        readers = [r[0] for r in store.db.execute("SELECT DISTINCT user_id FROM events")]
+        papers = [p["paper_id"] for p in store.iter_papers()]
+        readers = sorted({e["user_id"] for e in store.iter_events()})
     finally:
         store.close()
     info = {"papers": len(papers), "demo_events": seeded.get("events"), "readers": len(readers),
@@ -104,11 +105,11 @@ def train_and_promote(db: Path, model_dir: Path, force: bool = True) -> subproce
 
 
 def active_model(db: Path) -> str | None:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = raw.connect(db, readonly=True, timeout=30)
     try:
         row = con.execute("SELECT version FROM models WHERE status = 'active'").fetchone()
         return row[0] if row else None
-    except sqlite3.OperationalError:
+    except raw.OperationalError:
         return None
     finally:
         con.close()
@@ -201,7 +202,7 @@ def to_row(level: int, scenario: str, r: dict) -> Row:
 
 
 def count_events(db: Path) -> int:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = raw.connect(db, readonly=True, timeout=30)
     try:
         return int(con.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
@@ -209,7 +210,7 @@ def count_events(db: Path) -> int:
 
 
 def integrity(db: Path) -> str:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    con = raw.connect(db, readonly=True, timeout=30)
     try:
         return con.execute("PRAGMA integrity_check").fetchone()[0]
     finally:

@@ -48,18 +48,15 @@ def _model_versions():
     path = os.environ.get("PAPERREC_BENCH_DB")
     if not path:
         return None
-    import sqlite3
     import time
+
+    from recommender.storage.sqlite import raw
 
     cache = {"at": 0.0, "versions": {None}}
 
     def versions(fresh: bool = False) -> set:
         if fresh or time.monotonic() - cache["at"] > 1.0:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-            try:
-                cache["versions"] = {None} | {r[0] for r in con.execute("SELECT version FROM models")}
-            finally:
-                con.close()
+            cache["versions"] = {None} | {r[0] for r in raw.query(path, "SELECT version FROM models")}
             cache["at"] = time.monotonic()
         return cache["versions"]
 

@@ -73,7 +73,7 @@ def bench_page(workdir: Path, n: int, with_model: bool) -> tuple[dict, dict, str
     from recommender.storage import open_store
     from service.app import create_app
     from recommender.core.settings import Settings
-    from training.seed_cmd import seed
+    from training.seeding import seed
 
     db = workdir / "page.db"
     store = open_store(db)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
@@ -53,6 +54,19 @@ def encodable(value):
     return value
 
 
+def invalid(loc: Sequence, msg: str, value=None) -> RequestValidationError:
+    """A 422 naming one field, shaped like pydantic's own (`{"detail": [{"type", "loc",
+    "msg", "input"}]}`) and answered by validation_error_handler, so its body is strict JSON
+    too. Raise it: `raise invalid(["query", "q"], "must not be empty", q)`."""
+    return invalid_fields([(loc, msg, value)])
+
+
+def invalid_fields(errors: Iterable[tuple[Sequence, str, object]]) -> RequestValidationError:
+    """A 422 naming several fields: (loc, msg, input) each."""
+    return RequestValidationError([{"type": "value_error", "loc": list(loc), "msg": msg,
+                                    "input": value} for loc, msg, value in errors])
+
+
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     body = getattr(exc, "body", None)
     body_is_list = isinstance(body, list) if body is not None else None
@@ -74,5 +88,5 @@ async def store_unavailable_handler(request: Request, exc: Exception) -> JSONRes
                         content={"detail": f"database unavailable ({reason}); retry shortly"})
 
 
-__all__ = ["STORE_ERRORS", "clean_errors", "encodable", "store_unavailable_handler",
-           "validation_error_handler"]
+__all__ = ["STORE_ERRORS", "clean_errors", "encodable", "invalid", "invalid_fields",
+           "store_unavailable_handler", "validation_error_handler"]

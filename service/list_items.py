@@ -8,7 +8,7 @@ import weakref
 import numpy as np
 
 from recommender.core.papers import paper_card
-from recommender.serving.live import Ranked
+from recommender.core.ranking import Ranked
 
 
 def item_dicts(store, catalog, rows, scores, reasons, abstracts: bool = False) -> list[dict]:

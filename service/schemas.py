@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recommender.core.events import KINDS, MAX_ID_LENGTH, InvalidField, normalize_ts
+from recommender.core.events import MAX_ID_LENGTH, InvalidField, normalize_ts
+from recommender.core.kinds import KINDS
 
 # Not blank; no NUL or other control character anywhere (`\S` alone matched a NUL, so
 # "a\x00b" passed; a trailing newline made GET /papers/{id} answer with another paper).
@@ -46,10 +47,14 @@ class EventsAccepted(BaseModel):
 
 
 class PaperIn(BaseModel):
+    """A paper to add, or what changes of a stored one: an update keeps every field it
+    does not carry."""
+
     model_config = ConfigDict(extra="forbid")
 
     paper_id: Id
-    title: Annotated[str, Field(min_length=1, max_length=2_000)]
+    title: Annotated[str, Field(min_length=1, max_length=2_000)] | None = Field(
+        None, description="required for a new paper; an update may leave it out")
     abstract: Annotated[str, Field(max_length=100_000)] = ""
     published_at: str | None = None
     authors: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=5_000)] = []

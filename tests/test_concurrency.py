@@ -9,9 +9,9 @@
 """
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import shutil
-import sqlite3
 import threading
 import time
 import traceback
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.conftest import API_KEY, AUTH
-from tests.live_server import LiveServer
+from recommender.storage.sqlite import raw
+from tests.helpers import API_KEY, AUTH, LiveServer
 
 PAPER = "2312.17653"
 DURATION_S = 4.0
@@ -29,8 +29,8 @@ DURATION_S = 4.0
 
 def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) -> None:
     """One process: `threads` threads doing `role` until the time is up."""
-    from recommender.experiments.config import serve_list
     from recommender.serving.live import LiveRecommender
+    from recommender.serving.serve_list import serve_list
     from recommender.storage import EventRow, open_store
 
     store = open_store(db)
@@ -38,7 +38,7 @@ def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) ->
     counts = {"events": 0, "lists": 0, "papers": 0, "reads": 0}
     lock = threading.Lock()
     rec = LiveRecommender(store) if role == "reader" else None
-    papers = [r[0] for r in store.db.execute("SELECT paper_id FROM papers LIMIT 200")]
+    papers = [p["paper_id"] for p in itertools.islice(store.iter_papers(), 200)]
 
     def loop(tid: int) -> None:
         n = 0
@@ -61,9 +61,8 @@ def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) ->
                                               "title": f"Concurrent paper {n} about graphs"}])
                         with lock:
                             counts["papers"] += 1
-                    if n % 50 == 0:  # a registry write through the plain transaction path
-                        with store.transaction() as tx:
-                            tx.conn.execute("SELECT count(*) FROM models").fetchone()
+                    if n % 50 == 0:  # a write through the plain transaction path
+                        store.stop_experiment(f"none-{wid}")
                 else:
                     user = f"cc-{n % 3}-{tid % 2}"
                     serve_list(store, rec, user, 10)
@@ -86,7 +85,7 @@ def _worker(db: str, role: str, wid: int, threads: int, duration: float, out) ->
 def test_processes_and_threads_share_one_file(tmp_path, seeded_db):
     db = tmp_path / "shared.db"
     shutil.copy(seeded_db, db)
-    con = sqlite3.connect(db)
+    con = raw.connect(db)
     events_before = con.execute("SELECT count(*) FROM events").fetchone()[0]
     lists_before = con.execute("SELECT count(*) FROM impressions").fetchone()[0]
     con.close()
@@ -106,7 +105,7 @@ def test_processes_and_threads_share_one_file(tmp_path, seeded_db):
     written = sum(r["events"] for r in results)
     lists = sum(r["lists"] + r["reads"] for r in results)
     assert written > 100 and sum(r["reads"] for r in results) > 20, results
-    con = sqlite3.connect(db)
+    con = raw.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == events_before + written
@@ -120,7 +119,7 @@ def test_processes_and_threads_share_one_file(tmp_path, seeded_db):
 def _hold_write_lock(db: str, seconds: float, times: int, gap: float) -> None:
     """Another process taking the write lock for `seconds` at a time: an import, a
     training run registering its model, a backup."""
-    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    con = raw.connect(db, timeout=60, autocommit=True)
     for _ in range(times):
         con.execute("BEGIN IMMEDIATE")
         con.execute("INSERT INTO models (version, status, created_at, path) VALUES (?, 'candidate', ?, '-')",
@@ -173,7 +172,7 @@ def test_two_servers_and_a_lock_holder_never_answer_locked(tmp_path, seeded_db):
     logs = "".join((tmp_path / f"server{i}.log").read_text(errors="replace") for i in range(2))
     assert "database is locked" not in logs and "Traceback" not in logs, logs[-3000:]
     assert statuses and all(s in (200, 201) for s in statuses), bodies[:5]
-    con = sqlite3.connect(db)
+    con = raw.connect(db)
     try:
         stored = {r[0] for r in con.execute("SELECT idempotency_key FROM events WHERE idempotency_key LIKE 'lock-%'")}
     finally:

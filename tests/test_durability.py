@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
@@ -23,15 +22,15 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, AUTH
-from tests.live_server import LiveServer
+from recommender.storage.sqlite import raw
+from tests.helpers import API_KEY, AUTH, LiveServer
 
 ROUNDS, CLIENTS = 4, 4
 SLOW_ROUNDS, SLOW_CLIENTS = 20, 8
 
 
 def _papers(db) -> list[str]:
-    con = sqlite3.connect(db)
+    con = raw.connect(db)
     try:
         return [r[0] for r in con.execute("SELECT paper_id FROM papers")]
     finally:
@@ -104,7 +103,7 @@ def _resend_unknown(url: str, ledger: Ledger) -> None:
 
 
 def _check_store(db, ledger: Ledger) -> dict:
-    con = sqlite3.connect(db, timeout=30)  # opening recovers the WAL as the server would
+    con = raw.connect(db, timeout=30)  # opening recovers the WAL as the server would
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = con.execute(

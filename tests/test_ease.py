@@ -14,7 +14,7 @@ from dataclasses import replace
 from recommender.model.ease import EaseModel, fit_on_validation
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
-from tests.test_model_properties import CONFIG, synthetic
+from tests.helpers import CONFIG, synthetic
 
 
 def random_matrix(n_users=60, n_items=25, seed=0):

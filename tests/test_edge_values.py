@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import AUTH, make_client
+from tests.helpers import AUTH, make_client
 
 PAPER = "2312.17653"  # in the shipped catalog
 JSON = {**AUTH, "content-type": "application/json"}

@@ -7,8 +7,8 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.core.events import KINDS
-from tests.conftest import AUTH, make_client
+from recommender.core.kinds import KINDS
+from tests.helpers import AUTH, make_client
 
 PAPER = "2312.17653"  # in the shipped catalog
 
@@ -168,9 +168,9 @@ def test_batches_waiting_for_their_commit_hold_no_worker_thread(seeded_db):
         for t in posts:
             t.start()
         deadline = time.monotonic() + 5
-        while store._committer._queue.qsize() < 6 and time.monotonic() < deadline:
+        while store.pending_writes() < 6 and time.monotonic() < deadline:
             time.sleep(0.01)
-        queued = store._committer._queue.qsize()  # all six wait behind the stalled commit
+        queued = store.pending_writes()  # all six wait behind the stalled commit
         reader.start()
         reader.join(5)
         answered_while_stalled, acked_while_stalled = list(answered), list(codes)

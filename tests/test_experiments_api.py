@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.conftest import AUTH, make_client
+from tests.helpers import AUTH, make_client
 
 AB = {"name": "pop-vs-content", "control": "pop",
       "variants": [{"name": "pop", "strategy": "popular", "weight": 1},
@@ -172,7 +172,8 @@ def test_the_assignment_salt_is_secret_and_matters(client):
     r = create(client, {**AB, "name": "chosen", "salt": "x"})
     assert r.status_code == 422
     # the public hash of (experiment, user) no longer predicts the variant
-    from recommender.experiments.config import Experiment, assign_variant
+    from recommender.experiments.assignment import assign_variant
+    from recommender.experiments.config import Experiment
     exp = Experiment.from_row(store.get_experiment("salted"))
     public = Experiment(exp.name, exp.variants, exp.control)
     users = [f"u{i}" for i in range(400)]

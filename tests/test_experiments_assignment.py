@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recommender.experiments.config import (Experiment, InvalidConfig, Variant, assign_variant,
-                                     choose_experiment, unit_hash, validate_config)
+from recommender.experiments.assignment import assign_variant, choose_experiment, unit_hash
+from recommender.experiments.config import Experiment, InvalidConfig, Variant, validate_config
 
 STRATEGIES = ("popular", "trending", "content")
 USERS = [f"reader-{i}" for i in range(10_000)]

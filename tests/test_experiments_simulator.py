@@ -7,6 +7,7 @@ import pytest
 
 from recommender.experiments.report import build_report
 from recommender.experiments.config import create_experiment
+from recommender.serving import strategies
 from recommender.serving.live import LiveRecommender
 from training.simulator import (DomainBackend, ReaderModel, Readers, TasteSpace,
                                    default_start, past_reads, respond, simulate)
@@ -59,7 +60,7 @@ def test_simulation_end_to_end_adds_up(seeded_db, space):
         rec = LiveRecommender(store)
         create_experiment(store, {"name": "sim", "control": "p", "variants": [
             {"name": "p", "strategy": "popular"}, {"name": "c", "strategy": "content"}]},
-            rec.STRATEGIES, salt="sim-test")  # a fixed salt: the same readers every run
+            strategies.NAMES, salt="sim-test")  # a fixed salt: the same readers every run
         rng = np.random.default_rng(2)
         readers = Readers.sample(80, space, rng, prefix="t")
         log = simulate(DomainBackend(store, rec), readers, space, 3, 8, default_start(3), rng)

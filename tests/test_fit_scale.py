@@ -22,7 +22,7 @@ from recommender.model.collaborative import CollaborativeModel, CollaborativePar
 from recommender.model.content import ContentEncoder
 from recommender.model.hybrid import HybridConfig, HybridModel, _pair_samples, _pool_task
 from recommender.model.item_graph import ItemGraph, top_k_per_row
-from tests.test_model_properties import CONFIG, synthetic
+from tests.helpers import CONFIG, synthetic
 
 
 def _confidences(seed=0, n_users=60, n_items=40, density=0.15):

@@ -10,45 +10,10 @@ import numpy as np
 import pytest
 
 from recommender.model.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
-from recommender.storage import EventRow, open_store
-from tests.conftest import AUTH, make_client
+from recommender.storage import EventRow
+from tests.helpers import AUTH, make_client, wait_for_version
 from training.cli import main
 from training.train_job import train
-
-
-@pytest.fixture(scope="session")
-def trained_template(tmp_path_factory, seeded_db_template):
-    """A seeded store with one trained, promoted model (trained once per session)."""
-    root = tmp_path_factory.mktemp("trained")
-    db = root / "db.sqlite"
-    shutil.copy(seeded_db_template, db)
-    store = open_store(db)
-    result = train(store, root / "models", progress=False)
-    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    return root, result
-
-
-@pytest.fixture
-def trained(tmp_path, trained_template):
-    """A private copy: model paths in the registry are rewritten to the copy."""
-    root, result = trained_template
-    shutil.copytree(root, tmp_path / "t")
-    db = tmp_path / "t" / "db.sqlite"
-    store = open_store(db)
-    with store.transaction() as conn:
-        conn.execute("UPDATE models SET path = replace(path, ?, ?)", [str(root), str(tmp_path / "t")])
-    return db, tmp_path / "t" / "models", store, result
-
-
-def wait_for_version(client, version, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = client.get("/health").json()
-        if health["model_version"] == version:
-            return health
-        time.sleep(0.2)
-    raise AssertionError(f"service never switched to {version}: {health}")
 
 
 def test_first_model_is_promoted_with_a_full_manifest(trained):

@@ -11,38 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
-
-TOPICS = {
-    "graphs": "graph network node edge community clustering spectral random walk",
-    "genes": "gene expression protein sequence genome transcription regulatory cell",
-    "vision": "image convolutional pixel segmentation detection camera visual scene",
-    "language": "language text word translation parsing corpus sentence semantic",
-}
-
-
-def synthetic(n_papers=80, n_users=160, seed=0):
-    rng = np.random.default_rng(seed)
-    names = list(TOPICS)
-    topic = rng.integers(0, len(names), n_papers)
-    titles, texts = [], []
-    for i in range(n_papers):
-        words = TOPICS[names[topic[i]]].split()
-        w = rng.choice(words, 6)
-        titles.append(f"{w[0]} {w[1]} study {i}")
-        texts.append(f"{titles[-1]} {' '.join(rng.choice(words, 12))}")
-    users, items = [], []
-    for u in range(n_users):
-        likes = rng.choice(len(names), 1 + (u % 2), replace=False)
-        pool = np.nonzero(np.isin(topic, likes))[0]
-        for i in rng.choice(pool, min(len(pool), int(rng.integers(2, 12))), replace=False):
-            users.append(u)
-            items.append(int(i))
-    return texts, titles, np.asarray(users), np.asarray(items), topic
-
-
-CONFIG = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=16, pool_per_feature=20)
-
+from recommender.model.hybrid import STRATEGIES, HybridModel
+from tests.helpers import CONFIG, synthetic
 
 @pytest.fixture(scope="module")
 def data():

@@ -13,9 +13,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from recommender.model.one_reader import OneHistory, gather_rows
-from tests.test_model_properties import CONFIG, synthetic
+from tests.helpers import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]
 history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
@@ -53,7 +54,7 @@ def test_list_is_the_batch_top_k(model, history, k):
     row, seen = model.history_row(history)
     excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)),
                          shape=(1, model.n_items))
-    expected = model.top_k(model._score_batch(row, "hybrid"), k, excl)[0]
+    expected = top_k(model._score_batch(row, "hybrid"), k, excl)[0]
     got = [r.index for r in model.recommend(history, k=k, with_reasons=False)]
     assert got == [int(j) for j in expected if j >= 0]
 

@@ -1,7 +1,7 @@
 """Papers, users, health and metrics endpoints."""
 from __future__ import annotations
 
-from tests.conftest import AUTH
+from tests.helpers import AUTH
 
 
 def test_post_and_get_paper(empty_client):
@@ -27,6 +27,39 @@ def test_bad_papers_are_422_naming_field_and_nothing_is_stored(empty_client):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 1, "paper_id"]
     r = empty_client.post("/papers", json={**good, "upvotes": -1}, headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "upvotes"]
+    assert empty_client.app.state.store.count("papers") == 0
+
+
+def test_an_update_changes_only_the_fields_it_carries(empty_client):
+    """POST /papers for a stored id is an update: a title-only correction keeps the
+    abstract, date, authors, upvotes and url; an upvotes-only update is accepted (it was a
+    422 for the missing title, and a title-only one erased the rest)."""
+    paper = {"paper_id": "x1", "title": "A titel", "abstract": "Words here.",
+             "published_at": "2026-02-10", "authors": ["A. B.", "C. D."], "upvotes": 3,
+             "url": "https://example.org/x1"}
+    assert empty_client.post("/papers", json=paper, headers=AUTH).status_code == 201
+    before = empty_client.get("/papers/x1").json()
+    r = empty_client.post("/papers", json={"paper_id": "x1", "title": "A title"}, headers=AUTH)
+    assert r.status_code == 201 and r.json() == {"accepted": 1, "changed": 1}
+    after = empty_client.get("/papers/x1").json()
+    assert after == {**before, "title": "A title"}
+    r = empty_client.post("/papers", json={"paper_id": "x1", "upvotes": 40}, headers=AUTH)
+    assert r.status_code == 201 and r.json()["changed"] == 1
+    assert empty_client.get("/papers/x1").json() == {**after, "upvotes": 40}
+    # the live catalog has the update at once: the title of lists, the count of trending
+    item = empty_client.get("/trending", params={"k": 1}).json()["items"][0]
+    assert (item["paper_id"], item["title"], item["upvotes"]) == ("x1", "A title", 40)
+    # the same values again change nothing
+    assert empty_client.post("/papers", json={"paper_id": "x1", "upvotes": 40},
+                             headers=AUTH).json()["changed"] == 0
+
+
+def test_a_new_paper_needs_a_title_and_nothing_of_its_batch_is_stored(empty_client):
+    r = empty_client.post("/papers", json={"paper_id": "n1", "upvotes": 3}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "title"]
+    batch = [{"paper_id": "n2", "title": "Fine"}, {"paper_id": "n3", "abstract": "No title"}]
+    r = empty_client.post("/papers", json=batch, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 1, "title"]
     assert empty_client.app.state.store.count("papers") == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from recommender.storage import open_store
+from recommender.storage.sqlite import raw
 from training.cli import main
 
 NOW = datetime.now(timezone.utc)
@@ -18,7 +19,7 @@ def served(store, rid, user, days_ago, experiment=None):
 
 def ids(store) -> set[str]:
     store.flush()
-    return {r[0] for r in store.db.execute("SELECT request_id FROM impressions")}
+    return {r[0] for r in raw.query(store.location, "SELECT request_id FROM impressions")}
 
 
 def test_prune_keeps_experiments_recent_lists_and_lists_attribution_may_need(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import API_KEY, AUTH
+from tests.helpers import API_KEY, AUTH
 
 HOSTILE = {"paper_id": "hostile-1",
            "title": 'Zyxqu <script>alert(1)</script> "><img src=x onerror=alert(2)>',

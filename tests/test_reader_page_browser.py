@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.live_server import uvicorn_in_thread
+from tests.helpers import uvicorn_in_thread
 from training.demo_events import TOPIC_RE, topic_scores
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -8,8 +8,7 @@ import threading
 import time
 
 from recommender.serving.live import LiveRecommender
-from tests.conftest import AUTH, make_client
-from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
+from tests.helpers import AUTH, make_client
 
 
 def _papers(n: int, tag: str) -> list[dict]:
@@ -17,7 +16,7 @@ def _papers(n: int, tag: str) -> list[dict]:
              f"and diffusion number {i}", "abstract": "We study models. " * 20} for i in range(n)]
 
 
-def test_a_list_is_served_while_a_paper_batch_is_being_added(trained):  # noqa: F811
+def test_a_list_is_served_while_a_paper_batch_is_being_added(trained):
     db, models, store, first = trained
     with make_client(db, model_dir=models) as client:
         rec: LiveRecommender = client.app.state.recommender

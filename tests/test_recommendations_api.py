@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import AUTH
+from tests.helpers import AUTH
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 TOPIC_WORDS = ("speech", "audio", "voice", "music", "sound")

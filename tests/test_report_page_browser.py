@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.live_server import uvicorn_in_thread
+from tests.helpers import uvicorn_in_thread
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 @pytest.fixture
 def server_with_experiment(seeded_db):
     from recommender.experiments.config import create_experiment
+    from recommender.serving import strategies
     from recommender.serving.live import LiveRecommender
     from training.simulator import (DomainBackend, Readers, TasteSpace, default_start,
                                        simulate)
@@ -28,7 +29,7 @@ def server_with_experiment(seeded_db):
     rec = LiveRecommender(store)
     create_experiment(store, {"name": "browser-ab", "control": "pop", "variants": [
         {"name": "pop", "strategy": "popular"}, {"name": "con", "strategy": "content"}]},
-        rec.STRATEGIES)
+        strategies.NAMES)
     space = TasteSpace.from_jsonl()
     rng = np.random.default_rng(0)
     simulate(DomainBackend(store, rec), Readers.sample(60, space, rng), space, 2, 10,

@@ -6,7 +6,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import AUTH
+from tests.helpers import AUTH
 
 from recommender.core.events import without_cancelled
 from recommender.core.papers import paper_url

@@ -7,18 +7,18 @@ Served lists are written without the request waiting; they must still be readabl
 in this process and be on disk once the store is closed."""
 from __future__ import annotations
 
-import sqlite3
 import time
+import itertools
 from datetime import datetime, timezone
 
 import numpy as np
 
 import pytest
 
-from recommender.experiments.config import serve_list
 from recommender.serving.live import LiveRecommender
+from recommender.serving.serve_list import serve_list
 from recommender.storage import EventRow, open_store
-from tests.test_model_lifecycle import trained, trained_template  # noqa: F401 (fixtures)
+from recommender.storage.sqlite import raw
 
 TS = "2026-01-02T00:00:00.000000+00:00"
 
@@ -32,7 +32,7 @@ def stores(seeded_db):
 
 
 def _some_papers(store, n):
-    return [r[0] for r in store.db.execute("SELECT paper_id FROM papers ORDER BY rowid LIMIT ?", [n])]
+    return [p["paper_id"] for p in itertools.islice(store.iter_papers(), n)]
 
 
 @pytest.mark.parametrize("list_ttl_s", [0.0, 60.0])
@@ -81,7 +81,7 @@ def test_served_lists_are_readable_at_once_and_on_disk_after_close(seeded_db):
     assert store.get_impression(ids[-1])["user_id"] == "reader-19"
     more = [serve_list(store, rec, "late-reader", 5).request_id for _ in range(5)]
     store.close()
-    con = sqlite3.connect(seeded_db)
+    con = raw.connect(seeded_db)
     try:
         stored = {r[0] for r in con.execute("SELECT request_id FROM impressions")}
     finally:
@@ -134,22 +134,21 @@ def test_a_paper_updated_by_another_process_reaches_the_live_catalog(trained):
         here.close()
 
 
-def test_kept_lists_are_bounded_in_items_and_age(trained):  # noqa: F811
+def test_kept_lists_are_bounded_in_items_and_age(trained):
     """Issue 11 finding 2: one kept list per (reader, k, ...) with a cap of 100,000 lists
-    and no expiry held ~3.8 GB at k=100. Readers without history share one list; the rest
-    are bounded by a budget of items and dropped once past their TTL."""
+    and no expiry held ~3.8 GB at k=100. Readers without history share the trending list
+    (nothing is kept for them); the rest are bounded by a budget of items and dropped once
+    past their TTL."""
     db, models, store, first = trained
     rec = LiveRecommender(store, list_ttl_s=60.0, max_kept_items=1_000)
     assert rec.model_version == first.version
-    for i in range(300):  # unknown readers under a model strategy (as in an experiment)
-        rec.recommend(f"stranger-{i}", 100, strategy="hybrid")
-    assert len(rec._lists) == 1
+    shared = {id(rec.recommend(f"stranger-{i}", 100, strategy="hybrid")[1]) for i in range(300)}
+    assert len(rec.kept) == 0 and len(shared) == 1  # unknown readers (as in an experiment)
     readers = sorted({e["user_id"] for e in store.iter_events()})
     assert len(readers) >= 30
     for user in readers:
         rec.recommend(user, 100, strategy="hybrid")
-    kept_items = sum(len(entry[4].rows) for entry in rec._lists.values())
-    assert kept_items <= 1_000 and len(rec._lists) <= 11
+    assert rec.kept.items <= 1_000 and len(rec.kept) <= 10
     # the latest lists are the ones kept, and a kept list is still served as kept
     _, again = rec.recommend(readers[-1], 100, strategy="hybrid")
     assert again is rec.recommend(readers[-1], 100, strategy="hybrid")[1]
@@ -157,7 +156,7 @@ def test_kept_lists_are_bounded_in_items_and_age(trained):  # noqa: F811
     short = LiveRecommender(store, list_ttl_s=2.0, max_kept_items=1_000)
     for user in readers[:5]:
         short.recommend(user, 20, strategy="hybrid")
-    assert len(short._lists) == 5
+    assert len(short.kept) == 5
     time.sleep(2.1)
     short.recommend(readers[5], 20, strategy="hybrid")
-    assert list(short._lists) == [(readers[5], 20, True, "hybrid")]
+    assert short.kept.keys() == [(readers[5], 20, True, "hybrid")]

@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recommender.storage import open_store
-from tests.conftest import API_KEY, AUTH
-from tests.live_server import LiveServer
+from recommender.storage.sqlite import raw
+from tests.helpers import API_KEY, AUTH, LiveServer
 
 PAPER = "2312.17653"
 
@@ -46,7 +45,7 @@ def test_connections_of_finished_threads_are_closed(store):
         t.start()
         t.join()
     assert open_handles(store.path) <= base + 2
-    assert len(store._all_conns) <= 3
+    assert store.open_connections() <= 3
 
 
 def _unprivileged() -> list[str]:
@@ -137,10 +136,6 @@ def test_a_full_disk_is_503_in_health_and_heals(server):
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
     assert _until(lambda: _post_event(server, "after").status_code == 201)
     assert _until(lambda: _health(server)["status"] == "ok")
-    stored = open_store(server.db)
-    try:
-        keys = {r[0] for r in stored.db.execute(
-            "SELECT idempotency_key FROM events WHERE user_id = 'fault-reader'")}
-    finally:
-        stored.close()
+    keys = {r[0] for r in raw.query(
+        server.db, "SELECT idempotency_key FROM events WHERE user_id = 'fault-reader'", readonly=False)}
     assert keys == {"before", "after"}  # nothing of a refused batch is stored

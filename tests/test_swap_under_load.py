@@ -4,7 +4,6 @@ registry had (or none, before the first model)."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,8 +11,8 @@ import time
 
 import httpx
 
-from tests.conftest import API_KEY, AUTH
-from tests.live_server import ROOT, LiveServer
+from recommender.storage.sqlite import raw
+from tests.helpers import API_KEY, AUTH, ROOT, LiveServer
 
 PAPER = "2312.17653"
 
@@ -65,7 +64,7 @@ def test_train_and_promote_while_serving(tmp_path, seeded_db):
         for t in threads:
             t.join(timeout=60)
         server.stop()
-    con = sqlite3.connect(db)
+    con = raw.connect(db)
     versions = {r[0] for r in con.execute("SELECT version FROM models")}
     active = con.execute("SELECT version FROM models WHERE status = 'active'").fetchone()[0]
     con.close()

@@ -20,9 +20,9 @@ from pathlib import Path
 from recommender.experiments.report import DEFAULT_WINDOW_HOURS, build_report
 from recommender.experiments.config import (ExperimentExists, InvalidConfig, create_experiment,
                                      validate_config)
-from recommender.serving.live import LiveRecommender
+from recommender.serving import strategies as registry
 from recommender.storage import Store, open_store
-from training.settings import db_path
+from recommender.core.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def _create(store: Store, path: Path) -> int:
         print(f"error: cannot read {path}: {exc}", file=sys.stderr)
         return 2
     configs = data if isinstance(data, list) else [data]
-    strategies = LiveRecommender.STRATEGIES
+    strategies = registry.NAMES
     for i, raw in enumerate(configs):
         where = f"{path}" + (f"[{i}]" if isinstance(data, list) else "")
         try:
@@ -74,7 +74,7 @@ def _create(store: Store, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.db or db_path())
+    store = open_store(args.db or Settings().db)
     try:
         if args.action == "create":
             return _create(store, args.file)

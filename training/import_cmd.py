@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from recommender.storage import open_store
+from recommender.core.settings import Settings
 from training.importing import ImportRejected, import_events, import_papers
-from training.settings import db_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.file.exists():
         print(f"error: {args.file} does not exist", file=sys.stderr)
         return 2
-    store = open_store(args.db or db_path())
+    store = open_store(args.db or Settings().db)
     importer = import_papers if args.what == "papers" else import_events
     try:
         report = importer(store, args.file, skip_invalid=args.skip_invalid)

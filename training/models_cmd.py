@@ -10,7 +10,7 @@ from pathlib import Path
 
 from recommender.model.artifacts import ArtifactError, read_artifact
 from recommender.storage import Store, open_store
-from training.settings import db_path
+from recommender.core.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.db or db_path())
+    store = open_store(args.db or Settings().db)
     try:
         if args.action == "list":
             return list_models(store)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings
-from training.settings import db_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     days = args.days if args.days is not None else Settings().impression_retention_days
-    store = open_store(args.db or db_path())
+    store = open_store(args.db or Settings().db)
     try:
         removed = store.prune_impressions(days)
     except ValueError as exc:

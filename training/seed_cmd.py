@@ -1,17 +1,12 @@
-"""`paperrec seed`: build the embedded default from `seeds/` (catalog + demo readers).
-
-Running it again changes nothing: papers are upserted and demo events carry content-based
-idempotency keys."""
+"""`paperrec seed`: build the embedded default from `seeds/` (training/seeding.py)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from recommender.storage import Store, open_store
-from training.importing import import_events, import_papers
-from training.settings import db_path
-
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from recommender.storage import open_store
+from recommender.core.settings import Settings
+from training.seeding import seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,22 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def seed(store: Store, demo: bool = True) -> dict:
-    papers = import_papers(store, SEEDS / "papers.jsonl")
-    out = {"papers": papers.rows, "papers_stored": papers.stored}
-    if demo:
-        events = import_events(store, SEEDS / "demo_events.csv")
-        out.update(events=events.rows, events_stored=events.stored)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.db or db_path())
+    store = open_store(args.db or Settings().db)
     try:
         result = seed(store, demo=not args.no_demo)
     finally:
         store.close()
-    line = f"seeded {store.path}: {result['papers']} papers ({result['papers_stored']} new or changed)"
+    line = f"seeded {store.location}: {result['papers']} papers ({result['papers_stored']} new or changed)"
     if "events" in result:
         line += f", {result['events']} synthetic demo events ({result['events_stored']} new)"
     print(line)

@@ -26,7 +26,6 @@ import numpy as np
 
 from training.simulator import (ReaderModel, Readers, Served, TasteSpace, default_start,
                                    new_prefix, simulate)
-from training.settings import db_path
 
 
 class HttpBackend:
@@ -136,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         from service.app import create_app
         from recommender.core.settings import Settings
         key = secrets.token_hex(16)
-        client_cm = TestClient(create_app(Settings(db=args.db or db_path(), api_keys=key)))
+        client_cm = TestClient(create_app(Settings(db=args.db or Settings().db, api_keys=key)))
     backend_started = time.time()
     with client_cm as client:
         name = None

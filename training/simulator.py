@@ -27,17 +27,18 @@ logging through `POST /events`.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from recommender.core.times import DAY_S, to_iso
+
 SEEDS_PAPERS = Path(__file__).resolve().parent.parent / "seeds" / "papers.jsonl"
-DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def past_reads(readers: Readers, space: TasteSpace, rng: np.random.Generator,
         for j, row in enumerate(rows):
             ts = start_ts - rng.uniform(1.0, 30.0) * DAY_S
             events.append({"user_id": readers.ids[i], "paper_id": space.paper_ids[row],
-                           "kind": "read", "ts": _iso(ts),
+                           "kind": "read", "ts": to_iso(ts),
                            "idempotency_key": f"past:{readers.ids[i]}:{j}"})
     return events
 
@@ -226,7 +227,7 @@ class DomainBackend:
                          for r in self.store.list_experiments(status="running")]
 
     def recommend(self, user_id: str, k: int, as_of: float) -> Served:
-        from recommender.experiments.config import serve_list
+        from recommender.serving.serve_list import serve_list
         if self._running is None:
             self.refresh_experiments()
         s = serve_list(self.store, self.recommender, user_id, k, True, as_of,
@@ -251,10 +252,6 @@ class SimulationLog:
     upvotes: int = 0
     past_reads: int = 0
     sessions_per_day: list[int] = field(default_factory=list)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds")
 
 
 def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k: int,
@@ -295,7 +292,7 @@ def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k
                     if mask[j, pos]:
                         events.append({
                             "user_id": readers.ids[who[j]], "paper_id": s.paper_ids[pos],
-                            "kind": kind, "ts": _iso(base + dt), "request_id": s.request_id,
+                            "kind": kind, "ts": to_iso(base + dt), "request_id": s.request_id,
                             "idempotency_key": f"{s.request_id}:{pos}:{kind}",
                         })
             backend.log_events(events)
@@ -311,7 +308,7 @@ def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k
 def default_start(days: int, now: float | None = None) -> float:
     """Midnight UTC `days + 1` days ago: every simulated event lies in the past, so the
     API's 'not in the future' check accepts it."""
-    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    now = time.time() if now is None else now
     return (np.floor(now / DAY_S) - days - 1) * DAY_S
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.serving.catalog import iso_to_unix
+from recommender.core.events import undo_mask
+from recommender.core.kinds import KINDS
+from recommender.core.times import to_unix
 from recommender.offline.dataset import Interactions, Papers
-from recommender.core.events import KINDS
 from recommender.storage import Store
 
 
@@ -20,14 +21,16 @@ def papers_from_store(store: Store) -> Papers:
         ids.append(p["paper_id"])
         titles.append(p["title"])
         abstracts.append(p["abstract"] or "")
-        published.append(iso_to_unix(p["published_at"]))
+        published.append(to_unix(p["published_at"]))
         upvotes.append(float(p["upvotes"] or 0))
     return Papers(ids, titles, abstracts, np.asarray(published, dtype=np.float64),
                   np.asarray(upvotes, dtype=np.float32))
 
 
 def interactions_from_store(store: Store, papers: Papers, until: str | None = None) -> Interactions:
-    """Every event in (ts, id) order: the order the 'most recent slice' is cut from."""
+    """Every event that counts under the undo rule (core/events.undo_mask: an undo with
+    nothing to take back is dropped, a dismissal undone goes with its undo), in (ts, id)
+    order: the order the 'most recent slice' is cut from."""
     user_index: dict[str, int] = {}
     users, items, kinds, ts = [], [], [], []
     kind_code = {k: i for i, k in enumerate(KINDS)}
@@ -38,12 +41,13 @@ def interactions_from_store(store: Store, papers: Papers, until: str | None = No
                                  count=len(paper_ids)))
         kinds.append(np.fromiter((kind_code[k] for k in kind_names), dtype=np.int8,
                                  count=len(kind_names)))
-        ts.append(np.fromiter((iso_to_unix(t) for t in stamps), dtype=np.float64,
+        ts.append(np.fromiter((to_unix(t) for t in stamps), dtype=np.float64,
                               count=len(stamps)))
     user_ids = [""] * len(user_index)
     for uid, u in user_index.items():
         user_ids[u] = uid
     concat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
-    return Interactions(user_ids, concat(users, np.int32), concat(items, np.int32),
-                        np.asarray(KINDS, dtype=object)[concat(kinds, np.int8)],
-                        concat(ts, np.float64))
+    users, items = concat(users, np.int32), concat(items, np.int32)
+    kinds, ts = np.asarray(KINDS, dtype=object)[concat(kinds, np.int8)], concat(ts, np.float64)
+    keep = undo_mask(users, items, kinds)
+    return Interactions(user_ids, users[keep], items[keep], kinds[keep], ts[keep])

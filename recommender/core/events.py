@@ -1,19 +1,17 @@
-"""What an event is, and the one place its fields are checked.
+"""What an event is, and the one place its fields are checked; and the undo rule.
 
 The API and the importer both validate through here, so a row that the CLI rejects is
-rejected by `POST /events` for the same reason, in the same words.
+rejected by `POST /events` for the same reason, in the same words. What each kind means
+(weights, seen, undo) is the table in core/kinds.py.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-KINDS = ("impression", "click", "read", "upvote", "remove_upvote", "dismiss", "remove_dismiss")
-# Kinds that mean the reader has dealt with the paper: excluded from their next list.
-SEEN_KINDS = frozenset({"click", "read", "upvote", "dismiss"})
-# An undo that takes its event back entirely, as if neither had happened: a dismissal
-# undone puts the paper back into the reader's lists. (`remove_upvote` is not one of them:
-# it is a signal of its own, weighted by the models, and the paper stays seen.)
-CANCELS = {"remove_dismiss": "dismiss"}
+import numpy as np
+
+from recommender.core.kinds import BY_NAME, KINDS, UNDO_KINDS
+
 MAX_ID_LENGTH = 256
 # Clocks drift; a timestamp further ahead than this is a bug in the client, not a clock.
 MAX_FUTURE = timedelta(days=1)
@@ -74,22 +72,60 @@ def check_kind(value) -> str:
     return value
 
 
-def without_cancelled(events: list[dict]) -> list[dict]:
-    """A reader's events (dicts with paper_id and kind, in time order) minus every undo in
-    CANCELS and the latest earlier event of that paper it undoes; an undo with nothing to
-    undo is dropped too. Histories are read through this, so the models, what "seen"
-    means and the page all see a dismissal undone as no dismissal."""
-    if not any(e["kind"] in CANCELS for e in events):
-        return events
-    kept: list[dict | None] = []
-    open_: dict[tuple[str, str], list[int]] = {}
-    for e in events:
-        undone = CANCELS.get(e["kind"])
-        if undone is None:
-            open_.setdefault((e["paper_id"], e["kind"]), []).append(len(kept))
-            kept.append(e)
+def undo_pairs(keys, kinds) -> tuple[list[bool], dict[int, int]]:
+    """The undo rule, for events in time order: `keys[i]` names the reader and paper of
+    event i. An undo (core/kinds.py: `undoes`) takes back that reader's latest earlier,
+    not yet taken back event of its kind on that paper; an erasing undo removes that event
+    and itself (a dismissal undone is no dismissal), another keeps both (an upvote taken
+    back is a signal of its own for the model). An undo with nothing to take back is stored
+    but counts nowhere: it is dropped. Returns (which events count, undo -> the event it
+    took back)."""
+    keep = [True] * len(kinds)
+    taken: dict[int, int] = {}
+    open_: dict[tuple, list[int]] = {}
+    for i, (key, kind) in enumerate(zip(keys, kinds)):
+        row = BY_NAME.get(kind)
+        if row is None or row.undoes is None:
+            open_.setdefault((key, kind), []).append(i)
             continue
-        stack = open_.get((e["paper_id"], undone))
-        if stack:
-            kept[stack.pop()] = None
-    return [e for e in kept if e is not None]
+        stack = open_.get((key, row.undoes))
+        if not stack:
+            keep[i] = False
+            continue
+        taken[i] = j = stack.pop()
+        if row.erases:
+            keep[i] = keep[j] = False
+    return keep, taken
+
+
+def undo_keep(keys, kinds) -> list[bool]:
+    """Which events count under the undo rule (undo_pairs)."""
+    return undo_pairs(keys, kinds)[0]
+
+
+def without_cancelled(events: list[dict]) -> list[dict]:
+    """A reader's events (dicts with paper_id and kind, in time order) under the undo rule
+    (undo_keep). Histories are read through this, so the models, what "seen" means and the
+    page all see a dismissal undone as no dismissal, and an upvote taken back that never
+    was as nothing."""
+    if not any(e["kind"] in UNDO_KINDS for e in events):
+        return events
+    keep = undo_keep([e["paper_id"] for e in events], [e["kind"] for e in events])
+    return [e for e, k in zip(events, keep) if k]
+
+
+def undo_mask(users, items, kinds) -> np.ndarray:
+    """undo_keep over many readers' events at once (training data, in time order), as a
+    boolean mask; only the (reader, paper) pairs that have an undo are walked."""
+    kinds = np.asarray(kinds, dtype=object)
+    keep = np.ones(len(kinds), dtype=bool)
+    is_undo = np.isin(kinds, list(UNDO_KINDS))
+    if not is_undo.any():
+        return keep
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64)
+    pair = users * (int(items.max()) + 1) + items
+    touched = np.flatnonzero(np.isin(pair, np.unique(pair[is_undo])))
+    flags = undo_keep(pair[touched].tolist(), kinds[touched].tolist())
+    keep[touched] = flags
+    return keep

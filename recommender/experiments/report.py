@@ -14,7 +14,7 @@ import numpy as np
 from recommender.experiments import statistics as ab_stats
 
 from recommender.experiments import interleaving
-from recommender.serving.catalog import iso_to_unix
+from recommender.core.times import to_iso, to_unix
 from recommender.experiments.config import Experiment
 
 DEFAULT_WINDOW_HOURS = 24.0
@@ -75,18 +75,14 @@ def _sample_times(times: np.ndarray, points: int) -> np.ndarray:
     return np.linspace(lo, hi, points)
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds")
-
-
 def timeline(lists: list[dict], events: list[dict], experiment: Experiment,
              points: int = TIMELINE_POINTS) -> dict:
     """Cumulative rate per variant over time, sampled at evenly spaced times.
 
     A/B: clicks so far / items shown so far. Interleaving: clicks credited to each variant
     so far / lists served so far (both variants share every list)."""
-    list_t = np.array([iso_to_unix(r["served_at"]) for r in lists])
-    ev_t = np.array([iso_to_unix(e["ts"]) for e in events])
+    list_t = np.array([to_unix(r["served_at"]) for r in lists])
+    ev_t = np.array([to_unix(e["ts"]) for e in events])
     all_t = np.concatenate([list_t, ev_t])
     all_t = all_t[np.isfinite(all_t)]
     if experiment.kind == "interleave":
@@ -122,7 +118,7 @@ def timeline(lists: list[dict], events: list[dict], experiment: Experiment,
             if den <= 0:
                 continue
             num = float(np.searchsorted(num_t, g, side="right"))
-            pts.append([_iso(g), num / den])
+            pts.append([to_iso(g, "seconds"), num / den])
         out["series"].append({"variant": v.name, "strategy": v.strategy, "points": pts})
     return out
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recommender.core.ranking import ndcg_from_hits, top_k
+
 FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
 PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
 
@@ -180,15 +182,7 @@ class RankingTask:
         return np.where(self.valid, S, -np.inf)
 
     def ndcg(self, W: np.ndarray, k: int = 20) -> float:
-        S = self.scores(W)
-        kk = min(k, S.shape[1])
-        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-        v = np.take_along_axis(S, top, 1)
-        top = np.take_along_axis(top, np.argsort(-v, axis=1, kind="stable"), 1)
-        hits = np.take_along_axis(self.label & self.valid, top, 1)
-        d = 1.0 / np.log2(np.arange(2, kk + 2))
-        idcg = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))][np.minimum(self.n_rel, k)]
-        return float(np.mean((hits * d).sum(1) / np.maximum(idcg, 1e-12)))
+        return _ndcg_from_scores(self, self.scores(W), k)
 
 
 def _column(t: RankingTask, j: int) -> np.ndarray:
@@ -207,15 +201,10 @@ def _column(t: RankingTask, j: int) -> np.ndarray:
 
 
 def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
-    S = np.where(t.valid, S, -np.inf)
-    kk = min(k, S.shape[1])
-    top = np.argpartition(-S, kk - 1, axis=1)[:, :kk]
-    v = np.take_along_axis(S, top, 1)
-    top = np.take_along_axis(top, np.argsort(-v, axis=1, kind="stable"), 1)
-    hits = np.take_along_axis(t.label & t.valid, top, 1)
-    d = 1.0 / np.log2(np.arange(2, kk + 2))
-    idcg = np.r_[0.0, np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))][np.minimum(t.n_rel, k)]
-    return float(np.mean((hits * d).sum(1) / np.maximum(idcg, 1e-12)))
+    """Mean NDCG@k of the task's readers ranked by S (pool slots, invalid ones never shown)."""
+    top = top_k(np.where(t.valid, S, -np.inf), k)
+    hits = np.take_along_axis(t.label & t.valid, np.maximum(top, 0), 1) & (top >= 0)
+    return float(np.mean(ndcg_from_hits(hits, t.n_rel, k)))
 
 
 def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,

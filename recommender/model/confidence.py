@@ -10,8 +10,9 @@ whenever they were active); a half-life of 0 or None means no decay. Which of th
 data set is chosen by `HybridModel.fit` on a validation slice (see `tuning.py`). Events
 without a time do not decay.
 
-A separate boolean `seen` matrix records every paper a reader acted on (anything but a bare
-impression, including dismissals): recommendations exclude those by default.
+A separate boolean `seen` matrix records every paper a reader has seen by the one rule of
+core/kinds.py (a click, read, upvote or dismissal; kinds unknown there count as a read):
+recommendations exclude those by default.
 """
 from __future__ import annotations
 
@@ -20,23 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-EVENT_WEIGHTS: dict[str, float] = {
-    "impression": 0.0,
-    "click": 0.25,
-    "read": 0.5,
-    "upvote": 1.0,
-    "remove_upvote": -1.0,
-    "dismiss": -2.0,
-    "remove_dismiss": 2.0,  # undoes a dismiss exactly
-}
+from recommender.core.kinds import MODEL_WEIGHTS, SEEN_KINDS, UNKNOWN_AS, kind_of
+from recommender.core.times import DAY_S, to_unix
+
+# Relative to an upvote (= 1); the table is core/kinds.py.
+EVENT_WEIGHTS: dict[str, float] = dict(MODEL_WEIGHTS)
 DEFAULT_HALF_LIFE_DAYS = 180.0
-DAY = 86_400.0
 
 
 def kind_weights(kinds, weights: dict[str, float] | None = None) -> np.ndarray:
     """Weight per event; unknown kinds count as a read (some interest, not an endorsement)."""
     weights = EVENT_WEIGHTS if weights is None else weights
-    default = weights.get("read", 0.5)
+    default = weights.get(UNKNOWN_AS, 0.5)
     kinds = np.asarray(kinds, dtype=object)
     if kinds.size == 0:
         return np.zeros(0, dtype=np.float32)
@@ -56,7 +52,7 @@ def decay_factors(ts, now=None, half_life_days: float | None = DEFAULT_HALF_LIFE
     if now is None:
         now = float(np.max(ts[known]))
     now = np.broadcast_to(np.asarray(now, np.float64), ts.shape)[known]
-    age_days = np.maximum(0.0, now - ts[known]) / DAY
+    age_days = np.maximum(0.0, now - ts[known]) / DAY_S
     out[known] = np.power(0.5, age_days / half_life_days).astype(np.float32)
     return out
 
@@ -111,6 +107,15 @@ class ConfidenceConfig:
                    decay_from=str(d.get("decay_from", "newest")))
 
 
+def seen_mask(kinds) -> np.ndarray:
+    """Per event, whether it makes its paper seen (core/kinds.py; unknown kinds as a read)."""
+    kinds = np.asarray(kinds, dtype=object)
+    if kinds.size == 0:
+        return np.zeros(0, bool)
+    uniq, inv = np.unique(kinds.astype(str), return_inverse=True)
+    return np.array([kind_of(k).name in SEEN_KINDS for k in uniq], dtype=bool)[inv]
+
+
 def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: float | None = None,
                       config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Return (confidence, seen): CSR float32 with entries > 0 only, and CSR bool."""
@@ -128,7 +133,7 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
     C.sum_duplicates()
     C.data = np.maximum(C.data, 0.0)
     C.eliminate_zeros()
-    acted = np.asarray([str(k).lower() != "impression" for k in kinds], dtype=bool) if len(kinds) else np.zeros(0, bool)
+    acted = seen_mask(kinds)
     seen = sp.csr_matrix((np.ones(int(acted.sum()), dtype=bool), (users[acted], items[acted])), shape=shape)
     seen.sum_duplicates()
     seen.data[:] = True
@@ -143,24 +148,7 @@ def history_rows(history, n_items: int, now: float | None = None,
     items = np.array([int(h[0]) for h in history], dtype=np.int64)
     keep = (items >= 0) & (items < n_items)
     kinds = np.array([h[1] if len(h) > 1 else "read" for h in history], dtype=object)
-    ts = np.array([_ts(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)
+    ts = np.array([to_unix(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)
     C, seen = confidence_matrix(np.zeros(int(keep.sum())), items[keep], kinds[keep], ts[keep],
                                 (1, n_items), now=now, config=config)
     return C, seen.indices.astype(np.int64)
-
-
-def _ts(value) -> float:
-    if value is None or value == "":
-        return float("nan")
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return float(value)
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    from datetime import datetime, timezone
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return float("nan")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core import reasons
+from recommender.core.kinds import strongest_interest
+from recommender.core.ranking import top_k
 from recommender.model.blend import FEATURES, PERSONAL, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
 from recommender.model.ease import EaseModel, fit_on_validation
 from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
@@ -633,30 +636,6 @@ class HybridModel:
             scorer = self._one_reader = OneReaderScorer(self)
         return scorer
 
-    def top_k(self, S: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
-              candidates: np.ndarray | None = None) -> np.ndarray:
-        """Top-k indices per row (B x min(k, allowed)), best first; excluded items never appear."""
-        S = np.array(S, dtype=np.float32, copy=True)
-        if candidates is not None:
-            mask = np.ones(S.shape[1], bool)
-            mask[np.asarray(candidates, np.int64)] = False
-            S[:, mask] = -np.inf
-        if exclude is not None:
-            ex = sp.csr_matrix(exclude)
-            r = np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr))
-            S[r, ex.indices] = -np.inf
-        n_allowed = np.isfinite(S).sum(axis=1)
-        kk = int(min(k, S.shape[1]))
-        if kk <= 0:
-            return np.zeros((S.shape[0], 0), np.int64)
-        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < S.shape[1] else np.tile(np.arange(S.shape[1]), (S.shape[0], 1))
-        vals = np.take_along_axis(S, top, 1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, 1)
-        if (n_allowed < kk).any():  # callers slice per row with `n_allowed`
-            top = np.where(np.arange(kk)[None, :] < n_allowed[:, None], top, -1)
-        return top
-
     # ------------------------------------------------------------------ one reader
     def history_row(self, history, now: float | None = None):
         return history_rows(history, self.n_items, now=now if now is not None else self.now, config=self.conf_config)
@@ -674,22 +653,18 @@ class HybridModel:
         one = self.one_reader()
         h = OneHistory.from_row(row, seen)
         S, z = one.scores(h, strategy)
-        top = one.top_k(S, k, h.seen if exclude_seen else np.zeros(0, np.int64),
-                        None if candidates is None else np.asarray(candidates, np.int64))
-        verbs = {}
-        for item in history or []:
-            kind = str(item[1]).lower() if len(item) > 1 else "read"
-            verb = {"upvote": "upvoted", "read": "read", "click": "opened"}.get(kind)
-            rank = {"upvoted": 3, "read": 2, "opened": 1}
-            if verb and rank[verb] > rank.get(verbs.get(int(item[0])), 0):
-                verbs[int(item[0])] = verb
-        reasons = self.reasons(row, top, strategy, verbs, z) if with_reasons else [""] * len(top)
-        return [Recommendation(int(j), float(S[j]), r) for j, r in zip(top, reasons)]
+        top = top_k(S, k, h.seen if exclude_seen else None,
+                    None if candidates is None else np.asarray(candidates, np.int64))
+        why = (self.reasons(row, top, strategy, strongest_interest(history), z) if with_reasons
+               else [""] * len(top))
+        return [Recommendation(int(j), float(S[j]), r) for j, r in zip(top, why)]
 
     def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid",
-                verbs: dict[int, str] | None = None, z: dict[str, np.ndarray] | None = None) -> list[str]:
-        """A short reason per recommended item, from its largest blend contribution.
-        `z`: the reader's standardised features when the caller has them (hybrid)."""
+                interest: dict[int, str] | None = None, z: dict[str, np.ndarray] | None = None) -> list[str]:
+        """A short reason per recommended item, from its largest blend contribution (the
+        words are core/reasons.py). `interest`: paper -> the reader's strongest kind of
+        interest in it (strongest_interest); `z`: the reader's standardised features when
+        the caller has them (hybrid)."""
         items = np.asarray(items, np.int64)
         if len(items) == 0:
             return []
@@ -717,17 +692,15 @@ class HybridModel:
         for n, j in enumerate(items):
             if kinds[n] == "content":
                 h = best_hist[content.index(n)]
-                verb = (verbs or {}).get(int(h), "read")
-                out.append(f"similar to \"{_short(self.titles[h])}\" you {verb}")
+                out.append(reasons.similar_to(self.titles[h], (interest or {}).get(int(h), "read")))
             elif kinds[n] == "collab":
-                out.append("popular with readers like you")
+                out.append(reasons.LIKE_YOU)
             else:
                 out.append(one.trending_reason(int(j)))
         return out
 
     def _trending_reason(self, j: int) -> str:
-        terms = self.encoder.top_terms(self.V[j], n=3) if self.encoder is not None else []
-        return f"trending in {', '.join(terms)}" if terms else "trending"
+        return reasons.trending(self.encoder.top_terms(self.V[j], n=3) if self.encoder is not None else [])
 
     # ------------------------------------------------------------------ new papers
     def add_paper(self, title: str, abstract: str | None = None, upvotes: float = 0.0) -> int:
@@ -824,7 +797,3 @@ class HybridModel:
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
                    manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")))
 
-
-def _short(title: str, n: int = 60) -> str:
-    title = " ".join((title or "").split())
-    return title if len(title) <= n else title[: n - 1] + "…"

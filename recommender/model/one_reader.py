@@ -126,23 +126,6 @@ class OneReaderScorer:
             S = self.model.blender.combine(z, self.cold, history_scale([len(h.items)]))[0]
         return np.asarray(S, np.float32) + self.tie, z
 
-    @staticmethod
-    def top_k(S: np.ndarray, k: int, seen: np.ndarray, candidates: np.ndarray | None) -> np.ndarray:
-        """`HybridModel.top_k` for one row: best first, ties in the same order."""
-        S = np.array(S, dtype=np.float32, copy=True)
-        if candidates is not None:
-            mask = np.ones(len(S), bool)
-            mask[np.asarray(candidates, np.int64)] = False
-            S[mask] = -np.inf
-        if len(seen):
-            S[seen] = -np.inf
-        kk = int(min(k, len(S)))
-        if kk <= 0:
-            return np.zeros(0, np.int64)
-        top = np.argpartition(-S, kk - 1)[:kk] if kk < len(S) else np.arange(len(S))
-        top = top[np.argsort(-S[top], kind="stable")]
-        return top[:int(np.isfinite(S).sum())]
-
     def trending_reason(self, j: int) -> str:
         """`HybridModel._trending_reason`, remembered per paper: top_terms projects onto the
         whole vocabulary (~3 ms a paper on CiteULike-a), and a paper's text never changes."""

@@ -30,8 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from recommender.core.ranking import ndcg_from_hits, top_k
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
-from recommender.offline.metrics import metrics_from_hits
 
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
 REGULARIZATIONS = (10.0, 50.0, 200.0)
@@ -149,17 +149,11 @@ def validation_ndcg(S: np.ndarray, fit_rows: sp.csr_matrix, pos_rows: sp.csr_mat
                     allowed: np.ndarray | None = None) -> float:
     """Mean NDCG@k of score rows S against held-out rows, fit papers excluded (the offline
     protocol of DESIGN.md on the validation slice)."""
-    S = np.array(S, dtype=np.float32, copy=True)
-    r = np.repeat(np.arange(S.shape[0]), np.diff(fit_rows.indptr))
-    S[r, fit_rows.indices] = -np.inf
-    if allowed is not None:
-        S[:, ~allowed] = -np.inf
-    kk = min(k, S.shape[1] - 1)
-    top = np.argpartition(-S, kk, axis=1)[:, :kk]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(S, top, 1), axis=1, kind="stable"), 1)
+    top = top_k(S, min(k, S.shape[1] - 1), fit_rows,
+                None if allowed is None else np.flatnonzero(allowed))
     P = sp.csr_matrix(pos_rows)
-    hits = np.asarray(P[np.arange(P.shape[0])[:, None], top].todense()) > 0
-    return float(metrics_from_hits(hits, np.diff(P.indptr), k)["ndcg"].mean())
+    hits = (np.asarray(P[np.arange(P.shape[0])[:, None], np.maximum(top, 0)].todense()) > 0) & (top >= 0)
+    return float(ndcg_from_hits(hits, np.diff(P.indptr), k).mean())
 
 
 @dataclass

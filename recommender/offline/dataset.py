@@ -4,7 +4,8 @@
 `published_at`, `upvotes`. `interactions.csv`: header `user_id,paper_id,kind,ts` (kind
 read|click|upvote|..., ts ISO-8601 or empty). Paper ids are mapped to row indices in file
 order; user ids to indices in order of first appearance. Interactions with unknown papers are
-dropped (counted in `Interactions.dropped`).
+dropped (counted in `Interactions.dropped`), and so are undos with nothing to take back (the
+undo rule of core/events.py, as for the store's events).
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import gzip
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from recommender.core.events import undo_mask
+from recommender.core.times import to_unix
 
 
 def _open_text(path) -> io.TextIOBase:
@@ -24,19 +27,6 @@ def _open_text(path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
-
-
-def parse_ts(value: str | None) -> float:
-    """ISO-8601 to unix seconds; empty/invalid -> NaN (an event with no known time)."""
-    if not value:
-        return float("nan")
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return float("nan")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 @dataclass
@@ -72,7 +62,7 @@ def load_papers(path) -> Papers:
             ids.append(pid)
             titles.append(obj.get("title") or "")
             abstracts.append(obj.get("abstract") or "")
-            pub.append(parse_ts(obj.get("published_at")))
+            pub.append(to_unix(obj.get("published_at")))
             try:
                 up.append(float(obj.get("upvotes") or 0.0))
             except (TypeError, ValueError):
@@ -115,12 +105,17 @@ def load_interactions(path, papers: Papers, user_index: dict[str, int] | None = 
             users.append(u)
             items.append(item)
             kinds.append((row.get("kind") or "read").strip().lower())
-            ts.append(parse_ts(row.get("ts")))
+            ts.append(to_unix(row.get("ts")))
     user_ids = [None] * len(user_index)
     for uid, u in user_index.items():
         user_ids[u] = uid
-    return Interactions(user_ids, np.asarray(users, dtype=np.int32), np.asarray(items, dtype=np.int32),
-                        np.asarray(kinds, dtype=object), np.asarray(ts, dtype=np.float64), dropped)
+    users, items = np.asarray(users, dtype=np.int32), np.asarray(items, dtype=np.int32)
+    kinds, ts = np.asarray(kinds, dtype=object), np.asarray(ts, dtype=np.float64)
+    # the undo rule (core/events.undo_mask) in time order; rows keep the file's order
+    order = np.argsort(np.where(np.isnan(ts), np.inf, ts), kind="stable")
+    keep = np.ones(len(users), dtype=bool)
+    keep[order] = undo_mask(users[order], items[order], kinds[order])
+    return Interactions(user_ids, users[keep], items[keep], kinds[keep], ts[keep], dropped)
 
 
 def load_candidates(path, papers: Papers) -> np.ndarray:

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.ranking import top_k
 from recommender.model.confidence import confidence_matrix
 from recommender.offline.dataset import Interactions, Papers
 from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
@@ -41,7 +42,7 @@ def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test:
     for s in range(0, len(users), batch):
         ub = users[s:s + batch]
         S = model.score_rows(C[ub], strategy)
-        top = model.top_k(S, k, exclude=seen[ub], candidates=candidates)
+        top = top_k(S, k, seen[ub], candidates)
         Tb = T[ub]
         hits = np.zeros(top.shape, bool)
         for r in range(len(ub)):

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+from recommender.core.ranking import ndcg_from_hits
 
 
 def hits_matrix(top: np.ndarray, relevant: list[set] | list[np.ndarray]) -> np.ndarray:
@@ -32,17 +30,10 @@ def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[
     """Per-reader recall/ndcg/hitrate from a (B, >=k) hit matrix and |T| per reader."""
     hits = np.asarray(hits, dtype=bool)[:, :k]
     n_relevant = np.asarray(n_relevant, dtype=np.int64)
-    if hits.shape[1] < k:
-        hits = np.pad(hits, ((0, 0), (0, k - hits.shape[1])))
-    d = discounts(k)
     n_hit = hits.sum(axis=1)
-    dcg = (hits * d).sum(axis=1)
-    cum = np.r_[0.0, np.cumsum(d)]
-    idcg = cum[np.minimum(n_relevant, k)]
-    safe = n_relevant > 0
     return {
-        "recall": np.where(safe, n_hit / np.maximum(n_relevant, 1), 0.0),
-        "ndcg": np.where(safe, dcg / np.where(idcg > 0, idcg, 1.0), 0.0),
+        "recall": np.where(n_relevant > 0, n_hit / np.maximum(n_relevant, 1), 0.0),
+        "ndcg": ndcg_from_hits(hits, n_relevant, k),
         "hitrate": (n_hit > 0).astype(np.float64),
     }
 

@@ -7,23 +7,11 @@ paper and readers never wait on writers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
 
+from recommender.core.times import to_unix
 from recommender.model.content import ContentEncoder, paper_text
-
-
-def iso_to_unix(value: str | None) -> float:
-    if not value:
-        return float("nan")
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return float("nan")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
 
 
 @dataclass(frozen=True)
@@ -50,7 +38,7 @@ def build_snapshot(papers: list[dict], encoder: ContentEncoder) -> CatalogSnapsh
         titles=tuple(p["title"] for p in papers),
         vectors=encoder.encode([paper_text(p["title"], p.get("abstract")) for p in papers]),
         upvotes=np.array([p.get("upvotes") or 0 for p in papers], dtype=np.float64),
-        published_ts=np.array([iso_to_unix(p.get("published_at")) for p in papers]),
+        published_ts=np.array([to_unix(p.get("published_at")) for p in papers]),
         row_of={pid: i for i, pid in enumerate(ids)},
     )
 

@@ -1,4 +1,5 @@
-"""The live recommender: keeps catalog and event log in step with the store and ranks.
+"""The live recommender: keeps catalog, event log and readers' histories in step with the
+store, and ranks a reader's list with a registered strategy (strategies.py).
 
 Why it polls the store instead of being told: the store is the source of truth, and papers
 or events may arrive through another process (the importer, a second worker). Each request
@@ -9,60 +10,32 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from pathlib import Path
-from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.serving.catalog import CatalogSnapshot, build_snapshot, extend_snapshot, iso_to_unix
+from recommender.core.events import undo_pairs, without_cancelled
+from recommender.core.kinds import TRENDING_WEIGHTS, UNDO_KINDS
+from recommender.core.ranking import Ranked
+from recommender.core.times import to_iso, to_unix
 from recommender.model.content import ContentEncoder, paper_text
+from recommender.serving import strategies
+from recommender.serving.catalog import build_snapshot, extend_snapshot
 from recommender.serving.event_log import EventLog
-from recommender.core.events import SEEN_KINDS, without_cancelled
-from recommender.model.artifacts import ArtifactError
-from recommender.serving.model_slot import ServedModel
-from recommender.serving.reader_history import ReaderHistory, content_profile
+from recommender.serving.kept_lists import KeptLists
+from recommender.serving.model_slot import ModelSlot, ServedModel
+from recommender.serving.reader_history import EMPTY_HISTORY, ReaderHistory
+from recommender.serving.strategies import Reader, View
+from recommender.serving.trending import trending_scores
 from recommender.storage import Store
-from recommender.serving.trending import TRENDING_WEIGHTS, trending_scores
-
-
-@dataclass(frozen=True, eq=False)
-class Ranked:
-    """One ranked list: catalog rows, scores and a reason per row. Compared and hashed by
-    identity: a kept list is the same object on every request that reuses it."""
-
-    rows: np.ndarray
-    scores: np.ndarray
-    reasons: list[str]
-
-
-def top_k(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
-    """Rows of the k best scores, best first, skipping excluded rows; ties by row order."""
-    scores = scores.astype(np.float64, copy=True)
-    scores[excluded] = -np.inf
-    allowed = int(np.isfinite(scores).sum())
-    k = min(k, allowed)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.lexsort((part, -scores[part]))]
 
 
 class LiveRecommender:
-    STRATEGIES = ("trending", "popular", "content", "collaborative", "hybrid")
-    MODEL_STRATEGIES = ("content", "collaborative", "hybrid")
-    # How often a request may look at the registry for a newly promoted model.
-    MODEL_CHECK_S = 1.0
-
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
                  trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0,
                  max_kept_items: int = 200_000):
         self.store = store
-        self.list_ttl_s = list_ttl_s
-        # Kept lists, oldest first (see _kept_model_list), and how many items they hold.
-        self._lists: OrderedDict[tuple, tuple] = OrderedDict()
-        self._kept_items = 0
-        self.max_kept_items = max_kept_items
+        # Readers' model-ranked lists, kept for list_ttl_s (kept_lists.py).
+        self.kept = KeptLists(list_ttl_s, max_kept_items)
         self.half_life = trending_half_life_days
         self._lock = threading.Lock()
         # Taking in new papers, and adding them to the model: slow, so only a writer waits.
@@ -77,68 +50,29 @@ class LiveRecommender:
         # the reader's last event is never stored (see history()).
         self._generation = 0
         self._reader_generation: dict[str, int] = {}
-        self._histories: dict[str, tuple[ReaderHistory, np.ndarray]] = {}
+        self._histories: dict[str, ReaderHistory] = {}
         self._trend_cache: dict[tuple, np.ndarray] = {}
-        self._ranked_cache: dict[tuple, Ranked] = {}
+        # Lists everybody shares (trending for readers without history), per trend key.
+        self._shared_lists: dict[tuple, Ranked] = {}
         self._topic_cache: tuple[ContentEncoder | None, dict[int, tuple[str, ...]]] = (None, {})
-        self.served: ServedModel | None = None
-        self._model_problem: str | None = None
-        self._failed_version: str | None = None
-        self._loading = False
-        self._last_model_check = time.monotonic()
+        self.slot = ModelSlot(store.active_model, store.get_paper)
         self.refresh()
-        self.check_model(wait=True)
+        self.slot.check(self._catalog_ids, wait=True)
 
     # -- the trained model ---------------------------------------------------------------
     @property
+    def served(self) -> ServedModel | None:
+        return self.slot.served
+
+    @property
     def model_version(self) -> str | None:
-        served = self.served
-        return served.version if served is not None else None
+        return self.slot.version
 
     def degraded_reasons(self) -> list[str]:
-        return [self._model_problem] if self._model_problem else []
+        return self.slot.problems()
 
-    def check_model(self, wait: bool = False) -> None:
-        """Follow the registry's active model. Loading happens off the request path (or
-        inline when `wait`); a model that fails to load is remembered and not retried, and
-        the one already serving (or the content fallback) keeps serving."""
-        self._last_model_check = time.monotonic()
-        active = self.store.active_model()
-        if active is None:
-            if self.served is None and self._failed_version is None:
-                self._model_problem = None
-            return
-        version = active["version"]
-        if version == self.model_version and not self._loading:
-            # Back to the model already serving (a rollback after a failed promotion): the
-            # failure is history, not a problem of what serves now.
-            self._failed_version = self._model_problem = None
-            return
-        if version in (self.model_version, self._failed_version) or self._loading:
-            return
-        self._loading = True
-        if wait:
-            self._load_model(version, active["path"])
-        else:
-            threading.Thread(target=self._load_model, args=(version, active["path"]),
-                             name=f"load-model-{version}", daemon=True).start()
-
-    def _load_model(self, version: str, path: str) -> None:
-        try:
-            served = ServedModel.load(version, Path(path))
-            served.align(self.catalog.paper_ids, self.store.get_paper)
-        except Exception as exc:  # whatever is wrong with it, it is refused, not retried
-            if not isinstance(exc, ArtifactError):
-                exc = f"{type(exc).__name__}: {exc}"
-            self._failed_version = version
-            fallback = f"serving {self.model_version}" if self.served else "serving content + trending"
-            self._model_problem = f"model {version} not loaded: {exc}; {fallback}"
-        else:
-            self.served = served  # one reference swap: a request sees the old or the new
-            self._failed_version = None
-            self._model_problem = None
-        finally:
-            self._loading = False
+    def _catalog_ids(self) -> tuple[str, ...]:
+        return self.catalog.paper_ids
 
     def _rebuild_catalog(self, encoder: ContentEncoder | None = None) -> None:
         rows = self.store.papers_since(0)
@@ -162,7 +96,7 @@ class LiveRecommender:
         lock (adding papers encodes them, seconds for a large import). The service then
         runs the request on a worker thread instead of the event loop."""
         served = self.served
-        return (self._lock.locked() or self._loading or self._align_lock.locked()
+        return (self._lock.locked() or self.slot.loading or self._align_lock.locked()
                 or (served is not None and served.lock.locked()))
 
     # -- keeping up with the store -------------------------------------------------------
@@ -174,7 +108,7 @@ class LiveRecommender:
         for a batch of hundreds; a read must not wait for it (it waited 4.3 s behind a
         300-paper POST). So a read skips the papers or the model's alignment another
         thread is doing and ranks with what is in place; `wait` (the writer of a batch,
-        add_papers) waits, so the papers are recommendable when its POST answers."""
+        serving/papers.py) waits, so the papers are recommendable when its POST answers."""
         if self._papers_lock.acquire(blocking=wait):
             try:
                 self._take_new_papers()
@@ -188,14 +122,18 @@ class LiveRecommender:
                          len(new_events))
             new_events = new_events[:known]
             if new_events:
+                void = self._taken_back(new_events)
                 self.events.append(
                     [rows[e["paper_id"]] for e in new_events],
                     [e["kind"] for e in new_events],
-                    [iso_to_unix(e["ts"]) for e in new_events],
+                    [to_unix(e["ts"]) for e in new_events],
+                    [e["id"] not in void for e in new_events],
+                    [e["id"] for e in new_events],
                 )
+                self.events.void(void)
                 self._event_id = new_events[-1]["id"]
                 self._trend_cache.clear()
-                self._ranked_cache.clear()
+                self._shared_lists.clear()
                 self._generation += 1
                 for e in new_events:
                     self._reader_generation[e["user_id"]] = self._generation
@@ -206,11 +144,30 @@ class LiveRecommender:
             try:  # one aligner at a time: two would both add the same papers to the model
                 served.align(self.catalog.paper_ids, self.store.get_paper)
             except Exception as exc:  # adding a paper failed: stop serving it, say why
-                self.served, self._model_problem = None, f"model dropped: {exc!r}"
+                self.slot.drop(f"model dropped: {exc!r}")
             finally:
                 self._align_lock.release()
-        if time.monotonic() - self._last_model_check > self.MODEL_CHECK_S:
-            self.check_model()
+        if self.slot.check_due():
+            self.slot.check(self._catalog_ids)
+
+    def _taken_back(self, events: list[dict]) -> set[int]:
+        """Ids of the events trending must not count after `events` (core/events.undo_pairs):
+        an undo (remove_upvote) with nothing to take back moves no score, and one that takes
+        back its reader's own event (an upvote) cancels it exactly, as if neither had been
+        (decayed separately, the pair left a residue that outweighed weeks-old papers).
+        Only readers with an undo in `events` are looked up (one query each)."""
+        void: set[int] = set()
+        undoing = {e["user_id"] for e in events if e["kind"] in UNDO_KINDS}
+        new = {e["id"] for e in events}
+        for user in undoing:
+            theirs = self.store.user_events(user)
+            _, taken = undo_pairs([r["paper_id"] for r in theirs], [r["kind"] for r in theirs])
+            for i, r in enumerate(theirs):
+                if r["id"] in new and r["kind"] in UNDO_KINDS:
+                    void.add(r["id"])  # an undo never counts for trending itself ...
+                    if i in taken:  # ... and takes the event it undoes with it
+                        void.add(theirs[taken[i]]["id"])
+        return void
 
     def _take_new_papers(self) -> None:
         """Encode papers stored since the last look into a new catalog snapshot, then swap
@@ -231,15 +188,10 @@ class LiveRecommender:
                 self.catalog = catalog
                 self._paper_change = max(c for c, _ in new_papers)
                 self._trend_cache.clear()
-                self._ranked_cache.clear()
+                self._shared_lists.clear()
 
     def is_adding_papers(self) -> bool:
         return self._papers_lock.locked() or self._align_lock.locked()
-
-    def add_papers(self, papers: list[dict] | None = None) -> None:
-        """Papers just stored: encode them now (and add them to the model) so they are
-        recommendable when this returns."""
-        self.refresh(wait=True)
 
     # -- scores --------------------------------------------------------------------------
     def _trend_key(self, as_of: float | None, popular: bool) -> tuple:
@@ -270,18 +222,15 @@ class LiveRecommender:
     MAX_CACHED_HISTORIES = 100_000
 
     def history(self, user_id: str, as_of_iso: str | None = None) -> ReaderHistory:
-        return self._history_and_seen(user_id, as_of_iso)[0]
-
-    def _history_and_seen(self, user_id: str,
-                          as_of_iso: str | None = None) -> tuple[ReaderHistory, np.ndarray]:
-        """A reader's history and seen rows. The current ones (no as_of) are kept in memory
-        until the reader's next event, which refresh() sees before any list is ranked; a
-        reader with no event at all needs no query. Histories as of a past time are read
-        from the store each time (replays and debugging, not the hot path)."""
+        """A reader's history (catalog rows in time order, the undo rule applied). The
+        current one (no as_of) is kept in memory until the reader's next event, which
+        refresh() sees before any list is ranked; a reader with no event at all needs no
+        query. Histories as of a past time are read from the store each time (replays and
+        debugging, not the hot path)."""
         current = as_of_iso is None
         if current:
             if user_id not in self._reader_generation:
-                return EMPTY_HISTORY, EMPTY_ROWS
+                return EMPTY_HISTORY
             cached = self._histories.get(user_id)
             if cached is not None:
                 return cached
@@ -292,9 +241,8 @@ class LiveRecommender:
         history = ReaderHistory(
             rows=np.array([catalog.row_of[r["paper_id"]] for r in known], dtype=np.int64),
             kinds=[r["kind"] for r in known],
-            ts=np.array([iso_to_unix(r["ts"]) for r in known], dtype=np.float64),
+            ts=np.array([to_unix(r["ts"]) for r in known], dtype=np.float64),
         )
-        entry = (history, self.seen_rows(history))
         if current and len(known) == len(rows):
             with self._lock:
                 # An event of this reader refreshed in the meantime may be missing from
@@ -302,40 +250,8 @@ class LiveRecommender:
                 if self._reader_generation.get(user_id, 0) <= generation:
                     if len(self._histories) >= self.MAX_CACHED_HISTORIES:
                         self._histories.clear()
-                    self._histories[user_id] = entry
-        return entry
-
-    def seen_rows(self, history: ReaderHistory) -> np.ndarray:
-        return np.array(
-            sorted({int(r) for r, k in zip(history.rows, history.kinds) if k in SEEN_KINDS}),
-            dtype=np.int64,
-        )
-
-    # -- strategies ----------------------------------------------------------------------
-    def rank_trending(self, k: int, excluded: np.ndarray, as_of: float | None,
-                      popular: bool = False) -> Ranked:
-        """Trending minus `excluded`. With nothing to exclude (every reader without
-        history) the list is the same for everyone until the trending scores change, so
-        it is kept per k for as long as they are."""
-        key = None
-        if len(excluded) == 0:
-            key = (*self._trend_key(as_of, popular), k)
-            cached = self._ranked_cache.get(key)
-            if cached is not None:
-                return cached
-        scores = self.trending(as_of, popular=popular)
-        rows = top_k(scores, k, excluded)
-        word = "popular" if popular else "trending"
-        reasons = []
-        for r in rows:
-            terms = self._topic_terms(int(r))
-            reasons.append(f"{word} in {', '.join(terms)}" if terms else f"{word} now")
-        ranked = Ranked(rows, scores[rows], reasons)
-        if key is not None:
-            if len(self._ranked_cache) > 256:
-                self._ranked_cache.clear()
-            self._ranked_cache[key] = ranked
-        return ranked
+                    self._histories[user_id] = history
+        return history
 
     def _topic_terms(self, row: int) -> tuple[str, ...]:
         """A paper's top terms, computed once per (encoder, row): top_terms projects onto
@@ -350,38 +266,10 @@ class LiveRecommender:
             terms = cache[1][row] = tuple(encoder.top_terms(self.catalog.vectors[row], 3))
         return terms
 
-    def rank_content(self, history: ReaderHistory, k: int, excluded: np.ndarray,
-                     as_of: float | None) -> Ranked:
-        now = time.time() if as_of is None else as_of
-        trend = self.trending(as_of)
-        # Papers may be added while this request runs: rank over the ones both the
-        # trending scores and the catalog read here know.
-        n = min(len(trend), self.catalog.size)
-        vectors = self.catalog.vectors[:n]
-        if len(history) and history.rows.max() >= n:
-            keep = history.rows < n
-            history = ReaderHistory(history.rows[keep], [k_ for k_, ok in zip(history.kinds, keep) if ok],
-                                    history.ts[keep])
-        profile = content_profile(history, vectors, now)
-        # A little trending breaks ties between equally similar papers toward fresh ones.
-        scores = vectors @ profile + 0.1 * trend[:n]
-        rows = top_k(scores, k, excluded[excluded < n])
-        return Ranked(rows, scores[rows], self._similar_reasons(history, rows))
-
-    def _similar_reasons(self, history: ReaderHistory, rows: np.ndarray) -> list[str]:
-        positive = [(int(r), kind) for r, kind in zip(history.rows, history.kinds)
-                    if kind in ("upvote", "read", "click")]
-        if not positive:
-            return ["matches your reading profile"] * len(rows)
-        hist_rows = np.array([r for r, _ in positive])
-        sims = self.catalog.vectors[rows] @ self.catalog.vectors[hist_rows].T
-        verb = {"upvote": "upvoted", "read": "read", "click": "opened"}
-        reasons = []
-        for i in range(len(rows)):
-            j = int(np.argmax(sims[i]))
-            r, kind = positive[j]
-            reasons.append(f"similar to \u201c{self.catalog.titles[r]}\u201d you {verb[kind]}")
-        return reasons
+    def view(self) -> View:
+        """What a strategy reads of this moment (strategies.View)."""
+        return View(self.catalog, self.served, self.trending, self._topic_terms,
+                    self._trend_key, self._shared_lists)
 
     # -- the entry point -----------------------------------------------------------------
     def default_strategy(self) -> str:
@@ -389,86 +277,35 @@ class LiveRecommender:
 
     def recommend(self, user_id: str, k: int, exclude_seen: bool = True,
                   as_of: float | None = None, strategy: str | None = None) -> tuple[str, Ranked]:
-        """Rank for one reader; returns the strategy actually used and the list.
+        """Rank for one reader; returns the strategy the answer names and the list.
 
-        A reader with no history gets trending, whatever the default: there is nothing to
-        personalise on yet. Without a trained model, collaborative and hybrid fall back to
-        the content profile, and the answer says so."""
+        The papers the reader has seen (core/kinds.py) are left out unless `exclude_seen`
+        is False; the ones they dismissed always are. A reader with no history gets
+        trending, whatever the default: there is nothing to personalise on yet. Without a
+        trained model, content, collaborative and hybrid are served by the fallback, and
+        the answer says "content"."""
         self.refresh()
-        as_of_iso = None if as_of is None else _unix_to_iso(as_of)
         generation = self._reader_generation.get(user_id, 0)  # before the history is read
-        history, seen = self._history_and_seen(user_id, as_of_iso)
-        excluded = seen if exclude_seen else EMPTY_ROWS
-        if strategy is None:
-            strategy = "trending" if history.is_empty else self.default_strategy()
-        if strategy not in self.STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}")
-        if strategy in ("trending", "popular"):
-            return strategy, self.rank_trending(k, excluded, as_of, popular=strategy == "popular")
+        history = self.history(user_id, None if as_of is None else to_iso(as_of))
+        name = strategy or ("trending" if history.is_empty else self.default_strategy())
         served = self.served
-        if served is not None and strategy in self.MODEL_STRATEGIES:
-            if as_of is not None or self.list_ttl_s <= 0:
-                return strategy, self.rank_model(served, history, k, strategy, exclude_seen, as_of)
-            return strategy, self._kept_model_list(served, user_id, generation, history, k,
-                                                   strategy, exclude_seen)
-        return "content", self.rank_content(history, k, excluded, as_of)
+        chosen = strategies.resolve(name, has_model=served is not None)
+        reader = Reader(history, time.time() if as_of is None else as_of, as_of)
+        view = self.view()
+        excluded = history.excluded(exclude_seen)
+        keep = chosen.needs_model and not history.is_empty and as_of is None and self.kept.enabled
+        if not keep:
+            return chosen.answers_as, chosen.rank(view, reader, k, excluded)
+        key = (user_id, k, exclude_seen, chosen.name)
+        valid = (generation, served, len(served.paper_ids))
+        ranked = self.kept.get(key, valid)
+        if ranked is None:
+            ranked = chosen.rank(view, reader, k, excluded)
+            self.kept.keep(key, valid, ranked)
+        return chosen.answers_as, ranked
 
-    def _kept_model_list(self, served: ServedModel, user_id: str, generation: int,
-                         history: ReaderHistory, k: int, strategy: str,
-                         exclude_seen: bool) -> Ranked:
-        """A reader's model-ranked list, kept for `list_ttl_s` seconds unless what it was
-        ranked from changes first: an event of the reader (refresh() moves their
-        generation), another model, or a paper added to it. Within the TTL only the
-        confidence decay of the reader's own events moves (half-life 180 days: a relative
-        change of ~3e-6 a minute), which does not reorder a list in practice; trending,
-        which moves faster, is kept separately and per minute (rank_trending)."""
-        # A reader without history is ranked from nothing but the model: one list for all
-        # of them (an experiment sends every new reader through here).
-        key = (user_id if len(history) else None, k, exclude_seen, strategy)
-        n_papers = len(served.paper_ids)
-        kept = self._lists.get(key)
-        now = time.monotonic()
-        if (kept is not None and kept[1] is served and kept[0] == generation
-                and kept[2] == n_papers and kept[3] > now):
-            return kept[4]
-        ranked = self.rank_model(served, history, k, strategy, exclude_seen, None)
-        self._keep_list(key, (generation, served, n_papers, now + self.list_ttl_s, ranked), now)
-        return ranked
-
-    def _keep_list(self, key: tuple, entry: tuple, now: float) -> None:
-        """Keep a list, dropping the ones past their TTL and then the oldest until all fit
-        in `max_kept_items` items. The TTL is the same for every list, so the oldest kept
-        is the first to expire: both walks start at the front and stop at the first list
-        that stays."""
-        with self._lock:
-            lists = self._lists
-            old = lists.pop(key, None)
-            if old is not None:
-                self._kept_items -= len(old[4].rows)
-            lists[key] = entry
-            self._kept_items += len(entry[4].rows)
-            while lists:
-                first_key, first = next(iter(lists.items()))
-                if first_key == key or (first[3] > now and self._kept_items <= self.max_kept_items):
-                    break
-                del lists[first_key]
-                self._kept_items -= len(first[4].rows)
-
-    def rank_model(self, served: ServedModel, history: ReaderHistory, k: int, strategy: str,
-                   exclude_seen: bool, as_of: float | None) -> Ranked:
-        now = time.time() if as_of is None else as_of
-        triples = [(int(r), kind, float(t)) for r, kind, t in
-                   zip(history.rows, history.kinds, history.ts) if r < len(served.paper_ids)]
-        recs = served.recommend(triples, k, strategy, exclude_seen, now)
-        return Ranked(np.array([r.index for r in recs], dtype=np.int64),
-                      np.array([r.score for r in recs], dtype=np.float64),
-                      [r.reason for r in recs])
-
-
-EMPTY_ROWS = np.zeros(0, dtype=np.int64)
-EMPTY_HISTORY = ReaderHistory(rows=EMPTY_ROWS, kinds=[], ts=np.zeros(0, dtype=np.float64))
-
-
-def _unix_to_iso(ts: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds")
+    def trending_list(self, k: int, as_of: float | None = None) -> Ranked:
+        """The trending list nobody's history changes (GET /trending)."""
+        self.refresh()
+        reader = Reader(EMPTY_HISTORY, time.time() if as_of is None else as_of, as_of)
+        return strategies.get("trending").rank(self.view(), reader, k)

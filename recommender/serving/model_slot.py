@@ -1,4 +1,5 @@
-"""A trained HybridModel lined up with the live catalog.
+"""The model slot: a trained HybridModel lined up with the live catalog (ServedModel), and
+the slot that follows the registry's active model and swaps it in (ModelSlot).
 
 The model indexes papers by their position at training time, and the catalog only ever
 appends, so the model's papers must be a prefix of the catalog. Papers added since
@@ -10,18 +11,16 @@ is refused rather than served with shifted indices.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from recommender.model.artifacts import ArtifactError, read_artifact
-from recommender.model.hybrid import HybridModel
+from recommender.model.hybrid import STRATEGIES, HybridModel
 
 PAPER_IDS = "paper_ids"
-
-
-TRIAL_STRATEGIES = ("content", "collaborative", "hybrid")
 TRIAL_K = 10
 
 
@@ -43,7 +42,7 @@ def trial_run(model: HybridModel, where) -> None:
     histories = [[], [(rows[0], "click", now - 3600.0)],
                  [(r, kind, now - 60.0 * i) for i, (r, kind) in
                   enumerate(zip(rows, ("read", "upvote", "click")))]]
-    for strategy in TRIAL_STRATEGIES:
+    for strategy in STRATEGIES:
         for history in histories:
             try:
                 recs = model.recommend(history, k=TRIAL_K, strategy=strategy,
@@ -154,8 +153,84 @@ class ServedModel:
             self.paper_ids = self.paper_ids + new
         return len(new)
 
-    def recommend(self, history: list[tuple[int, str, float]], k: int, strategy: str,
-                  exclude_seen: bool, now: float):
-        with self.lock:
-            return self.model.recommend(history, k=k, strategy=strategy,
-                                        exclude_seen=exclude_seen, now=now)
+
+class ModelSlot:
+    """The model that serves, following the registry's active model.
+
+    Loading happens off the request path (or inline when asked); a model that fails to load
+    is remembered and not retried, and the one already serving (or, with none, the content
+    fallback of the strategies) keeps serving. The swap is one reference assignment: a
+    request sees the old model or the new one, never half of either."""
+
+    # How often a request may look at the registry for a newly promoted model.
+    CHECK_S = 1.0
+
+    def __init__(self, active_model, fetch_paper):
+        """`active_model()`: the registry's active row (version, path) or None;
+        `fetch_paper(paper_id)`: a stored paper, for papers added since training."""
+        self._active_model = active_model
+        self._fetch_paper = fetch_paper
+        self.served: ServedModel | None = None
+        self._problem: str | None = None
+        self._failed_version: str | None = None
+        self._loading = False
+        self._last_check = time.monotonic()
+
+    @property
+    def version(self) -> str | None:
+        served = self.served
+        return served.version if served is not None else None
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
+    def problems(self) -> list[str]:
+        return [self._problem] if self._problem else []
+
+    def drop(self, reason: str) -> None:
+        """Stop serving the model (adding a paper to it failed), saying why."""
+        self.served, self._problem = None, reason
+
+    def check_due(self) -> bool:
+        return time.monotonic() - self._last_check > self.CHECK_S
+
+    def check(self, catalog_ids, wait: bool = False) -> None:
+        """Follow the registry's active model, lined up with `catalog_ids()` once loaded."""
+        self._last_check = time.monotonic()
+        active = self._active_model()
+        if active is None:
+            if self.served is None and self._failed_version is None:
+                self._problem = None
+            return
+        version = active["version"]
+        if version == self.version and not self._loading:
+            # Back to the model already serving (a rollback after a failed promotion): the
+            # failure is history, not a problem of what serves now.
+            self._failed_version = self._problem = None
+            return
+        if version in (self.version, self._failed_version) or self._loading:
+            return
+        self._loading = True
+        if wait:
+            self._load(version, active["path"], catalog_ids)
+        else:
+            threading.Thread(target=self._load, args=(version, active["path"], catalog_ids),
+                             name=f"load-model-{version}", daemon=True).start()
+
+    def _load(self, version: str, path: str, catalog_ids) -> None:
+        try:
+            served = ServedModel.load(version, Path(path))
+            served.align(catalog_ids(), self._fetch_paper)
+        except Exception as exc:  # whatever is wrong with it, it is refused, not retried
+            if not isinstance(exc, ArtifactError):
+                exc = f"{type(exc).__name__}: {exc}"
+            self._failed_version = version
+            fallback = f"serving {self.version}" if self.served else "serving content + trending"
+            self._problem = f"model {version} not loaded: {exc}; {fallback}"
+        else:
+            self.served = served  # one reference swap: a request sees the old or the new
+            self._failed_version = None
+            self._problem = None
+        finally:
+            self._loading = False

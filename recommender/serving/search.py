@@ -32,12 +32,14 @@ import scipy.sparse as sp
 from recommender.serving.catalog import CatalogSnapshot
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from recommender.core import reasons
+from recommender.core.kinds import INTEREST_KINDS
+from recommender.core.ranking import EMPTY_ROWS, Ranked, top_k
 from recommender.model.content import NGRAMS, ContentEncoder, paper_text
-from recommender.serving.reader_history import PROFILE_WEIGHTS, content_profile
-from recommender.serving.live import Ranked, top_k
+from recommender.serving.reader_history import content_profile
 
 # List names a served list of these is logged under (impressions.strategy); they are not
-# ranking strategies an experiment can pick (see LiveRecommender.STRATEGIES).
+# ranking strategies an experiment can pick (see serving/strategies.py).
 SEARCH_LIST = "search"
 SIMILAR_LIST = "similar"
 
@@ -47,8 +49,8 @@ DENSE_WEIGHT = 0.3
 PROFILE_WEIGHT = 0.15
 # Similar papers: text and readership, each in [0, 1].
 TEXT_WEIGHT, READERSHIP_WEIGHT = 0.6, 0.4
-# Kinds that show interest in a paper: the ones a reader's content profile counts positively.
-READERSHIP_KINDS = tuple(k for k, w in PROFILE_WEIGHTS.items() if w > 0)
+# Kinds that show interest in a paper: what makes a reader one of its readers.
+READERSHIP_KINDS = INTEREST_KINDS
 
 
 def query_problem(query: str | None) -> str | None:
@@ -160,7 +162,7 @@ class PaperSearch:
         terms, weights = q.indices, q.data
         n = catalog.size
         if len(terms) == 0:
-            return Ranked(np.zeros(0, np.int64), np.zeros(0), [])
+            return Ranked(EMPTY_ROWS, np.zeros(0), [])
         full = _term_scores(index.full_t, terms, weights, n)
         title = _term_scores(index.title_t, terms, weights, n)
         matches = (full > 0) | (title > 0)
@@ -171,21 +173,18 @@ class PaperSearch:
             personal = PROFILE_WEIGHT * np.maximum(catalog.vectors @ profile, 0.0)
             scores = scores + personal
         scores = np.where(matches, scores, -np.inf)
-        rows = top_k(scores, k, np.zeros(0, np.int64) if excluded is None else excluded)
+        rows = top_k(scores, k, excluded)
         words = _query_words(query)
-        reasons = [self._match_reason(index, int(r), words, title[r] > 0,
-                                      personal is not None and personal[r] >= 0.5 * PROFILE_WEIGHT)
-                   for r in rows]
-        return Ranked(rows, scores[rows], reasons)
+        why = [self._match_reason(index, int(r), words, title[r] > 0,
+                                  personal is not None and personal[r] >= 0.5 * PROFILE_WEIGHT)
+               for r in rows]
+        return Ranked(rows, scores[rows], why)
 
     @staticmethod
     def _match_reason(index: _Index, row: int, words: list[tuple[int, str]], in_title: bool,
                       personal: bool) -> str:
         found = [w for col, w in words if index.tf[row, col] > 0]
-        quoted = ", ".join(f"\u201c{w}\u201d" for w in found[:3])
-        where = "title and abstract" if in_title else "abstract"
-        reason = f"{where} match {quoted}" if quoted else "matches your search"
-        return reason + ("; close to what you read" if personal else "")
+        return reasons.search_match(found[:3], in_title, personal)
 
     # -- similar papers ------------------------------------------------------------------
     def similar(self, catalog: CatalogSnapshot, encoder: ContentEncoder, row: int, k: int,
@@ -207,18 +206,13 @@ class PaperSearch:
                 read[r] = c / (readers + 2.0)
         scores = TEXT_WEIGHT * text + READERSHIP_WEIGHT * read
         rows = top_k(scores, k, np.array([row], dtype=np.int64))
-        reasons = []
+        why = []
         for r in rows:
             r = int(r)
             words = _shared_terms(index.full, encoder.terms, row, r)
-            text_part = (f"shares {', '.join(chr(0x201c) + w + chr(0x201d) for w in words)}"
-                         if words else "close in topic")
-            if counts[r] > 0 and READERSHIP_WEIGHT * read[r] >= TEXT_WEIGHT * text[r] / 4:
-                who = "reader" if counts[r] == 1 else "readers"
-                reasons.append(f"{counts[r]} {who} of this paper also read it; {text_part}")
-            else:
-                reasons.append(text_part)
-        return Ranked(rows, scores[rows], reasons)
+            by_readers = counts[r] > 0 and READERSHIP_WEIGHT * read[r] >= TEXT_WEIGHT * text[r] / 4
+            why.append(reasons.similar_paper(words, int(counts[r]) if by_readers else 0))
+        return Ranked(rows, scores[rows], why)
 
 
 def _query_words(query: str) -> list[tuple[int, str]]:

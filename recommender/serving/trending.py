@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DAY_S = 86_400.0
-TRENDING_WEIGHTS = {"impression": 0.0, "click": 1.0, "read": 2.0, "upvote": 4.0,
-                    "remove_upvote": -4.0, "dismiss": 0.0}
+from recommender.core.times import DAY_S
 
 
 def trending_scores(

@@ -151,8 +151,8 @@ class Store(ABC):
     @abstractmethod
     def user_events(self, user_id: str, until: str | None = None,
                     paper_id: str | None = None) -> list[dict]:
-        """A reader's events (paper_id, kind, ts, request_id) in (ts, arrival) order, up to
-        `until`, optionally of one paper only."""
+        """A reader's events (id, paper_id, kind, ts, request_id) in (ts, arrival) order, up
+        to `until`, optionally of one paper only."""
 
     @abstractmethod
     def user_summary(self, user_id: str) -> dict:

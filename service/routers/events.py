@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 
 from recommender.storage import EventRow, IdempotencyConflict
 from service.deps import ApiKey, MetricsDep, RecommenderDep, StoreDep
+from service.errors import invalid_fields
 from service.schemas import EventBatch, EventIn, EventsAccepted
 
 router = APIRouter(tags=["events"])
@@ -36,12 +36,12 @@ async def post_events(
     unsure = [e.paper_id for e in batch if e.paper_id not in known]
     stored_ids = store.existing_paper_ids(unsure) if unsure else set()
     errors = [
-        {"type": "value_error", "loc": ["body", i, "paper_id"] if isinstance(payload, list)
-         else ["body", "paper_id"], "msg": f"unknown paper_id {e.paper_id!r}", "input": e.paper_id}
+        (["body", i, "paper_id"] if isinstance(payload, list) else ["body", "paper_id"],
+         f"unknown paper_id {e.paper_id!r}", e.paper_id)
         for i, e in enumerate(batch) if e.paper_id not in known and e.paper_id not in stored_ids
     ]
     if errors:
-        raise RequestValidationError(errors)
+        raise invalid_fields(errors)
     try:
         stored, duplicates = await store.add_events_async([
             EventRow(e.user_id, e.paper_id, e.kind, e.ts, e.request_id, e.idempotency_key)

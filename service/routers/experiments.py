@@ -4,26 +4,31 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.experiments.report import DEFAULT_WINDOW_HOURS, build_report
-from recommender.experiments.config import (ExperimentExists, InvalidConfig, create_experiment,
-                                     strategies_of)
-from service.deps import ApiKey, RecommenderDep, StoreDep
+from recommender.experiments.config import (KINDS, MAX_DESCRIPTION, MAX_NAME, MAX_VARIANTS,
+                                            MIN_VARIANTS, ExperimentExists, InvalidConfig,
+                                            create_experiment)
+from recommender.serving import strategies
+from service.deps import ApiKey, StoreDep
+from service.errors import invalid
 from service.report_page import render_report_page
 
 router = APIRouter(tags=["experiments"])
 
-ExperimentName = Annotated[str, Path(min_length=1, max_length=64)]
+ExperimentName = Annotated[str, Path(min_length=1, max_length=MAX_NAME)]
+# The request schema states the domain's constraints (experiments/config.py); every other rule
+# (name characters, duplicate variants, known strategies, weights, control) is checked there.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 
 
 class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    strategy: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Name
+    strategy: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
     weight: float = 1.0
 
 
@@ -33,12 +38,12 @@ class ExperimentIn(BaseModel):
         "variants": [{"name": "popular", "strategy": "popular", "weight": 1},
                      {"name": "content", "strategy": "content", "weight": 1}]}]})
 
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    kind: Literal["ab", "interleave"] = "ab"
-    variants: Annotated[list[VariantIn], Field(min_length=2, max_length=16)]
+    name: Name
+    kind: Literal[KINDS] = "ab"  # type: ignore[valid-type]
+    variants: Annotated[list[VariantIn], Field(min_length=MIN_VARIANTS, max_length=MAX_VARIANTS)]
     control: str | None = Field(None, description="a variant name; default the first")
     traffic: float = Field(1.0, description="share of readers in the experiment, (0, 1]")
-    description: Annotated[str, Field(max_length=2000)] = ""
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
 
 
 class VariantOut(BaseModel):
@@ -82,18 +87,15 @@ def _get(store, name: str) -> dict:
 
 
 @router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED)
-def post_experiment(body: ExperimentIn, store: StoreDep, recommender: RecommenderDep,
-                    _key: ApiKey) -> ExperimentOut:
+def post_experiment(body: ExperimentIn, store: StoreDep, _key: ApiKey) -> ExperimentOut:
     """Start an experiment. Readers are assigned by a stable hash of (experiment, user_id).
     422 names the field: duplicate variant names, an unknown strategy, weights that do not
     sum to a positive number, a control that is not a variant. 409 if the name is taken."""
     raw = body.model_dump(exclude_none=True)
     try:
-        row = create_experiment(store, raw, strategies_of(recommender))
+        row = create_experiment(store, raw, strategies.NAMES)
     except InvalidConfig as exc:
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ["body", *exc.loc], "msg": exc.msg,
-            "input": exc.value}]) from None
+        raise invalid(["body", *exc.loc], exc.msg, exc.value) from None
     except ExperimentExists:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"experiment {body.name!r} exists; names are never reused, "

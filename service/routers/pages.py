@@ -27,13 +27,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from recommender.core.events import KINDS, normalize_ts
-from recommender.experiments.config import serve_list
+from recommender.core.events import normalize_ts
+from recommender.core.kinds import KINDS
 from recommender.serving.reader_history import reader_marks
 from recommender.serving.search import MAX_QUERY_CHARS, query_problem, serve_search, serve_similar
-from recommender.serving.live import EMPTY_ROWS
+from recommender.serving.serve_list import serve_list
 from recommender.storage import EventRow
 from service.deps import MetricsDep, RecommenderDep, StoreDep, off_loop_if_busy
+from service.errors import invalid
 from service.list_items import page_item_dicts
 from service.schemas import Id
 from service.session import (CSRF_FIELD, CSRF_HEADER, Session, check_same_origin,
@@ -111,8 +112,7 @@ def _feed_view(view: dict, store, recommender, metrics) -> None:
         metrics.recommendations.labels(served.strategy).inc()
         view.update(request_id=served.request_id, strategy=served.strategy)
     else:
-        recommender.refresh()
-        served = recommender.rank_trending(k, EMPTY_ROWS, None)  # rows, scores, reasons
+        served = recommender.trending_list(k)  # rows, scores, reasons
         view["strategy"] = "trending"
     _fill_cards(view, store, recommender, served)
     if len(view["cards"]) >= k and k < MAX_K:
@@ -218,8 +218,7 @@ def _acting_session(request: Request, token: str | None) -> Session:
 
 
 def _field_error(field: str, msg: str, value) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": ["body", field],
-                                    "msg": msg, "input": value}])
+    return invalid(["body", field], msg, value)
 
 
 @router.post("/page/signin")

@@ -7,14 +7,15 @@ import weakref
 from datetime import datetime, timezone
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BeforeValidator
 
 from recommender.core.events import InvalidField, normalize_ts
-from recommender.experiments.config import serve_list
+from recommender.serving import strategies
+from recommender.serving.serve_list import serve_list
 from service.deps import (MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid,
                           off_loop_if_busy)
+from service.errors import invalid
 from service.list_items import item_dicts
 from service.schemas import Id, RecommendedItem, Recommendations, TrendingList
 
@@ -39,9 +40,7 @@ def _as_of_unix(as_of: datetime | None) -> float | None:
     try:
         return datetime.fromisoformat(normalize_ts(as_of, field="as_of")).timestamp()
     except InvalidField as exc:
-        raise HTTPException(422, [{
-            "type": "value_error", "loc": ["query", "as_of"], "msg": exc.reason,
-            "input": str(as_of)}]) from None
+        raise invalid(["query", "as_of"], exc.reason, str(as_of)) from None
 
 
 def _items(store, recommender, ranked) -> list[RecommendedItem]:
@@ -75,11 +74,9 @@ async def recommendations(
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "strategy override needs X-API-Key")
         if not key_is_valid(settings, key):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "X-API-Key not accepted")
-        if strategy not in recommender.STRATEGIES:
-            raise HTTPException(422, [{
-                "type": "value_error", "loc": ["query", "strategy"],
-                "msg": f"unknown strategy; one of {', '.join(recommender.STRATEGIES)}",
-                "input": strategy}])
+        if strategy not in strategies.NAMES:
+            raise invalid(["query", "strategy"], f"unknown strategy; one of {', '.join(strategies.NAMES)}",
+                          strategy)
     served = await off_loop_if_busy(recommender, serve_list, store, recommender, user_id, k,
                                     exclude_seen, _as_of_unix(as_of), strategy)
     metrics.recommendations.labels(served.strategy).inc()
@@ -127,9 +124,8 @@ def _items_json(served, store, catalog) -> str:
 def trending(recommender: RecommenderDep, store: StoreDep, k: K = 20,
              as_of: AsOf = None) -> TrendingList:
     """Time-decayed popularity from events plus the catalog's prior upvotes."""
-    recommender.refresh()
     when = _as_of_unix(as_of)
-    ranked = recommender.rank_trending(k, np.zeros(0, dtype=np.int64), when)
+    ranked = recommender.trending_list(k, when)
     return TrendingList(
         as_of=(datetime.now(timezone.utc) if when is None  # the epoch (0.0) is a time too
                 else datetime.fromtimestamp(when, tz=timezone.utc)),

@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 
 from recommender.serving.search import (MAX_QUERY_CHARS, PaperSearch, query_problem, serve_search,
-                                serve_similar)
+                                        serve_similar)
 from service.deps import RecommenderDep, StoreDep
+from service.errors import invalid
 from service.list_items import item_dicts
 from service.schemas import Id, RecommendedItem, SearchResults, SimilarPapers
 
@@ -26,8 +27,7 @@ def check_query(q: str | None) -> str:
     """The query stripped, or a 422 naming `q` (search.query_problem says why)."""
     problem = query_problem(q)
     if problem is not None:
-        raise HTTPException(422, [{"type": "value_error", "loc": ["query", "q"], "msg": problem,
-                                   "input": (q or "")[:MAX_QUERY_CHARS + 1]}])
+        raise invalid(["query", "q"], problem, (q or "")[:MAX_QUERY_CHARS + 1])
     return q.strip()
 
 

@@ -99,6 +99,15 @@ class Connections:
             self._all_conns.add(held)
         return db
 
+    def open_connections(self) -> int:
+        """Connections open now (one per live thread that used the store)."""
+        with self._conns_lock:
+            return len(self._all_conns)
+
+    def pending_writes(self) -> int:
+        """Writes queued for the group commit and not yet taken by it."""
+        return self._committer.pending()
+
     def close(self) -> None:
         self._committer.stop()
         with self._conns_lock:

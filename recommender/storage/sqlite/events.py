@@ -58,7 +58,7 @@ class Events:
 
     def user_events(self, user_id: str, until: str | None = None,
                     paper_id: str | None = None) -> list[dict]:
-        sql = "SELECT paper_id, kind, ts, request_id FROM events WHERE user_id = ?"
+        sql = "SELECT id, paper_id, kind, ts, request_id FROM events WHERE user_id = ?"
         params: list = [user_id]
         if until is not None:
             sql += " AND ts <= ?"

@@ -7,18 +7,31 @@ from collections.abc import Iterable, Iterator, Sequence
 from recommender.core.times import utcnow_iso
 from recommender.storage.interface import TABLES
 
+# What a paper is made of besides its id (the change number and added_at are bookkeeping).
+PAPER_FIELDS = frozenset({"title", "abstract", "published_at", "authors", "upvotes", "extra"})
+
 
 class Papers:
     def upsert_papers(self, papers: Sequence[dict]) -> int:
         """Insert or update papers by id; returns how many rows changed.
 
-        A re-import of identical papers changes nothing (not even `added_at` or `changed`).
-        Every insert or real update takes the next `changed` number; writers are serialised
-        (BEGIN IMMEDIATE), so the numbers grow in commit order and papers_since misses none."""
+        An existing paper keeps every field the dict does not carry (a title-only update
+        keeps its abstract, date, authors, upvotes and extra); a new paper needs a title
+        (ValueError, nothing stored). A re-import of identical papers changes nothing (not
+        even `added_at` or `changed`). Every insert or real update takes the next `changed`
+        number; writers are serialised (BEGIN IMMEDIATE), so the numbers grow in commit
+        order and papers_since misses none."""
         now = utcnow_iso()
         changed = 0
         with self.transaction() as db:
+            partial = [p["paper_id"] for p in papers if not PAPER_FIELDS <= p.keys()]
+            stored = self.get_papers(partial) if partial else {}
             for p in papers:
+                if not PAPER_FIELDS <= p.keys():
+                    old = stored.get(p["paper_id"])
+                    if old is None and not p.get("title"):
+                        raise ValueError(f"paper {p['paper_id']!r} is new and has no title")
+                    p = {**{f: old[f] for f in PAPER_FIELDS if old is not None}, **p}
                 cur = db.conn.execute(
                     """
                     INSERT INTO papers (paper_id, title, abstract, published_at, authors,

@@ -116,6 +116,9 @@ class GroupCommitter:
                                                 daemon=True)
                 self._thread.start()
 
+    def pending(self) -> int:
+        return self._queue.qsize()
+
     def submit(self, fn, durable: bool):
         return self.enqueue(fn, durable).result()
 

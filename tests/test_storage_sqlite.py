@@ -1,14 +1,14 @@
-"""The store: migrations, WAL, idempotency, atomic batches, model registry."""
+"""What only the SQLite backend has: migrations of a file, WAL, commits another connection sees,
+the group-commit writer. What every backend does is test_storage_contract.py."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 
 import pytest
-from sqlite_utils import Database
 
 from recommender.storage import EventRow, open_store
+from recommender.storage.sqlite import raw
 from recommender.storage.sqlite.schema import MIGRATIONS
 
 PAPER = {"paper_id": "p1", "title": "Attention", "abstract": "all you need"}
@@ -16,8 +16,9 @@ PAPER = {"paper_id": "p1", "title": "Attention", "abstract": "all you need"}
 
 def test_fresh_file_is_migrated_to_latest_in_wal_mode(store):
     assert store.schema_version == len(MIGRATIONS)
-    assert store.db.journal_mode == "wal"
-    assert {"papers", "events", "impressions", "experiments", "models"} <= set(store.db.table_names())
+    assert raw.query(store.location, "PRAGMA journal_mode") == [("wal",)]
+    tables = {r[0] for r in raw.query(store.location, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"papers", "events", "impressions", "experiments", "models"} <= tables
 
 
 def test_reopening_applies_no_migration_twice(store):
@@ -26,60 +27,11 @@ def test_reopening_applies_no_migration_twice(store):
     assert again.schema_version == len(MIGRATIONS)
 
 
-def test_upsert_same_paper_twice_changes_nothing(store):
-    assert store.upsert_papers([PAPER]) == 1
-    added_at = store.get_paper("p1")["added_at"]
-    assert store.upsert_papers([PAPER]) == 0
-    assert store.get_paper("p1")["added_at"] == added_at
-    assert store.upsert_papers([{**PAPER, "title": "Attention!"}]) == 1
-    assert store.get_paper("p1")["title"] == "Attention!"
-
-
-def test_idempotency_key_stores_a_retry_once(store):
-    store.upsert_papers([PAPER])
-    e = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00", None, "key-1")
-    assert store.add_events([e]) == (1, 0)
-    assert store.add_events([e, e]) == (0, 2)
-    assert store.count("events") == 1
-
-
-def test_events_without_key_are_all_kept(store):
-    store.upsert_papers([PAPER])
-    e = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00")
-    assert store.add_events([e, e]) == (2, 0)
-
-
-def test_a_failing_batch_leaves_nothing_behind(store):
-    store.upsert_papers([PAPER])
-    good = EventRow("u", "p1", "click", "2026-01-01T00:00:00.000000+00:00", None, "ok")
-    bad = EventRow("u", "missing-paper", "click", "2026-01-01T00:00:00.000000+00:00")
-    with pytest.raises(sqlite3.IntegrityError):
-        store.add_events([good, bad])
-    assert store.count("events") == 0
-
-
 def test_committed_events_are_visible_to_another_connection(store):
     store.upsert_papers([PAPER])
     store.add_events([EventRow("u", "p1", "read", "2026-01-01T00:00:00.000000+00:00")])
-    other = sqlite3.connect(store.path)
+    other = raw.connect(store.path)
     assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 1
-
-
-def test_promoting_a_model_retires_the_previous_one(store):
-    store.register_model("v1", "/m/v1", {}, {"ndcg@20": 0.1})
-    store.register_model("v2", "/m/v2", {}, {"ndcg@20": 0.2})
-    store.set_model_status("v1", "active")
-    store.set_model_status("v2", "active")
-    statuses = {m["version"]: m["status"] for m in store.list_models()}
-    assert statuses == {"v1": "retired", "v2": "active"}
-    assert store.active_model()["version"] == "v2"
-
-
-def test_stopping_twice_is_a_no_op(store):
-    store.save_experiment("exp", "ab", {"variants": []}, "a")
-    assert store.stop_experiment("exp") is True
-    assert store.stop_experiment("exp") is False
-    assert store.get_experiment("exp")["status"] == "stopped"
 
 
 def _event(key: str) -> EventRow:
@@ -93,9 +45,9 @@ def test_events_awaited_on_an_event_loop_are_committed_when_the_await_returns(st
         return await asyncio.gather(*(store.add_events_async([_event(f"k{i}")]) for i in range(20)))
 
     assert asyncio.run(post()) == [(1, 0)] * 20
-    other = sqlite3.connect(store.path)
+    other = raw.connect(store.path)
     assert other.execute("SELECT count(*) FROM events").fetchone()[0] == 20
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(raw.IntegrityError):
         asyncio.run(store.add_events_async([EventRow("u", "missing", "click", "2026-01-01T00:00:00+00:00")]))
 
 
@@ -128,28 +80,18 @@ def test_a_write_cancelled_while_queued_is_never_stored(store):
 
     assert asyncio.run(cancel_one()) == (1, 0)
     blocker.join(10)
-    keys = {r[0] for r in store.db.execute("SELECT idempotency_key FROM events")}
+    keys = {r[0] for r in raw.query(store.location, "SELECT idempotency_key FROM events")}
     assert keys == {"after"}
-
-
-def test_a_repeated_served_list_id_drops_only_that_list(store):
-    for rid in ("r1", "r2", "r1", "r3"):
-        store.log_served_list(rid, "u", "trending", ["p1"])
-    store.flush()
-    assert sorted(r[0] for r in store.db.execute("SELECT request_id FROM impressions")) == ["r1", "r2", "r3"]
 
 
 def test_a_version_1_file_gets_change_numbers_and_updates_move_them(tmp_path):
     """Migration 2 numbers existing papers in rowid order; an update in place takes the
     next number (so papers_since sees it), an identical re-upsert none."""
     path = tmp_path / "v1.db"
-    old = Database(path)
-    MIGRATIONS[0](old)
-    old["papers"].insert_all([{"paper_id": f"p{i}", "title": f"t{i}", "added_at": "2026-01-01"}
-                              for i in range(3)])
-    old.execute("PRAGMA user_version = 1")
-    old.conn.commit()
-    old.close()
+    raw.create_at_version(path, 1)
+    for i in range(3):
+        raw.execute(path, "INSERT INTO papers (paper_id, title, added_at) VALUES (?, ?, ?)",
+                    [f"p{i}", f"t{i}", "2026-01-01"])
     store = open_store(path)
     try:
         assert store.schema_version == len(MIGRATIONS)

@@ -1,5 +1,6 @@
-"""The real server as a subprocess: `uvicorn service.app:app_from_env --factory` on
-127.0.0.1 and a free port, for tests that need a process to kill or a live OpenAPI schema."""
+"""What tests share besides fixtures (those are in conftest.py): the API key and a client
+of the real app, the real server as a subprocess or a thread, and a small synthetic
+catalog for the model's tests. Test modules import from here, never from each other."""
 from __future__ import annotations
 
 import os
@@ -12,8 +13,77 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
+from fastapi.testclient import TestClient
+
+from recommender.core.settings import Settings
+from recommender.model.hybrid import HybridConfig
+from service.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key"
+AUTH = {"X-API-Key": API_KEY}
+
+
+def store_location(backend: str, tmp_path: Path) -> str | Path:
+    """Where a test's fresh store of `backend` lives (storage.BACKENDS)."""
+    if backend == "sqlite":
+        return tmp_path / "store.db"
+    raise ValueError(f"no test location for backend {backend!r}")
+
+
+def make_client(db_path, **settings) -> TestClient:
+    """The real app on `db_path` through its test client (use it as a context manager)."""
+    app = create_app(Settings(db=db_path, api_keys=f"{API_KEY},other-key", **settings))
+    return TestClient(app)
+
+
+def wait_for_version(client, version, timeout=15.0) -> dict:
+    """/health once the service serves model `version`."""
+    deadline = time.monotonic() + timeout
+    health = None
+    while time.monotonic() < deadline:
+        health = client.get("/health").json()
+        if health["model_version"] == version:
+            return health
+        time.sleep(0.2)
+    raise AssertionError(f"service never switched to {version}: {health}")
+
+
+# -- a synthetic catalog: readers with topical tastes ----------------------------------------
+
+TOPICS = {
+    "graphs": "graph network node edge community clustering spectral random walk",
+    "genes": "gene expression protein sequence genome transcription regulatory cell",
+    "vision": "image convolutional pixel segmentation detection camera visual scene",
+    "language": "language text word translation parsing corpus sentence semantic",
+}
+
+
+def synthetic(n_papers=80, n_users=160, seed=0):
+    """(texts, titles, users, items, topic per paper): each reader reads papers of one or
+    two topics."""
+    rng = np.random.default_rng(seed)
+    names = list(TOPICS)
+    topic = rng.integers(0, len(names), n_papers)
+    titles, texts = [], []
+    for i in range(n_papers):
+        words = TOPICS[names[topic[i]]].split()
+        w = rng.choice(words, 6)
+        titles.append(f"{w[0]} {w[1]} study {i}")
+        texts.append(f"{titles[-1]} {' '.join(rng.choice(words, 12))}")
+    users, items = [], []
+    for u in range(n_users):
+        likes = rng.choice(len(names), 1 + (u % 2), replace=False)
+        pool = np.nonzero(np.isin(topic, likes))[0]
+        for i in rng.choice(pool, min(len(pool), int(rng.integers(2, 12))), replace=False):
+            users.append(u)
+            items.append(int(i))
+    return texts, titles, np.asarray(users), np.asarray(items), topic
+
+
+# A small fit that still carves a validation slice on the synthetic catalog.
+CONFIG = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=16, pool_per_feature=20)
 
 
 def free_port() -> int:

@@ -1,0 +1,82 @@
+"""Ranking primitives every part uses: a ranked list, the one top-k, and NDCG.
+
+`top_k` is the only place a list is cut from scores (serving, the model's single-reader and
+batch paths, offline evaluation, the blend's validation search); `ndcg_from_hits` the only
+definition of NDCG (offline metrics, the tuning proxies, the blend's coordinate ascent).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True, eq=False)
+class Ranked:
+    """One ranked list: catalog rows, scores and a reason per row. Compared and hashed by
+    identity: a kept list is the same object on every request that reuses it."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    reasons: list[str]
+
+
+EMPTY_ROWS = np.zeros(0, dtype=np.int64)
+
+
+def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndarray:
+    """Indices of the k best scores, best first; ties in index order.
+
+    `scores` is one row (n,) or a batch (B, n). `excluded`: indices never returned (an
+    array for one row; for a batch a sparse B x n matrix of its stored entries); a score
+    of -inf is never returned either. `candidates`: only these indices may be returned.
+    One row gives at most k indices (fewer when fewer are allowed); a batch gives a
+    (B, min(k, n)) array padded with -1 where a row allows fewer."""
+    S = np.array(scores, dtype=np.float64, copy=True)
+    single = S.ndim == 1
+    if single:
+        S = S[None, :]
+    B, n = S.shape
+    if candidates is not None:
+        mask = np.ones(n, bool)
+        mask[np.asarray(candidates, np.int64)] = False
+        S[:, mask] = -np.inf
+    if excluded is not None:
+        if sp.issparse(excluded):
+            ex = sp.csr_matrix(excluded)
+            S[np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr)), ex.indices] = -np.inf
+        else:
+            ex = np.asarray(excluded, np.int64)
+            if len(ex):
+                S[:, ex] = -np.inf
+    allowed = np.isfinite(S).sum(axis=1)
+    kk = int(min(k, n))
+    if kk <= 0:
+        return np.zeros(0 if single else (B, 0), np.int64)
+    top = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (B, 1))
+    order = np.lexsort((top, -np.take_along_axis(S, top, 1)), axis=1)
+    top = np.take_along_axis(top, order, 1)
+    if single:
+        return top[0, :int(min(kk, allowed[0]))]
+    if (allowed < kk).any():
+        top = np.where(np.arange(kk)[None, :] < allowed[:, None], top, -1)
+    return top
+
+
+def discounts(k: int) -> np.ndarray:
+    """1 / log2(rank + 1) for ranks 1..k."""
+    return 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+
+
+def ndcg_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per-row NDCG@k with binary gains: `hits` (B, >=k) says which ranks hit, `n_relevant`
+    how many relevant items each row has; the ideal DCG counts min(k, n_relevant) hits. A
+    row with nothing relevant scores 0."""
+    hits = np.asarray(hits, dtype=bool)[:, :k]
+    if hits.shape[1] < k:
+        hits = np.pad(hits, ((0, 0), (0, k - hits.shape[1])))
+    n_relevant = np.asarray(n_relevant, dtype=np.int64)
+    d = discounts(k)
+    idcg = np.r_[0.0, np.cumsum(d)][np.minimum(n_relevant, k)]
+    return np.where(n_relevant > 0, (hits * d).sum(axis=1) / np.where(idcg > 0, idcg, 1.0), 0.0)
