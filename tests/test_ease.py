@@ -70,7 +70,7 @@ def test_the_hybrid_with_ease_serves_one_reader_as_the_batch():
     history = [(3, "upvote", None), (10, "read", None), (11, "click", None)]
     row, seen = m.history_row(history)
     np.testing.assert_array_equal(m.one_reader().scores(OneHistory.from_row(row, seen), "hybrid")[0],
-                                  m._score_batch(row, "hybrid")[0])
+                                  m.score_batch(row, "hybrid")[0])
     loaded = HybridModel.from_arrays(m.to_arrays(), manifest)
     np.testing.assert_allclose(loaded.score_history(history), m.score_history(history), rtol=1e-5, atol=1e-6)
     new = m.add_paper("graph network study 80", "graph network node edge community clustering")

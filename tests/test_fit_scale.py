@@ -20,7 +20,8 @@ from recommender.model.blend import FEATURES
 from recommender.model.cold_start import NeighborCache, content_neighbors
 from recommender.model.collaborative import CollaborativeModel, CollaborativeParams
 from recommender.model.content import ContentEncoder
-from recommender.model.hybrid import HybridConfig, HybridModel, _pair_samples, _pool_task
+from recommender.model.blend_data import pair_samples, pool_task
+from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph, top_k_per_row
 from tests.helpers import CONFIG, synthetic
 
@@ -105,7 +106,7 @@ def _batch(seed=0, B=6, n=50):
 def test_pairs_put_a_held_out_paper_against_an_unseen_one():
     Fz, excl, held, P, cold, h = _batch()
     config = HybridConfig(negatives=20, pairs_per_user=30)
-    X, y, w = _pair_samples(Fz, excl, held, P, cold, h, config, np.random.default_rng(0))
+    X, y, w = pair_samples(Fz, excl, held, P, cold, h, config, np.random.default_rng(0))
     n = len(y) // 2
     assert np.array_equal(y, np.r_[np.ones(n), np.zeros(n)])
     np.testing.assert_allclose(X[:n], -X[n:])
@@ -128,7 +129,7 @@ def test_pairs_put_a_held_out_paper_against_an_unseen_one():
 
 def test_pools_are_compacted_without_losing_a_candidate():
     Fz, excl, held, P, cold, h = _batch(B=8, n=200)
-    t = _pool_task(Fz, excl, held, cold, h, ~cold, per_feature=15)
+    t = pool_task(Fz, excl, held, cold, h, ~cold, per_feature=15)
     for r in range(8):
         ok = ~excl[r] & ~cold
         want = set()

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from tests.helpers import CONFIG, synthetic
 
@@ -143,15 +144,15 @@ def test_dismiss_and_remove_upvote_do_not_add_interest(model):
     assert 5 not in [r.index for r in recs]
 
 
-def test_strategies_share_one_interface(model):
-    from recommender.model.strategies import all_strategies, get_strategy
-
-    strategies = all_strategies(model)
-    assert set(strategies) == set(STRATEGIES)
+def test_every_scoring_of_the_model_ranks_its_own_scores(model):
+    """The model's scorings (what serving's model strategies and offline evaluation use):
+    a list is the top of its scores, seen papers left out; an unknown name is refused."""
     history = [(1, "upvote", None), (2, "read", None)]
-    row, _ = model.history_row(history)
-    for name, s in strategies.items():
-        np.testing.assert_allclose(s.score(row)[0], model.score_history(history, name), rtol=1e-6)
-        assert [r.index for r in s.recommend(history, k=5)] == [r.index for r in model.recommend(history, k=5, strategy=name)]
+    row, seen = model.history_row(history)
+    for name in STRATEGIES:
+        scores = model.score_history(history, name)
+        np.testing.assert_allclose(model.score_rows(row, name)[0], scores, rtol=1e-6)
+        assert [r.index for r in model.recommend(history, k=5, strategy=name)] == \
+            top_k(scores, 5, seen).tolist()
     with pytest.raises(ValueError):
-        get_strategy(model, "nope")
+        model.score_rows(row, "nope")

@@ -35,7 +35,7 @@ def model():
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
     row, seen = model.history_row(history)
-    batch = model._score_batch(row, strategy)[0]
+    batch = model.score_batch(row, strategy)[0]
     single, _ = model.one_reader().scores(OneHistory.from_row(row, seen), strategy)
     np.testing.assert_array_equal(single, batch)
     np.testing.assert_array_equal(model.score_rows(row, strategy)[0], batch)
@@ -54,7 +54,7 @@ def test_list_is_the_batch_top_k(model, history, k):
     row, seen = model.history_row(history)
     excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)),
                          shape=(1, model.n_items))
-    expected = top_k(model._score_batch(row, "hybrid"), k, excl)[0]
+    expected = top_k(model.score_batch(row, "hybrid"), k, excl)[0]
     got = [r.index for r in model.recommend(history, k=k, with_reasons=False)]
     assert got == [int(j) for j in expected if j >= 0]
 

@@ -22,11 +22,15 @@ Fit (`HybridModel.fit`):
 Hyperparameters that depend on scale (number of factors) follow the data size, and so do
 the costs: validation readers x papers scored, and readers per scoring batch, are capped
 (`val_cells`, `dense_cells`), so a 100,000-paper catalog is scored in small batches.
+
+The pieces: config.py (HybridConfig), components.py (what is fit on one confidence matrix),
+tuning.py (the validation slice and what is chosen on it), blend.py and blend_data.py (the
+learned blend and its validation data), one_reader.py (scoring one reader).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,66 +38,28 @@ import scipy.sparse as sp
 from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.ranking import top_k
-from recommender.model.blend import FEATURES, PERSONAL, Blender, RankingTask, coordinate_ascent, expand, history_scale, zscore_rows
-from recommender.model.ease import EaseModel, fit_on_validation
+from recommender.model.blend import FEATURES, PERSONAL, Blender, coordinate_ascent, history_scale, zscore_rows
+from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
+                                          validation_samples)
 from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
-from recommender.model.collaborative import CollaborativeModel, CollaborativeParams, default_params
+from recommender.model.collaborative import CollaborativeModel
+from recommender.model.components import (Components, event_matrix, fit_components, latest_time,
+                                          raw_features)
+from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
-from recommender.model.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
-    pair_keys, popularity_matrix
 from recommender.model.content import ContentEncoder, paper_text
+from recommender.model.ease import EaseModel, fit_on_validation
 from recommender.model.item_graph import ItemGraph
-from recommender.model.popularity import Popularity, text_lengths
 from recommender.model.one_reader import OneHistory, OneReaderScorer
-from recommender.model.profiles import dense_scores, tfidf_scores
+from recommender.model.popularity import Popularity, text_lengths
+from recommender.model.profiles import tfidf_scores
+from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlice, carve, choose,
+                                      latest_pair_times, pair_keys, popularity_matrix, validation_ndcg)
+
+__all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
 STRATEGIES = ("popular", "content", "collaborative", "hybrid")
 FORMAT_VERSION = 2  # 2: the blend has an EASE feature
-
-
-@dataclass
-class HybridConfig:
-    seed: int = 0
-    content_dim: int = 128
-    neighbors_k: int = 20
-    shrink: float = 1.0
-    val_item_frac: float = 0.05
-    val_user_frac: float = 0.1
-    max_val_users: int = 2000
-    val_cells: int = 150_000_000  # validation readers x papers scored, at most
-    dense_cells: int = 10_000_000  # readers x papers in one scoring batch, at most
-    refine_sweeps: int = 4  # ALS sweeps of the final fit (and of a refit), continuing from the validation factors
-    negatives: int = 20
-    pairs_per_user: int = 100
-    hard_share: float = 0.0
-    hard_pool: int = 500
-    pool_per_feature: int = 150
-    ascent_passes: int = 3
-    min_task_users: int = 100
-    min_val_positives: int = 200
-    algorithm: str = "als"
-    factors: int | None = None  # None: from data size
-    # None: chosen inside fit on the validation slice (tuning.py); a value fixes it
-    half_life_days: float | None = None  # 0: no decay
-    decay_from: str | None = None  # "newest" | "reader"
-    als_regularization: float | None = None
-    als_alpha: float | None = None
-    popularity: dict | None = None  # PopularityConfig.to_dict()
-    tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
-    # EASE as a blend component (λ chosen on the validation slice). Off: measured, it does
-    # not pay yet (README, "What each component adds")
-    ease: bool = False
-    ease_lambda: float | None = None  # None: chosen; set by fit
-    ease_max_items: int = 5000  # the n³ solve covers the papers with most readers only
-    ease_top_k: int = 300  # weights kept per paper
-    batch: int = 500
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HybridConfig":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass
@@ -103,211 +69,6 @@ class Recommendation:
     reason: str
 
 
-@dataclass
-class _Collab:
-    """Everything fit on one confidence matrix (the validation fit or the final fit)."""
-    cf: CollaborativeModel | None
-    graph: ItemGraph | None
-    cold: ColdStartMap | None
-    pop: Popularity
-    item_factors: np.ndarray | None  # effective (cold-mapped) item factors
-    ease: EaseModel | None = None
-
-    @property
-    def cold_mask(self) -> np.ndarray:
-        return self.pop.observed <= 0
-
-
-def _collab_params(C: sp.csr_matrix, config: HybridConfig) -> CollaborativeParams:
-    """The collaborative settings for C: the configured factors, or ones that follow the data size."""
-    if config.factors:
-        params = CollaborativeParams(factors=config.factors, seed=config.seed, algorithm=config.algorithm)
-    else:
-        params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
-        params.algorithm = config.algorithm
-    if config.als_regularization is not None:
-        params.regularization = float(config.als_regularization)
-    if config.als_alpha is not None:
-        params.alpha = float(config.als_alpha)
-    if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
-        params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
-    return params
-
-
-def _latest(ts) -> float | None:
-    """The newest event time (the default `now` that confidences decay from), or None."""
-    if ts is None:
-        return None
-    tsa = np.asarray(ts, np.float64)
-    return float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
-
-
-def _event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now: float | None,
-                  config: ConfidenceConfig) -> tuple[sp.csr_matrix, int, float | None]:
-    """(confidence matrix, number of readers, the `now` it decays from) for fit and refit:
-    readers default to the largest index + 1, `now` to the newest event."""
-    users = np.asarray(users, np.int64)
-    items = np.asarray(items, np.int64)
-    n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
-    now = _latest(ts) if now is None else now
-    C, _seen = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=config)
-    return C, n_users, now
-
-
-def _dense_mask(M: sp.csr_matrix) -> np.ndarray:
-    """(B x n) bool of the stored positive entries of a few sparse rows."""
-    out = np.zeros(M.shape, bool)
-    r = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
-    out[r, M.indices] = M.data > 0
-    return out
-
-
-def _validation_samples(cls, X, V, comps: _Collab, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
-                        eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator):
-    """Score the validation readers with the validation components, in batches sized so that
-    no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
-    batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
-    samples for the logistic regression and each reader's candidate pool for the ascent."""
-    n_items = C_fit.shape[1]
-    probe = cls.__new__(cls)  # a light model sharing the scoring code
-    probe.X, probe.V, probe.comps, probe.config = X, V, comps, config
-    cold = comps.cold_mask
-    batch = int(max(1, min(config.batch, config.dense_cells // max(n_items, 1))))
-    rows_X, rows_y, rows_w = [], [], []
-    pools: dict[str, list] = {}
-    for s in range(0, len(eligible), batch):
-        ub = eligible[s:s + batch]
-        R = C_fit[ub]
-        raw = probe._raw_features(R)
-        Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
-        for j, f in enumerate(FEATURES):
-            Fz[j] = zscore_rows(raw.pop(f))
-        del raw
-        h = history_scale(np.diff(R.indptr)).astype(np.float32)
-        excl = _dense_mask(R)
-        P = V_pos[ub]
-        Pd = _dense_mask(P)
-        # two ranking tasks: papers with readers among themselves, new papers among themselves
-        for name, allowed in (("warm", ~cold), ("cold", cold)):
-            pools.setdefault(name, []).append(_pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
-        Xb, yb, wb = _pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
-        rows_X.append(Xb)
-        rows_y.append(yb)
-        rows_w.append(wb)
-    return rows_X, rows_y, rows_w, pools
-
-
-def _pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_matrix, cold: np.ndarray,
-                  h: np.ndarray, config: HybridConfig, rng: np.random.Generator, max_pos: int = 50):
-    """Pairwise samples for one batch of readers, all readers at once: each reader's held-out
-    papers (at most `max_pos`) against `negatives` sampled papers (uniform, plus a
-    `hard_share` from the top of the unweighted component sum) the reader has not seen and
-    did not hold out; at most `pairs_per_user` (positive, negative) pairs a reader, and each
-    reader weighs the same. Returns (x(pos) - x(neg) and its mirror, labels, weights)."""
-    nf, B, n = Fz.shape
-    counts = np.diff(P.indptr)
-    r_of = np.repeat(np.arange(B), counts)
-    order = np.lexsort((rng.random(P.nnz), r_of))  # rows in place, shuffled within each row
-    rank = np.arange(P.nnz) - np.repeat(P.indptr[:-1], counts)
-    keep = order[rank < max_pos]
-    pos_j = P.indices[keep].astype(np.int64)
-    n_pos = np.minimum(counts, max_pos)
-    pos_start = np.r_[0, np.cumsum(n_pos)[:-1]]
-    neg = rng.integers(0, n, (B, config.negatives))
-    n_hard = int(min(round(config.hard_share * config.negatives), config.negatives))
-    if n_hard:
-        base = Fz.sum(axis=0)
-        base[excl] = -np.inf
-        hp = int(max(1, min(config.hard_pool, n - 1)))
-        pool = np.argpartition(-base, hp, axis=1)[:, :hp]
-        pick = np.argsort(rng.random(pool.shape), axis=1)[:, :n_hard]
-        neg[:, :n_hard] = np.take_along_axis(pool, pick, 1)
-    rows = np.arange(B)[:, None]
-    bad = excl[rows, neg] | Pd[rows, neg]
-    neg = np.take_along_axis(neg, np.argsort(bad, axis=1, kind="stable"), 1)  # usable ones first
-    n_neg = (~bad).sum(axis=1)
-    m = np.where((n_pos > 0) & (n_neg > 0), np.minimum(n_pos * n_neg, config.pairs_per_user), 0)
-    rr = np.repeat(np.arange(B), m)
-    jp = pos_j[pos_start[rr] + (rng.random(len(rr)) * n_pos[rr]).astype(np.int64)]
-    jn = neg[rr, (rng.random(len(rr)) * n_neg[rr]).astype(np.int64)]
-    hr = h[rr]
-    Ep = expand({f: Fz[k][rr, jp] for k, f in enumerate(FEATURES)}, cold[jp], hr)
-    En = expand({f: Fz[k][rr, jn] for k, f in enumerate(FEATURES)}, cold[jn], hr)
-    D = Ep - En
-    w = (1.0 / np.maximum(m[rr], 1)).astype(np.float64)
-    return np.r_[D, -D], np.r_[np.ones(len(rr)), np.zeros(len(rr))], np.r_[w, w]
-
-
-def _pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
-    """Each reader's candidate pool: the union of the top `per_feature` papers by every
-    component (optionally only among `allowed` papers). Fz is (features, readers, papers).
-    Duplicates are dropped and the pool is cut to the widest reader's real candidates, so
-    the ascent does not score padding."""
-    nf, B, n = Fz.shape
-    ok = ~excl
-    if allowed is not None:
-        ok = ok & allowed[None, :]
-    # a task over a minority of papers (the new ones) searches only their columns
-    n_allowed = int(allowed.sum()) if allowed is not None else n
-    cols = np.nonzero(allowed)[0] if per_feature < n_allowed and n_allowed * 2 < n else None
-    okc = ok if cols is None else ok[:, cols]
-    m = int(min(per_feature, okc.shape[1] - 1))
-    pools = []
-    for f in range(nf):
-        S = np.where(okc, Fz[f] if cols is None else Fz[f][:, cols], -np.inf)
-        top = np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
-        pools.append(top if cols is None else cols[top])
-    idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
-    idx.sort(axis=1)
-    dup = np.zeros(idx.shape, bool)
-    dup[:, 1:] = idx[:, 1:] == idx[:, :-1]
-    valid = ~dup & np.take_along_axis(ok, idx, 1)
-    first = np.argsort(~valid, axis=1, kind="stable")
-    idx = np.take_along_axis(idx, first, 1)
-    valid = np.take_along_axis(valid, first, 1)
-    width = int(max(1, valid.sum(axis=1).max())) if B else 1
-    idx, valid = idx[:, :width], valid[:, :width]
-    rel = Pd & ok
-    F = np.stack([np.take_along_axis(Fz[f], idx, 1) for f in range(nf)], axis=2)
-    return RankingTask(F=F, cold=cold[idx], valid=valid, label=np.take_along_axis(rel, idx, 1),
-                       n_rel=rel.sum(1), h=np.asarray(h, np.float32))
-
-
-def _neutral_weights(only: str | None = None) -> np.ndarray:
-    """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
-    `only` that one: the ascent also starts from each single signal, so the blend it returns
-    is at least as good on validation as the best component alone."""
-    W = np.zeros(4 * len(FEATURES) + 2, np.float32)
-    for j, f in enumerate(FEATURES):
-        if f in PERSONAL and (only is None or f == only):
-            W[4 * j] = W[4 * j + 2] = 1.0
-    return W
-
-
-def _share_warm_weights(W: np.ndarray) -> np.ndarray:
-    """Cold-regime weights := warm-regime weights, without observed popularity or offset."""
-    W = np.array(W, dtype=np.float32, copy=True)
-    for j, f in enumerate(FEATURES):
-        W[4 * j + 2: 4 * j + 4] = 0.0 if f == "pop" else W[4 * j: 4 * j + 2]
-    W[-2:] = 0.0
-    return W
-
-
-def _concat_tasks(parts: list[RankingTask]) -> RankingTask:
-    """One task from per-batch parts (pools padded to the widest), readers with no held-out
-    paper in the task dropped."""
-    width = max(p.F.shape[1] for p in parts)
-
-    def pad(a: np.ndarray) -> np.ndarray:
-        extra = width - a.shape[1]
-        return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
-
-    t = RankingTask(*(np.concatenate([pad(getattr(p, a)) for p in parts]) for a in ("F", "cold", "valid", "label")),
-                    np.concatenate([p.n_rel for p in parts]), np.concatenate([p.h for p in parts]))
-    m = t.n_rel > 0
-    return RankingTask(t.F[m], t.cold[m], t.valid[m], t.label[m], t.n_rel[m], t.h[m])
-
-
 def _progress(progress, msg: str):
     if progress is not None:
         progress(msg)
@@ -315,7 +76,7 @@ def _progress(progress, msg: str):
 
 class HybridModel:
     def __init__(self, encoder: ContentEncoder, X: sp.csr_matrix, V: np.ndarray, lengths: np.ndarray,
-                 titles: list[str], comps: _Collab, blender: Blender, config: HybridConfig,
+                 titles: list[str], comps: Components, blender: Blender, config: HybridConfig,
                  conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None,
                  pop_config: PopularityConfig | None = None):
         self.encoder = encoder
@@ -354,7 +115,7 @@ class HybridModel:
         config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
             users, items, kinds, ts, n_users, n_items, now, config, strategies, progress)
         timings["tuning_s"] = time.perf_counter() - t
-        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
+        C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
         stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
                        "nnz": int(C.nnz), "tuning": tuning}
@@ -382,7 +143,7 @@ class HybridModel:
         _progress(progress, "final components")
         t = time.perf_counter()
         sweeps = config.refine_sweeps if start is not None else None
-        comps = cls._fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
+        comps = fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
                                     sweeps=sweeps, neighbors=neighbors)
         stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
@@ -400,7 +161,7 @@ class HybridModel:
         users = np.asarray(users, np.int64)
         items = np.asarray(items, np.int64)
         n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
-        now = _latest(ts) if now is None else now
+        now = latest_time(ts) if now is None else now
         fixed_conf = None
         if config.half_life_days is not None:
             fixed_conf = ConfidenceConfig(half_life_days=config.half_life_days,
@@ -430,28 +191,6 @@ class HybridModel:
         record = {"searched": True, "slice": vslice.stats(), **choice.to_dict()}
         return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
 
-    @staticmethod
-    def _fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
-                        start: CollaborativeModel | None = None, sweeps: int | None = None,
-                        neighbors: NeighborCache | None = None, ease: EaseModel | None = None) -> _Collab:
-        """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
-        those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
-        content-neighbour candidates shared by the validation and the final fit. `Cp`: the
-        matrix popularity is counted from (see `tuning.PopularityConfig`)."""
-        pop = Popularity.fit(Cp, X, lengths, prior)
-        if not collab:
-            return _Collab(None, None, None, pop, None)
-        params = _collab_params(C, config)
-        cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps)
-        graph = ItemGraph.fit(C)
-        mass = np.asarray(C.sum(axis=0)).ravel()
-        cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
-                                candidates=neighbors)
-        Y = cold.effective_factors(cf.item_factors, V)
-        if ease is None and config.ease and config.ease_lambda is not None:
-            ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
-        return _Collab(cf, graph, cold, pop, Y, ease)
-
     def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
               now: float | None = None) -> "HybridModel":
         """The same model on more events: components refit on the new confidence matrix,
@@ -461,10 +200,10 @@ class HybridModel:
         to turn the candidate it checked on the recent slice into the model it promotes,
         instead of a second fit from scratch."""
         t0 = time.perf_counter()
-        C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
+        C, n_users, now = event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
         cf = self.comps.cf
-        comps = self._fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, self.config,
+        comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, self.config,
                                      collab=cf is not None, start=cf,
                                      sweeps=self.config.refine_sweeps if cf is not None else None)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
@@ -494,7 +233,7 @@ class HybridModel:
             return Blender.prior("too few validation positives"), vstats, None, None
         if len(eligible) < config.min_task_users:
             vstats["fallback"] = "too few validation readers: neutral blend"
-            return Blender(_neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
+            return Blender(neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
         # readers x papers scored is the cost: fewer readers when there are many papers
         max_users = int(max(config.min_task_users, min(config.max_val_users, config.val_cells // max(n_items, 1))))
         if len(eligible) > max_users:
@@ -503,7 +242,7 @@ class HybridModel:
         # have. (Fewer sweeps here, 11 of 15, with the final fit making up the rest, gave
         # the same validation NDCG but a blend 0.005 NDCG@20 worse on CiteULike-a warm: the
         # weights are learned for factors at this stage of convergence.)
-        params = _collab_params(C, config)
+        params = collab_params(C, config)
         sweeps = params.iterations if params.algorithm == "als" else None
         vconfig = replace(config, factors=params.factors)
         tt = time.perf_counter()
@@ -525,13 +264,13 @@ class HybridModel:
                 ease = EaseModel.fit(C_fit, ease_config, config.ease_max_items, config.ease_top_k)
             vstats["ease_lambda"] = ease.lam
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
-        comps = cls._fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
+        comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
                                     ease=ease)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
-        rows_X, rows_y, rows_w, pools = _validation_samples(cls, X, V, comps, C_fit, V_pos, eligible, config, rng)
+        rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
@@ -543,22 +282,22 @@ class HybridModel:
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
         # refine the pairwise-LR weights by direct search on validation NDCG@20
-        tasks = {name: _concat_tasks(v) for name, v in pools.items()}
+        tasks = {name: concat_tasks(v) for name, v in pools.items()}
         cold_users = int(len(tasks["cold"].n_rel))
         if cold_users < config.min_task_users:
             # too few new papers in the slice to learn their own weights: share the warm ones
             # (observed popularity is meaningless for a paper nobody has seen yet)
-            blender = Blender(_share_warm_weights(blender.weights), True, blender.info)
+            blender = Blender(share_warm_weights(blender.weights), True, blender.info)
             tasks.pop("cold")
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        starts = [_neutral_weights()] + [_neutral_weights(f) for f in PERSONAL]
+        starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
-            starts = [_share_warm_weights(w) for w in starts]
+            starts = [share_warm_weights(w) for w in starts]
         W, before, after = coordinate_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
         if cold_users < config.min_task_users:
-            W = _share_warm_weights(W)
+            W = share_warm_weights(W)
         blender = Blender(W, True, {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)})
         vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
@@ -567,24 +306,7 @@ class HybridModel:
 
     # ------------------------------------------------------------------ scoring
     def _raw_features(self, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
-        """(B x n_items) confidence rows -> raw component scores, each (B x n_items)."""
-        c = self.comps
-        B = rows.shape[0]
-        feats = {}
-        if c.cf is not None:
-            U = c.cf.fold_in(rows, cg_steps=6)
-            feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
-            feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
-            feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
-                             else np.zeros((B, self.n_items), np.float32))
-        else:
-            for f in ("cf", "graph", "ease"):
-                feats[f] = np.zeros((B, self.n_items), np.float32)
-        feats["tfidf"] = tfidf_scores(rows, self.X)
-        feats["dense"] = dense_scores(rows, self.V)
-        feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, self.n_items))
-        feats["pop_text"] = np.broadcast_to(c.pop.predicted[None, :], (B, self.n_items))
-        return feats
+        return raw_features(self.comps, self.X, self.V, rows)
 
     def popular_scores(self) -> np.ndarray:
         p = self.comps.pop
@@ -602,9 +324,9 @@ class HybridModel:
         if B == 1:
             S, _ = self.one_reader().scores(OneHistory.from_row(rows, np.zeros(0, np.int64)), strategy)
             return S[None, :]
-        return self._score_batch(rows, strategy)
+        return self.score_batch(rows, strategy)
 
-    def _score_batch(self, rows: sp.csr_matrix, strategy: str) -> np.ndarray:
+    def score_batch(self, rows: sp.csr_matrix, strategy: str) -> np.ndarray:
         """score_rows for B readers at once (offline evaluation): sparse products over the
         batch. For B = 1 it gives what the single-reader path gives, to the bit."""
         B = rows.shape[0]
@@ -786,11 +508,11 @@ class HybridModel:
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
             ease = EaseModel.from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
-            comps = _Collab(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease)
+            comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease)
             if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
-            comps = _Collab(None, None, None, pop, None)
+            comps = Components(None, None, None, pop, None)
         blender = Blender.from_arrays(arrays, manifest.get("blend", {}))
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, HybridConfig.from_dict(manifest.get("config", {})),

@@ -1,0 +1,163 @@
+"""The blend's validation data: the validation readers scored by the validation components,
+turned into pairwise samples (the logistic regression) and candidate pools (the coordinate
+ascent on NDCG@20), and the start points of that ascent."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.model.blend import FEATURES, PERSONAL, RankingTask, expand, history_scale, zscore_rows
+from recommender.model.components import Components, raw_features
+from recommender.model.config import HybridConfig
+
+
+def dense_mask(M: sp.csr_matrix) -> np.ndarray:
+    """(B x n) bool of the stored positive entries of a few sparse rows."""
+    out = np.zeros(M.shape, bool)
+    r = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    out[r, M.indices] = M.data > 0
+    return out
+
+
+def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
+                        eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator):
+    """Score the validation readers with the validation components, in batches sized so that
+    no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
+    batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
+    samples for the logistic regression and each reader's candidate pool for the ascent."""
+    n_items = C_fit.shape[1]
+    cold = comps.cold_mask
+    batch = int(max(1, min(config.batch, config.dense_cells // max(n_items, 1))))
+    rows_X, rows_y, rows_w = [], [], []
+    pools: dict[str, list] = {}
+    for s in range(0, len(eligible), batch):
+        ub = eligible[s:s + batch]
+        R = C_fit[ub]
+        raw = raw_features(comps, X, V, R)
+        Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
+        for j, f in enumerate(FEATURES):
+            Fz[j] = zscore_rows(raw.pop(f))
+        del raw
+        h = history_scale(np.diff(R.indptr)).astype(np.float32)
+        excl = dense_mask(R)
+        P = V_pos[ub]
+        Pd = dense_mask(P)
+        # two ranking tasks: papers with readers among themselves, new papers among themselves
+        for name, allowed in (("warm", ~cold), ("cold", cold)):
+            pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
+        Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
+        rows_X.append(Xb)
+        rows_y.append(yb)
+        rows_w.append(wb)
+    return rows_X, rows_y, rows_w, pools
+
+
+def pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_matrix, cold: np.ndarray,
+                  h: np.ndarray, config: HybridConfig, rng: np.random.Generator, max_pos: int = 50):
+    """Pairwise samples for one batch of readers, all readers at once: each reader's held-out
+    papers (at most `max_pos`) against `negatives` sampled papers (uniform, plus a
+    `hard_share` from the top of the unweighted component sum) the reader has not seen and
+    did not hold out; at most `pairs_per_user` (positive, negative) pairs a reader, and each
+    reader weighs the same. Returns (x(pos) - x(neg) and its mirror, labels, weights)."""
+    nf, B, n = Fz.shape
+    counts = np.diff(P.indptr)
+    r_of = np.repeat(np.arange(B), counts)
+    order = np.lexsort((rng.random(P.nnz), r_of))  # rows in place, shuffled within each row
+    rank = np.arange(P.nnz) - np.repeat(P.indptr[:-1], counts)
+    keep = order[rank < max_pos]
+    pos_j = P.indices[keep].astype(np.int64)
+    n_pos = np.minimum(counts, max_pos)
+    pos_start = np.r_[0, np.cumsum(n_pos)[:-1]]
+    neg = rng.integers(0, n, (B, config.negatives))
+    n_hard = int(min(round(config.hard_share * config.negatives), config.negatives))
+    if n_hard:
+        base = Fz.sum(axis=0)
+        base[excl] = -np.inf
+        hp = int(max(1, min(config.hard_pool, n - 1)))
+        pool = np.argpartition(-base, hp, axis=1)[:, :hp]
+        pick = np.argsort(rng.random(pool.shape), axis=1)[:, :n_hard]
+        neg[:, :n_hard] = np.take_along_axis(pool, pick, 1)
+    rows = np.arange(B)[:, None]
+    bad = excl[rows, neg] | Pd[rows, neg]
+    neg = np.take_along_axis(neg, np.argsort(bad, axis=1, kind="stable"), 1)  # usable ones first
+    n_neg = (~bad).sum(axis=1)
+    m = np.where((n_pos > 0) & (n_neg > 0), np.minimum(n_pos * n_neg, config.pairs_per_user), 0)
+    rr = np.repeat(np.arange(B), m)
+    jp = pos_j[pos_start[rr] + (rng.random(len(rr)) * n_pos[rr]).astype(np.int64)]
+    jn = neg[rr, (rng.random(len(rr)) * n_neg[rr]).astype(np.int64)]
+    hr = h[rr]
+    Ep = expand({f: Fz[k][rr, jp] for k, f in enumerate(FEATURES)}, cold[jp], hr)
+    En = expand({f: Fz[k][rr, jn] for k, f in enumerate(FEATURES)}, cold[jn], hr)
+    D = Ep - En
+    w = (1.0 / np.maximum(m[rr], 1)).astype(np.float64)
+    return np.r_[D, -D], np.r_[np.ones(len(rr)), np.zeros(len(rr))], np.r_[w, w]
+
+
+def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
+    """Each reader's candidate pool: the union of the top `per_feature` papers by every
+    component (optionally only among `allowed` papers). Fz is (features, readers, papers).
+    Duplicates are dropped and the pool is cut to the widest reader's real candidates, so
+    the ascent does not score padding."""
+    nf, B, n = Fz.shape
+    ok = ~excl
+    if allowed is not None:
+        ok = ok & allowed[None, :]
+    # a task over a minority of papers (the new ones) searches only their columns
+    n_allowed = int(allowed.sum()) if allowed is not None else n
+    cols = np.nonzero(allowed)[0] if per_feature < n_allowed and n_allowed * 2 < n else None
+    okc = ok if cols is None else ok[:, cols]
+    m = int(min(per_feature, okc.shape[1] - 1))
+    pools = []
+    for f in range(nf):
+        S = np.where(okc, Fz[f] if cols is None else Fz[f][:, cols], -np.inf)
+        top = np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
+        pools.append(top if cols is None else cols[top])
+    idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
+    idx.sort(axis=1)
+    dup = np.zeros(idx.shape, bool)
+    dup[:, 1:] = idx[:, 1:] == idx[:, :-1]
+    valid = ~dup & np.take_along_axis(ok, idx, 1)
+    first = np.argsort(~valid, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, first, 1)
+    valid = np.take_along_axis(valid, first, 1)
+    width = int(max(1, valid.sum(axis=1).max())) if B else 1
+    idx, valid = idx[:, :width], valid[:, :width]
+    rel = Pd & ok
+    F = np.stack([np.take_along_axis(Fz[f], idx, 1) for f in range(nf)], axis=2)
+    return RankingTask(F=F, cold=cold[idx], valid=valid, label=np.take_along_axis(rel, idx, 1),
+                       n_rel=rel.sum(1), h=np.asarray(h, np.float32))
+
+
+def neutral_weights(only: str | None = None) -> np.ndarray:
+    """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
+    `only` that one: the ascent also starts from each single signal, so the blend it returns
+    is at least as good on validation as the best component alone."""
+    W = np.zeros(4 * len(FEATURES) + 2, np.float32)
+    for j, f in enumerate(FEATURES):
+        if f in PERSONAL and (only is None or f == only):
+            W[4 * j] = W[4 * j + 2] = 1.0
+    return W
+
+
+def share_warm_weights(W: np.ndarray) -> np.ndarray:
+    """Cold-regime weights := warm-regime weights, without observed popularity or offset."""
+    W = np.array(W, dtype=np.float32, copy=True)
+    for j, f in enumerate(FEATURES):
+        W[4 * j + 2: 4 * j + 4] = 0.0 if f == "pop" else W[4 * j: 4 * j + 2]
+    W[-2:] = 0.0
+    return W
+
+
+def concat_tasks(parts: list[RankingTask]) -> RankingTask:
+    """One task from per-batch parts (pools padded to the widest), readers with no held-out
+    paper in the task dropped."""
+    width = max(p.F.shape[1] for p in parts)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        extra = width - a.shape[1]
+        return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
+
+    t = RankingTask(*(np.concatenate([pad(getattr(p, a)) for p in parts]) for a in ("F", "cold", "valid", "label")),
+                    np.concatenate([p.n_rel for p in parts]), np.concatenate([p.h for p in parts]))
+    m = t.n_rel > 0
+    return RankingTask(t.F[m], t.cold[m], t.valid[m], t.label[m], t.n_rel[m], t.h[m])

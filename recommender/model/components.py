@@ -1,0 +1,96 @@
+"""The hybrid's components, fit on one confidence matrix: collaborative (ALS or BPR), the
+item graph, the cold-start map, popularity and (optionally) EASE; and the raw score of each
+for a batch of readers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.model.cold_start import ColdStartMap, NeighborCache
+from recommender.model.collaborative import CollaborativeModel
+from recommender.model.confidence import ConfidenceConfig, confidence_matrix
+from recommender.model.config import HybridConfig, collab_params
+from recommender.model.ease import EaseModel
+from recommender.model.item_graph import ItemGraph
+from recommender.model.popularity import Popularity
+from recommender.model.profiles import dense_scores, tfidf_scores
+
+
+@dataclass
+class Components:
+    """Everything fit on one confidence matrix (the validation fit or the final fit)."""
+    cf: CollaborativeModel | None
+    graph: ItemGraph | None
+    cold: ColdStartMap | None
+    pop: Popularity
+    item_factors: np.ndarray | None  # effective (cold-mapped) item factors
+    ease: EaseModel | None = None
+
+    @property
+    def cold_mask(self) -> np.ndarray:
+        return self.pop.observed <= 0
+
+
+def latest_time(ts) -> float | None:
+    """The newest event time (the default `now` that confidences decay from), or None."""
+    if ts is None:
+        return None
+    tsa = np.asarray(ts, np.float64)
+    return float(np.nanmax(tsa)) if np.isfinite(tsa).any() else None
+
+
+def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now: float | None,
+                  config: ConfidenceConfig) -> tuple[sp.csr_matrix, int, float | None]:
+    """(confidence matrix, number of readers, the `now` it decays from) for fit and refit:
+    readers default to the largest index + 1, `now` to the newest event."""
+    users = np.asarray(users, np.int64)
+    items = np.asarray(items, np.int64)
+    n_users = int(n_users if n_users is not None else (users.max() + 1 if len(users) else 0))
+    now = latest_time(ts) if now is None else now
+    C, _seen = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=config)
+    return C, n_users, now
+
+
+def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
+                   start: CollaborativeModel | None = None, sweeps: int | None = None,
+                   neighbors: NeighborCache | None = None, ease: EaseModel | None = None) -> Components:
+    """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
+    those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
+    content-neighbour candidates shared by the validation and the final fit. `Cp`: the
+    matrix popularity is counted from (see `tuning.PopularityConfig`)."""
+    pop = Popularity.fit(Cp, X, lengths, prior)
+    if not collab:
+        return Components(None, None, None, pop, None)
+    params = collab_params(C, config)
+    cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps)
+    graph = ItemGraph.fit(C)
+    mass = np.asarray(C.sum(axis=0)).ravel()
+    cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
+                            candidates=neighbors)
+    Y = cold.effective_factors(cf.item_factors, V)
+    if ease is None and config.ease and config.ease_lambda is not None:
+        ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
+    return Components(cf, graph, cold, pop, Y, ease)
+
+
+def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """(B x n_items) confidence rows -> the raw score of every component, each (B x n_items);
+    X, V: the papers' TF-IDF rows and dense vectors."""
+    B = rows.shape[0]
+    feats = {}
+    if c.cf is not None:
+        U = c.cf.fold_in(rows, cg_steps=6)
+        feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
+        feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
+        feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
+                         else np.zeros((B, X.shape[0]), np.float32))
+    else:
+        for f in ("cf", "graph", "ease"):
+            feats[f] = np.zeros((B, X.shape[0]), np.float32)
+    feats["tfidf"] = tfidf_scores(rows, X)
+    feats["dense"] = dense_scores(rows, V)
+    feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, X.shape[0]))
+    feats["pop_text"] = np.broadcast_to(c.pop.predicted[None, :], (B, X.shape[0]))
+    return feats

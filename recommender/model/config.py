@@ -1,0 +1,69 @@
+"""The hybrid model's settings, and the collaborative settings they imply for a data set."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import scipy.sparse as sp
+
+from recommender.model.collaborative import CollaborativeParams, default_params
+
+
+@dataclass
+class HybridConfig:
+    seed: int = 0
+    content_dim: int = 128
+    neighbors_k: int = 20
+    shrink: float = 1.0
+    val_item_frac: float = 0.05
+    val_user_frac: float = 0.1
+    max_val_users: int = 2000
+    val_cells: int = 150_000_000  # validation readers x papers scored, at most
+    dense_cells: int = 10_000_000  # readers x papers in one scoring batch, at most
+    refine_sweeps: int = 4  # ALS sweeps of the final fit (and of a refit), continuing from the validation factors
+    negatives: int = 20
+    pairs_per_user: int = 100
+    hard_share: float = 0.0
+    hard_pool: int = 500
+    pool_per_feature: int = 150
+    ascent_passes: int = 3
+    min_task_users: int = 100
+    min_val_positives: int = 200
+    algorithm: str = "als"
+    factors: int | None = None  # None: from data size
+    # None: chosen inside fit on the validation slice (tuning.py); a value fixes it
+    half_life_days: float | None = None  # 0: no decay
+    decay_from: str | None = None  # "newest" | "reader"
+    als_regularization: float | None = None
+    als_alpha: float | None = None
+    popularity: dict | None = None  # PopularityConfig.to_dict()
+    tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
+    # EASE as a blend component (λ chosen on the validation slice). Off: measured, it does
+    # not pay yet (README, "What each component adds")
+    ease: bool = False
+    ease_lambda: float | None = None  # None: chosen; set by fit
+    ease_max_items: int = 5000  # the n³ solve covers the papers with most readers only
+    ease_top_k: int = 300  # weights kept per paper
+    batch: int = 500
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HybridConfig":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def collab_params(C: sp.csr_matrix, config: HybridConfig) -> CollaborativeParams:
+    """The collaborative settings for C: the configured factors, or ones that follow the data size."""
+    if config.factors:
+        params = CollaborativeParams(factors=config.factors, seed=config.seed, algorithm=config.algorithm)
+    else:
+        params = default_params(C.shape[0], C.shape[1], C.nnz, seed=config.seed)
+        params.algorithm = config.algorithm
+    if config.als_regularization is not None:
+        params.regularization = float(config.als_regularization)
+    if config.als_alpha is not None:
+        params.alpha = float(config.als_alpha)
+    if params.algorithm == "bpr":  # BPR's SGD wants its own scale of settings
+        params = replace(params, regularization=0.01, learning_rate=0.05, iterations=100)
+    return params
