@@ -1,0 +1,71 @@
+"""From events to the confidence matrix (recommender/model/confidence.py): kind weights from
+the kinds table, time decay from the newest event or each reader's, clipping at zero, and
+the `seen` rule."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.core.kinds import MODEL_WEIGHTS
+from recommender.core.times import DAY_S
+from recommender.model.confidence import (ConfidenceConfig, confidence_matrix, decay_factors,
+                                          history_rows, kind_weights, reader_latest)
+
+NOW = 1.8e9
+
+
+def test_kind_weights_come_from_the_table_and_unknown_kinds_count_as_a_read():
+    w = kind_weights(np.array(["upvote", "click", "READ", "rating", "impression"], dtype=object))
+    assert w.tolist() == [1.0, 0.25, 0.5, 0.5, 0.0]
+    assert kind_weights(np.array(["upvote"], dtype=object), {"upvote": 3.0}).tolist() == [3.0]
+    assert kind_weights(np.zeros(0, dtype=object)).shape == (0,)
+    assert MODEL_WEIGHTS["remove_dismiss"] == -MODEL_WEIGHTS["dismiss"]  # an undo cancels exactly
+
+
+def test_decay_halves_per_half_life_and_leaves_unknown_times_alone():
+    f = decay_factors(np.array([NOW, NOW - 10 * DAY_S, np.nan]), NOW, half_life_days=10)
+    assert f.tolist() == pytest.approx([1.0, 0.5, 1.0])
+    assert decay_factors(np.array([NOW - DAY_S]), NOW, half_life_days=0).tolist() == [1.0]
+    # without `now`, the newest event is now
+    assert decay_factors(np.array([NOW, NOW - 10 * DAY_S]), None, 10).tolist() == pytest.approx([1, 0.5])
+
+
+def test_each_readers_newest_event_when_decaying_from_the_reader():
+    assert reader_latest([0, 1, 0], [1.0, 5.0, 3.0]).tolist() == [3.0, 5.0, 3.0]
+    users, items = np.array([0, 0, 1]), np.array([0, 1, 2])
+    ts = np.array([NOW - 10 * DAY_S, NOW - 20 * DAY_S, NOW - 100 * DAY_S])
+    kinds = np.array(["upvote"] * 3, dtype=object)
+    C, _ = confidence_matrix(users, items, kinds, ts, (2, 3),
+                             config=ConfidenceConfig(10, decay_from="reader"))
+    # reader 1's only event is their newest: undecayed, however old
+    np.testing.assert_allclose(C.toarray(), [[1.0, 0.5, 0.0], [0.0, 0.0, 1.0]], rtol=1e-6)
+    with pytest.raises(ValueError):
+        ConfidenceConfig(decay_from="oldest")
+
+
+def test_sums_are_clipped_at_zero_and_seen_follows_the_kinds_table():
+    users = np.zeros(6, dtype=np.int64)
+    items = np.array([0, 0, 1, 2, 3, 4])
+    kinds = np.array(["read", "dismiss", "upvote", "impression", "remove_upvote", "click"], dtype=object)
+    C, seen = confidence_matrix(users, items, kinds, None, (1, 5))
+    assert C.toarray()[0].tolist() == pytest.approx([0.0, 1.0, 0.0, 0.0, 0.25])
+    assert C.nnz == 2 and (C.data > 0).all()
+    # dismissed, upvoted and clicked papers are seen; a bare impression or a lone undo not
+    assert sorted(seen.indices.tolist()) == [0, 1, 4]
+
+
+def test_one_history_is_one_row_of_the_same_matrix():
+    history = [(3, "upvote", NOW - DAY_S), (1, "read", NOW), (9, "read", NOW)]  # 9: not a paper
+    row, seen = history_rows(history, 5, now=NOW)
+    C, _ = confidence_matrix(np.zeros(2), np.array([3, 1]), np.array(["upvote", "read"], dtype=object),
+                             np.array([NOW - DAY_S, NOW]), (1, 5), now=NOW)
+    assert row.toarray().tolist() == C.toarray().tolist() and sorted(seen.tolist()) == [1, 3]
+    empty, nothing = history_rows([], 5)
+    assert empty.shape == (1, 5) and empty.nnz == 0 and len(nothing) == 0
+
+
+def test_the_config_round_trips_through_the_manifest():
+    c = ConfidenceConfig(30.0, decay_from="reader")
+    assert ConfidenceConfig.from_dict(c.to_dict()) == ConfidenceConfig(30.0, dict(MODEL_WEIGHTS), "reader")
+    assert c.describe() == "half-life 30 days from the reader event"
+    assert ConfidenceConfig(0).describe() == "no decay"

@@ -1,0 +1,67 @@
+"""The offline protocol (recommender/offline/evaluation.py): the batch evaluation equals
+ranking each reader on their own and scoring the list by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.core.ranking import ndcg_from_hits
+from recommender.offline.dataset import Interactions, Papers
+from recommender.offline.evaluation import evaluate_model, evaluate_split, fit_model
+from recommender.offline.metrics import summarize
+from tests.helpers import CONFIG, synthetic
+
+
+@pytest.fixture(scope="module")
+def split():
+    texts, titles, users, items, _ = synthetic(n_papers=60, n_users=90, seed=3)
+    n = len(users)
+    papers = Papers([f"p{i}" for i in range(60)], titles, [t[len(ti):] for t, ti in zip(texts, titles)],
+                    np.full(60, np.nan), np.zeros(60, np.float32))
+    rng = np.random.default_rng(0)
+    held = rng.random(n) < 0.25
+    user_ids = [f"u{u}" for u in range(int(users.max()) + 1)]
+    kinds = np.array(["upvote"] * n, dtype=object)
+
+    def part(mask):
+        return Interactions(user_ids, users[mask].astype(np.int32), items[mask].astype(np.int32),
+                            kinds[mask], np.full(int(mask.sum()), np.nan))
+    return papers, part(~held), part(held)
+
+
+def by_hand(model, strategy, train, test, k=20, candidates=None):
+    """Rank every test reader alone (the single-reader path) and score their list."""
+    per = {"recall": [], "ndcg": [], "hitrate": []}
+    for u in np.unique(test.users):
+        history = [(int(i), "upvote") for i in train.items[train.users == u]]
+        relevant = set(test.items[test.users == u].tolist())
+        ranked = [r.index for r in model.recommend(history, k=k, strategy=strategy,
+                                                   candidates=candidates, with_reasons=False)]
+        hits = np.array([[i in relevant for i in ranked] + [False] * (k - len(ranked))])
+        per["ndcg"].append(ndcg_from_hits(hits, [len(relevant)], k)[0])
+        per["recall"].append(hits.sum() / len(relevant))
+        per["hitrate"].append(float(hits.any()))
+    return summarize({key: np.array(v) for key, v in per.items()}, k)
+
+
+@pytest.mark.parametrize("strategy", ["content", "hybrid"])
+def test_the_batch_evaluation_equals_ranking_each_reader_alone(split, strategy):
+    papers, train, test = split
+    model = fit_model(papers, train, config=CONFIG)
+    got = evaluate_model(model, strategy, train, test)
+    want = by_hand(model, strategy, train, test)
+    assert got["users"] == want["users"] == len(np.unique(test.users))
+    for key in ("ndcg@20", "recall@20", "hitrate@20"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    only = np.arange(0, 60, 2)
+    assert evaluate_model(model, strategy, train, test, candidates=only)["ndcg@20"] == \
+        pytest.approx(by_hand(model, strategy, train, test, candidates=only)["ndcg@20"], abs=1e-9)
+
+
+def test_evaluate_split_times_each_strategy_and_refuses_unknown_ones(split):
+    papers, train, test = split
+    results = evaluate_split(papers, train, test, strategies=("popular", "content"), config=CONFIG)
+    assert set(results) == {"popular", "content"}
+    assert all(r["fit_s"] >= 0 and 0 <= r["ndcg@20"] <= 1 for r in results.values())
+    with pytest.raises(ValueError):
+        evaluate_split(papers, train, test, strategies=("trending",), config=CONFIG)
