@@ -136,10 +136,6 @@ class Readers:
             return_p=rng.beta(model.return_a, model.return_b, size=n),
         )
 
-    def topic_names(self, space: TasteSpace, i: int, top: int = 2) -> list[str]:
-        order = np.argsort(-self.taste[i])[:top]
-        return [space.labels[j] for j in order]
-
 
 def past_reads(readers: Readers, space: TasteSpace, rng: np.random.Generator,
                start_ts: float, model: ReaderModel = ReaderModel()) -> list[dict]:

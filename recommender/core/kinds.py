@@ -65,10 +65,6 @@ def kind_of(name: str) -> Kind:
     return BY_NAME.get(str(name).lower()) or BY_NAME[UNKNOWN_AS]
 
 
-def is_seen(name: str) -> bool:
-    return kind_of(name).seen
-
-
 def strongest_interest(history) -> dict[int, str]:
     """Paper -> the strongest kind of interest (click < read < upvote) a history
     [(paper, kind, ...)] shows in it: what a "similar to … you <verb>" reason names."""

@@ -1,6 +1,7 @@
 """Raw access to an SQLite store file, for tests and benchmarks that must look under (or
-behind) the store: count rows of a file the server writes, corrupt or inspect it, check
-its integrity. The service and the CLI never use this; they go through the Store interface.
+behind) the store: count the rows of a file a server writes, check its integrity, hold its
+write lock from another process, build a file at an old schema version. The service and
+the CLI never use this; they go through the Store interface.
 """
 from __future__ import annotations
 
@@ -49,10 +50,6 @@ def checkpoint(path: str | Path) -> None:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
-
-
-def integrity_ok(path: str | Path) -> bool:
-    return query(path, "PRAGMA integrity_check", readonly=False) == [("ok",)]
 
 
 def create_at_version(path: str | Path, version: int) -> None:

@@ -12,14 +12,10 @@ import queue
 import sqlite3
 import threading
 from collections import deque
-from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
 from recommender.storage.sqlite.faults import fault_reason
-
-if TYPE_CHECKING:
-    from recommender.storage.sqlite.connections import Connections
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +94,9 @@ class GroupCommitter:
     MAX_BATCH = 512
     IDLE_COMMIT_S = 0.05
 
-    def __init__(self, store: "Connections"):
+    def __init__(self, store):
+        """`store`: the connections it commits through (connections.Connections: its
+        `db`, `_write_lock`, `note_success` and `note_fault`)."""
         self.store = store
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
