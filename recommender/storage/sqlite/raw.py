@@ -59,9 +59,10 @@ def create_at_version(path: str | Path, version: int) -> None:
 
     from recommender.storage.sqlite.schema import MIGRATIONS
 
+    version = int(version)
     db = Database(path)
     for migration in MIGRATIONS[:version]:
         migration(db)
-    db.execute(f"PRAGMA user_version = {int(version)}")
+    db.execute(f"PRAGMA user_version = {version}")
     db.conn.commit()
     db.close()
