@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-STRATEGY_NAMES = ("popular", "content", "collaborative", "hybrid")
+from recommender.model import STRATEGIES as STRATEGY_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

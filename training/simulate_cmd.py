@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from recommender.core.times import to_iso
 from training.simulator import (ReaderModel, Readers, Served, TasteSpace, default_start,
                                    new_prefix, simulate)
 
@@ -41,7 +42,7 @@ class HttpBackend:
         self.headers = {"X-API-Key": api_key}
 
     def recommend(self, user_id: str, k: int, as_of: float) -> Served:
-        as_of_iso = datetime.fromtimestamp(as_of, tz=timezone.utc).isoformat()
+        as_of_iso = to_iso(as_of)
         r = self.client.get("/recommendations",
                             params={"user_id": user_id, "k": k, "as_of": as_of_iso})
         r.raise_for_status()

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.ranking import top_k
+from recommender.model import STRATEGIES
 from recommender.model.blend import FEATURES, PERSONAL, Blender, coordinate_ascent, history_scale, zscore_rows
 from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
                                           validation_samples)
@@ -58,7 +59,6 @@ from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlic
 
 __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
-STRATEGIES = ("popular", "content", "collaborative", "hybrid")
 FORMAT_VERSION = 2  # 2: the blend has an EASE feature
 
 

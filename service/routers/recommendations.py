@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BeforeValidator
 
 from recommender.core.events import InvalidField, normalize_ts
+from recommender.core.times import to_unix
 from recommender.serving import strategies
 from recommender.serving.serve_list import serve_list
 from service.deps import (MetricsDep, OptionalKey, RecommenderDep, SettingsDep, StoreDep, key_is_valid,
@@ -38,7 +39,7 @@ def _as_of_unix(as_of: datetime | None) -> float | None:
     if as_of is None:
         return None
     try:
-        return datetime.fromisoformat(normalize_ts(as_of, field="as_of")).timestamp()
+        return to_unix(normalize_ts(as_of, field="as_of"))
     except InvalidField as exc:
         raise invalid(["query", "as_of"], exc.reason, str(as_of)) from None
 
