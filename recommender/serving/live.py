@@ -290,17 +290,16 @@ class LiveRecommender:
         name = strategy or ("trending" if history.is_empty else self.default_strategy())
         served = self.served
         chosen = strategies.resolve(name, has_model=served is not None)
-        reader = Reader(history, time.time() if as_of is None else as_of, as_of)
-        view = self.view()
-        excluded = history.excluded(exclude_seen)
         keep = chosen.needs_model and not history.is_empty and as_of is None and self.kept.enabled
-        if not keep:
-            return chosen.answers_as, chosen.rank(view, reader, k, excluded)
-        key = (user_id, k, exclude_seen, chosen.name)
-        valid = (generation, served, len(served.paper_ids))
-        ranked = self.kept.get(key, valid)
-        if ranked is None:
-            ranked = chosen.rank(view, reader, k, excluded)
+        if keep:
+            key = (user_id, k, exclude_seen, chosen.name)
+            valid = (generation, served, len(served.paper_ids))
+            ranked = self.kept.get(key, valid)
+            if ranked is not None:
+                return chosen.answers_as, ranked
+        reader = Reader(history, time.time() if as_of is None else as_of, as_of)
+        ranked = chosen.rank(self.view(), reader, k, history.excluded(exclude_seen))
+        if keep:
             self.kept.keep(key, valid, ranked)
         return chosen.answers_as, ranked
 
