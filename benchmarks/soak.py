@@ -4,8 +4,8 @@ two faults on the way, sampling what must stay bounded (issue 11).
 All on 127.0.0.1, bounded in time and count:
 
 - traffic: many distinct readers (`GET /recommendations` for a fresh reader id nearly every
-  time, k up to 100, with running experiments so unknown readers go through model
-  strategies), known readers, `/trending`, events, and bursts of keyed `GET /users/...`
+  time, k up to 100, with running experiments of model strategies, which hand an unknown
+  reader the shared trending list), known readers, `/trending`, events, and bursts of keyed `GET /users/...`
   (sync routes: worker threads) separated by pauses longer than the server pool's idle
   time (10 s), so the server's threads retire and new ones start (thread churn);
 - a 1,000-paper `POST /papers` batch every --batch-every-s seconds, the reads' latency during
