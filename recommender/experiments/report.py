@@ -16,6 +16,7 @@ from recommender.experiments import statistics as ab_stats
 from recommender.experiments import interleaving
 from recommender.core.times import to_iso, to_unix
 from recommender.experiments.config import Experiment
+from recommender.storage import Store
 
 DEFAULT_WINDOW_HOURS = 24.0
 TIMELINE_POINTS = 60
@@ -123,7 +124,7 @@ def timeline(lists: list[dict], events: list[dict], experiment: Experiment,
     return out
 
 
-def build_report(store, row: dict, window_hours: float = DEFAULT_WINDOW_HOURS) -> dict:
+def build_report(store: Store, row: dict, window_hours: float = DEFAULT_WINDOW_HOURS) -> dict:
     """The full JSON report for one stored experiment row."""
     exp = Experiment.from_row(row)
     lists = store.experiment_lists(exp.name)

@@ -28,15 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-
-from recommender.serving.catalog import CatalogSnapshot
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from recommender.core import reasons
 from recommender.core.kinds import INTEREST_KINDS
 from recommender.core.ranking import EMPTY_ROWS, Ranked, top_k
 from recommender.model.content import NGRAMS, ContentEncoder, paper_text
+from recommender.serving.catalog import CatalogSnapshot
+from recommender.serving.live import LiveRecommender
 from recommender.serving.reader_history import content_profile
+from recommender.storage import Store
 
 # List names a served list of these is logged under (impressions.strategy); they are not
 # ranking strategies an experiment can pick (see serving/strategies.py).
@@ -263,7 +264,7 @@ def _shared_terms(X: sp.csr_matrix, vocabulary: list[str], a: int, b: int,
     return [w for w in words if " " not in w][:n]
 
 
-def texts_from_store(store) -> Callable[[list[str]], dict[str, str]]:
+def texts_from_store(store: Store) -> Callable[[list[str]], dict[str, str]]:
     """`texts_of` for PaperSearch: title + abstract of stored papers, as the encoder saw them."""
     def texts_of(paper_ids: list[str]) -> dict[str, str]:
         papers = store.get_papers(paper_ids)
@@ -280,8 +281,8 @@ class ServedSearch:
     ranked: Ranked
 
 
-def serve_search(store, recommender, search: PaperSearch, query: str, k: int,
-                 user_id: str | None = None) -> ServedSearch:
+def serve_search(store: Store, recommender: LiveRecommender, search: PaperSearch, query: str,
+                 k: int, user_id: str | None = None) -> ServedSearch:
     """Search, personalised by the reader's content profile when a reader with a history
     is named, and logged as a served list of that reader (so what they open from it is
     attributed to the search, not to an earlier recommendation list)."""
@@ -296,8 +297,8 @@ def serve_search(store, recommender, search: PaperSearch, query: str, k: int,
     return ServedSearch(_log(store, recommender, user_id, SEARCH_LIST, catalog, ranked), ranked)
 
 
-def serve_similar(store, recommender, search: PaperSearch, paper_id: str, k: int,
-                  user_id: str | None = None) -> ServedSearch | None:
+def serve_similar(store: Store, recommender: LiveRecommender, search: PaperSearch,
+                  paper_id: str, k: int, user_id: str | None = None) -> ServedSearch | None:
     """Papers similar to `paper_id` (None if the catalog has no such paper)."""
     recommender.refresh()
     catalog, encoder = recommender.catalog, recommender.encoder
@@ -309,7 +310,7 @@ def serve_similar(store, recommender, search: PaperSearch, paper_id: str, k: int
     return ServedSearch(_log(store, recommender, user_id, SIMILAR_LIST, catalog, ranked), ranked)
 
 
-def _log(store, recommender, user_id, name, catalog, ranked) -> str | None:
+def _log(store: Store, recommender: LiveRecommender, user_id, name, catalog, ranked) -> str | None:
     if user_id is None:
         return None
     request_id = uuid.uuid4().hex
