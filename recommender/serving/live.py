@@ -266,10 +266,11 @@ class LiveRecommender:
             terms = cache[1][row] = tuple(encoder.top_terms(self.catalog.vectors[row], 3))
         return terms
 
-    def view(self) -> View:
-        """What a strategy reads of this moment (strategies.View)."""
-        return View(self.catalog, self.served, self.trending, self._topic_terms,
-                    self._trend_key, self._shared_lists)
+    def view(self, served: ServedModel | None = None) -> View:
+        """What a strategy reads of this moment (strategies.View); `served`: the model a
+        request already chose its strategy by (a swap in between must not change it)."""
+        return View(self.catalog, served if served is not None else self.served, self.trending,
+                    self._topic_terms, self._trend_key, self._shared_lists)
 
     # -- the entry point -----------------------------------------------------------------
     def default_strategy(self) -> str:
@@ -298,7 +299,7 @@ class LiveRecommender:
             if ranked is not None:
                 return chosen.answers_as, ranked
         reader = Reader(history, time.time() if as_of is None else as_of, as_of)
-        ranked = chosen.rank(self.view(), reader, k, history.excluded(exclude_seen))
+        ranked = chosen.rank(self.view(served), reader, k, history.excluded(exclude_seen))
         if keep:
             self.kept.keep(key, valid, ranked)
         return chosen.answers_as, ranked
