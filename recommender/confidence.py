@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.recency import query_rows
-
 EVENT_WEIGHTS: dict[str, float] = {
     "impression": 0.0,
     "click": 0.25,
@@ -137,20 +135,17 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
     return C, seen
 
 
-def history_rows(history, n_items: int, now: float | None = None, config: ConfidenceConfig | None = None,
-                 recency=None) -> tuple[sp.csr_matrix, np.ndarray]:
-    """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices).
-    `recency` (a `recency.Recency`): weigh the row as a query, the reader's latest papers most."""
+def history_rows(history, n_items: int, now: float | None = None,
+                 config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices)."""
     if not history:
         return sp.csr_matrix((1, n_items), dtype=np.float32), np.zeros(0, dtype=np.int64)
     items = np.array([int(h[0]) for h in history], dtype=np.int64)
     keep = (items >= 0) & (items < n_items)
     kinds = np.array([h[1] if len(h) > 1 else "read" for h in history], dtype=object)
     ts = np.array([_ts(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)
-    zeros = np.zeros(int(keep.sum()), np.int64)
-    C, seen = confidence_matrix(zeros, items[keep], kinds[keep], ts[keep], (1, n_items), now=now, config=config)
-    if recency is not None and recency.active:
-        C = query_rows(C, zeros, items[keep], ts[keep], recency)
+    C, seen = confidence_matrix(np.zeros(int(keep.sum())), items[keep], kinds[keep], ts[keep],
+                                (1, n_items), now=now, config=config)
     return C, seen.indices.astype(np.int64)
 
 

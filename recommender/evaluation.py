@@ -12,6 +12,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.confidence import confidence_matrix
 from recommender.dataset import Interactions, Papers
 from recommender.hybrid import STRATEGIES, HybridConfig, HybridModel
 from recommender.content import paper_text
@@ -31,7 +32,8 @@ def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test:
                    progress=None) -> dict:
     n_users = max(train.n_users, test.n_users)
     n_items = model.n_items
-    C, seen = model.query_matrix(train.users, train.items, train.kinds, train.ts, n_users)
+    C, seen = confidence_matrix(train.users, train.items, train.kinds, train.ts, (n_users, n_items),
+                                now=model.now, config=model.conf_config)
     T = sp.csr_matrix((np.ones(len(test), bool), (test.users, test.items)), shape=(n_users, n_items))
     T.sum_duplicates()
     users = np.nonzero(np.diff(T.indptr) > 0)[0]

@@ -36,8 +36,8 @@ from recommender.ease import EaseModel, fit_on_validation
 from recommender.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
 from recommender.collaborative import CollaborativeModel, CollaborativeParams, default_params
 from recommender.confidence import ConfidenceConfig, confidence_matrix, history_rows
-from recommender.recency import Recency, entry_times, latest_pair_times, order_matrix, pair_keys, query_rows, weigh
-from recommender.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, popularity_matrix
+from recommender.tuning import NO_DECAY, validation_ndcg, PopularityConfig, ValidationSlice, carve, choose, latest_pair_times, \
+    pair_keys, popularity_matrix
 from recommender.content import ContentEncoder, paper_text
 from recommender.item_graph import ItemGraph
 from recommender.popularity import Popularity, text_lengths
@@ -76,9 +76,8 @@ class HybridConfig:
     als_regularization: float | None = None
     als_alpha: float | None = None
     popularity: dict | None = None  # PopularityConfig.to_dict()
-    graph_alpha: float | None = None  # the item graph's walk exponent
-    graph_beta: float | None = None  # and popularity penalty
-    recency: dict | None = None  # Recency.to_dict(): recency within a reader's history (recency.py)
+    graph_alpha: float | None = None  # the item graph's walk exponent (RP3beta alpha)
+    graph_beta: float | None = None  # and its popularity penalty (beta)
     tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
     # EASE as a blend component (λ chosen on the validation slice). Off: measured, it does
     # not pay yet (README, "What each component adds")
@@ -317,7 +316,7 @@ class HybridModel:
     def __init__(self, encoder: ContentEncoder, X: sp.csr_matrix, V: np.ndarray, lengths: np.ndarray,
                  titles: list[str], comps: _Collab, blender: Blender, config: HybridConfig,
                  conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None,
-                 pop_config: PopularityConfig | None = None, recency: Recency | None = None):
+                 pop_config: PopularityConfig | None = None):
         self.encoder = encoder
         self.X = sp.csr_matrix(X, dtype=np.float32)
         self.V = np.asarray(V, np.float32)
@@ -330,7 +329,6 @@ class HybridModel:
         self.now = now
         self.stats = stats or {}
         self.pop_config = pop_config or PopularityConfig()
-        self.recency = recency or Recency()
 
     # ------------------------------------------------------------------ fitting
     @property
@@ -355,10 +353,7 @@ class HybridModel:
         config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
             users, items, kinds, ts, n_users, n_items, now, config, strategies, progress)
         timings["tuning_s"] = time.perf_counter() - t
-        recency = Recency.from_dict(config.recency)
         C, n_users, now = _event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
-        C.sort_indices()
-        order = order_matrix(C, entry_times(C, users, items, ts)) if recency.active else None
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
         stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
                        "nnz": int(C.nnz), "tuning": tuning}
@@ -375,7 +370,7 @@ class HybridModel:
         if "hybrid" in strategies:
             t = time.perf_counter()
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, order=order, recency=recency)
+                                                                config, progress)
             stats["validation"] = vstats
             if vstats.get("ease_lambda") is not None:
                 config = replace(config, ease_lambda=float(vstats["ease_lambda"]))
@@ -393,7 +388,7 @@ class HybridModel:
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = timings
         return cls(encoder, X, V, lengths, titles if titles is not None else list(texts), comps, blender,
-                   config, conf_config, now, stats, pop_config, recency)
+                   config, conf_config, now, stats, pop_config)
 
     @staticmethod
     def _choose_settings(users, items, kinds, ts, n_users, n_items, now, config: HybridConfig, strategies,
@@ -420,22 +415,20 @@ class HybridModel:
         vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng)
         wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
         if not wanted or (fixed_conf is not None and fixed_pop is not None and config.als_alpha is not None
-                          and config.als_regularization is not None):
+                          and config.als_regularization is not None and config.graph_alpha is not None
+                          and config.graph_beta is not None):
             return (config, fixed_conf or NO_DECAY, fixed_pop or PopularityConfig(), vslice,
                     {"searched": False, "slice": vslice.stats()})
         _progress(progress, "validation: choosing decay, ALS settings, popularity")
         fixed = {"half_life_days": config.half_life_days, "decay_from": config.decay_from,
                  "regularization": config.als_regularization, "alpha": config.als_alpha,
                  "graph_alpha": config.graph_alpha, "graph_beta": config.graph_beta}
-        if config.recency is not None:
-            fixed["recency"] = config.recency
         choice = choose((users, items, kinds, ts), n_users, n_items, now, vslice, fixed,
                         budget_s=config.tune_budget_s, seed=config.seed,
                         collaborative=any(s in strategies for s in ("collaborative", "hybrid")))
         if config.algorithm == "als":
             config = replace(config, als_regularization=choice.regularization, als_alpha=choice.alpha)
-        config = replace(config, graph_alpha=choice.graph_alpha, graph_beta=choice.graph_beta,
-                         recency=choice.recency.to_dict())
+        config = replace(config, graph_alpha=choice.graph_alpha, graph_beta=choice.graph_beta)
         record = {"searched": True, "slice": vslice.stats(), **choice.to_dict()}
         return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
 
@@ -480,12 +473,11 @@ class HybridModel:
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
         return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
-                           self.config, self.conf_config, now, stats, self.pop_config, self.recency)
+                           self.config, self.conf_config, now, stats, self.pop_config)
 
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
-                   config: HybridConfig, progress=None, order: sp.csr_matrix | None = None,
-                   recency: Recency | None = None):
+                   config: HybridConfig, progress=None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors."""
@@ -541,9 +533,7 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
-        # the readers are scored from their histories as queries: weighed by recency when chosen
-        Q_fit = weigh(C_fit, vslice.split(order)[0], recency) if order is not None and recency is not None else C_fit
-        rows_X, rows_y, rows_w, pools = _validation_samples(cls, X, V, comps, Q_fit, V_pos, eligible, config, rng)
+        rows_X, rows_y, rows_w, pools = _validation_samples(cls, X, V, comps, C_fit, V_pos, eligible, config, rng)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
@@ -674,15 +664,7 @@ class HybridModel:
 
     # ------------------------------------------------------------------ one reader
     def history_row(self, history, now: float | None = None):
-        return history_rows(history, self.n_items, now=now if now is not None else self.now, config=self.conf_config,
-                            recency=self.recency)
-
-    def query_matrix(self, users, items, kinds, ts, n_users: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(the readers' histories as query rows, seen) for many readers at once: the offline
-        evaluation's twin of `history_row`."""
-        C, seen = confidence_matrix(users, items, kinds, ts, (n_users, self.n_items), now=self.now,
-                                    config=self.conf_config)
-        return query_rows(C, users, items, ts, self.recency), seen
+        return history_rows(history, self.n_items, now=now if now is not None else self.now, config=self.conf_config)
 
     def score_history(self, history, strategy: str = "hybrid", now: float | None = None) -> np.ndarray:
         """Scores over all papers for one reader's history [(paper index, kind, ts), ...]."""
@@ -807,7 +789,7 @@ class HybridModel:
             "kind": "paperrec.hybrid", "format_version": FORMAT_VERSION,
             "n_items": self.n_items, "n_terms": len(self.encoder.terms), "content_dim": self.encoder.dim,
             "now": self.now, "config": self.config.to_dict(), "confidence": self.conf_config.to_dict(),
-            "popularity": self.pop_config.to_dict(), "recency": self.recency.to_dict(),
+            "popularity": self.pop_config.to_dict(),
             "collaborative": None if c.cf is None else c.cf.params.to_dict(),
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
@@ -845,8 +827,7 @@ class HybridModel:
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
-                   manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")),
-                   Recency.from_dict(manifest.get("recency")))
+                   manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")))
 
 
 def _short(title: str, n: int = 60) -> str:
