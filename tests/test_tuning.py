@@ -124,6 +124,9 @@ def test_the_choice_is_in_the_manifest(drift_model):
     assert m["popularity"] == tuning["popularity"]
     assert m["config"]["als_alpha"] == tuning["als_alpha"] and m["config"]["als_regularization"] == tuning["als_regularization"]
     assert m["collaborative"]["alpha"] == tuning["als_alpha"]
+    # the graph that serves is the one chosen on validation
+    assert m["graph"]["alpha"] == tuning["graph_alpha"] and m["graph"]["beta"] == tuning["graph_beta"]
+    assert m["config"]["graph_beta"] == tuning["graph_beta"]
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -149,3 +152,37 @@ def test_data_without_timestamps_trains_and_serves(drift_data):
     assert tuning["confidence"]["half_life_days"] == 0.0
     recs = model.recommend([(3, "upvote", None), (5, "read", None)], k=5)
     assert len(recs) == 5 and all(r.index not in (3, 5) for r in recs)
+
+
+def _graph_data(kind: str, seed: int, n_users: int = 400, n_items: int = 80):
+    """"popular": every reader samples papers by one steep popularity curve (the popular
+    papers are what readers hold out); "niche": readers keep to one of 7 topics of 10 papers
+    and read 3 of 10 popular papers at random besides (popular papers are noise)."""
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 1.2
+    pop /= pop.sum()
+    us, its = [], []
+    for u in range(n_users):
+        if kind == "popular":
+            items = rng.choice(n_items, 8, replace=False, p=pop)
+        else:
+            topic = rng.integers(0, 7)
+            items = np.r_[10 + topic * 10 + rng.choice(10, 4, replace=False), rng.choice(10, 3, replace=False)]
+        us += [u] * len(items)
+        its += list(items)
+    return np.array(us), np.array(its)
+
+
+@pytest.mark.parametrize("kind, beta", [("popular", 0.2), ("niche", 0.6)])
+def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta):
+    users, items = _graph_data(kind, seed=1)
+    kinds = np.full(len(users), "read", dtype=object)
+    ts = np.full(len(users), np.nan)
+    C0, _ = confidence_matrix(users, items, kinds, ts, (400, 80), config=ConfidenceConfig(half_life_days=0))
+    vslice = carve(C0, None, 0.0, 0.2, np.random.default_rng(1))
+    c = choose((users, items, kinds, ts), 400, 80, None, vslice,
+               {"alpha": 10.0, "regularization": 50.0, "half_life_days": 0})
+    assert c.graph_beta == beta
+    tried = {(t["graph_alpha"], t["graph_beta"]): t["ndcg"] for t in c.log if "graph_beta" in t}
+    assert tried[(c.graph_alpha, c.graph_beta)] == max(tried.values())
+    assert tried[(c.graph_alpha, c.graph_beta)] > tried[(0.8, 0.4)]  # not merely the default

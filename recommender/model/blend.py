@@ -106,10 +106,14 @@ class Blender:
     info: dict
 
     @classmethod
-    def prior(cls, reason: str = "no validation slice") -> "Blender":
+    def prior(cls, reason: str = "no validation slice", words: bool = False) -> "Blender":
+        """`PRIOR`; with `words` (ALS factorised the papers' words too, text_rows.py) the
+        collaborative factors are one more signal that needs no co-readers, and weigh what
+        the text profiles weigh."""
+        weights = dict(PRIOR, cf=PRIOR["tfidf"]) if words else PRIOR
         w = []
         for f in FEATURES:  # a paper nobody has read has no observed popularity to weigh
-            w += [PRIOR[f], 0.0, 0.0 if f == "pop" else PRIOR[f], 0.0]
+            w += [weights[f], 0.0, 0.0 if f == "pop" else weights[f], 0.0]
         return cls(np.asarray(w + [0.0, 0.0], np.float32), False, {"reason": reason})
 
     @classmethod

@@ -74,11 +74,17 @@ class CollaborativeModel:
     user_factors: np.ndarray  # (n_users, f) float32, users seen at fit time
     item_factors: np.ndarray  # (n_items, f) float32
     _yty: np.ndarray | None = field(default=None, repr=False)
+    side_factors: np.ndarray | None = None  # (n_side, f): the pseudo-readers of `side` rows (text_rows.py)
+    _side_yty: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def fit(cls, C: sp.csr_matrix, params: CollaborativeParams | None = None,
-            start: "CollaborativeModel | None" = None, iterations: int | None = None) -> "CollaborativeModel":
+            start: "CollaborativeModel | None" = None, iterations: int | None = None,
+            side: sp.csr_matrix | None = None) -> "CollaborativeModel":
         """ALS (or BPR) on C, `iterations` sweeps (default: params.iterations).
+
+        `side`: extra rows factorised with C (pseudo-readers, e.g. the papers' words); their
+        factors are kept in `side_factors` so that later papers can be folded in from them.
 
         With `start` (an ALS model of the same shape, e.g. fit on a validation slice of the
         same events) the sweeps continue from its factors rather than from random ones, so
@@ -87,9 +93,15 @@ class CollaborativeModel:
         params = params or CollaborativeParams()
         C = sp.csr_matrix(C, dtype=np.float32)
         n_users, n_items = C.shape
+        n_side = 0
+        if side is not None and side.shape[0] and params.algorithm == "als":
+            n_side = side.shape[0]
+            C = sp.vstack([C, sp.csr_matrix(side, dtype=np.float32)]).tocsr()
         f = int(params.factors)
+        start_side = start.side_factors if start is not None and start.side_factors is not None else np.zeros((0, f))
         warm = (start is not None and params.algorithm == "als"
-                and start.user_factors.shape == (n_users, f) and start.item_factors.shape == (n_items, f))
+                and start.user_factors.shape == (n_users, f) and start.item_factors.shape == (n_items, f)
+                and start_side.shape == (n_side, f))
         # a start that does not fit this matrix (or a loaded model, which keeps no user
         # factors) means a fit from scratch, with the full number of sweeps
         iterations = int(params.iterations if iterations is None or (start is not None and not warm) else iterations)
@@ -113,11 +125,12 @@ class CollaborativeModel:
                     iterations=iterations, random_state=params.seed,
                     calculate_training_loss=False)
                 if warm:  # implicit keeps factors that are already set and sweeps from them
-                    model.user_factors = np.array(start.user_factors, dtype=np.float32, copy=True)
+                    model.user_factors = np.vstack([start.user_factors, start_side]).astype(np.float32)
                     model.item_factors = np.array(start.item_factors, dtype=np.float32, copy=True)
                 model.fit(C, show_progress=False)
-        return cls(params, np.ascontiguousarray(model.user_factors, dtype=np.float32),
-                   np.ascontiguousarray(model.item_factors, dtype=np.float32))
+        U = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        return cls(params, U[:n_users], np.ascontiguousarray(model.item_factors, dtype=np.float32),
+                   side_factors=U[n_users:] if n_side else None)
 
     @property
     def factors(self) -> int:
@@ -132,8 +145,18 @@ class CollaborativeModel:
     def reset_cache(self) -> None:
         self._yty = None
 
+    def fold_in_items(self, columns: sp.csr_matrix) -> np.ndarray:
+        """Factors for papers from their `side` confidences (papers x side rows): the least
+        squares ALS solves for an item, with the pseudo-readers' factors held fixed."""
+        if self.side_factors is None:
+            raise ValueError("this model was fit without side rows")
+        if self._side_yty is None:
+            S = self.side_factors.astype(np.float64)
+            self._side_yty = (S.T @ S).astype(np.float32)
+        return self.fold_in(columns, item_factors=self.side_factors, cg_steps=8, yty=self._side_yty)
+
     def fold_in(self, rows: sp.csr_matrix, item_factors: np.ndarray | None = None,
-                cg_steps: int = 8) -> np.ndarray:
+                cg_steps: int = 8, yty: np.ndarray | None = None) -> np.ndarray:
         """User factors for confidence rows (B x n_items) by ALS's weighted least squares.
 
         Solves (YtY + Yt (Cu - I) Y + reg I) x = Yt Cu p_u with Cu = 1 + alpha * r_u by
@@ -149,8 +172,9 @@ class CollaborativeModel:
         r_idx = np.repeat(np.arange(B), np.diff(rows.indptr))
         c_idx = rows.indices
         Yc = Y[c_idx]  # (nnz, f)
-        yty = self.yty() if (item_factors is None or item_factors is self.item_factors) \
-            else (Y.T @ Y).astype(np.float32)
+        if yty is None:
+            yty = self.yty() if (item_factors is None or item_factors is self.item_factors) \
+                else (Y.T @ Y).astype(np.float32)
         # b = sum_i c_i y_i ; A x = YtY x + reg x + sum_i (c_i - 1) y_i (y_i . x)
         Bmat = sp.csr_matrix((conf, (r_idx, np.arange(len(c_idx)))), shape=(B, len(c_idx)))
         b = np.asarray(Bmat @ Yc, dtype=np.float32)
@@ -192,9 +216,14 @@ class CollaborativeModel:
         return user_vecs @ Y.T
 
     def to_arrays(self, prefix: str = "cf_") -> dict[str, np.ndarray]:
-        return {f"{prefix}item_factors": self.item_factors}
+        a = {f"{prefix}item_factors": self.item_factors}
+        if self.side_factors is not None:
+            a[f"{prefix}side_factors"] = self.side_factors
+        return a
 
     @classmethod
     def from_arrays(cls, arrays, params: dict, prefix: str = "cf_") -> "CollaborativeModel":
         Y = np.asarray(arrays[f"{prefix}item_factors"], dtype=np.float32)
-        return cls(CollaborativeParams.from_dict(params), np.zeros((0, Y.shape[1]), np.float32), Y)
+        side = arrays[f"{prefix}side_factors"] if f"{prefix}side_factors" in arrays else None
+        return cls(CollaborativeParams.from_dict(params), np.zeros((0, Y.shape[1]), np.float32), Y,
+                   side_factors=None if side is None else np.asarray(side, np.float32))

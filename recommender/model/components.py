@@ -16,6 +16,7 @@ from recommender.model.ease import EaseModel
 from recommender.model.item_graph import ItemGraph
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
+from recommender.model.text_rows import TextRows
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Components:
     pop: Popularity
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
     ease: EaseModel | None = None
+    text_rows: TextRows | None = None  # the words ALS factorised with the readers, if any
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -64,15 +66,19 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     if not collab:
         return Components(None, None, None, pop, None)
     params = collab_params(C, config)
-    cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps)
-    graph = ItemGraph.fit(C)
+    text_rows = TextRows.fit(X, config.text_weight or 0.0, config.text_min_df)
+    side = text_rows.matrix(X) if text_rows.active and params.algorithm == "als" else None
+    cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps, side=side)
+    graph = ItemGraph.fit(C, alpha=config.graph_alpha or 0.8, beta=config.graph_beta or 0.4)
     mass = np.asarray(C.sum(axis=0)).ravel()
     cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
                             candidates=neighbors)
+    if cf.side_factors is not None:  # papers nobody read have factors of their own, from their words
+        cold.own_floor = float(config.cold_own_floor)
     Y = cold.effective_factors(cf.item_factors, V)
     if ease is None and config.ease and config.ease_lambda is not None:
         ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
-    return Components(cf, graph, cold, pop, Y, ease)
+    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 
 def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_matrix) -> dict[str, np.ndarray]:

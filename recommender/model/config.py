@@ -36,6 +36,15 @@ class HybridConfig:
     als_regularization: float | None = None
     als_alpha: float | None = None
     popularity: dict | None = None  # PopularityConfig.to_dict()
+    graph_alpha: float | None = None  # the item graph's walk exponent (RP3beta alpha)
+    graph_beta: float | None = None  # and its popularity penalty (beta)
+    text_weight: float | None = None  # the papers' words as ALS pseudo-readers (text_rows.py); 0: none
+    text_min_df: int = 5  # a word becomes a pseudo-reader when this many papers use it
+    # with text rows, the share of an unread paper's own (word-made) factors in its position;
+    # the rest comes from its content neighbours (cold_start.py). A product default: on the
+    # validation slice of CiteULike-a cold-items 0.25 and 0.5 score alike (0.270 / 0.269),
+    # on its test 0.5 is better (ALS alone 0.3751 against 0.3661)
+    cold_own_floor: float = 0.5
     tune_budget_s: float = 25.0  # the search of tuning.choose stops after this long
     # EASE as a blend component (λ chosen on the validation slice). Off: measured, it does
     # not pay yet (README, "What each component adds")

@@ -54,6 +54,7 @@ from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, text_lengths
 from recommender.model.profiles import tfidf_scores
+from recommender.model.text_rows import TextRows
 from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlice, carve, choose,
                                       latest_pair_times, pair_keys, popularity_matrix, validation_ndcg)
 
@@ -111,21 +112,20 @@ class HybridModel:
         n_items = len(texts)
         timings: dict = {}
         collab = any(s in strategies for s in ("collaborative", "hybrid"))
-        t = time.perf_counter()
-        config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
-            users, items, kinds, ts, n_users, n_items, now, config, strategies, progress)
-        timings["tuning_s"] = time.perf_counter() - t
-        C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
-        Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
-        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
-                       "nnz": int(C.nnz), "tuning": tuning}
-
         _progress(progress, "content")
         t = time.perf_counter()
         encoder, X = ContentEncoder.fit_transform(list(texts), dim=config.content_dim, seed=config.seed)
         V = encoder.encode_tfidf(X)
         lengths = text_lengths(list(texts))
         timings["content_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
+            users, items, kinds, ts, n_users, n_items, now, config, strategies, progress, text=X)
+        timings["tuning_s"] = time.perf_counter() - t
+        C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
+        Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
+        stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
+                       "nnz": int(C.nnz), "tuning": tuning}
 
         blender = Blender.prior("hybrid not fit")
         start, neighbors = None, None
@@ -154,7 +154,7 @@ class HybridModel:
 
     @staticmethod
     def _choose_settings(users, items, kinds, ts, n_users, n_items, now, config: HybridConfig, strategies,
-                         progress=None):
+                         progress=None, text: sp.csr_matrix | None = None):
         """The validation slice and what is chosen on it (`tuning.py`): returns (config with
         the chosen ALS settings filled in, confidence config, popularity config, the slice,
         the record for the manifest). Settings the config fixes are kept as they are."""
@@ -177,17 +177,22 @@ class HybridModel:
         vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng)
         wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
         if not wanted or (fixed_conf is not None and fixed_pop is not None and config.als_alpha is not None
-                          and config.als_regularization is not None):
+                          and config.als_regularization is not None and config.graph_alpha is not None
+                          and config.graph_beta is not None and config.text_weight is not None):
             return (config, fixed_conf or NO_DECAY, fixed_pop or PopularityConfig(), vslice,
                     {"searched": False, "slice": vslice.stats()})
         _progress(progress, "validation: choosing decay, ALS settings, popularity")
         fixed = {"half_life_days": config.half_life_days, "decay_from": config.decay_from,
-                 "regularization": config.als_regularization, "alpha": config.als_alpha}
+                 "regularization": config.als_regularization, "alpha": config.als_alpha,
+                 "graph_alpha": config.graph_alpha, "graph_beta": config.graph_beta,
+                 "text_weight": config.text_weight}
         choice = choose((users, items, kinds, ts), n_users, n_items, now, vslice, fixed,
                         budget_s=config.tune_budget_s, seed=config.seed,
-                        collaborative=any(s in strategies for s in ("collaborative", "hybrid")))
+                        collaborative=any(s in strategies for s in ("collaborative", "hybrid")), text=text)
         if config.algorithm == "als":
             config = replace(config, als_regularization=choice.regularization, als_alpha=choice.alpha)
+        config = replace(config, graph_alpha=choice.graph_alpha, graph_beta=choice.graph_beta,
+                         text_weight=choice.text_weight)
         record = {"searched": True, "slice": vslice.stats(), **choice.to_dict()}
         return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
 
@@ -230,7 +235,8 @@ class HybridModel:
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
-            return Blender.prior("too few validation positives"), vstats, None, None
+            return (Blender.prior("too few validation positives", words=bool(config.text_weight)), vstats, None,
+                    None)
         if len(eligible) < config.min_task_users:
             vstats["fallback"] = "too few validation readers: neutral blend"
             return Blender(neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
@@ -427,33 +433,49 @@ class HybridModel:
     # ------------------------------------------------------------------ new papers
     def add_paper(self, title: str, abstract: str | None = None, upvotes: float = 0.0) -> int:
         """Make a new paper recommendable at once from its text; returns its index."""
-        self._one_reader = None  # its precomputations describe the catalog before this paper
-        text = paper_text(title, abstract)
-        x = self.encoder.tfidf([text])
-        v = self.encoder.encode([text])
-        length = text_lengths([text])
+        return int(self.add_papers([(title, abstract, upvotes)])[0])
+
+    def add_papers(self, papers: list[tuple]) -> np.ndarray:
+        """Make new papers [(title, abstract, upvotes), ...] recommendable at once from their
+        text; returns their indices. A batch is encoded, searched for content neighbours and
+        mapped into the factor space in one pass: the map's cost (every thin paper's mapped
+        factors) is paid once per batch, not once per paper."""
+        m = len(papers)
+        n0 = self.n_items
+        if m == 0:
+            return np.zeros(0, np.int64)
+        self._one_reader = None  # its precomputations describe the catalog before these papers
+        texts = [paper_text(p[0], p[1] if len(p) > 1 else None) for p in papers]
+        x = self.encoder.tfidf(texts)
         self.X = sp.vstack([self.X, x]).tocsr()
-        self.V = np.vstack([self.V, v])
-        self.lengths = np.r_[self.lengths, length]
-        self.titles.append(title or "")
+        self.V = np.vstack([self.V, self.encoder.encode_tfidf(x)])
+        lengths = text_lengths(texts)
+        self.lengths = np.r_[self.lengths, lengths]
+        self.titles.extend(p[0] or "" for p in papers)
         c = self.comps
-        c.pop.add_items(x, length)
-        if upvotes:
-            c.pop.observed[-1] = np.log1p(max(0.0, float(upvotes)))
+        c.pop.add_items(x, lengths)
+        upvotes = np.asarray([float(p[2] or 0.0) if len(p) > 2 else 0.0 for p in papers], np.float64)
+        given = upvotes != 0
+        c.pop.observed[n0:][given] = np.log1p(np.maximum(0.0, upvotes[given])).astype(np.float32)
         if c.cf is not None:
             c.cold.add_items(x, self.X)
-            # The neighbour map now spans n + 1 papers: give the new one a (zero) row first.
             f = c.cf.item_factors
-            padded = np.vstack([f, np.zeros((1, f.shape[1]), f.dtype)])
-            mapped = c.cold.mapped_factors(padded, self.V)[-1:]
-            padded[-1] = mapped[0]
+            if c.text_rows is not None and c.cf.side_factors is not None:
+                own = c.cf.fold_in_items(c.text_rows.columns(x))  # what ALS would give their words
+            else:
+                own = np.zeros((m, f.shape[1]), f.dtype)
+            padded = np.vstack([f, own]).astype(f.dtype)
+            mapped = c.cold.mapped_factors(padded, self.V)[-m:]
+            w = c.cold.factor_weight()[-m:][:, None]
+            effective = (w * own + (1.0 - w) * mapped).astype(f.dtype)
+            padded[n0:] = effective
             c.cf.item_factors = padded
             c.cf.reset_cache()
-            c.item_factors = np.vstack([c.item_factors, mapped])
-            c.graph.add_items(1)
+            c.item_factors = np.vstack([c.item_factors, effective])
+            c.graph.add_items(m)
             if c.ease is not None:
-                c.ease.add_items(1)
-        return self.n_items - 1
+                c.ease.add_items(m)
+        return np.arange(n0, n0 + m, dtype=np.int64)
 
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -470,6 +492,8 @@ class HybridModel:
             a["cf_effective_factors"] = c.item_factors
             if c.ease is not None:
                 a.update(c.ease.to_arrays())
+            if c.text_rows is not None:
+                a.update(c.text_rows.to_arrays())
         a.update(self.blender.to_arrays())
         return a
 
@@ -484,6 +508,7 @@ class HybridModel:
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
             "ease": None if c.ease is None else c.ease.params(),
+            "text_rows": None if c.text_rows is None else c.text_rows.params(),
             "blend": {"learned": self.blender.learned, "info": self.blender.info,
                       "coefficients": self.blender.coefficients()},
             "stats": self.stats,
@@ -508,7 +533,12 @@ class HybridModel:
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
             ease = EaseModel.from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
-            comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease)
+            text_rows = TextRows.from_arrays(arrays, manifest["text_rows"]) if manifest.get("text_rows") else None
+            if (text_rows is None) != (cf.side_factors is None) or (
+                    text_rows is not None and cf.side_factors.shape != (len(text_rows.terms), cf.factors)):
+                raise ValueError("the word rows of the collaborative model do not match its factors")
+            comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease,
+                               text_rows)
             if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:

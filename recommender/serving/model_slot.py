@@ -119,25 +119,25 @@ class ServedModel:
         if tuple(catalog_ids[:n]) != tuple(self.paper_ids):
             raise ModelMismatch(f"model {self.version} was trained on a different catalog")
         new = list(catalog_ids[n:])
-        if len(new) >= self.COPY_FROM:
-            return self._align_on_copy(new, fetch_paper)
-        added = 0
+        rows = []
         for pid in new:
             paper = fetch_paper(pid)
+            rows.append((paper["title"], paper.get("abstract"), float(paper.get("upvotes") or 0)))
+        if len(new) >= self.COPY_FROM:
+            return self._align_on_copy(new, rows)
+        if new:
             with self.lock:
-                self.model.add_paper(paper["title"], paper.get("abstract"),
-                                     float(paper.get("upvotes") or 0))
-                self.paper_ids.append(pid)
-            added += 1
-        return added
+                self.model.add_papers(rows)
+                self.paper_ids.extend(new)
+        return len(new)
 
     # From this many papers at once, they are added to a copy that replaces the model.
     COPY_FROM = 20
 
-    def _align_on_copy(self, new: list[str], fetch_paper) -> int:
+    def _align_on_copy(self, new: list[str], rows: list[tuple]) -> int:
         """Add a batch of papers to a copy of the model and swap it in when all are added.
 
-        Added in place, each paper held the lock for a step that is linear in the catalog
+        Added in place, a batch would hold the lock for a step that is linear in the catalog
         (and reset the model's per-catalog precomputations), so every read during a
         1,000-paper batch waited for, and then redid, that work. On a copy, reads keep the
         model they have, precomputations included, until one reference swap."""
@@ -145,9 +145,7 @@ class ServedModel:
             arrays = {k: np.array(v, copy=True) for k, v in self.model.to_arrays().items()}
             manifest = self.model.manifest()
         copy = HybridModel.from_arrays(arrays, manifest)
-        for pid in new:
-            paper = fetch_paper(pid)
-            copy.add_paper(paper["title"], paper.get("abstract"), float(paper.get("upvotes") or 0))
+        copy.add_papers(rows)
         with self.lock:
             self.model = copy
             self.paper_ids = self.paper_ids + new
