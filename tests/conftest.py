@@ -1,9 +1,13 @@
-"""Shared fixtures: a real SQLite file per test and the real app through its test client.
+"""Shared fixtures: a real SQLite file or a real PostgreSQL database per test, and the real
+app through its test client.
 
 The seeded database (shipped catalog + synthetic demo readers) is built once per session
-and copied for each test that wants it, so tests stay independent and fast."""
+and backend and copied for each test that wants it (a file copy; CREATE DATABASE ...
+TEMPLATE on PostgreSQL), so tests stay independent and fast. The PostgreSQL server is
+started once per session from the installed binaries (tests/postgres_server.py)."""
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 
@@ -13,7 +17,55 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 from recommender.storage import BACKENDS, open_store  # noqa: E402
 from recommender.storage.sqlite import raw  # noqa: E402
-from tests.helpers import make_client, store_location  # noqa: E402
+from tests.helpers import database_name, make_client, store_location  # noqa: E402
+from tests.postgres_server import PostgresServer, find_bindir  # noqa: E402
+
+SKIP_POSTGRES = "PostgreSQL is not installed here (no initdb/pg_ctl): PostgreSQL backend tests skipped"
+
+
+def _no_postgres(why: str):
+    """In CI the PostgreSQL tests must run: a server that cannot start fails the run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI: the PostgreSQL tests must run, but {why}", pytrace=False)
+    pytest.skip(SKIP_POSTGRES if why == "missing" else f"PostgreSQL could not start: {why}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The tests' own PostgreSQL server (one per session), or a skip / CI failure."""
+    bindir = find_bindir()
+    if bindir is None:
+        _no_postgres("missing")
+    try:
+        server = PostgresServer(bindir)
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not raised
+        _no_postgres(f"{type(exc).__name__}: {exc}"[:500])
+    yield server
+    server.close()
+
+
+class _Databases:
+    """The databases a test made on the server, dropped when it ends (each is ~8 MB)."""
+
+    def __init__(self, server: PostgresServer, tmp_path):
+        self.server, self.tmp_path, self.made = server, tmp_path, []
+
+    def new(self, template: str | None = None, suffix: str = "") -> str:
+        name = database_name(self.tmp_path, suffix or str(len(self.made)))
+        self.made.append(name)
+        return self.server.create_database(name, template=template)
+
+    def drop(self) -> None:
+        for name in self.made:
+            self.server.drop_database(name)
+
+
+@pytest.fixture
+def pg_databases(request, tmp_path):
+    """Make fresh PostgreSQL databases for a test: `pg_databases.new(template=...)`."""
+    dbs = _Databases(request.getfixturevalue("postgres"), tmp_path)
+    yield dbs
+    dbs.drop()
 from training.seeding import seed  # noqa: E402
 from training.train_job import train  # noqa: E402
 
@@ -26,13 +78,26 @@ def store(tmp_path):
     s.close()
 
 
+def fresh_location(request, backend: str, tmp_path):
+    """A new, empty store location of `backend` for the requesting test."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_databases").new()
+    return store_location(backend, tmp_path)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_store(request, tmp_path):
     """A fresh, empty store of every backend in turn: the storage contract
     (test_storage_contract.py) runs once per backend."""
-    s = open_store(store_location(request.param, tmp_path))
+    s = open_store(fresh_location(request, request.param, tmp_path))
     yield s
     s.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Each backend in turn, for tests that build their own store or app on it."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +117,36 @@ def seeded_db(tmp_path, seeded_db_template):
     return path
 
 
+@pytest.fixture(scope="session")
+def seeded_pg_template(postgres):
+    """The seeded store as a PostgreSQL template database (built once per session)."""
+    name = "seeded_template"
+    url = postgres.create_database(name)
+    s = open_store(url)
+    seed(s, demo=True)
+    s.close()
+    return name
+
+
 @pytest.fixture
-def client(seeded_db):
-    with make_client(seeded_db) as c:
+def seeded(request, backend, tmp_path):
+    """A private seeded store of each backend in turn: its location (path or URL)."""
+    if backend == "postgresql":
+        template = request.getfixturevalue("seeded_pg_template")
+        return request.getfixturevalue("pg_databases").new(template=template)
+    return request.getfixturevalue("seeded_db")
+
+
+@pytest.fixture
+def client(seeded):
+    """The real app on a seeded store, once per backend."""
+    with make_client(seeded) as c:
         yield c
 
 
 @pytest.fixture
-def empty_client(tmp_path):
-    with make_client(tmp_path / "empty.db") as c:
+def empty_client(request, backend, tmp_path):
+    with make_client(fresh_location(request, backend, tmp_path)) as c:
         yield c
 
 

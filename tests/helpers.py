@@ -25,11 +25,23 @@ API_KEY = "test-key"
 AUTH = {"X-API-Key": API_KEY}
 
 
-def store_location(backend: str, tmp_path: Path) -> str | Path:
-    """Where a test's fresh store of `backend` lives (storage.BACKENDS)."""
+def store_location(backend: str, tmp_path: Path, postgres=None) -> str | Path:
+    """Where a test's fresh store of `backend` lives (storage.BACKENDS): a file in the
+    test's folder, or a new database on the tests' PostgreSQL server (`postgres`, the
+    conftest fixture of that name), named after the folder."""
     if backend == "sqlite":
         return tmp_path / "store.db"
+    if backend == "postgresql":
+        return postgres.create_database(database_name(tmp_path))
     raise ValueError(f"no test location for backend {backend!r}")
+
+
+def database_name(tmp_path: Path, suffix: str = "") -> str:
+    """A PostgreSQL database name unique to a test (its tmp folder is)."""
+    import hashlib
+
+    digest = hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
+    return f"t_{digest}{suffix}"
 
 
 def make_client(db_path, **settings) -> TestClient:

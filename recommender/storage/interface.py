@@ -18,6 +18,7 @@ The promises every backend keeps:
 """
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ ATTRIBUTED_KINDS = ("click", "read", "upvote")
 MAX_ATTRIBUTION_DAYS = 30.0
 # What `Store.count` counts.
 TABLES = ("papers", "events", "impressions", "experiments", "models")
+# What a paper is made of besides its id (the change number and added_at are bookkeeping).
+PAPER_FIELDS = frozenset({"title", "abstract", "published_at", "authors", "upvotes", "extra"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,14 @@ class Store(ABC):
     # Moved by every experiment created or stopped through this Store: lets a cache of the
     # running experiments (experiments.assignment.running_experiments) see it at once.
     experiments_changed: int = 0
+    # Moved by every commit through this Store: a write of this process is seen by the next
+    # refresh of the live recommender whatever `feed_poll_s` says.
+    writes_committed: int = 0
+    # How long the live recommender may serve without asking the store for what other
+    # processes wrote (LiveRecommender.refresh): 0 asks on every request (SQLite, a local
+    # file: cheap); a server database is asked at most this often per replica, so a write
+    # on one replica reaches the lists of every other within it.
+    feed_poll_s: float = 0.0
 
     # -- the store itself ----------------------------------------------------------------
     @property
@@ -238,6 +249,33 @@ class Store(ABC):
     @abstractmethod
     def list_models(self) -> list[dict]:
         """Oldest first, params and metrics decoded."""
+
+    @abstractmethod
+    def save_model_files(self, version: str, files: dict[str, bytes]) -> None:
+        """Keep a version's files (name -> bytes, e.g. arrays.npz and manifest.json) in the
+        registry, each with its SHA-256: any process that reaches the database can load
+        the model, on any machine."""
+
+    @abstractmethod
+    def model_files(self, version: str) -> dict[str, bytes]:
+        """The files kept for `version` ({} when none), each checked against its SHA-256
+        (ValueError naming the file when one does not match)."""
+
+    @abstractmethod
+    def drop_model_files(self, versions: Iterable[str]) -> int:
+        """Forget the files of these versions (the registry rows stay); returns how many."""
+
+    @staticmethod
+    def _verified_files(version: str, rows: Iterable) -> dict[str, bytes]:
+        files = {}
+        for name, data, digest in ((r["name"], r["data"], r["sha256"]) if isinstance(r, dict)
+                                   else r for r in rows):
+            data = bytes(data)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ValueError(f"model {version}: stored file {name} does not match its "
+                                 "checksum")
+            files[name] = data
+        return files
 
     def active_model(self) -> dict | None:
         rows = [m for m in self.list_models() if m["status"] == "active"]

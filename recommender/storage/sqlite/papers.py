@@ -5,10 +5,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 
 from recommender.core.times import utcnow_iso
-from recommender.storage.interface import TABLES
-
-# What a paper is made of besides its id (the change number and added_at are bookkeeping).
-PAPER_FIELDS = frozenset({"title", "abstract", "published_at", "authors", "upvotes", "extra"})
+from recommender.storage.interface import PAPER_FIELDS, TABLES
 
 
 class Papers:
