@@ -137,6 +137,22 @@ def seeded(request, backend, tmp_path):
     return request.getfixturevalue("seeded_db")
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_seeded(request, tmp_path_factory, seeded_db_template):
+    """A seeded store of each backend in turn shared by one module's tests (a live server
+    they all talk to): its location."""
+    tmp = tmp_path_factory.mktemp(f"seeded-{request.param}")
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        name = database_name(tmp)
+        yield server.create_database(name, template=request.getfixturevalue("seeded_pg_template"))
+        server.drop_database(name)
+    else:
+        db = tmp / "seeded.db"
+        shutil.copy(seeded_db_template, db)
+        yield db
+
+
 @pytest.fixture
 def client(seeded):
     """The real app on a seeded store, once per backend."""

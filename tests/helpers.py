@@ -44,6 +44,18 @@ def database_name(tmp_path: Path, suffix: str = "") -> str:
     return f"t_{digest}{suffix}"
 
 
+def raw_query(location, sql: str, params=()) -> list[tuple]:
+    """The rows of one read straight from a store's database, behind the service's back,
+    on either backend (`?` placeholders)."""
+    if "://" in str(location):
+        from recommender.storage.postgres import raw as pg_raw
+
+        return pg_raw.query(str(location), sql.replace("?", "%s"), params)
+    from recommender.storage.sqlite import raw as sqlite_raw
+
+    return sqlite_raw.query(location, sql, params, readonly=False)
+
+
 def make_client(db_path, **settings) -> TestClient:
     """The real app on `db_path` through its test client (use it as a context manager)."""
     app = create_app(Settings(db=db_path, api_keys=f"{API_KEY},other-key", **settings))
@@ -105,16 +117,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, db: Path, api_keys: str, log: Path, port: int | None = None,
+    def __init__(self, db: Path | str, api_keys: str, log: Path, port: int | None = None,
                  env: dict | None = None, startup_timeout: float = 60.0,
                  prefix: list[str] | None = None):
-        """`prefix`: a command the server runs under (e.g. setpriv dropping capabilities)."""
-        self.db = Path(db)
+        """`db`: an SQLite file or a PostgreSQL URL; `prefix`: a command the server runs
+        under (e.g. setpriv dropping capabilities)."""
+        self.db = db if "://" in str(db) else Path(db)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log)
+        models = (Path(log).parent if "://" in str(db) else Path(db).parent) / "models"
         full_env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": api_keys,
-                    "PAPERREC_MODEL_DIR": str(Path(db).parent / "models"), **(env or {})}
+                    "PAPERREC_MODEL_DIR": str(models), **(env or {})}
         self._log_file = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",

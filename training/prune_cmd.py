@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prune", help="delete old served lists (the impressions log)",
                        description="Delete served lists older than --days that are outside "
                                    "experiments and not near a reader's experiment lists.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     p.add_argument("--days", type=float, default=None,
                    help="keep this many days (default: $PAPERREC_IMPRESSION_RETENTION_DAYS, "
                         "30; at least 30, the longest attribution window)")

@@ -1,4 +1,8 @@
-"""`paperrec serve`: run the API with uvicorn (one process; SQLite is the shared state)."""
+"""`paperrec serve`: run the API with uvicorn, in one process or several (--workers).
+
+Every worker is a replica: its own live recommender and model in memory, the store shared.
+Several workers suit PostgreSQL (PAPERREC_DB=postgresql://...), where they follow each
+other's writes through the change feed; on SQLite they share one file on one machine."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "with uvicorn. Configuration comes from PAPERREC_* variables.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--workers", type=int, default=1,
+                   help="API processes behind the one port (replicas; default 1)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=run)
 
@@ -17,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers < 1:
+        print("error: --workers must be at least 1")
+        return 2
     uvicorn.run("service.app:app_from_env", factory=True, host=args.host, port=args.port,
-                log_level=args.log_level)
+                workers=args.workers, log_level=args.log_level)
     return 0

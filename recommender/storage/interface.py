@@ -93,6 +93,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """How many migrations the store has (the same numbers on every backend)."""
+
     @abstractmethod
     def flush(self) -> None:
         """Wait for writes submitted without waiting (served lists), so a read that

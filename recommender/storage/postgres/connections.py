@@ -66,6 +66,7 @@ class Connections:
         self._fault_lock = threading.Lock()
         self.experiments_changed = 0
         self.writes_committed = 0
+        self._writes_lock = threading.Lock()
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size or self.POOL_SIZE, timeout=self.POOL_WAIT_S,
             max_waiting=256, kwargs={"autocommit": True, **CONNECT_KWARGS},
@@ -99,6 +100,13 @@ class Connections:
                 self._unreachable = True
                 self._last_try = time.monotonic()
         return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
+
+    def note_written(self) -> None:
+        """A write committed: move `writes_committed` (under a lock: `+=` from two
+        threads can lose one) and end any fault."""
+        with self._writes_lock:
+            self.writes_committed += 1
+        self.note_success()
 
     def note_success(self) -> None:
         if self._fault is not None or self._unreachable:
@@ -193,8 +201,7 @@ class Connections:
                 with conn.transaction():
                     with conn.cursor(row_factory=dict_row) as cur:
                         yield cur
-            self.writes_committed += 1
-            self.note_success()
+            self.note_written()
         except DRIVER_ERRORS as exc:
             if fault_reason(exc):
                 raise self.note_fault(exc) from exc

@@ -191,8 +191,7 @@ class GroupCommitter:
                             if fault_reason(exc) or conn.broken:
                                 raise  # not the job's fault: the transaction is gone
                             j.error = exc
-            store.writes_committed += 1
-            store.note_success()
+            store.note_written()
         except Exception as exc:  # the commit failed: nobody's write is stored
             reason = fault_reason(exc)
             if reason is not None:

@@ -63,6 +63,7 @@ class Connections:
         self._fault: tuple[str, float] | None = None
         self.experiments_changed = 0
         self.writes_committed = 0
+        self._writes_lock = threading.Lock()
         self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
@@ -128,6 +129,13 @@ class Connections:
         self._generation += 1
         return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
 
+    def note_written(self) -> None:
+        """A write committed: move `writes_committed` (under a lock: `+=` from two
+        threads can lose one) and end any fault."""
+        with self._writes_lock:
+            self.writes_committed += 1
+        self.note_success()
+
     def note_success(self) -> None:
         """A write committed: the fault, if any, is over."""
         if self._fault is not None:
@@ -185,8 +193,7 @@ class Connections:
                     raise
                 else:
                     db.conn.execute("COMMIT")
-                    self.writes_committed += 1
-                    self.note_success()
+                    self.note_written()
                 finally:
                     self._local.in_transaction = False
             except sqlite3.Error as exc:
