@@ -50,7 +50,9 @@ def raw_query(location, sql: str, params=()) -> list[tuple]:
     if "://" in str(location):
         from recommender.storage.postgres import raw as pg_raw
 
-        return pg_raw.query(str(location), sql.replace("?", "%s"), params)
+        if not params:
+            return pg_raw.query(str(location), sql, None)
+        return pg_raw.query(str(location), sql.replace("%", "%%").replace("?", "%s"), params)
     from recommender.storage.sqlite import raw as sqlite_raw
 
     return sqlite_raw.query(location, sql, params, readonly=False)

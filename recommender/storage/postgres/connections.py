@@ -51,8 +51,8 @@ class Connections:
     POOL_SIZE = 12
     # How long a caller waits for a pooled connection before the request is a 503.
     POOL_WAIT_S = 5.0
-    # While the server is unreachable, calls fail at once (no connect timeout per request);
-    # one call in this interval is let through to try again, and /health probes as often.
+    # While the server is unreachable, calls fail at once (no connect timeout per request)
+    # and a background thread tries a fresh connection this often.
     RETRY_S = 0.5
     # Written by another process's writes: how long the live view may go without asking
     # (LiveRecommender.refresh). Writes through this Store are seen at once.
@@ -62,7 +62,8 @@ class Connections:
         self.url = url
         self._fault: tuple[str, float] | None = None
         self._unreachable = False
-        self._last_try = 0.0
+        # Moved when a fault ends: a connection opened before is replaced (writer.py).
+        self.generation = 0
         self._fault_lock = threading.Lock()
         self.experiments_changed = 0
         self.writes_committed = 0
@@ -89,16 +90,20 @@ class Connections:
     # -- faults outside our control ----------------------------------------------------
     def note_fault(self, exc: BaseException) -> StoreUnavailable:
         """Remember an outside fault (for /health) and return the StoreUnavailable to
-        raise in its place. A lost connection also makes calls fail fast until a retry
-        gets through (see RETRY_S)."""
+        raise in its place. A lost or refused connection also makes every call fail at
+        once (no request waits on a connect or the pool while the server is down) until a
+        background probe reaches the server again."""
         reason = fault_reason(exc) or str(exc)
         with self._fault_lock:
             if self._fault is None:
                 log.warning("database fault: %s", reason)
             self._fault = (reason, time.monotonic())
-            if connection_lost(exc) or "connection" in reason:
+            start_probe = (connection_lost(exc) or "connection" in reason) and not self._unreachable
+            if start_probe:
                 self._unreachable = True
-                self._last_try = time.monotonic()
+        if start_probe:
+            threading.Thread(target=self._probe_until_reachable, name="store-probe",
+                             daemon=True).start()
         return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
 
     def note_written(self) -> None:
@@ -113,9 +118,9 @@ class Connections:
             with self._fault_lock:
                 was = self._fault
                 self._fault, self._unreachable = None, False
+                self.generation += 1
             if was is not None:
                 log.warning("database reachable and writable again")
-                self._pool.check()  # drop the pooled connections the outage broke
 
     @property
     def fault(self) -> str | None:
@@ -126,55 +131,73 @@ class Connections:
         return fault_reason(exc)
 
     def _fail_fast(self) -> None:
-        """While the server is unreachable, refuse at once, except one caller per RETRY_S
-        who tries (and, on success, ends the fault)."""
-        if not self._unreachable:
-            return
-        with self._fault_lock:
-            now = time.monotonic()
-            if now - self._last_try < self.RETRY_S and self._fault is not None:
-                raise StoreUnavailable(self._fault[0])
-            self._last_try = now
+        """While the server is unreachable, refuse at once (the probe ends it)."""
+        if self._unreachable:
+            fault = self._fault
+            raise StoreUnavailable(fault[0] if fault else "database unreachable")
+
+    def _probe(self) -> bool:
+        """Whether a fresh connection (not a pooled one) can write the probe row now; ends
+        the fault if so, renews it if not."""
+        try:
+            with connect(self.url, connect_timeout=2) as conn:
+                conn.execute("INSERT INTO store_probe (id, at) VALUES (1, %s) "
+                             "ON CONFLICT (id) DO UPDATE SET at = excluded.at", (utcnow_iso(),))
+        except DRIVER_ERRORS as exc:
+            self.note_fault(exc)
+            return False
+        # Pooled connections the outage broke are dropped before anyone is handed one.
+        self._pool.check()
+        self.note_success()
+        return True
+
+    def _probe_until_reachable(self) -> None:
+        """The background half of a lost server: try every RETRY_S until it answers."""
+        while self._unreachable and not self._pool.closed:
+            time.sleep(self.RETRY_S)
+            if self._probe():
+                return
 
     def health_reasons(self) -> list[str]:
-        """[] when the store takes writes; else why not. While a fault is remembered, a
-        fresh connection (not a pooled one) rewrites the probe row, at most every RETRY_S."""
-        if self._fault is None:
+        """[] when the store takes writes; else why not. A fault other than a lost server
+        (full disk, read-only) is probed here, at most every RETRY_S."""
+        fault = self._fault
+        if fault is None:
             return []
-        now = time.monotonic()
-        if now - self._fault[1] >= self.RETRY_S:
-            try:
-                with connect(self.url, connect_timeout=2) as conn:
-                    conn.execute("INSERT INTO store_probe (id, at) VALUES (1, %s) "
-                                 "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-                                 (utcnow_iso(),))
-            except DRIVER_ERRORS as exc:
-                self.note_fault(exc)
-            else:
-                self.note_success()
+        if not self._unreachable and time.monotonic() - fault[1] >= self.RETRY_S:
+            self._probe()
         fault = self._fault
         return [f"database unavailable: {fault[0]}"] if fault else []
 
     # -- reads and short writes --------------------------------------------------------
     def _run(self, fn, retry: bool):
         """fn(connection) on a pooled connection. A read whose connection turned out to be
-        broken (the server restarted since it was opened) is tried once more on another;
-        an outside fault becomes StoreUnavailable."""
+        broken is tried once more if the server answers a fresh connection (it restarted
+        since the pooled one was opened; the pool then drops its broken ones); if it does
+        not, the fault is noted at once, without waiting on the pool for a connection that
+        cannot come. An outside fault becomes StoreUnavailable."""
         self._fail_fast()
         attempts = 2 if retry else 1
         for attempt in range(attempts):
             try:
                 with self._pool.connection() as conn:
-                    result = fn(conn)
-                if self._unreachable:
-                    self.note_success()
-                return result
+                    return fn(conn)
             except DRIVER_ERRORS as exc:
                 if fault_reason(exc) is None:
                     raise
-                if attempt + 1 < attempts and connection_lost(exc):
+                if attempt + 1 < attempts and connection_lost(exc) and self._reachable():
                     continue
                 raise self.note_fault(exc) from exc
+
+    def _reachable(self) -> bool:
+        """Whether a fresh connection gets through now (then the pool's broken ones go)."""
+        try:
+            connect(self.url, connect_timeout=2).close()
+        except DRIVER_ERRORS as exc:
+            self.note_fault(exc)
+            return False
+        self._pool.check()
+        return True
 
     def query(self, sql, params=(), tuples: bool = False) -> list:
         """Every row of one read (dicts, or tuples), retried once on a lost connection."""

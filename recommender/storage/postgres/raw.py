@@ -11,7 +11,7 @@ import psycopg
 Error = psycopg.Error
 
 
-def query(url: str, sql: str, params: Sequence = ()) -> list[tuple]:
+def query(url: str, sql: str, params: Sequence | None = None) -> list[tuple]:
     """All rows of one statement, on a connection opened and closed for it."""
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         return conn.execute(sql, params).fetchall()

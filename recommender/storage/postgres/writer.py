@@ -25,7 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from recommender.storage.interface import StoreUnavailable
-from recommender.storage.postgres.faults import fault_reason
+from recommender.storage.postgres.faults import connection_lost, fault_reason
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._rows: deque = deque()
         self._conn: psycopg.Connection | None = None
+        self._conn_generation = -1
         self.dropped_rows = 0
 
     def _ensure_thread(self) -> None:
@@ -164,11 +165,12 @@ class GroupCommitter:
     def _connection(self) -> psycopg.Connection:
         from recommender.storage.postgres.connections import connect
 
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
+        if (self._conn is None or self._conn.closed or self._conn.broken
+                or self._conn_generation != self.store.generation):
+            # Opened before a fault ended (the server restarted): not to be trusted.
+            self._drop_connection()
             self.store._fail_fast()
+            self._conn_generation = self.store.generation
             self._conn = connect(self.store.url)
         return self._conn
 
@@ -178,19 +180,17 @@ class GroupCommitter:
             return
         store = self.store
         try:
-            conn = self._connection()
-            with conn.transaction():
-                with conn.cursor(row_factory=dict_row) as cur:
-                    if rows:
-                        _insert_rows(conn, cur, rows)
-                    for j in jobs:
-                        try:
-                            with conn.transaction():  # a savepoint: only this job is undone
-                                j.result = j.fn(cur)
-                        except Exception as exc:
-                            if fault_reason(exc) or conn.broken:
-                                raise  # not the job's fault: the transaction is gone
-                            j.error = exc
+            try:
+                self._transaction(jobs, rows)
+            except Exception as exc:
+                # The connection was found dead before COMMIT was sent (the server restarted
+                # since it was opened): nothing is stored, so once more on a fresh one.
+                if not (connection_lost(exc) and not getattr(exc, "at_commit", False)):
+                    raise
+                self._drop_connection()
+                for j in jobs:
+                    j.result = j.error = None
+                self._transaction(jobs, rows)
             store.note_written()
         except Exception as exc:  # the commit failed: nobody's write is stored
             reason = fault_reason(exc)
@@ -205,14 +205,48 @@ class GroupCommitter:
             elif rows:
                 log.error("commit failed, %d unacknowledged rows dropped: %r", len(rows), exc)
             if self._conn is not None and (self._conn.broken or self._conn.closed):
-                self._conn.close()
-                self._conn = None
+                self._drop_connection()
             for j in jobs:
                 if j.error is None:
                     j.result, j.error = None, exc
         finally:
             for j in jobs:
                 j.settle()
+
+    def _transaction(self, jobs: list[_WriteJob], rows: list[tuple]) -> None:
+        """One transaction holding every row and job (each job in a savepoint). An
+        exception raised by the COMMIT itself is marked `at_commit`: its outcome is unknown."""
+        conn = self._connection()
+        tx = conn.transaction()
+        tx.__enter__()
+        try:
+            with conn.cursor(row_factory=dict_row) as cur:
+                if rows:
+                    _insert_rows(conn, cur, rows)
+                for j in jobs:
+                    try:
+                        with conn.transaction():  # a savepoint: only this job is undone
+                            j.result = j.fn(cur)
+                    except Exception as exc:
+                        if fault_reason(exc) or conn.broken:
+                            raise  # not the job's fault: the transaction is gone
+                        j.error = exc
+        except BaseException as exc:
+            tx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            tx.__exit__(None, None, None)
+        except Exception as exc:
+            exc.at_commit = True
+            raise
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
 
 
 def _insert_rows(conn: psycopg.Connection, cur: psycopg.Cursor, rows: list[tuple]) -> None:
