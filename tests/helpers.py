@@ -47,15 +47,9 @@ def database_name(tmp_path: Path, suffix: str = "") -> str:
 def raw_query(location, sql: str, params=()) -> list[tuple]:
     """The rows of one read straight from a store's database, behind the service's back,
     on either backend (`?` placeholders)."""
-    if "://" in str(location):
-        from recommender.storage.postgres import raw as pg_raw
+    from recommender.storage import raw
 
-        if not params:
-            return pg_raw.query(str(location), sql, None)
-        return pg_raw.query(str(location), sql.replace("%", "%%").replace("?", "%s"), params)
-    from recommender.storage.sqlite import raw as sqlite_raw
-
-    return sqlite_raw.query(location, sql, params, readonly=False)
+    return raw.query(location, sql, params)
 
 
 def make_client(db_path, **settings) -> TestClient:
