@@ -17,7 +17,7 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 from recommender.storage import BACKENDS, open_store  # noqa: E402
 from recommender.storage.sqlite import raw  # noqa: E402
-from tests.helpers import database_name, make_client, store_location  # noqa: E402
+from tests.helpers import database_name, fresh_location, make_client  # noqa: E402
 from tests.postgres_server import PostgresServer, find_bindir  # noqa: E402
 
 SKIP_POSTGRES = "PostgreSQL is not installed here (no initdb/pg_ctl): PostgreSQL backend tests skipped"
@@ -76,13 +76,6 @@ def store(tmp_path):
     s = open_store(tmp_path / "test.db")
     yield s
     s.close()
-
-
-def fresh_location(request, backend: str, tmp_path):
-    """A new, empty store location of `backend` for the requesting test."""
-    if backend == "postgresql":
-        return request.getfixturevalue("pg_databases").new()
-    return store_location(backend, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)

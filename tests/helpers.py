@@ -36,6 +36,14 @@ def store_location(backend: str, tmp_path: Path, postgres=None) -> str | Path:
     raise ValueError(f"no test location for backend {backend!r}")
 
 
+def fresh_location(request, backend: str, tmp_path: Path) -> str | Path:
+    """A new, empty store location of `backend` for the requesting test (a PostgreSQL one
+    through the `pg_databases` fixture, dropped when the test ends)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_databases").new()
+    return store_location(backend, tmp_path)
+
+
 def database_name(tmp_path: Path, suffix: str = "") -> str:
     """A PostgreSQL database name unique to a test (its tmp folder is)."""
     import hashlib

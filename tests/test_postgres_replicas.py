@@ -165,3 +165,45 @@ def test_train_promote_and_roll_back_under_load_on_two_replicas(replicas, tmp_pa
     assert not failures, failures[:5]
     assert len(seen) > 50 and set(seen) <= registered | {None}, set(seen) - registered
     print(f"seconds until both replicas served each version: {swaps}")
+
+
+def test_serve_with_two_workers_answers_from_both(request, pg_databases, tmp_path):
+    """`paperrec serve --workers 2`: two replicas behind one port on one database; an event
+    posted through the port is in the reader's list within 1 s whichever worker answers."""
+    from tests.helpers import free_port
+
+    url = pg_databases.new(template=request.getfixturevalue("seeded_pg_template"))
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "serve", "--workers", "2", "--port", str(port),
+         "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+        env={**os.environ, "PAPERREC_DB": url, "PAPERREC_API_KEYS": API_KEY,
+             "PAPERREC_MODEL_DIR": str(tmp_path / "models")})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        for i in range(10):  # new connections: the kernel spreads them over both workers
+            user = f"workers-{i}"
+            r = httpx.post(base + "/events", headers=AUTH, timeout=10, json={
+                "user_id": user, "paper_id": PAPER, "kind": "upvote"})
+            assert r.status_code == 201
+            acked = time.monotonic()
+            while httpx.get(base + "/recommendations", params={"user_id": user},
+                            timeout=10).json()["strategy"] == "trending":
+                assert time.monotonic() - acked < 1.0
+                time.sleep(0.02)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]

@@ -274,3 +274,17 @@ def test_the_event_feed_misses_nothing_committed_by_concurrent_writers(papers):
         s.close()
     assert seen == sorted(set(seen)), "an event came twice or out of order"
     assert len(seen) == papers.count("events") > 100
+
+
+def test_training_reads_the_events_in_chunks_in_time_order(papers):
+    papers.add_events([EventRow(f"u{i % 3}", f"p{i % 5}", "read", at(50 - i)) for i in range(11)])
+    chunks = list(papers.event_columns(batch=4))
+    assert [len(c[0]) for c in chunks] == [4, 4, 3]
+    stamps = [t for c in chunks for t in c[3]]
+    assert stamps == sorted(stamps) and len(stamps) == 11
+
+
+def test_the_schema_is_at_the_same_version_on_every_backend(backend_store):
+    from recommender.storage.sqlite.schema import MIGRATIONS
+
+    assert backend_store.schema_version == len(MIGRATIONS)

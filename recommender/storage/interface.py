@@ -1,7 +1,7 @@
 """What the rest of the system may ask of storage: one interface, any backend.
 
-The domain, the service and the CLI speak to a `Store` only through these methods, so a
-second backend (PostgreSQL) implements this class and passes the same suite
+The domain, the service and the CLI speak to a `Store` only through these methods; both
+backends (sqlite/, postgres/) implement this class and pass the same suite
 (tests/test_storage_contract.py). Nothing outside `recommender/storage/` imports a
 database driver.
 
@@ -12,7 +12,9 @@ The promises every backend keeps:
 - served lists (`log_served_list`) are not acknowledged to anyone and may be written
   after the call returns, but every read of served lists in the same process sees them,
   and a list never commits after an event written later;
-- a paper insert or real update takes the next change number (`papers_since`);
+- a paper insert or real update takes the next change number (`papers_since`), and events
+  take ids, in commit order: a follower of `events_since` / `papers_since` (the live
+  recommender of every replica) never skips a row committed after one it has seen;
 - faults outside the program (read-only file or database, full disk, I/O errors) raise
   `StoreUnavailable`, are remembered for `health_reasons`, and heal by themselves.
 """
