@@ -6,7 +6,6 @@ stops growing instead of shrinking (VACUUM would rewrite the whole file under a 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings

@@ -19,7 +19,6 @@ import secrets
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np

@@ -21,6 +21,8 @@ The promises every backend keeps:
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,32 @@ class IdempotencyConflict(ValueError):
         super().__init__(f"idempotency_key {key!r} is already used by this reader for "
                          "another event (different paper_id, kind or request_id)")
         self.key, self.index = key, index
+
+
+def complete_paper(paper: dict, stored: dict | None) -> dict:
+    """`paper` with every field (PAPER_FIELDS): an update keeps the stored fields it does
+    not carry; a new paper needs a title (ValueError). The one rule of both backends'
+    upsert_papers."""
+    if PAPER_FIELDS <= paper.keys():
+        return paper
+    if stored is None and not paper.get("title"):
+        raise ValueError(f"paper {paper['paper_id']!r} is new and has no title")
+    return {**{f: stored[f] for f in PAPER_FIELDS if stored is not None}, **paper}
+
+
+def reader_summary(user_id: str, counts: dict[str, int], first: str | None, last: str | None,
+                   distinct_papers: int | None) -> dict:
+    """The shape of Store.user_summary on every backend."""
+    return {"user_id": user_id, "events": sum(counts.values()), "by_kind": counts,
+            "distinct_papers": int(distinct_papers or 0), "first_event_at": first,
+            "last_event_at": last}
+
+
+def decoded_impression(row: dict) -> dict:
+    """A served-list row with its JSON columns decoded (Store.get_impression)."""
+    row["paper_ids"] = json.loads(row["paper_ids"])
+    row["sources"] = json.loads(row["sources"]) if row["sources"] else None
+    return row
 
 
 class Store(ABC):
@@ -120,6 +148,19 @@ class Store(ABC):
     @abstractmethod
     def fault(self) -> str | None:
         """The outside fault remembered now, if any."""
+
+    @abstractmethod
+    def note_success(self) -> None:
+        """A write went through: any remembered fault is over."""
+
+    _writes_lock = threading.Lock()
+
+    def note_written(self) -> None:
+        """A write committed: move `writes_committed` (under a lock: `+=` from two threads
+        can lose one) and end any fault."""
+        with Store._writes_lock:
+            self.writes_committed += 1
+        self.note_success()
 
     @abstractmethod
     def health_reasons(self) -> list[str]:

@@ -67,7 +67,6 @@ class Connections:
         self._fault_lock = threading.Lock()
         self.experiments_changed = 0
         self.writes_committed = 0
-        self._writes_lock = threading.Lock()
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size or self.POOL_SIZE, timeout=self.POOL_WAIT_S,
             max_waiting=256, kwargs={"autocommit": True, **CONNECT_KWARGS},
@@ -105,13 +104,6 @@ class Connections:
             threading.Thread(target=self._probe_until_reachable, name="store-probe",
                              daemon=True).start()
         return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
-
-    def note_written(self) -> None:
-        """A write committed: move `writes_committed` (under a lock: `+=` from two
-        threads can lose one) and end any fault."""
-        with self._writes_lock:
-            self.writes_committed += 1
-        self.note_success()
 
     def note_success(self) -> None:
         if self._fault is not None or self._unreachable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from recommender.core.times import utcnow_iso
-from recommender.storage.interface import EventRow, IdempotencyConflict
+from recommender.storage.interface import EventRow, IdempotencyConflict, reader_summary
 
 # One statement for a whole batch: the rows go in as arrays, in the batch's order (ids are
 # handed out in that order); a retry of a stored (user_id, idempotency_key) is skipped by
@@ -66,9 +66,7 @@ class Events:
             "SELECT kind, count(*) AS n FROM events WHERE user_id = %s GROUP BY kind", (user_id,))}
         row = self.query_one("SELECT min(ts), max(ts), count(DISTINCT paper_id) FROM events "
                              "WHERE user_id = %s", (user_id,))
-        return {"user_id": user_id, "events": sum(counts.values()), "by_kind": counts,
-                "distinct_papers": int(row[2] or 0), "first_event_at": row[0],
-                "last_event_at": row[1]}
+        return reader_summary(user_id, counts, row[0], row[1], row[2])
 
     def co_readers(self, paper_id: str, kinds: Sequence[str], max_readers: int = 500,
                    limit: int = 200) -> tuple[int, dict[str, int]]:

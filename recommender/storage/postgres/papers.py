@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from psycopg import sql as pgsql
 
 from recommender.core.times import utcnow_iso
-from recommender.storage.interface import PAPER_FIELDS, TABLES
+from recommender.storage.interface import PAPER_FIELDS, TABLES, complete_paper
 from recommender.storage.postgres.schema import LOCK_CLASS, PAPERS_FEED_LOCK
 
 _COLUMNS = "paper_id, title, abstract, published_at, authors, upvotes, extra, added_at"
@@ -29,11 +29,7 @@ class Papers:
                 cur.execute(f"SELECT {_COLUMNS} FROM papers WHERE paper_id = ANY(%s)", (partial,))
                 stored = {r["paper_id"]: self._paper_from_row(r) for r in cur.fetchall()}
             for p in papers:
-                if not PAPER_FIELDS <= p.keys():
-                    old = stored.get(p["paper_id"])
-                    if old is None and not p.get("title"):
-                        raise ValueError(f"paper {p['paper_id']!r} is new and has no title")
-                    p = {**{f: old[f] for f in PAPER_FIELDS if old is not None}, **p}
+                p = complete_paper(p, stored.get(p["paper_id"]))
                 cur.execute(
                     """
                     INSERT INTO papers (paper_id, title, abstract, published_at, authors,

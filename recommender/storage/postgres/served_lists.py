@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from recommender.core.times import DAY_S, to_iso, utcnow_iso
-from recommender.storage.interface import MAX_ATTRIBUTION_DAYS
+from recommender.storage.interface import MAX_ATTRIBUTION_DAYS, decoded_impression
 
 _INSERT = """
     INSERT INTO impressions (request_id, user_id, experiment, variant, strategy, model_version,
@@ -23,10 +23,7 @@ class ServedLists:
                           "WHERE request_id = %s", (request_id,))
         if not rows:
             return None
-        row = rows[0]
-        row["paper_ids"] = json.loads(row["paper_ids"])
-        row["sources"] = json.loads(row["sources"]) if row["sources"] else None
-        return row
+        return decoded_impression(rows[0])
 
     def log_served_list(self, request_id: str, user_id: str, strategy: str,
                         paper_ids: Sequence[str], model_version: str | None = None,

@@ -63,7 +63,6 @@ class Connections:
         self._fault: tuple[str, float] | None = None
         self.experiments_changed = 0
         self.writes_committed = 0
-        self._writes_lock = threading.Lock()
         self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
@@ -128,13 +127,6 @@ class Connections:
         self._fault = (reason, time.monotonic())
         self._generation += 1
         return exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(reason)
-
-    def note_written(self) -> None:
-        """A write committed: move `writes_committed` (under a lock: `+=` from two
-        threads can lose one) and end any fault."""
-        with self._writes_lock:
-            self.writes_committed += 1
-        self.note_success()
 
     def note_success(self) -> None:
         """A write committed: the fault, if any, is over."""
