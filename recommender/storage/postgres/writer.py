@@ -57,6 +57,10 @@ def _nothing(cur) -> None:
     return None
 
 
+class _JobFailed(Exception):
+    """A job of a batch written without savepoints failed: run the batch again with them."""
+
+
 class GroupCommitter:
     MAX_BATCH = 512
     IDLE_COMMIT_S = 0.05
@@ -214,8 +218,19 @@ class GroupCommitter:
                 j.settle()
 
     def _transaction(self, jobs: list[_WriteJob], rows: list[tuple]) -> None:
-        """One transaction holding every row and job (each job in a savepoint). An
-        exception raised by the COMMIT itself is marked `at_commit`: its outcome is unknown."""
+        """One transaction holding every row and job. First without savepoints (each costs
+        two round trips per job, the larger part of a single event's write); if a job
+        fails, that transaction is rolled back and the batch runs again with one savepoint
+        per job, so only the failed job is undone. An exception raised by the COMMIT
+        itself is marked `at_commit`: its outcome is unknown."""
+        try:
+            self._attempt(jobs, rows, savepoints=False)
+        except _JobFailed:
+            for j in jobs:
+                j.result = j.error = None
+            self._attempt(jobs, rows, savepoints=True)
+
+    def _attempt(self, jobs: list[_WriteJob], rows: list[tuple], savepoints: bool) -> None:
         conn = self._connection()
         tx = conn.transaction()
         tx.__enter__()
@@ -225,11 +240,16 @@ class GroupCommitter:
                     _insert_rows(conn, cur, rows)
                 for j in jobs:
                     try:
-                        with conn.transaction():  # a savepoint: only this job is undone
+                        if savepoints:
+                            with conn.transaction():  # only this job is undone
+                                j.result = j.fn(cur)
+                        else:
                             j.result = j.fn(cur)
                     except Exception as exc:
                         if fault_reason(exc) or conn.broken:
                             raise  # not the job's fault: the transaction is gone
+                        if not savepoints:
+                            raise _JobFailed() from exc
                         j.error = exc
         except BaseException as exc:
             tx.__exit__(type(exc), exc, exc.__traceback__)
