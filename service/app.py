@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import sys
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # convoy on the GIL and starve the event loop: 8 gave ~25% more throughput and a
         # lower p99 than 40, 16 or 4 in `make bench-load`.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_ms / 1000.0)  # see Settings.gil_switch_ms
         store = open_store(settings.db)
         app.state.store = store
         app.state.recommender = LiveRecommender(
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             store.close()
             blas.restore_original_limits()
+            sys.setswitchinterval(switch)
 
     app = FastAPI(
         title="paperrec",

@@ -139,3 +139,37 @@ def test_a_full_disk_is_503_in_health_and_heals(server):
     keys = {r[0] for r in raw.query(
         server.db, "SELECT idempotency_key FROM events WHERE user_id = 'fault-reader'", readonly=False)}
     assert keys == {"before", "after"}  # nothing of a refused batch is stored
+
+
+def test_events_sharing_a_commit_with_served_lists_on_a_full_disk_are_503(server):
+    """Served lists are written without waiting and share group commits with event batches;
+    a full disk inside the served-list insert must make the whole commit a fault (503 for
+    the events in it), not a bad row followed by a failed rollback (500)."""
+    assert _post_event(server, "before").status_code == 201
+    soft, hard = resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (4096, hard))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            for i in range(8):
+                c.get("/recommendations", params={"user_id": f"shared-{n}-{i}"})
+                r = c.post("/events", headers=AUTH, json={
+                    "user_id": "fault-reader", "paper_id": PAPER, "kind": "click",
+                    "idempotency_key": f"shared-{n}-{i}"})
+                with lock:
+                    statuses.append(r.status_code)
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
+    assert len(statuses) == 64
+    assert set(statuses) == {503}, sorted(set(statuses))
+    assert _until(lambda: _post_event(server, "after").status_code == 201)
