@@ -126,10 +126,15 @@ class Server:
         self.log = workdir / f"{name}.log"
         env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": API_KEY,
                "PAPERREC_MODEL_DIR": str(model_dir), **(env_extra or {})}
+        # Several replicas through `paperrec serve --workers`, which keeps TCP_NODELAY on
+        # the shared socket (training/serve_cmd.py); one through uvicorn as before.
+        command = ([sys.executable, "-m", "training.cli", "serve", "--workers", str(replicas)]
+                   if replicas > 1 else
+                   [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory"])
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
+            [*(prefix or []), *command,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-             "--no-access-log", *(["--workers", str(replicas)] if replicas > 1 else [])],
+             "--no-access-log"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
         )
         deadline = time.monotonic() + 90

@@ -191,6 +191,15 @@ def test_serve_with_two_workers_answers_from_both(request, pg_databases, tmp_pat
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
+        # Keep-alive requests are not held back by Nagle's algorithm (uvicorn's shared socket
+        # lost TCP_NODELAY: every request took ~43 ms, the delayed ACK).
+        with httpx.Client(base_url=base, timeout=10) as c:
+            took = []
+            for _ in range(21):
+                t0 = time.perf_counter()
+                assert c.get("/health").status_code == 200
+                took.append(time.perf_counter() - t0)
+        assert sorted(took)[10] < 0.025, f"median {sorted(took)[10] * 1000:.0f} ms a request"
         for i in range(10):  # new connections: the kernel spreads them over both workers
             user = f"workers-{i}"
             r = httpx.post(base + "/events", headers=AUTH, timeout=10, json={
