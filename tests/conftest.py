@@ -20,14 +20,33 @@ from recommender.storage.sqlite import raw  # noqa: E402
 from tests.helpers import database_name, fresh_location, make_client  # noqa: E402
 from tests.postgres_server import PostgresServer, find_bindir  # noqa: E402
 
-SKIP_POSTGRES = "PostgreSQL is not installed here (no initdb/pg_ctl): PostgreSQL backend tests skipped"
+MISSING = "PostgreSQL is not installed here (no initdb/pg_ctl)"
+_SKIPPED: list[str] = []  # why the PostgreSQL tests were skipped (said once, at the end)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def pytest_sessionstart(session):
+    """In CI the PostgreSQL tests must run: without the binaries the run stops at once."""
+    if _in_ci() and find_bindir() is None:
+        pytest.exit(f"CI: the PostgreSQL tests must run, but {MISSING}", returncode=1)
 
 
 def _no_postgres(why: str):
-    """In CI the PostgreSQL tests must run: a server that cannot start fails the run."""
-    if os.environ.get("CI") == "true":
+    """In CI a server that cannot start fails every PostgreSQL test; elsewhere they skip,
+    and the summary says why in one line."""
+    if _in_ci():
         pytest.fail(f"CI: the PostgreSQL tests must run, but {why}", pytrace=False)
-    pytest.skip(SKIP_POSTGRES if why == "missing" else f"PostgreSQL could not start: {why}")
+    _SKIPPED.append(why)
+    pytest.skip(f"PostgreSQL backend: {why}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _SKIPPED:
+        terminalreporter.write_line(f"PostgreSQL backend tests skipped: {_SKIPPED[0]}",
+                                    yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +54,11 @@ def postgres():
     """The tests' own PostgreSQL server (one per session), or a skip / CI failure."""
     bindir = find_bindir()
     if bindir is None:
-        _no_postgres("missing")
+        _no_postgres(MISSING)
     try:
         server = PostgresServer(bindir)
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, not raised
-        _no_postgres(f"{type(exc).__name__}: {exc}"[:500])
+        _no_postgres(f"it could not start ({type(exc).__name__}: {exc})"[:500])
     yield server
     server.close()
 

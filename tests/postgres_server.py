@@ -28,11 +28,13 @@ SUPERUSER = "postgres"
 
 
 def find_bindir() -> Path | None:
-    """The folder of initdb/pg_ctl: $PAPERREC_PG_BINDIR, Debian's layout (newest version
-    first), or the PATH."""
+    """The folder of initdb/pg_ctl: $PAPERREC_PG_BINDIR when set (and only it), else
+    Debian's layout (newest version first), else the PATH."""
     given = os.environ.get("PAPERREC_PG_BINDIR")
-    candidates = [given] if given else []
-    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+    if given:
+        ok = (Path(given) / "initdb").is_file() and (Path(given) / "pg_ctl").is_file()
+        return Path(given) if ok else None
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
                          key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
                          reverse=True)
     on_path = shutil.which("pg_ctl")
