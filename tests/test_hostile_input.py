@@ -199,6 +199,7 @@ def test_papers_with_hostile_fields_round_trip(app_client, paper_id, title, abst
     r = app_client.post("/papers", json=body, headers=AUTH)
     never_5xx(r)
     ok = (valid_id(paper_id) and 1 <= len(title) <= 2000
+          and "\x00" not in title + abstract  # text holds no NUL (PostgreSQL cannot store one)
           and (upvotes is None or 0 <= upvotes <= 10**9))
     assert r.status_code == (201 if ok else 422), (body, r.text[:300])
     if ok and paper_id not in (".", ".."):  # dot segments: every URL client resolves them

@@ -17,7 +17,8 @@ from psycopg_pool import ConnectionPool
 
 from recommender.core.times import utcnow_iso
 from recommender.storage.interface import StoreUnavailable
-from recommender.storage.postgres.faults import DRIVER_ERRORS, connection_lost, fault_reason
+from recommender.storage.postgres.faults import (DRIVER_ERRORS, connection_lost, fault_reason,
+                                                 pool_busy)
 from recommender.storage.postgres.schema import LOCK_CLASS, MIGRATION_LOCK, MIGRATIONS
 from recommender.storage.postgres.writer import GroupCommitter
 
@@ -97,7 +98,7 @@ class Connections:
             if self._fault is None:
                 log.warning("database fault: %s", reason)
             self._fault = (reason, time.monotonic())
-            start_probe = (connection_lost(exc) or "connection" in reason) and not self._unreachable
+            start_probe = connection_lost(exc) and not self._unreachable
             if start_probe:
                 self._unreachable = True
         if start_probe:
@@ -177,7 +178,9 @@ class Connections:
             except DRIVER_ERRORS as exc:
                 if fault_reason(exc) is None:
                     raise
-                if attempt + 1 < attempts and connection_lost(exc) and self._reachable():
+                if pool_busy(exc):
+                    self._reachable()  # the server gone (then fail fast), or only busy?
+                elif attempt + 1 < attempts and connection_lost(exc) and self._reachable():
                     continue
                 raise self.note_fault(exc) from exc
 
@@ -218,6 +221,8 @@ class Connections:
                         yield cur
             self.note_written()
         except DRIVER_ERRORS as exc:
+            if pool_busy(exc):
+                self._reachable()
             if fault_reason(exc):
                 raise self.note_fault(exc) from exc
             raise

@@ -31,6 +31,8 @@ def fault_reason(exc: BaseException) -> str | None:
         return exc.reason
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return "no database connection available (pool timed out)"
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return "too many requests waiting for a database connection"
     if not isinstance(exc, psycopg.Error):
         return None
     state = getattr(exc, "sqlstate", None)
@@ -45,10 +47,16 @@ def fault_reason(exc: BaseException) -> str | None:
 
 
 def connection_lost(exc: BaseException) -> bool:
-    """The connection itself broke (a read on a fresh one may succeed at once)."""
+    """The connection itself broke or could not be made (the server is gone, restarting,
+    or a pooled connection outlived it); not the pool being busy."""
     return (isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
             and getattr(exc, "sqlstate", None) in (None, "57P01", "57P02", "57P03")
-            and not isinstance(exc, psycopg_pool.PoolTimeout))
+            and not isinstance(exc, (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)))
+
+
+def pool_busy(exc: BaseException) -> bool:
+    """No pooled connection came in time: the pool is busy, or cannot connect at all."""
+    return isinstance(exc, (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests))
 
 
 # What a store call may raise for the database's sake (the service maps these to 503 or 500).
