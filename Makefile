@@ -47,9 +47,14 @@ bench-quality: install
 bench-train: install
 	$(PY) -m benchmarks.train
 
-# Locust at 8/32/64 clients, then the long crash-durability variant (20 SIGKILL rounds).
+# Locust at 8/32/64 clients (on BENCH_DB, a PostgreSQL URL of an empty database, when given;
+# REPLICAS API processes), then SQLite vs PostgreSQL and 1 vs 2 replicas with batched ingest
+# (a throwaway PostgreSQL server of its own), then the long crash-durability variant.
+BENCH_DB ?=
+REPLICAS ?= 1
 bench-load: install
-	$(PY) -m benchmarks.load
+	$(PY) -m benchmarks.load $(if $(BENCH_DB),--db $(BENCH_DB)) --replicas $(REPLICAS)
+	$(PY) -m benchmarks.compare
 	$(PY) -m pytest -q -m slow tests/test_durability.py
 
 bench-experiments: install

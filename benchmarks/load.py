@@ -41,7 +41,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from recommender.storage.sqlite import raw
+from recommender.storage import backend_of
+from recommender.storage import raw
+from recommender.storage.sqlite import raw as sqlite_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -74,7 +76,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_db(path: Path, model_dir: Path, train: bool) -> dict:
+def build_db(path: Path | str, model_dir: Path, train: bool, workdir: Path) -> dict:
+    """Seed (and train) the store at `path`, an SQLite file or a PostgreSQL URL; the ids
+    the load generator uses go to `workdir`."""
     from recommender.storage import open_store
     from training.seeding import seed
 
@@ -87,8 +91,8 @@ def build_db(path: Path, model_dir: Path, train: bool) -> dict:
         store.close()
     info = {"papers": len(papers), "demo_events": seeded.get("events"), "readers": len(readers),
             "model": None}
-    (path.parent / "papers.txt").write_text("\n".join(papers))
-    (path.parent / "readers.txt").write_text("\n".join(readers))
+    (workdir / "papers.txt").write_text("\n".join(papers))
+    (workdir / "readers.txt").write_text("\n".join(readers))
     if train:
         t0 = time.perf_counter()
         train_and_promote(path, model_dir, force=True)
@@ -104,27 +108,31 @@ def train_and_promote(db: Path, model_dir: Path, force: bool = True) -> subproce
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
 
 
-def active_model(db: Path) -> str | None:
-    con = raw.connect(db, readonly=True, timeout=30)
+def active_model(db: Path | str) -> str | None:
     try:
-        row = con.execute("SELECT version FROM models WHERE status = 'active'").fetchone()
-        return row[0] if row else None
-    except raw.OperationalError:
+        rows = raw.query(db, "SELECT version FROM models WHERE status = 'active'")
+    except raw.Error:
         return None
-    finally:
-        con.close()
+    return rows[0][0] if rows else None
 
 
 class Server:
-    def __init__(self, db: Path, model_dir: Path, workdir: Path, env_extra: dict | None = None,
-                 name: str = "server", prefix: list[str] | None = None):
+    def __init__(self, db: Path | str, model_dir: Path, workdir: Path, env_extra: dict | None = None,
+                 name: str = "server", prefix: list[str] | None = None, replicas: int = 1):
+        """`replicas`: uvicorn worker processes behind the one port (`paperrec serve
+        --workers N`), each a replica with its own model in memory."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"{name}.log"
         env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": API_KEY,
                "PAPERREC_MODEL_DIR": str(model_dir), **(env_extra or {})}
+        # Several replicas through `paperrec serve --workers`, which keeps TCP_NODELAY on
+        # the shared socket (training/serve_cmd.py); one through uvicorn as before.
+        command = ([sys.executable, "-m", "training.cli", "serve", "--workers", str(replicas)]
+                   if replicas > 1 else
+                   [sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory"])
         self.proc = subprocess.Popen(
-            [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",
+            [*(prefix or []), *command,
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
              "--no-access-log"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
@@ -201,20 +209,17 @@ def to_row(level: int, scenario: str, r: dict) -> Row:
                max=num("Max Response Time"))
 
 
-def count_events(db: Path) -> int:
-    con = raw.connect(db, readonly=True, timeout=30)
-    try:
-        return int(con.execute("SELECT count(*) FROM events").fetchone()[0])
-    finally:
-        con.close()
+def count_events(db: Path | str) -> int:
+    return int(raw.query(db, "SELECT count(*) FROM events")[0][0])
 
 
-def integrity(db: Path) -> str:
-    con = raw.connect(db, readonly=True, timeout=30)
-    try:
-        return con.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        con.close()
+def integrity(db: Path | str) -> str:
+    """SQLite's integrity_check of the file ('ok'); a PostgreSQL server checks its own
+    pages (checksums, WAL), so there it is 'ok' when the database answers."""
+    if backend_of(db) == "postgresql":
+        raw.query(db, "SELECT 1")
+        return "ok"
+    return sqlite_raw.query(db, "PRAGMA integrity_check")[0][0]
 
 
 def swap_during(db: Path, model_dir: Path, delay: float, out: dict) -> threading.Thread:
@@ -238,7 +243,8 @@ def recs_without_kept_lists(db: Path, model_dir: Path, workdir: Path, duration: 
     """The recommendations-only run again on a server that ranks every list afresh
     (PAPERREC_LIST_TTL_S=0), at the target level: what the per-reader list cache is worth,
     reported next to the figures it helps. Returns the server's tracebacks."""
-    server = Server(db, model_dir, workdir, {"PAPERREC_LIST_TTL_S": "0"}, name="server-no-kept-lists")
+    server = Server(db, model_dir, workdir, {"PAPERREC_LIST_TTL_S": "0"}, name="server-no-kept-lists",
+                    replicas=meta["replicas"])
     try:
         print(f"  {TARGET_LEVEL:>3} clients, recs with lists not kept ({duration} s) ...", flush=True)
         got = [to_row(TARGET_LEVEL, "recs, no kept lists", r) for r in
@@ -263,7 +269,8 @@ def render(rows: list[Row], meta: dict) -> str:
     lines = [
         f"# paperrec load benchmark ({meta['when']})",
         "",
-        f"Server: uvicorn, 1 process, {meta['cpus']} CPUs shared with the load generator "
+        f"Server: uvicorn, {meta['replicas']} process(es) on {meta['backend']}, "
+        f"{meta['cpus']} CPUs shared with the load generator "
         f"(locust {meta['locust']}, closed loop, no think time); {meta['duration']} s per run; "
         f"data: {meta['data']['papers']} papers, {meta['data']['demo_events']} demo events, "
         f"model: {meta['data']['model'] or 'none (content + trending)'}. "
@@ -335,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--swap-during-load", action="store_true",
                     help="train and promote a new model in the middle of each mix run")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--db", default=None,
+                    help="a PostgreSQL URL (postgresql://...) of an empty database to run on "
+                         "(it is seeded, trained and written to); default: a temporary SQLite file")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="API processes behind the port (uvicorn --workers; default 1)")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     if not 1 <= args.duration <= 600:
@@ -342,14 +354,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import locust
     workdir = Path(tempfile.mkdtemp(prefix="paperrec-bench-"))
-    db, model_dir = workdir / "bench.db", workdir / "models"
+    db, model_dir = args.db or workdir / "bench.db", workdir / "models"
     meta: dict = {"when": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
+                  "backend": backend_of(db), "replicas": args.replicas,
                   "locust": locust.__version__, "duration": args.duration,
                   "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                   "levels": {}, "targets": [], "notes": []}
     print(f"building the demo store in {workdir} ...", flush=True)
-    meta["data"] = build_db(db, model_dir, train=not args.no_model)
-    server = Server(db, model_dir, workdir)
+    meta["data"] = build_db(db, model_dir, train=not args.no_model, workdir=workdir)
+    server = Server(db, model_dir, workdir, replicas=args.replicas)
     print(f"server {server.url}: {server.health}", flush=True)
     rows: list[Row] = []
     ok = True

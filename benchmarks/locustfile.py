@@ -50,7 +50,7 @@ def _model_versions():
         return None
     import time
 
-    from recommender.storage.sqlite import raw
+    from recommender.storage import raw
 
     cache = {"at": 0.0, "versions": {None}}
 

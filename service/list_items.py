@@ -9,16 +9,22 @@ import numpy as np
 
 from recommender.core.papers import paper_card
 from recommender.core.ranking import Ranked
+from recommender.storage import StoreUnavailable
 
 
 def item_dicts(store, catalog, rows, scores, reasons, abstracts: bool = False) -> list[dict]:
     """The fields of `RecommendedItem` for each ranked row: id, title, score, reason, and
     the paper's card (url, authors, author_count, organization, published_at, upvotes),
     read from the store in one query for the whole list. `abstracts` adds the abstract
-    (the reader page shows it; the JSON lists leave it to GET /papers/{id})."""
+    (the reader page shows it; the JSON lists leave it to GET /papers/{id}). While the
+    store cannot answer (a database outage), the list is still served, with the cards the
+    in-memory catalog can give."""
     rows = np.asarray(rows).tolist()
     ids = [catalog.paper_ids[r] for r in rows]
-    papers = store.get_papers(ids) if ids else {}
+    try:
+        papers = store.get_papers(ids) if ids else {}
+    except StoreUnavailable:
+        papers = {}
     items = []
     for pid, r, s, reason in zip(ids, rows, scores, reasons):
         paper = papers.get(pid)

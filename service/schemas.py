@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recommender.core.events import MAX_ID_LENGTH, InvalidField, normalize_ts
+from recommender.core.events import MAX_ID_LENGTH, InvalidField, check_no_nul, normalize_ts
 from recommender.core.kinds import KINDS
 
 # Not blank; no NUL or other control character anywhere (`\S` alone matched a NUL, so
@@ -61,6 +61,24 @@ class PaperIn(BaseModel):
     upvotes: Annotated[int, Field(ge=0, le=10**9)] | None = None
     url: Annotated[str, Field(max_length=2_000, pattern=r"^https?://[^\s\"'<>\\]+$")] | None = Field(
         None, description="the paper's page, for ids that are not arXiv ids")
+
+    @field_validator("title", "abstract")
+    @classmethod
+    def _no_nul(cls, value: str | None, info) -> str | None:
+        try:
+            return value if value is None else check_no_nul(value, info.field_name)
+        except InvalidField as exc:
+            raise ValueError(exc.reason) from None
+
+    @field_validator("authors")
+    @classmethod
+    def _no_nul_in_names(cls, value: list[str]) -> list[str]:
+        try:
+            for author in value:
+                check_no_nul(author, "authors")
+        except InvalidField as exc:
+            raise ValueError(exc.reason) from None
+        return value
 
     @field_validator("published_at")
     @classmethod

@@ -25,11 +25,39 @@ API_KEY = "test-key"
 AUTH = {"X-API-Key": API_KEY}
 
 
-def store_location(backend: str, tmp_path: Path) -> str | Path:
-    """Where a test's fresh store of `backend` lives (storage.BACKENDS)."""
+def store_location(backend: str, tmp_path: Path, postgres=None) -> str | Path:
+    """Where a test's fresh store of `backend` lives (storage.BACKENDS): a file in the
+    test's folder, or a new database on the tests' PostgreSQL server (`postgres`, the
+    conftest fixture of that name), named after the folder."""
     if backend == "sqlite":
         return tmp_path / "store.db"
+    if backend == "postgresql":
+        return postgres.create_database(database_name(tmp_path))
     raise ValueError(f"no test location for backend {backend!r}")
+
+
+def fresh_location(request, backend: str, tmp_path: Path) -> str | Path:
+    """A new, empty store location of `backend` for the requesting test (a PostgreSQL one
+    through the `pg_databases` fixture, dropped when the test ends)."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_databases").new()
+    return store_location(backend, tmp_path)
+
+
+def database_name(tmp_path: Path, suffix: str = "") -> str:
+    """A PostgreSQL database name unique to a test (its tmp folder is)."""
+    import hashlib
+
+    digest = hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
+    return f"t_{digest}{suffix}"
+
+
+def raw_query(location, sql: str, params=()) -> list[tuple]:
+    """The rows of one read straight from a store's database, behind the service's back,
+    on either backend (`?` placeholders)."""
+    from recommender.storage import raw
+
+    return raw.query(location, sql, params)
 
 
 def make_client(db_path, **settings) -> TestClient:
@@ -93,16 +121,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, db: Path, api_keys: str, log: Path, port: int | None = None,
+    def __init__(self, db: Path | str, api_keys: str, log: Path, port: int | None = None,
                  env: dict | None = None, startup_timeout: float = 60.0,
                  prefix: list[str] | None = None):
-        """`prefix`: a command the server runs under (e.g. setpriv dropping capabilities)."""
-        self.db = Path(db)
+        """`db`: an SQLite file or a PostgreSQL URL; `prefix`: a command the server runs
+        under (e.g. setpriv dropping capabilities)."""
+        self.db = db if "://" in str(db) else Path(db)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log)
+        models = (Path(log).parent if "://" in str(db) else Path(db).parent) / "models"
         full_env = {**os.environ, "PAPERREC_DB": str(db), "PAPERREC_API_KEYS": api_keys,
-                    "PAPERREC_MODEL_DIR": str(Path(db).parent / "models"), **(env or {})}
+                    "PAPERREC_MODEL_DIR": str(models), **(env or {})}
         self._log_file = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [*(prefix or []), sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory",

@@ -23,18 +23,14 @@ import httpx
 import pytest
 
 from recommender.storage.sqlite import raw
-from tests.helpers import API_KEY, AUTH, LiveServer
+from tests.helpers import API_KEY, AUTH, LiveServer, raw_query
 
 ROUNDS, CLIENTS = 4, 4
 SLOW_ROUNDS, SLOW_CLIENTS = 20, 8
 
 
 def _papers(db) -> list[str]:
-    con = raw.connect(db)
-    try:
-        return [r[0] for r in con.execute("SELECT paper_id FROM papers")]
-    finally:
-        con.close()
+    return [r[0] for r in raw_query(db, "SELECT paper_id FROM papers")]
 
 
 class Ledger:
@@ -103,14 +99,15 @@ def _resend_unknown(url: str, ledger: Ledger) -> None:
 
 
 def _check_store(db, ledger: Ledger) -> dict:
-    con = raw.connect(db, timeout=30)  # opening recovers the WAL as the server would
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = con.execute(
-            "SELECT idempotency_key, user_id, paper_id, kind, ts, count(*) FROM events "
-            "WHERE idempotency_key LIKE 'dur-%' GROUP BY idempotency_key").fetchall()
-    finally:
-        con.close()
+    if "://" not in str(db):
+        con = raw.connect(db, timeout=30)  # opening recovers the WAL as the server would
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            con.close()
+    rows = raw_query(db, "SELECT idempotency_key, min(user_id), min(paper_id), min(kind), "
+                     "min(ts), count(*) FROM events WHERE idempotency_key LIKE 'dur-%' "
+                     "GROUP BY idempotency_key")
     stored = {r[0]: r for r in rows}
     missing = [k for k in ledger.acked if k not in stored]
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
@@ -124,10 +121,13 @@ def _check_store(db, ledger: Ledger) -> dict:
     return {"stored": len(stored), "acked": len(ledger.acked)}
 
 
-def run_rounds(tmp_path, seeded_db, rounds: int, clients: int, seed: int) -> dict:
+def run_rounds(tmp_path, seeded, rounds: int, clients: int, seed: int) -> dict:
     rng = random.Random(seed)
-    db = tmp_path / "durable.db"
-    shutil.copy(seeded_db, db)
+    if "://" in str(seeded):
+        db = seeded
+    else:
+        db = tmp_path / "durable.db"
+        shutil.copy(seeded, db)
     papers = _papers(db)
     ledger = Ledger()
     stats = {"rounds": 0, "killed_in_flight": 0}
@@ -162,18 +162,18 @@ def run_rounds(tmp_path, seeded_db, rounds: int, clients: int, seed: int) -> dic
     return stats
 
 
-def test_acknowledged_events_survive_sigkill(tmp_path, seeded_db):
-    stats = run_rounds(tmp_path, seeded_db, ROUNDS, CLIENTS, seed=5)
+def test_acknowledged_events_survive_sigkill(tmp_path, seeded):
+    stats = run_rounds(tmp_path, seeded, ROUNDS, CLIENTS, seed=5)
     assert stats["rounds"] == ROUNDS
     assert stats["acked"] >= 50, stats  # the rounds did stream
     print(f"durability: {stats}")
 
 
 @pytest.mark.slow
-def test_acknowledged_events_survive_sigkill_long(tmp_path, seeded_db, request):
+def test_acknowledged_events_survive_sigkill_long(tmp_path, seeded, request):
     if "slow" not in (request.config.option.markexpr or ""):
         pytest.skip("long variant: run with -m slow")
-    stats = run_rounds(tmp_path, seeded_db, SLOW_ROUNDS, SLOW_CLIENTS, seed=55)
+    stats = run_rounds(tmp_path, seeded, SLOW_ROUNDS, SLOW_CLIENTS, seed=55)
     assert stats["rounds"] == SLOW_ROUNDS
     assert stats["killed_in_flight"] > 0, stats  # some kills did land mid-request
     print(f"durability (long): {stats}")

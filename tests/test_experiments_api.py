@@ -64,7 +64,7 @@ def test_bad_configs_are_422_naming_the_field(client, patch, loc):
     assert client.get("/experiments").json() == []
 
 
-def test_assignment_is_sticky_and_logged(client, seeded_db):
+def test_assignment_is_sticky_and_logged(client, seeded):
     create(client)
     seen = {}
     for _ in range(3):
@@ -76,7 +76,7 @@ def test_assignment_is_sticky_and_logged(client, seeded_db):
     assert set(seen.values()) == {"pop", "con"}
     # ... and across a restart of the service
     client.__exit__(None, None, None)
-    with make_client(seeded_db) as again:
+    with make_client(seeded) as again:
         for u, v in list(seen.items())[:10]:
             assert again.get("/recommendations", params={"user_id": u}).json()["variant"] == v
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,8 +23,9 @@ from hypothesis import strategies as st
 
 from recommender.core.events import MAX_ID_LENGTH
 from recommender.core.kinds import KINDS
+from recommender.storage.postgres import raw as pg_raw
 from recommender.storage.sqlite import raw
-from tests.helpers import API_KEY, AUTH, LiveServer, make_client
+from tests.helpers import API_KEY, AUTH, LiveServer, make_client, raw_query
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = "2312.17653"  # in the shipped catalog
@@ -53,19 +53,24 @@ def valid_id(s: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def app_client(tmp_path_factory, seeded_db_template):
-    db = tmp_path_factory.mktemp("hostile") / "hostile.db"
-    shutil.copy(seeded_db_template, db)
-    with make_client(db) as c:
+def app_client(module_seeded):
+    """The app on a seeded store of each backend; afterwards the store is intact."""
+    with make_client(module_seeded) as c:
         yield c
-    con = raw.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"papers", "events", "impressions", "experiments", "models"} <= tables
-        assert con.execute("SELECT count(*) FROM papers").fetchone()[0] >= 787
-    finally:
-        con.close()
+    if "://" in str(module_seeded):
+        tables = {r[0] for r in pg_raw.query(
+            module_seeded, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        papers = pg_raw.query(module_seeded, "SELECT count(*) FROM papers")[0][0]
+    else:
+        con = raw.connect(module_seeded)
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            papers = con.execute("SELECT count(*) FROM papers").fetchone()[0]
+        finally:
+            con.close()
+    assert {"papers", "events", "impressions", "experiments", "models"} <= tables
+    assert papers >= 787
 
 
 def never_5xx(resp: httpx.Response) -> None:
@@ -167,7 +172,7 @@ def test_events_with_hostile_fields(app_client, e):
     store = app_client.app.state.store
     if e["idempotency_key"] is not None and valid_id(e["idempotency_key"]):
         e["idempotency_key"] = "hostile-" + e["idempotency_key"][:200]
-        assume(not raw.query(store.location, "SELECT 1 FROM events WHERE idempotency_key = ?",
+        assume(not raw_query(store.location, "SELECT 1 FROM events WHERE idempotency_key = ?",
                              [e["idempotency_key"]]))
     before = store.count("events")
     r = app_client.post("/events", json=e, headers=AUTH)
@@ -177,7 +182,7 @@ def test_events_with_hostile_fields(app_client, e):
         assert r.status_code == (201 if expected else 422), (e, r.text[:300])
     if r.status_code == 201:
         assert store.count("events") == before + 1
-        row = raw.query(store.location,
+        row = raw_query(store.location,
                         "SELECT user_id, paper_id, kind FROM events ORDER BY id DESC LIMIT 1")[0]
         assert row == (e["user_id"], PAPER, e["kind"])
         # The reader's next list is served (their one event may be a hostile id).
@@ -194,6 +199,7 @@ def test_papers_with_hostile_fields_round_trip(app_client, paper_id, title, abst
     r = app_client.post("/papers", json=body, headers=AUTH)
     never_5xx(r)
     ok = (valid_id(paper_id) and 1 <= len(title) <= 2000
+          and "\x00" not in title + abstract  # text holds no NUL (PostgreSQL cannot store one)
           and (upvotes is None or 0 <= upvotes <= 10**9))
     assert r.status_code == (201 if ok else 422), (body, r.text[:300])
     if ok and paper_id not in (".", ".."):  # dot segments: every URL client resolves them
@@ -204,17 +210,17 @@ def test_papers_with_hostile_fields_round_trip(app_client, paper_id, title, abst
         assert rec.status_code == 200
 
 
-def test_first_paper_without_a_usable_word_does_not_break_the_service(tmp_path):
+def test_first_paper_without_a_usable_word_does_not_break_the_service(empty_client):
     """Regression: a fresh store whose first paper is titled "t" made the encoder refit
     raise (empty vocabulary) on every request: 500 everywhere until a real paper came."""
-    with make_client(tmp_path / "fresh.db") as c:
-        assert c.post("/papers", json={"paper_id": "p1", "title": "t"}, headers=AUTH).status_code == 201
-        assert c.post("/papers", json={"paper_id": "p2", "title": "a"}, headers=AUTH).status_code == 201
-        assert c.get("/health").json()["status"] == "ok"
-        assert c.get("/recommendations", params={"user_id": "u"}).status_code == 200
-        assert c.post("/papers", json={"paper_id": "p3", "title": "Diffusion models for video"},
-                      headers=AUTH).status_code == 201
-        assert c.get("/trending").status_code == 200
+    c = empty_client
+    assert c.post("/papers", json={"paper_id": "p1", "title": "t"}, headers=AUTH).status_code == 201
+    assert c.post("/papers", json={"paper_id": "p2", "title": "a"}, headers=AUTH).status_code == 201
+    assert c.get("/health").json()["status"] == "ok"
+    assert c.get("/recommendations", params={"user_id": "u"}).status_code == 200
+    assert c.post("/papers", json={"paper_id": "p3", "title": "Diffusion models for video"},
+                  headers=AUTH).status_code == 201
+    assert c.get("/trending").status_code == 200
 
 
 def test_sql_in_ids_is_data_not_code(app_client):
@@ -235,11 +241,9 @@ LIMIT = 4096
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, seeded_db_template):
+def live(tmp_path_factory, module_seeded):
     tmp = tmp_path_factory.mktemp("hostile-live")
-    db = tmp / "live.db"
-    shutil.copy(seeded_db_template, db)
-    server = LiveServer(db, API_KEY, tmp / "server.log",
+    server = LiveServer(module_seeded, API_KEY, tmp / "server.log",
                         env={"PAPERREC_MAX_BODY_BYTES": str(LIMIT)})
     yield server
     server.stop()
@@ -359,7 +363,8 @@ def test_malformed_json_is_a_4xx(live, payload):
 SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "PRAGMA ", " WHERE ", "CREATE ")
 # Interpolations that are not data: placeholder lists, checked table names, integers,
 # the module's own constant fragments.
-ALLOWED_INTERPOLATIONS = {"marks", "table", "int(BUSY_TIMEOUT_S * 1000)", "version"}
+ALLOWED_INTERPOLATIONS = {"marks", "table", "int(BUSY_TIMEOUT_S * 1000)", "version",
+                          "_COLUMNS", "LOCK_CLASS", "EVENTS_FEED_LOCK", "PAPERS_FEED_LOCK"}
 
 
 def test_sql_text_never_interpolates_data():
@@ -384,11 +389,11 @@ def test_sql_text_never_interpolates_data():
                         f"line {node.lineno}: SQL built with {ast.unparse(other)}"
 
 
-def test_only_the_store_talks_to_sqlite():
-    """No module outside recommender/storage/ imports a database driver: not the service,
-    the CLI, the benchmarks or the tests (they reach SQLite through the storage's raw
-    helpers, recommender/storage/sqlite/raw.py)."""
-    drivers = {"sqlite3", "sqlite_utils", "psycopg", "psycopg2"}
+def test_only_the_store_talks_to_a_database():
+    """No module outside recommender/storage/ imports a database driver (SQLite's or
+    PostgreSQL's): not the service, the CLI, the benchmarks or the tests (they reach the
+    databases through the storage's raw helpers, recommender/storage/*/raw.py)."""
+    drivers = {"sqlite3", "sqlite_utils", "psycopg", "psycopg2", "psycopg_pool"}
     users = []
     for d in ("recommender", "service", "training", "benchmarks", "tests"):
         for p in (ROOT / d).rglob("*.py"):

@@ -99,14 +99,30 @@ def test_broken_model_files_leave_the_service_up_and_degraded(trained, damage):
         manifest["checksums"][ARRAYS_FILE] = sha256_of(folder / ARRAYS_FILE)
         manifest["arrays"]["V"]["shape"][0] -= 5
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
-    else:
+    else:  # on this machine and in the registry
         shutil.rmtree(folder)
+        store.drop_model_files([first.version])
     with make_client(db, model_dir=models) as client:
         health = client.get("/health").json()
         assert health["status"] == "degraded" and first.version in health["reasons"][0]
         body = client.get("/recommendations", params={"user_id": "demo-agents", "k": 5})
         assert body.status_code == 200 and body.json()["strategy"] == "content"
         assert len(body.json()["items"]) == 5
+
+
+def test_a_replica_without_the_folder_loads_the_registrys_copy(trained):
+    """Another machine has no model folder: it loads the files the registry keeps, checked
+    by their checksums; a stored file that was changed is refused, not served."""
+    db, models, store, first = trained
+    shutil.rmtree(models / first.version)
+    with make_client(db, model_dir=models) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["model_version"] == first.version
+    files = store.model_files(first.version)
+    store.save_model_files(first.version, {**files, ARRAYS_FILE: files[ARRAYS_FILE][:-100]})
+    with make_client(db, model_dir=models) as client:
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and "checksum" in health["reasons"][0]
 
 
 def test_broken_new_model_keeps_the_last_good_one_serving(trained):

@@ -1,6 +1,8 @@
 """Papers, users, health and metrics endpoints."""
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers import AUTH
 
 
@@ -87,3 +89,13 @@ def test_openapi_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/recommendations", "/trending", "/events", "/papers", "/health"} <= set(paths)
+
+
+@pytest.mark.parametrize("field,value", [("title", "a\x00b"), ("abstract", "x\x00"),
+                                         ("authors", ["A", "B\x00"])])
+def test_a_nul_in_a_papers_text_is_a_422_naming_the_field(client, field, value):
+    """PostgreSQL text cannot hold a NUL: the rule is the same on both backends, a 422."""
+    body = {"paper_id": "nul-paper", "title": "Fine", field: value}
+    r = client.post("/papers", json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", field], r.text
+    assert client.get("/papers/nul-paper").status_code == 404

@@ -8,7 +8,6 @@ headers). A bounded number of examples per operation keeps the run under ~90 s; 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 import schemathesis
@@ -27,11 +26,10 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory, seeded_db_template):
+def live_server(tmp_path_factory, module_seeded):
+    """The real server on a seeded store, once per backend."""
     tmp = tmp_path_factory.mktemp("schemathesis")
-    db = tmp / "live.db"
-    shutil.copy(seeded_db_template, db)
-    server = LiveServer(db, f"{API_KEY},other-key", tmp / "server.log")
+    server = LiveServer(module_seeded, f"{API_KEY},other-key", tmp / "server.log")
     yield server
     server.stop()
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]

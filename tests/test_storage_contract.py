@@ -222,3 +222,69 @@ def test_promoting_a_model_retires_the_previous_one(backend_store):
     assert s.list_models()[1]["metrics"] == {"ndcg@20": 0.2}
     s.set_model_status("v1", "rejected")
     assert [m["status"] for m in s.list_models()] == ["rejected", "active"]
+
+
+def test_the_registry_keeps_a_versions_files_checked(backend_store):
+    s = backend_store
+    s.register_model("v1", "/elsewhere/v1", {}, {})
+    assert s.model_files("v1") == {}
+    files = {"arrays.npz": bytes(range(256)) * 100, "manifest.json": b'{"format": 1}'}
+    s.save_model_files("v1", files)
+    assert s.model_files("v1") == files
+    s.save_model_files("v1", {"manifest.json": b"{}"})  # saved again: replaced whole
+    assert s.model_files("v1") == {"manifest.json": b"{}"}
+    assert s.drop_model_files(["v1", "nope"]) == 1 and s.model_files("v1") == {}
+
+
+# -- the change feed ------------------------------------------------------------------------
+
+def test_the_event_feed_misses_nothing_committed_by_concurrent_writers(papers):
+    """Writers on other threads (other replicas, for a server database) commit while a
+    follower polls events_since: every event shows up exactly once, in id order."""
+    import threading
+
+    from recommender.storage import open_store
+
+    others = [open_store(papers.location)
+              for _ in range(2)]
+    stop = threading.Event()
+
+    def write(store, w):
+        n = 0
+        while not stop.is_set() and n < 400:
+            store.add_events([EventRow(f"w{w}", "p1", "click", T0, None, f"{w}-{n}-{i}")
+                              for i in range(1 + n % 3)])
+            n += 1
+
+    threads = [threading.Thread(target=write, args=(s, w)) for w, s in enumerate(others)]
+    for t in threads:
+        t.start()
+    seen, last = [], 0
+    deadline = time.monotonic() + 20
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        new = papers.events_since(last)
+        if new:
+            seen += [e["id"] for e in new]
+            last = new[-1]["id"]
+    stop.set()
+    for t in threads:
+        t.join()
+    seen += [e["id"] for e in papers.events_since(last)]
+    for s in others:
+        s.close()
+    assert seen == sorted(set(seen)), "an event came twice or out of order"
+    assert len(seen) == papers.count("events") > 100
+
+
+def test_training_reads_the_events_in_chunks_in_time_order(papers):
+    papers.add_events([EventRow(f"u{i % 3}", f"p{i % 5}", "read", at(50 - i)) for i in range(11)])
+    chunks = list(papers.event_columns(batch=4))
+    assert [len(c[0]) for c in chunks] == [4, 4, 3]
+    stamps = [t for c in chunks for t in c[3]]
+    assert stamps == sorted(stamps) and len(stamps) == 11
+
+
+def test_the_schema_is_at_the_same_version_on_every_backend(backend_store):
+    from recommender.storage.sqlite.schema import MIGRATIONS
+
+    assert backend_store.schema_version == len(MIGRATIONS)

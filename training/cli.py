@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "training.db_cmd",
     "training.seed_cmd",
     "training.import_cmd",
     "training.serve_cmd",

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--window-hours", type=float, default=DEFAULT_WINDOW_HOURS)
     for p in cmds.choices.values():
-        p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+        p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
         p.set_defaults(func=run)
 
 

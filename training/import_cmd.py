@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("file", type=Path)
         p.add_argument("--skip-invalid", action="store_true",
                        help="import the good rows and report the bad ones")
-        p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+        p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
         p.set_defaults(func=run, what=what)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from recommender.model.artifacts import ArtifactError, read_artifact
+from recommender.model.artifacts import ArtifactError
+from recommender.serving.model_slot import ServedModel
 from recommender.storage import Store, open_store
 from recommender.core.settings import Settings
 
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, promote or roll back trained models",
                        description="The model registry: which versions exist and which one serves.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    common.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", parents=[common], help="all versions, newest last, with status and metrics",
                        description="List model versions with status and offline metrics.")
@@ -60,7 +60,7 @@ def promote(store: Store, version: str) -> int:
         print(f"error: no model version {version!r}", file=sys.stderr)
         return 1
     try:
-        read_artifact(Path(model["path"]))
+        ServedModel.from_registry(model, store.model_files)
     except ArtifactError as exc:
         print(f"error: {version} cannot be served: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,6 @@ stops growing instead of shrinking (VACUUM would rewrite the whole file under a 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings
@@ -16,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prune", help="delete old served lists (the impressions log)",
                        description="Delete served lists older than --days that are outside "
                                    "experiments and not near a reader's experiment lists.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     p.add_argument("--days", type=float, default=None,
                    help="keep this many days (default: $PAPERREC_IMPRESSION_RETENTION_DAYS, "
                         "30; at least 30, the longest attribution window)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings
@@ -13,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("seed", help="load the shipped catalog and the synthetic demo readers",
                        description="Load seeds/papers.jsonl and (unless --no-demo) the clearly "
                                    "labelled synthetic demo event log seeds/demo_events.csv.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     p.add_argument("--no-demo", action="store_true", help="catalog only, no demo events")
     p.set_defaults(func=run)
 

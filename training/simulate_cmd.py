@@ -19,7 +19,6 @@ import secrets
 import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -74,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--url", help="a live server on this machine (loopback only); "
                                  "default: the app in this process on --db")
-    p.add_argument("--db", type=Path, default=None,
-                   help="SQLite file for the in-process app (default: $PAPERREC_DB)")
+    p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL for the "
+                   "in-process app (default: $PAPERREC_DB)")
     p.add_argument("--api-key", default=None,
                    help="X-API-Key for --url (default: first of $PAPERREC_API_KEYS)")
     p.add_argument("--compare", metavar="CONTROL,OTHER",

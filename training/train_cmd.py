@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "compare it with the serving model on the most recent slice of events, "
                        "and promote it only if it is not worse (or with --force). The running "
                        "service picks up a promoted model within a second, without a restart.")
-    p.add_argument("--db", type=Path, default=None, help="SQLite file (default: $PAPERREC_DB)")
+    p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="where versions are written (default: $PAPERREC_MODEL_DIR)")
     p.add_argument("--force", action="store_true", help="promote even if worse")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from recommender.model.artifacts import ArtifactError, write_artifact
+from recommender.model.artifacts import ArtifactError, artifact_files, write_artifact
 from recommender.offline.dataset import Interactions, Papers
 from recommender.offline.evaluation import evaluate_model, fit_model
 from recommender.model.hybrid import HybridConfig
@@ -100,7 +100,7 @@ def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel
     if active is None:
         return None, None, None
     try:
-        served = ServedModel.load(active["version"], Path(active["path"]))
+        served = ServedModel.from_registry(active, store.model_files)
         served.align(papers.ids, store.get_paper)
         return active, served, None
     except ArtifactError as exc:
@@ -150,6 +150,9 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
 
     t = time.perf_counter()
     promoted, reason = decide(metrics, active_metrics, active_row, active_problem, force)
+    # The files go into the registry before the version is registered: a replica that sees
+    # the version (on any machine) finds its files.
+    store.save_model_files(version, artifact_files(path))
     store.register_model(version, str(path), final.manifest().get("params", {}),
                          {**{k: v for k, v in metrics.items()}, "timings": timings},
                          status="candidate")
@@ -157,9 +160,24 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
         store.set_model_status(version, "active")
     else:
         store.set_model_status(version, "rejected")
+    forget_old_files(store)
     step("register", t)
     steps.close()
     return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings)
+
+
+# Model files the registry keeps in the database: the active version's and those of the
+# newest others (a rollback's target among them); older versions keep their registry row.
+KEEP_FILES_OF = 4
+
+
+def forget_old_files(store: Store) -> int:
+    """Drop the stored files of versions that are neither active nor among the
+    KEEP_FILES_OF newest, so the database does not grow by a model every night."""
+    models = store.list_models()
+    keep = {m["version"] for m in models[-KEEP_FILES_OF:]}
+    keep |= {m["version"] for m in models if m["status"] == "active"}
+    return store.drop_model_files(m["version"] for m in models if m["version"] not in keep)
 
 
 def _holdout_metrics(model, past: Interactions, recent: Interactions) -> dict:

@@ -61,6 +61,13 @@ def check_id(value, field: str) -> str:
         raise InvalidField(field, "must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidField(field, f"longer than {MAX_ID_LENGTH} characters")
+    return check_no_nul(value, field)
+
+
+def check_no_nul(value: str, field: str) -> str:
+    """Text may not hold a NUL character: PostgreSQL's text cannot store one, and on SQLite
+    it was stored but cut short by every consumer that reads C strings. Refused with a 422
+    on both backends alike."""
     if "\x00" in value:
         raise InvalidField(field, "contains a NUL character")
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from recommender.core.events import InvalidField, check_id, normalize_ts
+from recommender.core.events import InvalidField, check_id, check_no_nul, normalize_ts
 
 MAX_TITLE = 2_000
 MAX_ABSTRACT = 100_000
@@ -23,16 +23,20 @@ def clean_paper(raw) -> dict:
         raise InvalidField("title", "must be a non-empty string")
     if len(title) > MAX_TITLE:
         raise InvalidField("title", f"longer than {MAX_TITLE} characters")
+    check_no_nul(title, "title")
     abstract = raw.get("abstract") or ""
     if not isinstance(abstract, str):
         raise InvalidField("abstract", "must be a string")
     if len(abstract) > MAX_ABSTRACT:
         raise InvalidField("abstract", f"longer than {MAX_ABSTRACT} characters")
+    check_no_nul(abstract, "abstract")
     published = raw.get("published_at")
     published = normalize_ts(published, field="published_at") if published else None
     authors = raw.get("authors") or []
     if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
         raise InvalidField("authors", "must be a list of strings")
+    for author in authors:
+        check_no_nul(author, "authors")
     upvotes = raw.get("upvotes")
     if upvotes is not None and (isinstance(upvotes, bool) or not isinstance(upvotes, int)
                                 or upvotes < 0):

@@ -11,7 +11,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPERREC_")
 
-    db: Path = PROJECT_ROOT / "data" / "paperrec.db"
+    # An SQLite file (a path, or sqlite:///path) or a PostgreSQL URL
+    # (postgresql://user:password@host:port/database): recommender.storage.open_store.
+    db: str | Path = PROJECT_ROOT / "data" / "paperrec.db"
     model_dir: Path = PROJECT_ROOT / "data" / "models"
     # Comma-separated; empty means every write is refused.
     api_keys: str = ""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.experiments.config import Experiment, Variant
-from recommender.storage import Store
+from recommender.storage import Store, StoreUnavailable
 
 def unit_hash(*parts: str) -> float:
     """A number in [0, 1) fixed by the parts: the first 8 bytes of sha256 over the parts
@@ -65,12 +65,20 @@ def running_experiments(store: Store) -> tuple[Experiment, ...]:
 
     Read and parsed on every request, 300 running experiments took a list from 7 to 96 ms.
     Created or stopped through this process's store, the change is seen at once
-    (store.experiments_changed); through another process, within RUNNING_TTL_S."""
+    (store.experiments_changed); through another process, within RUNNING_TTL_S. While the
+    store cannot answer (a database outage), the last ones read go on: a reader keeps the
+    variant they had, and lists go on being served."""
     now = time.monotonic()
     changed = store.experiments_changed
     hit = _RUNNING.get(store)
     if hit is not None and hit[0] == changed and now - hit[1] < RUNNING_TTL_S:
         return hit[2]
-    running = tuple(Experiment.from_row(r) for r in store.list_experiments(status="running"))
+    try:
+        rows = store.list_experiments(status="running")
+    except StoreUnavailable:
+        if hit is None:
+            raise
+        return hit[2]
+    running = tuple(Experiment.from_row(r) for r in rows)
     _RUNNING[store] = (changed, now, running)
     return running

@@ -5,6 +5,10 @@ A model is a folder `<root>/<version>/` holding `arrays.npz` (numpy arrays, load
 array its shape, dtype; for the npz file its sha256). Never pickle: a model file is data,
 and loading it must not run code.
 
+The registry also keeps each version's two files in the database (Store.save_model_files),
+so a replica on another machine loads the same bytes, verified the same way
+(read_artifact_files), knowing only the database.
+
 Why a new folder per version, written under a temporary name and renamed with
 `os.replace`: a server that loads while the trainer writes never sees half a model
 (arxiv-sanity-lite's rule). Loading checks everything before anything is used, so a
@@ -14,6 +18,7 @@ model it has.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -69,20 +74,37 @@ def write_artifact(root: Path, version: str, arrays: dict[str, np.ndarray], mani
     return final
 
 
+def artifact_files(path: Path) -> dict[str, bytes]:
+    """The files of a model folder, as the registry keeps them (Store.save_model_files)."""
+    path = Path(path)
+    return {name: (path / name).read_bytes() for name in (ARRAYS_FILE, MANIFEST_FILE)}
+
+
 def read_artifact(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Load and verify a model folder, or raise ArtifactError saying what is wrong."""
     path = Path(path)
-    manifest_path = path / MANIFEST_FILE
-    arrays_path = path / ARRAYS_FILE
-    if not manifest_path.is_file():
+    files = {}
+    for name in (MANIFEST_FILE, ARRAYS_FILE):
+        if not (path / name).is_file():
+            raise ArtifactError(f"{path / name}: missing")
+        files[name] = (path / name).read_bytes()
+    return read_artifact_files(files, str(path))
+
+
+def read_artifact_files(files: dict[str, bytes], where: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Load and verify a model from its files' bytes (a folder's, or the registry's copy in
+    the database), or raise ArtifactError naming `where` and what is wrong."""
+    manifest_path = f"{where}/{MANIFEST_FILE}"
+    arrays_path = f"{where}/{ARRAYS_FILE}"
+    if MANIFEST_FILE not in files:
         raise ArtifactError(f"{manifest_path}: missing")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(files[MANIFEST_FILE].decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{manifest_path}: not a {FORMAT} manifest")
-    if not arrays_path.is_file():
+    if ARRAYS_FILE not in files:
         raise ArtifactError(f"{arrays_path}: missing")
     checksums, declared = manifest.get("checksums"), manifest.get("arrays")
     if not isinstance(checksums, dict) or not isinstance(declared, dict) or not all(
@@ -90,20 +112,20 @@ def read_artifact(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         raise ArtifactError(f"{manifest_path}: 'checksums' and 'arrays' must be objects "
                             "(one entry per file / array)")
     expected = checksums.get(ARRAYS_FILE)
-    actual = sha256_of(arrays_path)
+    actual = hashlib.sha256(files[ARRAYS_FILE]).hexdigest()
     if expected != actual:
         raise ArtifactError(f"{arrays_path}: checksum mismatch (truncated or replaced file)")
     try:
-        with np.load(arrays_path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(files[ARRAYS_FILE]), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"{arrays_path}: unreadable ({exc})") from None
     if set(declared) != set(arrays):
-        raise ArtifactError(f"{path}: arrays {sorted(arrays)} do not match the manifest "
+        raise ArtifactError(f"{where}: arrays {sorted(arrays)} do not match the manifest "
                             f"{sorted(declared)}")
     for name, spec in declared.items():
         if list(arrays[name].shape) != spec.get("shape") or str(arrays[name].dtype) != spec.get("dtype"):
-            raise ArtifactError(f"{path}: array {name!r} is {arrays[name].dtype}"
+            raise ArtifactError(f"{where}: array {name!r} is {arrays[name].dtype}"
                                 f"{list(arrays[name].shape)}, manifest says "
                                 f"{spec.get('dtype')}{spec.get('shape')}")
     return arrays, manifest

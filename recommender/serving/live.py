@@ -26,7 +26,7 @@ from recommender.serving.model_slot import ModelSlot, ServedModel
 from recommender.serving.reader_history import EMPTY_HISTORY, ReaderHistory
 from recommender.serving.strategies import Reader, View
 from recommender.serving.trending import trending_scores
-from recommender.storage import Store
+from recommender.storage import STORE_ERRORS, Store, StoreUnavailable
 
 
 class LiveRecommender:
@@ -45,6 +45,7 @@ class LiveRecommender:
         self._rebuild_catalog(encoder)
         self.events = EventLog()
         self._event_id = 0
+        self._writes_seen, self._pulled_at = -1, 0.0
         # Who has events, and the refresh generation of each reader's last one: a reader
         # not in here has no history (no query needed), and a cached history older than
         # the reader's last event is never stored (see history()).
@@ -55,7 +56,7 @@ class LiveRecommender:
         # Lists everybody shares (trending for readers without history), per trend key.
         self._shared_lists: dict[tuple, Ranked] = {}
         self._topic_cache: tuple[ContentEncoder | None, dict[int, tuple[str, ...]]] = (None, {})
-        self.slot = ModelSlot(store.active_model, store.get_paper)
+        self.slot = ModelSlot(store.active_model, store.get_paper, store.model_files)
         self.refresh()
         self.slot.check(self._catalog_ids, wait=True)
 
@@ -101,6 +102,28 @@ class LiveRecommender:
 
     # -- keeping up with the store -------------------------------------------------------
     def refresh(self, wait: bool = False) -> None:
+        """Take in what the store has that this process has not seen (`_pull`).
+
+        The store is asked when this process wrote to it since the last look (so the
+        writer's next list has its event), when the last look is older than the store's
+        `feed_poll_s` (what other replicas wrote: the change feed; 0 for SQLite, which is
+        asked on every request), or when `wait`. A store that cannot answer now (the
+        database server is down) does not fail the request: lists are served from what is
+        in memory, and a later refresh asks again."""
+        store = self.store
+        writes, now = store.writes_committed, time.monotonic()
+        if not wait and writes == self._writes_seen and now - self._pulled_at < store.feed_poll_s:
+            return
+        self._writes_seen, self._pulled_at = writes, now
+        try:
+            self._pull(wait)
+        except STORE_ERRORS as exc:
+            if wait or not store.fault_reason(exc):
+                raise
+            if not isinstance(exc, StoreUnavailable):
+                store.note_fault(exc)
+
+    def _pull(self, wait: bool) -> None:
         """Take in what the store has that this process has not seen: papers, then events,
         then the model's share of the new papers.
 

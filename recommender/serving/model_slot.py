@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.model.artifacts import ArtifactError, read_artifact
+from recommender.model.artifacts import ArtifactError, read_artifact, read_artifact_files
 from recommender.model.hybrid import STRATEGIES, HybridModel
 
 PAPER_IDS = "paper_ids"
@@ -78,6 +78,30 @@ class ServedModel:
     @classmethod
     def load(cls, version: str, path: Path) -> "ServedModel":
         arrays, manifest = read_artifact(path)
+        return cls._checked(version, arrays, manifest, path)
+
+    @classmethod
+    def from_registry(cls, row: dict, fetch_files) -> "ServedModel":
+        """The registered version `row` (version, path): from the folder its path names
+        when this machine has it (where it was trained), else from the files the registry
+        keeps in the database (`fetch_files(version)`), which any replica reaches knowing
+        only the database. Both are checked the same way (checksums, shapes, a trial run)."""
+        version, path = row["version"], Path(row["path"])
+        if path.is_dir():
+            return cls.load(version, path)
+        try:
+            files = fetch_files(version)
+        except ValueError as exc:  # a stored file that does not match its checksum
+            raise ArtifactError(str(exc)) from None
+        if not files:
+            raise ArtifactError(f"model {version}: no folder {path} on this machine and no "
+                                "files in the registry")
+        where = f"registry:{version}"
+        arrays, manifest = read_artifact_files(files, where)
+        return cls._checked(version, arrays, manifest, where)
+
+    @classmethod
+    def _checked(cls, version: str, arrays: dict, manifest: dict, path) -> "ServedModel":
         if PAPER_IDS not in arrays:
             raise ArtifactError(f"{path}: no {PAPER_IDS} array")
         model_arrays = {k: v for k, v in arrays.items() if k != PAPER_IDS}
@@ -163,11 +187,13 @@ class ModelSlot:
     # How often a request may look at the registry for a newly promoted model.
     CHECK_S = 1.0
 
-    def __init__(self, active_model, fetch_paper):
+    def __init__(self, active_model, fetch_paper, fetch_files=lambda version: {}):
         """`active_model()`: the registry's active row (version, path) or None;
-        `fetch_paper(paper_id)`: a stored paper, for papers added since training."""
+        `fetch_paper(paper_id)`: a stored paper, for papers added since training;
+        `fetch_files(version)`: the registry's copy of a version's files."""
         self._active_model = active_model
         self._fetch_paper = fetch_paper
+        self._fetch_files = fetch_files
         self.served: ServedModel | None = None
         self._problem: str | None = None
         self._failed_version: str | None = None
@@ -211,14 +237,15 @@ class ModelSlot:
             return
         self._loading = True
         if wait:
-            self._load(version, active["path"], catalog_ids)
+            self._load(active, catalog_ids)
         else:
-            threading.Thread(target=self._load, args=(version, active["path"], catalog_ids),
+            threading.Thread(target=self._load, args=(active, catalog_ids),
                              name=f"load-model-{version}", daemon=True).start()
 
-    def _load(self, version: str, path: str, catalog_ids) -> None:
+    def _load(self, active: dict, catalog_ids) -> None:
+        version = active["version"]
         try:
-            served = ServedModel.load(version, Path(path))
+            served = ServedModel.from_registry(active, self._fetch_files)
             served.align(catalog_ids(), self._fetch_paper)
         except Exception as exc:  # whatever is wrong with it, it is refused, not retried
             if not isinstance(exc, ArtifactError):

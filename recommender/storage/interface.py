@@ -1,7 +1,7 @@
 """What the rest of the system may ask of storage: one interface, any backend.
 
-The domain, the service and the CLI speak to a `Store` only through these methods, so a
-second backend (PostgreSQL) implements this class and passes the same suite
+The domain, the service and the CLI speak to a `Store` only through these methods; both
+backends (sqlite/, postgres/) implement this class and pass the same suite
 (tests/test_storage_contract.py). Nothing outside `recommender/storage/` imports a
 database driver.
 
@@ -12,12 +12,17 @@ The promises every backend keeps:
 - served lists (`log_served_list`) are not acknowledged to anyone and may be written
   after the call returns, but every read of served lists in the same process sees them,
   and a list never commits after an event written later;
-- a paper insert or real update takes the next change number (`papers_since`);
+- a paper insert or real update takes the next change number (`papers_since`), and events
+  take ids, in commit order: a follower of `events_since` / `papers_since` (the live
+  recommender of every replica) never skips a row committed after one it has seen;
 - faults outside the program (read-only file or database, full disk, I/O errors) raise
   `StoreUnavailable`, are remembered for `health_reasons`, and heal by themselves.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +35,8 @@ ATTRIBUTED_KINDS = ("click", "read", "upvote")
 MAX_ATTRIBUTION_DAYS = 30.0
 # What `Store.count` counts.
 TABLES = ("papers", "events", "impressions", "experiments", "models")
+# What a paper is made of besides its id (the change number and added_at are bookkeeping).
+PAPER_FIELDS = frozenset({"title", "abstract", "published_at", "authors", "upvotes", "extra"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,32 @@ class IdempotencyConflict(ValueError):
         self.key, self.index = key, index
 
 
+def complete_paper(paper: dict, stored: dict | None) -> dict:
+    """`paper` with every field (PAPER_FIELDS): an update keeps the stored fields it does
+    not carry; a new paper needs a title (ValueError). The one rule of both backends'
+    upsert_papers."""
+    if PAPER_FIELDS <= paper.keys():
+        return paper
+    if stored is None and not paper.get("title"):
+        raise ValueError(f"paper {paper['paper_id']!r} is new and has no title")
+    return {**{f: stored[f] for f in PAPER_FIELDS if stored is not None}, **paper}
+
+
+def reader_summary(user_id: str, counts: dict[str, int], first: str | None, last: str | None,
+                   distinct_papers: int | None) -> dict:
+    """The shape of Store.user_summary on every backend."""
+    return {"user_id": user_id, "events": sum(counts.values()), "by_kind": counts,
+            "distinct_papers": int(distinct_papers or 0), "first_event_at": first,
+            "last_event_at": last}
+
+
+def decoded_impression(row: dict) -> dict:
+    """A served-list row with its JSON columns decoded (Store.get_impression)."""
+    row["paper_ids"] = json.loads(row["paper_ids"])
+    row["sources"] = json.loads(row["sources"]) if row["sources"] else None
+    return row
+
+
 class Store(ABC):
     """Papers, events, served lists, experiments and the model registry.
 
@@ -72,6 +105,14 @@ class Store(ABC):
     # Moved by every experiment created or stopped through this Store: lets a cache of the
     # running experiments (experiments.assignment.running_experiments) see it at once.
     experiments_changed: int = 0
+    # Moved by every commit through this Store: a write of this process is seen by the next
+    # refresh of the live recommender whatever `feed_poll_s` says.
+    writes_committed: int = 0
+    # How long the live recommender may serve without asking the store for what other
+    # processes wrote (LiveRecommender.refresh): 0 asks on every request (SQLite, a local
+    # file: cheap); a server database is asked at most this often per replica, so a write
+    # on one replica reaches the lists of every other within it.
+    feed_poll_s: float = 0.0
 
     # -- the store itself ----------------------------------------------------------------
     @property
@@ -81,6 +122,11 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int:
+        """How many migrations the store has (the same numbers on every backend)."""
 
     @abstractmethod
     def flush(self) -> None:
@@ -102,6 +148,19 @@ class Store(ABC):
     @abstractmethod
     def fault(self) -> str | None:
         """The outside fault remembered now, if any."""
+
+    @abstractmethod
+    def note_success(self) -> None:
+        """A write went through: any remembered fault is over."""
+
+    _writes_lock = threading.Lock()
+
+    def note_written(self) -> None:
+        """A write committed: move `writes_committed` (under a lock: `+=` from two threads
+        can lose one) and end any fault."""
+        with Store._writes_lock:
+            self.writes_committed += 1
+        self.note_success()
 
     @abstractmethod
     def health_reasons(self) -> list[str]:
@@ -238,6 +297,33 @@ class Store(ABC):
     @abstractmethod
     def list_models(self) -> list[dict]:
         """Oldest first, params and metrics decoded."""
+
+    @abstractmethod
+    def save_model_files(self, version: str, files: dict[str, bytes]) -> None:
+        """Keep a version's files (name -> bytes, e.g. arrays.npz and manifest.json) in the
+        registry, each with its SHA-256: any process that reaches the database can load
+        the model, on any machine."""
+
+    @abstractmethod
+    def model_files(self, version: str) -> dict[str, bytes]:
+        """The files kept for `version` ({} when none), each checked against its SHA-256
+        (ValueError naming the file when one does not match)."""
+
+    @abstractmethod
+    def drop_model_files(self, versions: Iterable[str]) -> int:
+        """Forget the files of these versions (the registry rows stay); returns how many."""
+
+    @staticmethod
+    def _verified_files(version: str, rows: Iterable) -> dict[str, bytes]:
+        files = {}
+        for name, data, digest in ((r["name"], r["data"], r["sha256"]) if isinstance(r, dict)
+                                   else r for r in rows):
+            data = bytes(data)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise ValueError(f"model {version}: stored file {name} does not match its "
+                                 "checksum")
+            files[name] = data
+        return files
 
     def active_model(self) -> dict | None:
         rows = [m for m in self.list_models() if m["status"] == "active"]

@@ -62,6 +62,7 @@ class Connections:
         self._generation = 0
         self._fault: tuple[str, float] | None = None
         self.experiments_changed = 0
+        self.writes_committed = 0
         self._last_probe = 0.0
         # Writers of this process queue here (see the module docstring); reentrant so the
         # writer thread and transaction() can share it.
@@ -184,7 +185,7 @@ class Connections:
                     raise
                 else:
                     db.conn.execute("COMMIT")
-                    self.note_success()
+                    self.note_written()
                 finally:
                     self._local.in_transaction = False
             except sqlite3.Error as exc:

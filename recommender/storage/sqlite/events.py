@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from sqlite_utils import Database
 
 from recommender.core.times import utcnow_iso
-from recommender.storage.interface import EventRow, IdempotencyConflict
+from recommender.storage.interface import EventRow, IdempotencyConflict, reader_summary
 
 
 class Events:
@@ -80,14 +80,7 @@ class Events:
             "SELECT min(ts), max(ts), count(DISTINCT paper_id) FROM events WHERE user_id = ?",
             [user_id],
         ).fetchone()
-        return {
-            "user_id": user_id,
-            "events": sum(counts.values()),
-            "by_kind": counts,
-            "distinct_papers": int(row[2] or 0),
-            "first_event_at": row[0],
-            "last_event_at": row[1],
-        }
+        return reader_summary(user_id, counts, row[0], row[1], row[2])
 
     def co_readers(self, paper_id: str, kinds: Sequence[str], max_readers: int = 500,
                    limit: int = 200) -> tuple[int, dict[str, int]]:

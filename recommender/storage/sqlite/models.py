@@ -1,6 +1,7 @@
 """The model registry: versions, their status and metrics."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 from recommender.core.times import utcnow_iso
@@ -41,3 +42,22 @@ class ModelRegistry:
             r["params"] = json.loads(r["params"] or "{}")
             r["metrics"] = json.loads(r["metrics"] or "{}")
         return rows
+
+    def save_model_files(self, version: str, files: dict[str, bytes]) -> None:
+        with self.transaction() as db:
+            db.conn.execute("DELETE FROM model_files WHERE version = ?", (version,))
+            db.conn.executemany(
+                "INSERT INTO model_files (version, name, data, sha256) VALUES (?, ?, ?, ?)",
+                [(version, name, data, hashlib.sha256(data).hexdigest())
+                 for name, data in files.items()])
+
+    def model_files(self, version: str) -> dict[str, bytes]:
+        rows = self.db.execute("SELECT name, data, sha256 FROM model_files WHERE version = ?",
+                               [version]).fetchall()
+        return self._verified_files(version, rows)
+
+    def drop_model_files(self, versions) -> int:
+        versions = list(versions)
+        with self.transaction() as db:
+            return sum(db.conn.execute("DELETE FROM model_files WHERE version = ?", (v,)).rowcount
+                       for v in versions)

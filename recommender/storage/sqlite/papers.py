@@ -5,10 +5,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 
 from recommender.core.times import utcnow_iso
-from recommender.storage.interface import TABLES
-
-# What a paper is made of besides its id (the change number and added_at are bookkeeping).
-PAPER_FIELDS = frozenset({"title", "abstract", "published_at", "authors", "upvotes", "extra"})
+from recommender.storage.interface import PAPER_FIELDS, TABLES, complete_paper
 
 
 class Papers:
@@ -27,11 +24,7 @@ class Papers:
             partial = [p["paper_id"] for p in papers if not PAPER_FIELDS <= p.keys()]
             stored = self.get_papers(partial) if partial else {}
             for p in papers:
-                if not PAPER_FIELDS <= p.keys():
-                    old = stored.get(p["paper_id"])
-                    if old is None and not p.get("title"):
-                        raise ValueError(f"paper {p['paper_id']!r} is new and has no title")
-                    p = {**{f: old[f] for f in PAPER_FIELDS if old is not None}, **p}
+                p = complete_paper(p, stored.get(p["paper_id"]))
                 cur = db.conn.execute(
                     """
                     INSERT INTO papers (paper_id, title, abstract, published_at, authors,

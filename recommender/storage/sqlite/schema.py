@@ -69,4 +69,13 @@ def _m004_store_probe(db: Database) -> None:
     db.execute("CREATE TABLE store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)")
 
 
-MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys, _m004_store_probe]
+def _m005_model_files(db: Database) -> None:
+    """The model registry keeps each version's files (arrays.npz, manifest.json), so a
+    process on another machine can load a model knowing only the database: see
+    Store.save_model_files."""
+    db.execute("CREATE TABLE model_files (version TEXT NOT NULL, name TEXT NOT NULL, "
+               "data BLOB NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (version, name))")
+
+
+MIGRATIONS = [_m001_initial, _m002_paper_changes, _m003_reader_scoped_keys, _m004_store_probe,
+              _m005_model_files]

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from recommender.core.times import DAY_S, to_iso, utcnow_iso
-from recommender.storage.interface import MAX_ATTRIBUTION_DAYS
+from recommender.storage.interface import MAX_ATTRIBUTION_DAYS, decoded_impression
 
 
 class ServedLists:
@@ -15,10 +15,7 @@ class ServedLists:
         rows = list(self.db.query("SELECT * FROM impressions WHERE request_id = ?", [request_id]))
         if not rows:
             return None
-        row = rows[0]
-        row["paper_ids"] = json.loads(row["paper_ids"])
-        row["sources"] = json.loads(row["sources"]) if row["sources"] else None
-        return row
+        return decoded_impression(rows[0])
 
     def log_served_list(
         self,

@@ -210,7 +210,7 @@ class GroupCommitter:
                                     log.error("unacknowledged write dropped: %r", exc)
                             conn.execute("RELEASE job")
                         conn.execute("COMMIT")
-                        store.note_success()
+                        store.note_written()
                     except BaseException:
                         if conn.in_transaction:
                             conn.rollback()

@@ -1,0 +1,60 @@
+"""The served-list log (table `impressions`): one row per list served, and its retention."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from recommender.core.times import DAY_S, to_iso, utcnow_iso
+from recommender.storage.interface import MAX_ATTRIBUTION_DAYS, decoded_impression
+
+_INSERT = """
+    INSERT INTO impressions (request_id, user_id, experiment, variant, strategy, model_version,
+                             paper_ids, sources, served_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+class ServedLists:
+    def get_impression(self, request_id: str) -> dict | None:
+        self.flush()
+        rows = self.query("SELECT request_id, user_id, experiment, variant, strategy, "
+                          "model_version, paper_ids, sources, served_at FROM impressions "
+                          "WHERE request_id = %s", (request_id,))
+        if not rows:
+            return None
+        return decoded_impression(rows[0])
+
+    def log_served_list(self, request_id: str, user_id: str, strategy: str,
+                        paper_ids: Sequence[str], model_version: str | None = None,
+                        experiment: str | None = None, variant: str | None = None,
+                        sources: Sequence[str] | None = None,
+                        served_at_unix: float | None = None) -> None:
+        """Queued for the next group commit without waiting (see writer.py)."""
+        served_at = utcnow_iso() if served_at_unix is None else to_iso(served_at_unix)
+        self.insert_unacknowledged(_INSERT, (
+            request_id, user_id, experiment, variant, strategy, model_version,
+            json.dumps(list(paper_ids)), json.dumps(list(sources)) if sources is not None else None,
+            served_at))
+
+    def prune_impressions(self, older_than_days: float) -> int:
+        """The SQLite backend's rule (recommender/storage/sqlite/served_lists.py)."""
+        if older_than_days < MAX_ATTRIBUTION_DAYS:
+            raise ValueError(f"keep at least {MAX_ATTRIBUTION_DAYS:g} days (the longest "
+                             "attribution window)")
+        self.flush()
+        cutoff_iso = to_iso(time.time() - older_than_days * DAY_S)
+        with self.transaction() as cur:
+            cur.execute(
+                """
+                DELETE FROM impressions
+                WHERE experiment IS NULL AND served_at < %(cutoff)s
+                  AND NOT EXISTS (
+                      SELECT 1 FROM impressions x
+                      WHERE x.user_id = impressions.user_id AND x.experiment IS NOT NULL
+                        AND abs(extract(epoch FROM x.served_at::timestamptz
+                                                   - impressions.served_at::timestamptz))
+                            <= %(window)s * 86400)
+                """,
+                {"cutoff": cutoff_iso, "window": MAX_ATTRIBUTION_DAYS})
+            return cur.rowcount
