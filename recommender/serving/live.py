@@ -129,6 +129,7 @@ class LiveRecommender:
                     [to_unix(e["ts"]) for e in new_events],
                     [e["id"] not in void for e in new_events],
                     [e["id"] for e in new_events],
+                    [e["user_id"] for e in new_events],
                 )
                 self.events.void(void)
                 self._event_id = new_events[-1]["id"]
@@ -212,7 +213,7 @@ class LiveRecommender:
             catalog.size, ev.items, ev.weights(TRENDING_WEIGHTS), ev.ts,
             catalog.upvotes, catalog.published_ts, as_of=now,
             half_life_days=big if popular else self.half_life,
-            prior_half_life_days=big if popular else 30.0,
+            prior_half_life_days=big if popular else 30.0, event_readers=ev.readers,
         )
         if len(self._trend_cache) > 64:
             self._trend_cache.clear()
