@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Fewest readers the nightly job judges a candidate on (training/train_job.py explains why).
+PROMOTION_MIN_READERS = 30
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,9 @@ class Settings(BaseSettings):
     kept_list_items: int = 200_000
     # `paperrec prune` keeps served lists this long (at least 30: the attribution window).
     impression_retention_days: float = 30.0
+    # The nightly job judges a candidate against the serving model only on at least this
+    # many readers; with fewer it keeps the serving model (training/train_job.py).
+    promotion_min_readers: int = PROMOTION_MIN_READERS
 
     @property
     def api_key_set(self) -> frozenset[str]:
