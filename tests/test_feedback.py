@@ -110,7 +110,7 @@ def test_a_clicked_paper_is_not_passed_over(trained):
     passed = dict(zip(fb.skipped.tolist(), fb.visits.tolist()))
     assert live.catalog.row_of[first[0]] not in passed
     assert all(passed[live.catalog.row_of[p]] >= 1 for p in first[1:])
-    assert max(passed.values()) == 3
+    assert sum(passed.values()) == 3 * 10 - 1  # three visits of 10 papers, but the clicked one
 
 
 def _event(user, paper, ts, kind="read"):
