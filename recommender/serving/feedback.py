@@ -41,6 +41,7 @@ seeds (`make bench-feedback`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -80,21 +81,21 @@ def passed_over(lists: Sequence[Mapping], gap_s: float, now: float) -> dict[str,
     `gap_s` after the previous one belong to its visit; the visit still going on at `now`
     (its last list less than `gap_s` ago) is not counted: a reload, or a list changed by
     a click a moment ago, does not rotate what the reader is looking at."""
-    visits: list[set[str]] = []
-    last = None
-    for lst in sorted(lists, key=lambda x: x["served_at"]):
-        t = to_unix(lst["served_at"])
-        if last is None or t - last >= gap_s:
-            visits.append(set())
-        visits[-1].update(lst["paper_ids"])
-        last = t
-    if visits and now - last < gap_s:
-        visits.pop()
-    out: dict[str, int] = {}
-    for visit in visits:
-        for p in visit:
-            out[p] = out.get(p, 0) + 1
-    return out
+    ordered = sorted(lists, key=lambda x: x["served_at"])  # ISO UTC text sorts by time
+    times = [to_unix(x["served_at"]) for x in ordered]
+    if not ordered:
+        return {}
+    visit_of = np.cumsum([True] + [b - a >= gap_s for a, b in zip(times, times[1:])])
+    if now - times[-1] < gap_s:  # the visit going on
+        ordered = [x for x, v in zip(ordered, visit_of) if v != visit_of[-1]]
+    out: Counter = Counter()
+    shown: set[str] = set()
+    for n, (lst, visit) in enumerate(zip(ordered, visit_of.tolist())):
+        shown.update(lst["paper_ids"])
+        if n + 1 == len(ordered) or visit_of[n + 1] != visit:  # the visit's last list
+            out.update(shown)
+            shown = set()
+    return dict(out)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,9 @@ class Feedback:
             sims = vectors[rows[inside]] @ vectors[dismissed].T
             out[inside] += w.dismiss * np.maximum(sims.max(axis=1), 0.0)
         if w.skip and len(self.skipped):
-            visits = dict(zip(self.skipped.tolist(), self.visits.tolist()))
-            out += w.skip * np.log1p(np.array([visits.get(int(r), 0) for r in rows], np.float64))
+            visits = np.zeros(max(int(rows.max(initial=0)), int(self.skipped.max())) + 1)
+            visits[self.skipped] = self.visits
+            out += w.skip * np.log1p(visits[rows])
         return out
 
     def rank(self, scores: np.ndarray, k: int, excluded: np.ndarray,
