@@ -5,6 +5,7 @@ here changes what is served within a second, without a restart."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -61,8 +62,13 @@ def list_models(store: Store) -> int:
         print(f"{m['version']:<26} {m['status']:<11} {m['created_at'][:19]:<19} "
               f"{_figure(readers, 'd'):>7} {_figure(ndcg, '.4f'):>7} "
               f"{_figure(c.get('serving') if c.get('readers') else None, '.4f'):>7} {diff:<27} "
-              f"{metrics.get('decision', '-')}")
+              f"{_short(metrics.get('decision', '-'))}")
     return 0
+
+
+def _short(decision: str) -> str:
+    """The job's reason without the figures the columns already show."""
+    return re.sub(r": ndcg@20 .*? over \d+ readers", "", decision)
 
 
 def _figure(value, spec: str) -> str:
