@@ -9,7 +9,7 @@ PORT ?= 8000
 DEMO_KEY := demo-key-change-me
 export PAPERREC_API_KEYS ?= $(DEMO_KEY)
 
-.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-page page-screenshot bench-soak clean
+.PHONY: install seed run test train bench bench-quality bench-train bench-load bench-experiments bench-feedback bench-page page-screenshot bench-soak clean
 
 install: $(STAMP)
 
@@ -39,7 +39,7 @@ train: install
 	$(PAPERREC) train
 
 # Every benchmark; each prints its own table.
-bench: bench-quality bench-train bench-load bench-experiments bench-page
+bench: bench-quality bench-train bench-load bench-experiments bench-feedback bench-page
 
 bench-quality: install
 	$(PY) -m benchmarks.quality
@@ -59,6 +59,12 @@ bench-load: install
 
 bench-experiments: install
 	$(PY) -m benchmarks.experiments
+
+# Simulated readers who dismiss and who tire of what they looked past: clicks per reader with
+# the negative-feedback step and without (paired, 95% interval). `--choose` re-plays the grid
+# the strengths in recommender/serving/feedback.py were chosen on.
+bench-feedback: install
+	$(PY) -m benchmarks.feedback
 
 # The reader page against the JSON list it shows, and /search over CiteULike-a, in process.
 bench-page: install

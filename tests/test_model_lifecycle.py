@@ -55,29 +55,54 @@ def add_new_reads(store, n_readers: int = 30):
 def test_the_serving_model_is_judged_only_on_events_it_has_not_seen(trained):
     db, models, store, first = trained
     again = train(store, models, progress=False)  # no new events: nothing fair to judge on
-    assert again.promoted and not again.metrics and not again.active_metrics
-    assert "no events newer" in again.reason
+    assert not again.promoted and not again.metrics and again.comparison.readers == 0
+    assert "too few readers to judge: 0 < 30" in again.reason
+    assert store.active_model()["version"] == first.version
     add_new_reads(store)
-    third = train(store, models, progress=False)
+    third = train(store, models, progress=False, min_readers=10)
     assert third.active_metrics and 0 < third.active_metrics["users"] <= 30
-    assert third.metrics["users"] == third.active_metrics["users"]
+    assert third.metrics["users"] == third.active_metrics["users"] == third.comparison.readers
+
+
+def test_too_few_readers_keep_the_serving_model_and_say_so(trained, capsys):
+    """The issue's case: a decision taken on 3 readers. Now it says so and keeps the
+    serving model; --force still promotes."""
+    db, models, store, first = trained
+    add_new_reads(store, n_readers=3)
+    result = train(store, models, progress=False)
+    assert not result.promoted and result.comparison.readers == 3
+    assert "too few readers to judge: 3 < 30" in result.reason
+    assert store.active_model()["version"] == first.version
+    c = result.comparison
+    assert c.low <= c.diff <= c.high and c.diff == pytest.approx(c.candidate - c.serving)
+    forced = train(store, models, progress=False, force=True)
+    assert forced.promoted and store.active_model()["version"] == forced.version
+    # the registry keeps each version's figures, and `models list` shows them
+    assert main(["models", "list", "--db", str(db)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "too few readers to judge: 3 < 30" in lines[result.version]
+    assert f"{c.diff:+.4f} [{c.low:+.4f}, {c.high:+.4f}]" in lines[result.version]
+    status, readers = lines[result.version].split()[1], lines[result.version].split()[3]
+    assert (status, readers) == ("rejected", "3")
+    assert "no model was serving" in lines[first.version] and "forced" in lines[forced.version]
 
 
 def test_a_worse_model_is_not_promoted(trained, monkeypatch):
     db, models, store, first = trained
     import training.train_job as job
-    real = job._holdout_metrics
+    real = job._holdout
     calls = []
 
     def candidate_worse(model, past, recent):
         calls.append(1)
-        m = real(model, past, recent)
-        return {**m, "ndcg@20": m["ndcg@20"] - 0.5} if len(calls) == 1 else m
+        users, per = real(model, past, recent)
+        return (users, {**per, "ndcg": per["ndcg"] - 0.5}) if len(calls) == 1 else (users, per)
 
-    monkeypatch.setattr(job, "_holdout_metrics", candidate_worse)
+    monkeypatch.setattr(job, "_holdout", candidate_worse)
     add_new_reads(store)
-    result = train(store, models, progress=False)
-    assert not result.promoted and "worse" in result.reason
+    result = train(store, models, progress=False, min_readers=10)
+    assert not result.promoted and "surely worse" in result.reason
+    assert result.comparison.high == pytest.approx(-0.5)
     assert store.active_model()["version"] == first.version
 
 

@@ -153,6 +153,18 @@ def test_a_served_list_is_readable_at_once(papers):
     assert papers.get_impression("nope") is None
 
 
+def test_the_lists_served_to_a_reader_newest_first_within_bounds(papers):
+    for n in range(5):
+        papers.log_served_list(f"s{n}", "u", "hybrid", [f"p{n}", "p9"], served_at_unix=1.8e9 + n)
+    papers.log_served_list("other", "v", "hybrid", ["p1"], served_at_unix=1.8e9)
+    papers.flush()
+    got = papers.served_to("u", since=to_iso(1.8e9), until=to_iso(1.8e9 + 3))
+    assert [g["paper_ids"] for g in got] == [["p3", "p9"], ["p2", "p9"], ["p1", "p9"]]
+    assert got[0]["served_at"] == to_iso(1.8e9 + 3)
+    assert [g["paper_ids"][0] for g in papers.served_to("u", limit=2)] == ["p4", "p3"]
+    assert papers.served_to("nobody") == []
+
+
 def test_a_repeated_served_list_id_drops_only_that_list(papers):
     for rid in ("r1", "r2", "r1", "r3"):
         papers.log_served_list(rid, "u", "trending", ["p1"])

@@ -13,12 +13,14 @@ from __future__ import annotations
 import shutil
 import sys
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from recommender.core.times import utcnow_iso
 from recommender.serving import strategies
+from recommender.serving.feedback import DEFAULT, Feedback
 from recommender.serving.live import LiveRecommender
 from recommender.serving.reader_history import EMPTY_HISTORY
 from recommender.serving.strategies import REGISTRY, Reader
@@ -148,6 +150,27 @@ class StrategyContract:
         store.add_events([EventRow(user, live.catalog.paper_ids[int(top)], "dismiss", utcnow_iso())])
         for exclude_seen in (True, False):
             assert int(top) not in self.serve(live, user, live.catalog.size, exclude_seen).rows
+
+    def test_contract_what_a_reader_turned_down_moves_down(self, world):
+        """A personal strategy moves papers like a dismissed one, and papers passed over,
+        down (serving/feedback.py); a list everybody shares (trending, popular) ignores one
+        reader's feedback."""
+        _, live = world
+        reader = self.reader(live)
+        excluded = reader.history.excluded()
+        plain = self.strategy.rank(live.view(), reader, 20, excluded)
+        top = plain.rows[:5]
+        feedback = Feedback(dismissed=np.zeros(0, np.int64), skipped=top,
+                            visits=np.full(len(top), 3), weights=DEFAULT)
+        turned = self.strategy.rank(live.view(), replace(reader, feedback=feedback), 20, excluded)
+        if not self.strategy.personal:
+            assert turned.rows.tolist() == plain.rows.tolist()
+            return
+        assert turned.rows.tolist() != plain.rows.tolist()
+        before = {int(r): n for n, r in enumerate(plain.rows)}
+        after = {int(r): n for n, r in enumerate(turned.rows)}
+        assert all(after.get(int(r), 20) >= before[int(r)] for r in top)
+        assert np.all(np.diff(turned.scores) <= 1e-9) and len(turned.reasons) == 20
 
     def test_contract_every_item_has_a_reason(self, world):
         _, live = world

@@ -1,26 +1,34 @@
-"""Trending scores: bounded, time-aware, and ordered by decayed weight."""
+"""Trending scores: bounded, time-aware, ordered by how many readers took a paper up lately;
+one reader cannot take the list over, and an old or quiet log keeps its list."""
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.serving.trending import DAY_S, trending_scores
+from recommender.serving.trending import DAY_S, MAX_K, MIN_K, active_ages, credibility, trending_scores
+from tests.helpers import AUTH
 
 NOW = 1_800_000_000.0
+CLICK, READ, UPVOTE = 1.0, 2.0, 4.0  # core/kinds.py's trending weights
 
 
-def score(items, weights, ts, n=5, upvotes=None, published=None, as_of=NOW):
+def score(items, weights, ts, n=5, upvotes=None, published=None, as_of=NOW, readers=None, k=None):
     return trending_scores(
         n, np.array(items, dtype=int), np.array(weights, dtype=float), np.array(ts, dtype=float),
         np.zeros(n) if upvotes is None else np.array(upvotes, dtype=float),
-        np.full(n, np.nan) if published is None else np.array(published, dtype=float), as_of)
+        np.full(n, np.nan) if published is None else np.array(published, dtype=float), as_of,
+        event_readers=None if readers is None else np.array(readers), k=k)
 
 
-def test_recent_beats_old_at_equal_weight():
-    s = score([0, 1], [1, 1], [NOW - 1 * DAY_S, NOW - 20 * DAY_S])
-    assert s[0] == 1.0 and 0 < s[1] < s[0]
-    assert np.isclose(s[1], 0.5 ** (19 / 7))
+def test_on_a_busy_site_recent_beats_old_by_the_half_life():
+    # an event every day for three weeks: active time is wall time
+    days = np.arange(21.0)
+    items = [0] + [1] + [2] * 19
+    ts = [NOW - 1 * DAY_S, NOW - 20 * DAY_S] + [NOW - d * DAY_S for d in days[2:]]
+    s = score(items, [CLICK] * 21, ts, readers=list(range(21)), k=1.0)
+    assert s[0] > s[1] > 0
+    assert np.isclose(s[1] / s[0], 0.5 ** (19 / 7))
 
 
 def test_events_after_as_of_do_not_count():
@@ -28,9 +36,62 @@ def test_events_after_as_of_do_not_count():
     assert s[1] == 0.0
 
 
+def test_a_quiet_month_does_not_age_the_list():
+    """A gap without events counts for one day: the list as of three months after the last
+    event is the list as of the day after it (before: all scores near 0 but the top)."""
+    items, readers = [0, 0, 0, 1, 2], [1, 2, 3, 4, 5]
+    ts = [NOW - 3 * DAY_S, NOW - 2 * DAY_S, NOW - DAY_S, NOW, NOW - 9 * DAY_S]
+    next_day = score(items, [READ] * 5, ts, readers=readers, as_of=NOW + DAY_S)
+    later = score(items, [READ] * 5, ts, readers=readers, as_of=NOW + 90 * DAY_S)
+    np.testing.assert_allclose(later, next_day)
+    assert later[0] == 1.0 and later[1] > 0.2
+    # the first event after the quiet months is one more reader, not the whole list
+    back = NOW + 90 * DAY_S
+    woken = score(items + [3], [READ] * 6, ts + [back], readers=readers + [6], as_of=back)
+    assert woken[0] == 1.0 and woken[3] < 0.5
+
+
 def test_ancient_log_keeps_its_order_instead_of_underflowing():
     s = score([0, 1, 1], [1, 1, 1], [NOW - 5000 * DAY_S] * 3)
-    assert s[1] == 1.0 and np.isclose(s[0], 0.5)
+    assert s[1] == 1.0 and 0 < s[0] < 1
+
+
+def test_active_time_caps_every_gap_at_a_day():
+    ts = np.array([NOW - 100 * DAY_S, NOW - 10 * DAY_S, NOW - 10 * DAY_S + 3600, NOW])
+    ages = active_ages(ts[[2, 0, 3, 1]], NOW + 50 * DAY_S)  # any order
+    np.testing.assert_allclose(ages / DAY_S, [2.0, 3 + 1 / 24, 1.0, 2 + 1 / 24])
+
+
+def test_a_reader_counts_once_per_paper():
+    # one reader upvotes paper 0 twenty times; two readers read paper 1 once
+    s = score([0] * 20 + [1, 1], [UPVOTE] * 20 + [READ, READ], [NOW - 60] * 22,
+              readers=[7] * 20 + [8, 9], k=1.0)
+    assert s[1] > s[0] > 0
+    once = score([0, 1, 1], [UPVOTE, READ, READ], [NOW - 60] * 3, readers=[7, 8, 9], k=1.0)
+    np.testing.assert_allclose(s, once)
+
+
+def test_one_upvote_does_not_outrank_broad_recent_support():
+    """Three readers who clicked outrank one who upvoted: a reader's weight is shrunk toward
+    the catalog's mean engagement (without it the upvote, weight 4, beat three clicks)."""
+    items = [0, 1, 1, 1] + [2] * 4 + [3] * 6
+    weights = [UPVOTE, CLICK, CLICK, CLICK] + [READ] * 4 + [CLICK, READ] * 3
+    readers = list(range(len(items)))
+    s = score(items, weights, [NOW - 3600] * len(items), readers=readers)
+    assert s[1] > s[0]
+    assert s[0] > s[4] == 0  # the upvote still counts
+
+
+def test_credibility_is_measured_from_how_much_papers_differ():
+    """Papers whose readers all engage alike but differ from paper to paper: little
+    shrinkage. Papers that differ only by chance: the most."""
+    n = np.full(6, 10.0)
+    alike = np.array([0.25, 0.25, 1.0, 1.0, 0.5, 0.5])
+    k_real = credibility(n, n * alike, n * alike ** 2 + 1e-9)
+    noise = np.full(6, 0.5)
+    k_noise = credibility(n, n * noise, n * (noise ** 2 + 0.1))
+    assert k_real == MIN_K and k_noise == MAX_K
+    assert credibility(np.array([1.0]), np.array([1.0]), np.array([1.0])) == MIN_K
 
 
 def test_prior_upvotes_count_and_decay_with_age():
@@ -39,19 +100,34 @@ def test_prior_upvotes_count_and_decay_with_age():
     assert s[0] == 1.0 and 0 < s[1] < 1 and s[2] == 0
 
 
-def test_removed_upvote_cancels():
-    s = score([0, 0, 1], [4, -4, 1], [NOW - DAY_S] * 3)
+def test_an_event_of_weight_zero_counts_nowhere():
+    s = score([0, 1], [0.0, CLICK], [NOW - DAY_S] * 2)
     assert s[0] == 0.0 and s[1] == 1.0
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from([1.0, 2.0, 4.0]),
-                          st.floats(-400, 10)), max_size=60))
+                          st.floats(-400, 10), st.integers(0, 5)), max_size=60))
 def test_scores_are_finite_in_unit_range(events):
     items = [e[0] for e in events]
     weights = [e[1] for e in events]
     ts = [NOW + e[2] * DAY_S for e in events]
-    s = score(items, weights, ts, n=10)
+    s = score(items, weights, ts, n=10, readers=[e[3] for e in events])
     assert np.all(np.isfinite(s)) and s.min() >= 0 and s.max() <= 1
     if any(t <= NOW for t in ts):
         assert s.max() == 1.0
+
+
+def test_one_new_reader_cannot_take_over_the_demo_trending_list(client):
+    """The issue's case: the demo log is months old; a new reader upvotes two quiet papers.
+    Before, those two topped /trending at 1.0 with the rest near 0."""
+    before = client.get("/trending", params={"k": 100}).json()["items"]
+    top = [i["paper_id"] for i in before[:8]]
+    assert before[7]["score"] > 0.3  # a list, not one paper and noise
+    quiet = [i["paper_id"] for i in before[-2:]]
+    for paper in quiet:
+        event = {"user_id": "newcomer", "paper_id": paper, "kind": "upvote"}
+        assert client.post("/events", json=event, headers=AUTH).status_code == 201
+    after = client.get("/trending", params={"k": 20}).json()["items"]
+    assert [i["paper_id"] for i in after[:8]] == top
+    assert not set(quiet) & {i["paper_id"] for i in after[:10]}

@@ -5,6 +5,7 @@ here changes what is served within a second, without a restart."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from recommender.model.artifacts import ArtifactError
@@ -42,16 +43,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def list_models(store: Store) -> int:
+    """One line a version: its status, the readers it was judged on, its NDCG@20 and the
+    serving model's on the same readers, the difference with its 95% interval, and what the
+    nightly job decided (versions registered before these figures show what they have)."""
     models = store.list_models()
     if not models:
         print("no models yet: run `paperrec train`")
         return 0
-    print(f"{'version':<28} {'status':<12} {'created':<20} metrics")
+    print(f"{'version':<26} {'status':<11} {'created':<19} {'readers':>7} {'ndcg@20':>7} "
+          f"{'serving':>7} {'difference [95% interval]':<27} decision")
     for m in models:
-        metrics = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in sorted(m["metrics"].items()) if not isinstance(v, dict))
-        print(f"{m['version']:<28} {m['status']:<12} {m['created_at'][:19]:<20} {metrics}")
+        metrics = m["metrics"] or {}
+        c = metrics.get("comparison") or {}
+        readers = c.get("readers", metrics.get("users"))
+        ndcg = metrics.get("ndcg@20")
+        diff = (f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+                if c.get("readers") else "-")
+        print(f"{m['version']:<26} {m['status']:<11} {m['created_at'][:19]:<19} "
+              f"{_figure(readers, 'd'):>7} {_figure(ndcg, '.4f'):>7} "
+              f"{_figure(c.get('serving') if c.get('readers') else None, '.4f'):>7} {diff:<27} "
+              f"{_short(metrics.get('decision', '-'))}")
     return 0
+
+
+def _short(decision: str) -> str:
+    """The job's reason without the figures the columns already show."""
+    return re.sub(r": ndcg@20 .*? over \d+ readers", "", decision)
+
+
+def _figure(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def promote(store: Store, version: str) -> int:

@@ -17,7 +17,15 @@ A reader:
   appealing to everyone);
 - after a click reads with a probability and upvotes with a probability that grow with the
   match;
-- comes back on later days with a personal return probability.
+- comes back on later days with a personal return probability;
+- optionally (`fatigue` < 1) tires of what they have looked at: the position bias is the
+  chance a slot is looked at, and each earlier look at a paper that did not end in a click
+  multiplies its click probability by `fatigue` (a reader who ignores what they are shown
+  keeps ignoring it);
+- optionally (`dismisser_share` > 0) is one of the readers who dismiss: a paper they look
+  at and do not click is dismissed with probability
+  ``sigmoid(dismiss_logit - dismiss_slope * match)``, so mostly papers off their taste.
+With the defaults (no fatigue, no dismissers) the draws are those of the plain model.
 
 Responses are drawn for a whole batch of lists at once (numpy); the lists come from a
 `Backend`: the domain objects in process (`DomainBackend`, fast, used by the benchmark), or
@@ -62,6 +70,11 @@ class ReaderModel:
     # simulation, drawn from their taste (a share of them are new, with no past at all).
     prior_reads: float = 1.5
     new_reader_share: float = 0.2
+    # Negative feedback (off by default): see the module docstring.
+    fatigue: float = 1.0
+    dismisser_share: float = 0.0
+    dismiss_logit: float = 0.0
+    dismiss_slope: float = 6.0
 
 
 @dataclass
@@ -115,6 +128,7 @@ class Readers:
     taste: np.ndarray  # (n, n_topics) unit rows
     keenness: np.ndarray  # (n,) logit offset
     return_p: np.ndarray  # (n,)
+    dismisses: np.ndarray | None = None  # (n,) bool: the readers who dismiss
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -129,12 +143,12 @@ class Readers:
         alpha = model.taste_concentration * t * prevalence / prevalence.sum()
         taste = rng.dirichlet(alpha, size=n)
         taste /= np.linalg.norm(taste, axis=1, keepdims=True)
-        return cls(
-            ids=[f"{prefix}-{i:06d}" for i in range(n)],
-            taste=taste,
-            keenness=model.base_logit + model.keenness_sd * rng.standard_normal(n),
-            return_p=rng.beta(model.return_a, model.return_b, size=n),
-        )
+        keenness = model.base_logit + model.keenness_sd * rng.standard_normal(n)
+        return_p = rng.beta(model.return_a, model.return_b, size=n)
+        dismisses = (rng.random(n) < model.dismisser_share if model.dismisser_share > 0
+                     else np.zeros(n, bool))
+        return cls(ids=[f"{prefix}-{i:06d}" for i in range(n)], taste=taste,
+                   keenness=keenness, return_p=return_p, dismisses=dismisses)
 
 
 def past_reads(readers: Readers, space: TasteSpace, rng: np.random.Generator,
@@ -169,14 +183,23 @@ class Responses:
     reads: np.ndarray
     upvotes: np.ndarray
     click_p: np.ndarray  # (n_lists, k) the probabilities used
+    looked_past: np.ndarray | None = None  # looked at, not clicked (with negative feedback)
+    dismisses: np.ndarray | None = None
+
+
+def negative_feedback(model: ReaderModel, readers: Readers) -> bool:
+    return model.fatigue < 1.0 or (readers.dismisses is not None and bool(readers.dismisses.any()))
 
 
 def respond(readers: Readers, who: np.ndarray, lists: np.ndarray, space: TasteSpace,
-            rng: np.random.Generator, model: ReaderModel = ReaderModel()) -> Responses:
-    """Draw clicks, reads and upvotes for a batch of lists at once.
+            rng: np.random.Generator, model: ReaderModel = ReaderModel(),
+            looks: np.ndarray | None = None) -> Responses:
+    """Draw clicks, reads and upvotes (and, with negative feedback on, looks and
+    dismissals) for a batch of lists at once.
 
     who: (n_lists,) reader indices; lists: (n_lists, k) taste-space rows, -1 = empty slot
-    or a paper the simulator does not know (never clicked)."""
+    or a paper the simulator does not know (never clicked); looks: (n_lists, k) earlier
+    looks at each slot's paper by its reader that ended without a click."""
     n, k = lists.shape
     valid = lists >= 0
     safe = np.where(valid, lists, 0)
@@ -184,12 +207,24 @@ def respond(readers: Readers, who: np.ndarray, lists: np.ndarray, space: TasteSp
     logit = (readers.keenness[who][:, None] + model.taste_slope * match
              + model.quality_slope * space.quality[safe])
     bias = 1.0 / (1.0 + np.arange(k)) ** model.position_decay
-    p = np.where(valid, bias[None, :] * _sigmoid(logit), 0.0)
+    appeal = _sigmoid(logit)
+    if looks is not None and model.fatigue < 1.0:
+        appeal = appeal * model.fatigue ** looks
+    p = np.where(valid, bias[None, :] * appeal, 0.0)
     clicks = rng.random((n, k)) < p
     reads = clicks & (rng.random((n, k)) < _sigmoid(model.read_logit + model.read_slope * match))
     upvotes = clicks & (rng.random((n, k)) < _sigmoid(model.upvote_logit
                                                      + model.upvote_slope * match))
-    return Responses(clicks, reads, upvotes, p)
+    looked_past = dismisses = None
+    if negative_feedback(model, readers):
+        # looked at but not clicked: P(look and no click | no click)
+        no_click = np.where(valid, bias[None, :] * (1 - appeal) / np.maximum(1 - p, 1e-12), 0.0)
+        looked_past = ~clicks & valid & (rng.random((n, k)) < no_click)
+        dismisser = (readers.dismisses[who] if readers.dismisses is not None
+                     else np.zeros(n, bool))[:, None]
+        dismisses = looked_past & dismisser & (
+            rng.random((n, k)) < _sigmoid(model.dismiss_logit - model.dismiss_slope * match))
+    return Responses(clicks, reads, upvotes, p, looked_past, dismisses)
 
 
 # -- backends: where lists come from and events go ----------------------------------------
@@ -236,6 +271,8 @@ class DomainBackend:
             self.store.add_events([EventRow(e["user_id"], e["paper_id"], e["kind"], e["ts"],
                                             e.get("request_id"), e.get("idempotency_key"))
                                    for e in events])
+        # the lists served so far are read back by the next lists (what was passed over)
+        self.store.flush()
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -246,8 +283,10 @@ class SimulationLog:
     clicks: int = 0
     reads: int = 0
     upvotes: int = 0
+    dismisses: int = 0
     past_reads: int = 0
     sessions_per_day: list[int] = field(default_factory=list)
+    clicks_by_reader: np.ndarray | None = None  # (n_readers,) over the simulated days
 
 
 def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k: int,
@@ -260,6 +299,9 @@ def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k
     that happened before it."""
     log = SimulationLog()
     n = len(readers)
+    log.clicks_by_reader = np.zeros(n, np.int64)
+    feedback = negative_feedback(model, readers)
+    looked: dict[tuple[int, int], int] = {}  # (reader, paper row) -> looks without a click
     if warm_start:
         past = past_reads(readers, space, rng, start_ts, model)
         backend.log_events(past)
@@ -278,8 +320,25 @@ def simulate(backend: Backend, readers: Readers, space: TasteSpace, days: int, k
             for j, s in enumerate(served):
                 r = space.rows(s.paper_ids[:k])
                 rows[j, :len(r)] = r
-            resp = respond(readers, who, rows, space, rng, model)
+            looks = None
+            if feedback:
+                looks = np.array([[looked.get((int(i), int(r)), 0) for r in row]
+                                  for i, row in zip(who, rows)], dtype=np.int64).reshape(rows.shape)
+            resp = respond(readers, who, rows, space, rng, model, looks)
             events = []
+            if feedback:
+                for j, pos in zip(*np.nonzero(resp.looked_past)):
+                    key = (int(who[j]), int(rows[j, pos]))
+                    looked[key] = looked.get(key, 0) + 1
+                for j, pos in zip(*np.nonzero(resp.dismisses)):
+                    s = served[j]
+                    events.append({
+                        "user_id": readers.ids[who[j]], "paper_id": s.paper_ids[pos],
+                        "kind": "dismiss", "ts": to_iso(as_of + 20.0 + 3.0 * pos),
+                        "request_id": s.request_id, "idempotency_key": f"{s.request_id}:{pos}:dismiss",
+                    })
+                log.dismisses += int(resp.dismisses.sum())
+            np.add.at(log.clicks_by_reader, who, resp.clicks.sum(axis=1))
             for j, pos in zip(*np.nonzero(resp.clicks)):
                 s = served[j]
                 base = as_of + 30.0 + 7.0 * pos

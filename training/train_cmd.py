@@ -19,7 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: $PAPERREC_DB)")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="where versions are written (default: $PAPERREC_MODEL_DIR)")
-    p.add_argument("--force", action="store_true", help="promote even if worse")
+    p.add_argument("--force", action="store_true",
+                   help="promote even if worse, or judged on too few readers")
+    p.add_argument("--min-readers", type=int, default=None,
+                   help="fewest readers to judge the candidate on; with fewer the serving "
+                   "model stays (default: $PAPERREC_PROMOTION_MIN_READERS, 30)")
     p.add_argument("--if-missing", action="store_true",
                    help="do nothing when a model is already serving (used by `make run`)")
     p.add_argument("--seed", type=int, default=0)
@@ -35,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         if args.if_missing and store.active_model() is not None:
             print(f"model {store.active_model()['version']} is serving; nothing to do")
             return 0
+        min_readers = settings.promotion_min_readers if args.min_readers is None else args.min_readers
         result = train(store, args.model_dir or settings.model_dir, force=args.force,
-                       seed=args.seed, progress=not args.quiet)
+                       seed=args.seed, progress=not args.quiet, min_readers=min_readers)
     finally:
         store.close()
     verdict = "promoted" if result.promoted else "kept the serving model"
@@ -46,11 +51,16 @@ def run(args: argparse.Namespace) -> int:
         versus = f"   serving: {theirs:.4f}" if isinstance(theirs, float) else ""
         print(f"  holdout {name:<11} {value:.4f}{versus}" if isinstance(value, float)
               else f"  holdout {name:<11} {value}")
+    c = result.comparison
+    if c is not None and c.readers:
+        print(f"  ndcg@20 difference {c.diff:+.4f}, {c.confidence:.0%} interval "
+              f"[{c.low:+.4f}, {c.high:+.4f}] over {c.readers} readers (paired bootstrap)")
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     print(f"  written to {result.path}")
     if args.json:
         args.json.write_text(json.dumps({
             "version": result.version, "promoted": result.promoted, "reason": result.reason,
             "metrics": result.metrics, "active_metrics": result.active_metrics,
+            "comparison": result.comparison.to_dict() if result.comparison else None,
             "timings": result.timings, "path": str(result.path)}, indent=2))
     return 0

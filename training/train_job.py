@@ -18,8 +18,17 @@ sweeps. The recent slice stays held out from everything the comparison scored.
 
 Why only the part of the slice newer than the serving model's data: the serving model was
 fitted on everything up to its own training run, and judging it on events it has seen
-would let it win by memory. When no such events exist there is nothing to judge on, and
-the refit (same recipe, same data) is promoted.
+would let it win by memory.
+
+How sure the comparison is (recommender/offline/comparison.py): both models rank for the
+same readers, so each reader gives one NDCG@20 difference; the gate reports the readers,
+the mean difference and its 95% interval by a reader-level paired bootstrap. With fewer
+readers than `min_readers` (PAPERREC_PROMOTION_MIN_READERS, default 30: below that a
+mean over readers and its bootstrap interval say little) it says so and keeps the serving
+model (one decided on 3 readers was kept on a 0.06 difference that could have been
+chance). Otherwise the candidate -- the newest data -- is promoted unless it is surely
+worse: its whole interval below -TOLERANCE. `--force`, or no usable model serving,
+promotes whatever the figures.
 """
 from __future__ import annotations
 
@@ -31,9 +40,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from recommender.core.settings import PROMOTION_MIN_READERS
 from recommender.model.artifacts import ArtifactError, artifact_files, write_artifact
+from recommender.offline.comparison import Comparison, paired_bootstrap
 from recommender.offline.dataset import Interactions, Papers
-from recommender.offline.evaluation import evaluate_model, fit_model
+from recommender.offline.evaluation import fit_model, per_reader_metrics
+from recommender.offline.metrics import summarize
 from recommender.model.hybrid import HybridConfig
 from recommender.serving.model_slot import ServedModel
 from recommender.storage import Store
@@ -41,8 +53,12 @@ from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1
 METRIC = "ndcg@20"
-# Offline metrics on a few hundred readers wobble; 'not worse' allows for that wobble.
+K = 20
+# A difference smaller than this does not matter: a candidate is kept back only when its
+# whole interval lies below -TOLERANCE.
 TOLERANCE = 0.005
+# Fewer readers in the comparison than this: too few to judge, the serving model stays.
+MIN_READERS = PROMOTION_MIN_READERS
 
 
 @dataclass
@@ -54,6 +70,7 @@ class TrainResult:
     metrics: dict
     active_metrics: dict | None
     timings: dict = field(default_factory=dict)
+    comparison: Comparison | None = None
 
 
 def recent_slice(interactions: Interactions, fraction: float = HOLDOUT_FRACTION
@@ -108,7 +125,7 @@ def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel
 
 
 def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, min_readers: int = MIN_READERS) -> TrainResult:
     timings: dict[str, float] = {}
     steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
 
@@ -130,8 +147,14 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     t = time.perf_counter()
     active_row, active, active_problem = _load_active(store, papers)
     judged = unseen_by(recent, active.model.now) if active else recent
-    metrics = _holdout_metrics(candidate, past, judged)
-    active_metrics = _holdout_metrics(active.model, past, judged) if active else None
+    users, ours = _holdout(candidate, past, judged)
+    metrics = summarize(ours, K) if len(users) else {}
+    active_metrics = comparison = None
+    if active is not None:
+        active_users, theirs = _holdout(active.model, past, judged)
+        assert np.array_equal(users, active_users), "both models are judged on the same readers"
+        active_metrics = summarize(theirs, K) if len(users) else {}
+        comparison = paired_bootstrap(ours["ndcg"], theirs["ndcg"], seed=seed)
     step("evaluate", t)
 
     t = time.perf_counter()
@@ -143,18 +166,20 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
         "trained_at": datetime.now(timezone.utc).isoformat(),
         "data": {"papers": len(papers), "events": len(events), "readers": events.n_users,
                  "holdout_events": len(recent), "holdout_fraction": HOLDOUT_FRACTION},
-        "metrics": {"holdout": metrics, "active_on_same_holdout": active_metrics},
+        "metrics": {"holdout": metrics, "active_on_same_holdout": active_metrics,
+                    "comparison": comparison.to_dict() if comparison else None},
     }
     path = write_artifact(model_dir, version, ServedModel.arrays_for(final, papers.ids), manifest)
     step("refit_and_write", t)
 
     t = time.perf_counter()
-    promoted, reason = decide(metrics, active_metrics, active_row, active_problem, force)
+    promoted, reason = decide(comparison, active_row, active_problem, force, min_readers)
     # The files go into the registry before the version is registered: a replica that sees
     # the version (on any machine) finds its files.
     store.save_model_files(version, artifact_files(path))
     store.register_model(version, str(path), final.manifest().get("params", {}),
-                         {**{k: v for k, v in metrics.items()}, "timings": timings},
+                         {**metrics, "comparison": comparison.to_dict() if comparison else None,
+                          "decision": reason, "timings": timings},
                          status="candidate")
     if promoted:
         store.set_model_status(version, "active")
@@ -163,7 +188,7 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     forget_old_files(store)
     step("register", t)
     steps.close()
-    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings)
+    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings, comparison)
 
 
 # Model files the registry keeps in the database: the active version's and those of the
@@ -180,24 +205,24 @@ def forget_old_files(store: Store) -> int:
     return store.drop_model_files(m["version"] for m in models if m["version"] not in keep)
 
 
-def _holdout_metrics(model, past: Interactions, recent: Interactions) -> dict:
-    if not len(recent):
-        return {}
-    res = evaluate_model(model, "hybrid", past, recent)
-    return {k: v for k, v in res.items() if isinstance(v, (int, float))}
+def _holdout(model, past: Interactions, recent: Interactions) -> tuple[np.ndarray, dict]:
+    """Readers of the recent slice and each one's metrics under `model`."""
+    return per_reader_metrics(model, "hybrid", past, recent, k=K)
 
 
-def decide(metrics: dict, active_metrics: dict | None, active_row: dict | None,
-           active_problem: str | None, force: bool) -> tuple[bool, str]:
+def decide(comparison: Comparison | None, active_row: dict | None, active_problem: str | None,
+           force: bool, min_readers: int = MIN_READERS) -> tuple[bool, str]:
+    """Whether the candidate serves, and why (see the module docstring)."""
     if force:
         return True, "forced"
     if active_row is None:
         return True, "no model was serving"
     if active_problem:
         return True, active_problem
-    if not metrics or active_metrics is None:
-        return True, "no events newer than the serving model's data to compare on"
-    ours, theirs = metrics.get(METRIC, 0.0), active_metrics.get(METRIC, 0.0)
-    if ours + TOLERANCE >= theirs:
-        return True, f"{METRIC} {ours:.4f} vs serving {theirs:.4f}: not worse"
-    return False, f"{METRIC} {ours:.4f} vs serving {theirs:.4f}: worse, kept {active_row['version']}"
+    kept = active_row["version"]
+    readers = comparison.readers if comparison else 0
+    if readers < min_readers:
+        return False, f"too few readers to judge: {readers} < {min_readers}; kept {kept}"
+    if comparison.high < -TOLERANCE:
+        return False, f"surely worse: {comparison.describe(METRIC)}; kept {kept}"
+    return True, f"not surely worse: {comparison.describe(METRIC)}"

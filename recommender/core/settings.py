@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Fewest readers the nightly job judges a candidate on (training/train_job.py explains why).
+PROMOTION_MIN_READERS = 30
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,10 @@ class Settings(BaseSettings):
     # again. Measured in process on 2 busy cores, reads during five such POSTs: p99 64.5 ms
     # and max 1,313 ms at 5 ms, p99 26.6 ms and max 101 ms at 1 ms.
     gil_switch_ms: float = 1.0
+
+    # The nightly job judges a candidate against the serving model only on at least this
+    # many readers; with fewer it keeps the serving model (training/train_job.py).
+    promotion_min_readers: int = PROMOTION_MIN_READERS
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -31,6 +31,16 @@ def fit_model(papers: Papers, train: Interactions, strategies=STRATEGIES, config
 def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test: Interactions,
                    candidates: np.ndarray | None = None, k: int = 20, batch: int = 500,
                    progress=None) -> dict:
+    """recall/ndcg/hitrate@k averaged over readers with test papers (per_reader_metrics)."""
+    _, per = per_reader_metrics(model, strategy, train, test, candidates, k, batch, progress)
+    return summarize(per, k)
+
+
+def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, test: Interactions,
+                       candidates: np.ndarray | None = None, k: int = 20, batch: int = 500,
+                       progress=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(reader indices with test papers, ascending; {"recall", "ndcg", "hitrate"}: one
+    value per reader): what a paired comparison of two models on the same readers needs."""
     n_users = max(train.n_users, test.n_users)
     n_items = model.n_items
     C, seen = confidence_matrix(train.users, train.items, train.kinds, train.ts, (n_users, n_items),
@@ -53,8 +63,7 @@ def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test:
             per[key].append(m[key])
         if progress is not None:
             progress(len(ub))
-    per = {key: np.concatenate(v) if v else np.zeros(0) for key, v in per.items()}
-    return summarize(per, k)
+    return users, {key: np.concatenate(v) if v else np.zeros(0) for key, v in per.items()}
 
 
 def evaluate_split(papers: Papers, train: Interactions, test: Interactions, candidates: np.ndarray | None = None,

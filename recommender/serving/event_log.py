@@ -26,6 +26,7 @@ class EventArrays:
     kinds: np.ndarray  # index into KINDS
     ts: np.ndarray  # unix seconds
     counts: np.ndarray  # False for an event that counts nowhere
+    readers: np.ndarray  # a number per reader (the log's own; -1 when not given)
 
     def weights(self, weight_of_kind: dict[str, float]) -> np.ndarray:
         table = np.array([weight_of_kind.get(k, 0.0) for k in KINDS])
@@ -40,16 +41,24 @@ class EventLog:
         self._ts = np.zeros(1024, dtype=np.float64)
         self._counts = np.ones(1024, dtype=bool)
         self._ids = np.zeros(1024, dtype=np.int64)
+        self._readers = np.full(1024, -1, dtype=np.int64)
+        self._reader_code: dict[str, int] = {}
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def append(self, items, kinds, ts, counts=None, ids=None) -> None:
-        """Events in arrival order; `ids` (the store's event ids) let void() find them."""
+    def append(self, items, kinds, ts, counts=None, ids=None, readers=None) -> None:
+        """Events in arrival order; `ids` (the store's event ids) let void() find them;
+        `readers` (user ids) let trending count a reader once per paper."""
         items = np.asarray(items, dtype=np.int64)
         m = len(items)
         with self._lock:
+            if readers is None:
+                codes = np.full(m, -1, dtype=np.int64)
+            else:
+                code = self._reader_code
+                codes = np.array([code.setdefault(r, len(code)) for r in readers], dtype=np.int64)
             need = self._n + m
             if need > len(self._items):
                 cap = max(need, 2 * len(self._items))
@@ -58,11 +67,13 @@ class EventLog:
                 self._ts = np.resize(self._ts, cap)
                 self._counts = np.resize(self._counts, cap)
                 self._ids = np.resize(self._ids, cap)
+                self._readers = np.resize(self._readers, cap)
             self._items[self._n : need] = items
             self._kinds[self._n : need] = np.asarray([KIND_CODE[k] for k in kinds], dtype=np.int8)
             self._ts[self._n : need] = np.asarray(ts, dtype=np.float64)
             self._counts[self._n : need] = True if counts is None else np.asarray(counts, dtype=bool)
             self._ids[self._n : need] = 0 if ids is None else np.asarray(ids, dtype=np.int64)
+            self._readers[self._n : need] = codes
             self._n = need
 
     def void(self, ids) -> None:
@@ -78,4 +89,4 @@ class EventLog:
         with self._lock:
             n = self._n
             return EventArrays(self._items[:n].copy(), self._kinds[:n].copy(), self._ts[:n].copy(),
-                               self._counts[:n].copy())
+                               self._counts[:n].copy(), self._readers[:n].copy())

@@ -16,11 +16,13 @@ import numpy as np
 from recommender.core.events import undo_pairs, without_cancelled
 from recommender.core.kinds import TRENDING_WEIGHTS, UNDO_KINDS
 from recommender.core.ranking import Ranked
-from recommender.core.times import to_iso, to_unix
+from recommender.core.times import DAY_S, to_iso, to_unix
 from recommender.model.content import ContentEncoder, paper_text
 from recommender.serving import strategies
 from recommender.serving.catalog import build_snapshot, extend_snapshot
 from recommender.serving.event_log import EventLog
+from recommender.serving.feedback import DEFAULT as DEFAULT_FEEDBACK
+from recommender.serving.feedback import Feedback, FeedbackWeights, reader_feedback
 from recommender.serving.kept_lists import KeptLists
 from recommender.serving.model_slot import ModelSlot, ServedModel
 from recommender.serving.reader_history import EMPTY_HISTORY, ReaderHistory
@@ -32,8 +34,10 @@ from recommender.storage import STORE_ERRORS, Store, StoreUnavailable
 class LiveRecommender:
     def __init__(self, store: Store, encoder: ContentEncoder | None = None,
                  trending_half_life_days: float = 7.0, list_ttl_s: float = 0.0,
-                 max_kept_items: int = 200_000):
+                 max_kept_items: int = 200_000, feedback: FeedbackWeights = DEFAULT_FEEDBACK):
         self.store = store
+        # How strongly what a reader turned down moves down their lists (feedback.py).
+        self.feedback_weights = feedback
         # Readers' model-ranked lists, kept for list_ttl_s (kept_lists.py).
         self.kept = KeptLists(list_ttl_s, max_kept_items)
         self.half_life = trending_half_life_days
@@ -152,6 +156,7 @@ class LiveRecommender:
                     [to_unix(e["ts"]) for e in new_events],
                     [e["id"] not in void for e in new_events],
                     [e["id"] for e in new_events],
+                    [e["user_id"] for e in new_events],
                 )
                 self.events.void(void)
                 self._event_id = new_events[-1]["id"]
@@ -235,7 +240,7 @@ class LiveRecommender:
             catalog.size, ev.items, ev.weights(TRENDING_WEIGHTS), ev.ts,
             catalog.upvotes, catalog.published_ts, as_of=now,
             half_life_days=big if popular else self.half_life,
-            prior_half_life_days=big if popular else 30.0,
+            prior_half_life_days=big if popular else 30.0, event_readers=ev.readers,
         )
         if len(self._trend_cache) > 64:
             self._trend_cache.clear()
@@ -304,7 +309,8 @@ class LiveRecommender:
         """Rank for one reader; returns the strategy the answer names and the list.
 
         The papers the reader has seen (core/kinds.py) are left out unless `exclude_seen`
-        is False; the ones they dismissed always are. A reader with no history gets
+        is False; the ones they dismissed always are, and papers like those, or shown to
+        them and passed over, move down (feedback.py). A reader with no history gets
         trending, whatever the default: there is nothing to personalise on yet. Without a
         trained model, content, collaborative and hybrid are served by the fallback, and
         the answer says "content"."""
@@ -321,11 +327,26 @@ class LiveRecommender:
             ranked = self.kept.get(key, valid)
             if ranked is not None:
                 return chosen.answers_as, ranked
-        reader = Reader(history, time.time() if as_of is None else as_of, as_of)
+        now = time.time() if as_of is None else as_of
+        feedback = (self.feedback(user_id, history, now, as_of)
+                    if chosen.personal and not history.is_empty else None)
+        reader = Reader(history, now, as_of, feedback)
         ranked = chosen.rank(self.view(served), reader, k, history.excluded(exclude_seen))
         if keep:
             self.kept.keep(key, valid, ranked)
         return chosen.answers_as, ranked
+
+    def feedback(self, user_id: str, history: ReaderHistory, now: float,
+                 as_of: float | None = None) -> Feedback | None:
+        """What the reader turned down (feedback.py): their dismissals, and the lists served
+        to them within the window (one indexed query; as of `as_of` for a replay)."""
+        w = self.feedback_weights
+        if w.off:
+            return None
+        lists = (self.store.served_to(user_id, since=to_iso(now - w.window_days * DAY_S),
+                                      until=None if as_of is None else to_iso(as_of),
+                                      limit=w.max_lists) if w.skip else [])
+        return reader_feedback(history, lists, self.catalog.row_of, now, w)
 
     def trending_list(self, k: int, as_of: float | None = None) -> Ranked:
         """The trending list nobody's history changes (GET /trending)."""

@@ -5,7 +5,9 @@ A strategy is a named ranking function with one small interface:
 - `reasons(view, reader, rows, scored)`: a short reason for each ranked row;
 - `rank(view, reader, k, excluded, candidates)`: the top k (core/ranking.top_k) without the
   excluded rows, each with its reason. A personal strategy hands a reader without history
-  to `trending`: there is nothing to personalise on yet.
+  to `trending`: there is nothing to personalise on yet; for a reader with one, what they
+  turned down (`reader.feedback`: papers like ones they dismissed, papers they were shown
+  and passed over) moves down first (feedback.py).
 
 Every strategy is registered once, by name, in REGISTRY; the API's `strategy=`, experiment
 configs and the live recommender all look names up there, and tests/test_strategy_contract.py
@@ -29,6 +31,7 @@ from recommender.core.kinds import INTEREST_KINDS, strongest_interest
 from recommender.core.ranking import Ranked, top_k
 from recommender.model.one_reader import OneHistory
 from recommender.serving.catalog import CatalogSnapshot
+from recommender.serving.feedback import Feedback
 from recommender.serving.model_slot import ServedModel
 from recommender.serving.reader_history import ReaderHistory, content_profile
 
@@ -37,12 +40,14 @@ EMPTY_ROWS = np.zeros(0, dtype=np.int64)
 
 @dataclass(frozen=True)
 class Reader:
-    """Who a list is for: their history (catalog rows in time order, the undo rule applied)
-    and the moment it is ranked at (`as_of`: None means now)."""
+    """Who a list is for: their history (catalog rows in time order, the undo rule applied),
+    the moment it is ranked at (`as_of`: None means now) and what they turned down (None:
+    nothing to apply)."""
 
     history: ReaderHistory
     now: float
     as_of: float | None = None
+    feedback: Feedback | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,14 @@ class Strategy(ABC):
         if candidates is not None:
             candidates = np.asarray(candidates, np.int64)
             candidates = candidates[candidates < n]
-        rows = top_k(scored.scores, k, excluded[excluded < n], candidates)
-        return Ranked(rows, np.asarray(scored.scores, np.float64)[rows],
+        excluded = excluded[excluded < n]
+        feedback = reader.feedback if self.personal else None
+        if feedback is not None and not feedback.empty:
+            rows, scores = feedback.rank(scored.scores, k, excluded, candidates,
+                                         view.catalog.vectors[:n])
+        else:
+            rows, scores = top_k(scored.scores, k, excluded, candidates), scored.scores
+        return Ranked(rows, np.asarray(scores, np.float64)[rows],
                       self.reasons(view, reader, rows, scored))
 
 

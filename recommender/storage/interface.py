@@ -255,6 +255,16 @@ class Store(ABC):
         """A served list by request_id (paper_ids and sources decoded), or None."""
 
     @abstractmethod
+    def served_to(self, user_id: str, since: str | None = None, until: str | None = None,
+                  limit: int = 100) -> list[dict]:
+        """The lists served to a reader in (since, until] (ISO times; None: no bound),
+        newest first, at most `limit`: each {"served_at", "paper_ids"} (decoded). What a
+        reader was shown and passed over moves down in their next lists
+        (serving/feedback.py). Read on the path of a request, so unlike the other reads of
+        served lists it does not wait for lists still being written: one served a moment
+        ago may be missing."""
+
+    @abstractmethod
     def prune_impressions(self, older_than_days: float) -> int:
         """Delete served lists older than `older_than_days` that no report can need
         (ValueError below MAX_ATTRIBUTION_DAYS); returns how many."""

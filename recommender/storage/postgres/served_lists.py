@@ -37,6 +37,24 @@ class ServedLists:
             json.dumps(list(paper_ids)), json.dumps(list(sources)) if sources is not None else None,
             served_at))
 
+    def served_to(self, user_id: str, since: str | None = None, until: str | None = None,
+                  limit: int = 100) -> list[dict]:
+        """Not flushed first: read on a request's path (see Store.served_to)."""
+        sql = "SELECT served_at, paper_ids FROM impressions WHERE user_id = %s"
+        params: list = [user_id]
+        if since is not None:
+            sql += " AND served_at > %s"
+            params.append(since)
+        if until is not None:
+            sql += " AND served_at <= %s"
+            params.append(until)
+        sql += " ORDER BY served_at DESC LIMIT %s"
+        params.append(int(limit))
+        rows = self.query(sql, params, tuples=True)
+        # one parse for all the lists (a request reads up to 100)
+        ids = json.loads("[" + ",".join(r[1] for r in rows) + "]")
+        return [{"served_at": r[0], "paper_ids": p} for r, p in zip(rows, ids)]
+
     def prune_impressions(self, older_than_days: float) -> int:
         """The SQLite backend's rule (recommender/storage/sqlite/served_lists.py)."""
         if older_than_days < MAX_ATTRIBUTION_DAYS:

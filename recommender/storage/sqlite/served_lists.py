@@ -45,6 +45,23 @@ class ServedLists:
              json.dumps(list(paper_ids)),
              json.dumps(list(sources)) if sources is not None else None, served_at))
 
+    def served_to(self, user_id: str, since: str | None = None, until: str | None = None,
+                  limit: int = 100) -> list[dict]:
+        sql = "SELECT served_at, paper_ids FROM impressions WHERE user_id = ?"
+        params: list = [user_id]
+        if since is not None:
+            sql += " AND served_at > ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND served_at <= ?"
+            params.append(until)
+        sql += " ORDER BY served_at DESC LIMIT ?"
+        params.append(int(limit))
+        rows = self.db.execute(sql, params).fetchall()
+        # one parse for all the lists: ~6 us a list instead of ~30 (a request reads up to 100)
+        ids = json.loads("[" + ",".join(r[1] for r in rows) + "]")
+        return [{"served_at": r[0], "paper_ids": p} for r, p in zip(rows, ids)]
+
     def prune_impressions(self, older_than_days: float) -> int:
         """Delete served lists older than `older_than_days` that no report can need; returns
         how many. Kept whatever their age: every list of an experiment (its report counts

@@ -1,0 +1,71 @@
+"""The promotion gate's figures: a reader-level paired bootstrap of a metric's difference,
+and the rule that decides on it (training/train_job.decide)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.offline.comparison import Comparison, paired_bootstrap
+from training.train_job import decide
+
+SERVING = {"version": "v-serving"}
+
+
+def test_the_interval_covers_the_difference_at_its_stated_width():
+    rng = np.random.default_rng(1)
+    serving = rng.uniform(0, 1, 400)
+    candidate = serving + rng.normal(0.1, 0.1, 400)
+    c = paired_bootstrap(candidate, serving)
+    assert c.readers == 400 and c.diff == pytest.approx(np.mean(candidate - serving))
+    assert c.low < 0.1 < c.high
+    assert c.high - c.low == pytest.approx(2 * 1.96 * 0.1 / np.sqrt(400), rel=0.2)
+
+
+def test_pairing_by_reader_sees_a_small_steady_gain_through_large_reader_spread():
+    """Readers differ far more from each other than the two models do: paired, a steady
+    gain of 0.01 is sure; resampling the two sides independently it would not be."""
+    rng = np.random.default_rng(2)
+    serving = rng.uniform(0, 1, 200)
+    candidate = serving + 0.01 + rng.normal(0, 0.005, 200)
+    c = paired_bootstrap(candidate, serving)
+    assert 0 < c.low < 0.01 < c.high < 0.02
+    unpaired_se = np.sqrt(candidate.var() / 200 + serving.var() / 200)
+    assert c.high - c.low < 0.1 * (2 * 1.96 * unpaired_se)
+
+
+def test_no_readers_and_equal_differences_are_defined():
+    assert paired_bootstrap(np.zeros(0), np.zeros(0)).readers == 0
+    c = paired_bootstrap(np.full(5, 0.3), np.full(5, 0.1))
+    assert (c.low, c.diff, c.high) == pytest.approx((0.2, 0.2, 0.2))
+    with pytest.raises(ValueError):
+        paired_bootstrap(np.zeros(3), np.zeros(4))
+
+
+def test_the_same_seed_gives_the_same_interval():
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(size=50), rng.uniform(size=50)
+    assert paired_bootstrap(a, b, seed=7) == paired_bootstrap(a, b, seed=7)
+
+
+def comparison(readers, diff, low, high):
+    return Comparison(readers, 0.3 + diff, 0.3, diff, low, high)
+
+
+@pytest.mark.parametrize("figures, promoted, words", [
+    ((100, -0.02, -0.05, 0.01), True, "not surely worse"),  # could be chance: the newer data serves
+    ((100, -0.03, -0.05, -0.01), False, "surely worse"),
+    ((100, -0.004, -0.008, -0.001), True, "not surely worse"),  # within the tolerance
+    ((29, 0.2, 0.1, 0.3), False, "too few readers to judge: 29 < 30"),
+])
+def test_the_gate_keeps_the_serving_model_only_when_sure_or_too_few(figures, promoted, words):
+    ok, reason = decide(comparison(*figures), SERVING, None, force=False, min_readers=30)
+    assert ok is promoted and words in reason
+    if not ok:
+        assert reason.endswith("kept v-serving")
+
+
+def test_force_and_no_serving_model_promote_whatever_the_figures():
+    few = comparison(3, -0.5, -0.6, -0.4)
+    assert decide(few, SERVING, None, force=True) == (True, "forced")
+    assert decide(few, None, None, force=False) == (True, "no model was serving")
+    assert decide(None, SERVING, "active model v unusable: gone", force=False)[0]
