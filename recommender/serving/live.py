@@ -343,9 +343,17 @@ class LiveRecommender:
         w = self.feedback_weights
         if w.off:
             return None
-        lists = (self.store.served_to(user_id, since=to_iso(now - w.window_days * DAY_S),
-                                      until=None if as_of is None else to_iso(as_of),
-                                      limit=w.max_lists) if w.skip else [])
+        lists: list[dict] = []
+        if w.skip:
+            try:
+                lists = self.store.served_to(user_id, since=to_iso(now - w.window_days * DAY_S),
+                                             until=None if as_of is None else to_iso(as_of),
+                                             limit=w.max_lists)
+            except STORE_ERRORS:
+                # The database is gone for now (a 503 on writes, /health says why): the list
+                # is still served from memory, without this visit's rotation; dismissals
+                # come from the history in memory and still apply.
+                lists = []
         return reader_feedback(history, lists, self.catalog.row_of, now, w)
 
     def trending_list(self, k: int, as_of: float | None = None) -> Ranked:
