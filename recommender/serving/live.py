@@ -8,6 +8,7 @@ reflects the last acknowledged event.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -19,7 +20,8 @@ from recommender.core.ranking import Ranked
 from recommender.core.times import DAY_S, to_iso, to_unix
 from recommender.model.content import ContentEncoder, paper_text
 from recommender.serving import strategies
-from recommender.serving.catalog import build_snapshot, extend_snapshot
+from recommender.serving.catalog import CatalogSnapshot, build_snapshot, extend_snapshot
+from recommender.serving.catalog_refit import IN_PROCESS_BELOW, fit_catalog, fit_elsewhere
 from recommender.serving.event_log import EventLog
 from recommender.serving.feedback import DEFAULT as DEFAULT_FEEDBACK
 from recommender.serving.feedback import Feedback, FeedbackWeights, reader_feedback
@@ -29,6 +31,8 @@ from recommender.serving.reader_history import EMPTY_HISTORY, ReaderHistory
 from recommender.serving.strategies import Reader, View
 from recommender.serving.trending import trending_scores
 from recommender.storage import STORE_ERRORS, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class LiveRecommender:
@@ -46,6 +50,11 @@ class LiveRecommender:
         self._papers_lock = threading.Lock()
         self._align_lock = threading.Lock()
         self._fixed_encoder = encoder is not None
+        self._refit: threading.Thread | None = None
+        self._refit_guard = threading.Lock()
+        self._trend_cache: dict[tuple, np.ndarray] = {}
+        # Lists everybody shares (trending for readers without history), per trend key.
+        self._shared_lists: dict[tuple, Ranked] = {}
         self._rebuild_catalog(encoder)
         self.events = EventLog()
         self._event_id = 0
@@ -56,9 +65,6 @@ class LiveRecommender:
         self._generation = 0
         self._reader_generation: dict[str, int] = {}
         self._histories: dict[str, ReaderHistory] = {}
-        self._trend_cache: dict[tuple, np.ndarray] = {}
-        # Lists everybody shares (trending for readers without history), per trend key.
-        self._shared_lists: dict[tuple, Ranked] = {}
         self._topic_cache: tuple[ContentEncoder | None, dict[int, tuple[str, ...]]] = (None, {})
         self.slot = ModelSlot(store.active_model, store.get_paper, store.model_files)
         self.refresh()
@@ -79,22 +85,64 @@ class LiveRecommender:
     def _catalog_ids(self) -> tuple[str, ...]:
         return self.catalog.paper_ids
 
+    @property
+    def encoder(self) -> ContentEncoder:
+        """The encoder of the catalog's vectors (they swap together: catalog.py)."""
+        return self.catalog.encoder
+
     def _rebuild_catalog(self, encoder: ContentEncoder | None = None) -> None:
+        """The catalog from every stored paper: with `encoder` (a model's, fixed), else
+        with one fit on the papers themselves, in this thread (at start-up, and for a small
+        catalog; a large one is refit in the background: _refit_catalog)."""
         rows = self.store.papers_since(0)
         papers = [p for _, p in rows]
-        texts = [paper_text(p["title"], p.get("abstract")) for p in papers]
-        placeholder = "an empty catalog has no vocabulary yet"
+        vectors = None
         if encoder is None:
-            try:
-                encoder = ContentEncoder.fit(texts or [placeholder])
-            except ValueError:
-                # Not one usable word in the catalog (e.g. a first paper titled "t"): fit on
-                # the placeholder too rather than fail every request until a real paper comes.
-                encoder = ContentEncoder.fit(texts + [placeholder])
-        self.encoder = encoder
-        self._encoder_fit_size = len(papers)
-        self.catalog = build_snapshot(papers, self.encoder)
-        self._paper_change = max((c for c, _ in rows), default=0)
+            encoder, vectors = fit_catalog([paper_text(p["title"], p.get("abstract"))
+                                            for p in papers])
+        self._swap_catalog(build_snapshot(papers, encoder, vectors), len(papers),
+                           max((c for c, _ in rows), default=0))
+
+    def _swap_catalog(self, catalog: CatalogSnapshot, fit_size: int, change: int) -> None:
+        with self._lock:
+            self.catalog = catalog
+            self._paper_change = change
+            self._encoder_fit_size = fit_size
+            self._trend_cache.clear()
+            self._shared_lists.clear()
+
+    def _start_refit(self) -> None:
+        """Refit the catalog's vocabulary in the background, unless a refit runs already."""
+        with self._refit_guard:
+            if self._refit is not None and self._refit.is_alive():
+                return
+            self._refit = threading.Thread(target=self._refit_catalog, daemon=True,
+                                           name="catalog-refit")
+            self._refit.start()
+
+    def _refit_catalog(self) -> None:
+        """A new vocabulary fit on the catalog as stored now (in a child process for a large
+        one: catalog_refit.py), then the papers stored since the fit began, swapped in as one
+        snapshot. Until then reads and writes go on with the old vocabulary."""
+        try:
+            rows = self.store.papers_since(0)
+            papers = [p for _, p in rows]
+            since = max((c for c, _ in rows), default=0)
+            encoder, vectors = fit_elsewhere([paper_text(p["title"], p.get("abstract"))
+                                              for p in papers])
+            base = build_snapshot(papers, encoder, vectors)
+            with self._papers_lock:  # no other thread takes papers in meanwhile
+                later = self.store.papers_since(since)
+                self._swap_catalog(extend_snapshot(base, [p for _, p in later]), len(papers),
+                                   max([since, *(c for c, _ in later)]))
+        except Exception:  # the store went away (a fault, a shutdown): the next batch retries
+            log.warning("catalog refit failed; the catalog keeps its vocabulary", exc_info=True)
+
+    def wait_for_refit(self, timeout: float | None = None) -> None:
+        """Wait for a background vocabulary refit, if one runs (tests, benchmarks)."""
+        refit = self._refit
+        if refit is not None:
+            refit.join(timeout)
 
     def is_busy(self) -> bool:
         """Whether a request could wait here now: a refresh or a paper addition holds a
@@ -204,19 +252,16 @@ class LiveRecommender:
         if not new_papers:
             return
         added = sum(p["paper_id"] not in self.catalog.row_of for _, p in new_papers)
-        grown = self.catalog.size + added > 2 * self._encoder_fit_size
-        if grown and not self._fixed_encoder:
-            # Without a trained model the vocabulary comes from the catalog itself;
-            # once the catalog has doubled, refit so new words count.
-            self._rebuild_catalog()
-        else:
-            # new papers are appended, updated ones (upvotes, a corrected title) replaced
-            catalog = extend_snapshot(self.catalog, [p for _, p in new_papers], self.encoder)
-            with self._lock:
-                self.catalog = catalog
-                self._paper_change = max(c for c, _ in new_papers)
-                self._trend_cache.clear()
-                self._shared_lists.clear()
+        # new papers are appended, updated ones (upvotes, a corrected title) replaced
+        catalog = extend_snapshot(self.catalog, [p for _, p in new_papers])
+        self._swap_catalog(catalog, self._encoder_fit_size, max(c for c, _ in new_papers))
+        if added and catalog.size > 2 * self._encoder_fit_size and not self._fixed_encoder:
+            # Without a trained model the vocabulary comes from the catalog itself; once
+            # the catalog has doubled, refit so new words count (in process when small).
+            if catalog.size < IN_PROCESS_BELOW:
+                self._rebuild_catalog()
+            else:
+                self._start_refit()
 
     def is_adding_papers(self) -> bool:
         return self._papers_lock.locked() or self._align_lock.locked()
@@ -285,13 +330,14 @@ class LiveRecommender:
         """A paper's top terms, computed once per (encoder, row): top_terms projects onto
         every vocabulary term (tens of thousands), which cost ~5 ms a row on the hot path.
         Rows are stable (the catalog only appends) and the cache is dropped with the encoder."""
-        encoder = self.encoder
+        catalog = self.catalog
+        encoder = catalog.encoder
         cache = self._topic_cache
         if cache[0] is not encoder:
             cache = self._topic_cache = (encoder, {})
         terms = cache[1].get(row)
         if terms is None:
-            terms = cache[1][row] = tuple(encoder.top_terms(self.catalog.vectors[row], 3))
+            terms = cache[1][row] = tuple(encoder.top_terms(catalog.vectors[row], 3))
         return terms
 
     def view(self, served: ServedModel | None = None) -> View:

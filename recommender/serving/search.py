@@ -287,7 +287,8 @@ def serve_search(store: Store, recommender: LiveRecommender, search: PaperSearch
     is named, and logged as a served list of that reader (so what they open from it is
     attributed to the search, not to an earlier recommendation list)."""
     recommender.refresh()
-    catalog, encoder = recommender.catalog, recommender.encoder
+    catalog = recommender.catalog
+    encoder = catalog.encoder
     profile = None
     if user_id is not None:
         history = recommender.history(user_id)
@@ -301,7 +302,8 @@ def serve_similar(store: Store, recommender: LiveRecommender, search: PaperSearc
                   paper_id: str, k: int, user_id: str | None = None) -> ServedSearch | None:
     """Papers similar to `paper_id` (None if the catalog has no such paper)."""
     recommender.refresh()
-    catalog, encoder = recommender.catalog, recommender.encoder
+    catalog = recommender.catalog
+    encoder = catalog.encoder
     row = catalog.row_of.get(paper_id)
     if row is None:
         return None
