@@ -84,7 +84,7 @@ def proc_stats(pid: int, db: Path) -> dict:
 def soak(minutes: float, sample_s: float, batch_every_s: float, fault_s: float,
          workdir: Path) -> dict:
     db, models = workdir / "soak.db", workdir / "models"
-    info = build_db(db, models, train=True)
+    info = build_db(db, models, train=True, workdir=workdir)
     known = (workdir / "readers.txt").read_text().split()
     papers = (workdir / "papers.txt").read_text().split()
     prefix = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
