@@ -161,3 +161,36 @@ def test_kept_lists_are_bounded_in_items_and_age(trained):
     time.sleep(2.1)
     short.recommend(readers[5], 20, strategy="hybrid")
     assert short.kept.keys() == [(readers[5], 20, True, "hybrid")]
+
+
+def test_readers_who_miss_trending_at_once_share_one_computation(stores, monkeypatch):
+    """Every new event starts a new trending moment, and all readers without history miss
+    it together: one of them computes, the others wait for its scores (computed by each,
+    8 threads took 8 computations' time under the GIL)."""
+    import threading
+
+    import recommender.serving.live as live_module
+
+    here, _ = stores
+    rec = LiveRecommender(here)
+    real, calls = live_module.trending_scores, []
+
+    def slow_scores(*args, **kwargs):  # the real scores, slow enough that all 8 overlap
+        calls.append(1)
+        time.sleep(0.2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(live_module, "trending_scores", slow_scores)
+    start, got = threading.Barrier(8), []
+
+    def reader():
+        start.wait()
+        got.append(rec.trending())
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(got) == 8 and len(calls) == 1
+    assert all(g is got[0] for g in got)
