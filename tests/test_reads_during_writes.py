@@ -82,3 +82,38 @@ def test_running_experiments_are_not_read_on_every_request(client):
         client.post(f"/experiments/many-{stop}/stop", headers=AUTH)
     body = client.get("/recommendations", params={"user_id": "late-reader"}).json()
     assert body["experiment"] == "everyone"
+
+
+def test_a_read_leaves_a_large_catch_up_to_a_background_thread(trained, monkeypatch):
+    """Papers another process stored in bulk are taken in and added to the model by a
+    thread of their own, not by the read that first sees them: that read took the 0.4 s
+    of a 1,000-paper batch (the soak's read p99 during batches). A few papers a read still
+    takes in itself, so a list shows them at once."""
+    from recommender.serving.model_slot import ServedModel
+    from recommender.storage import open_store
+
+    db, _, store, _ = trained
+    live = LiveRecommender(store)
+    aligned_on = []
+    real_align = ServedModel.align
+
+    def align(self, *args, **kwargs):  # the real alignment, noting which thread ran it
+        aligned_on.append(threading.current_thread().name)
+        return real_align(self, *args, **kwargs)
+
+    monkeypatch.setattr(ServedModel, "align", align)
+    other = open_store(db)  # stands for another process
+    try:
+        other.upsert_papers(_papers(LiveRecommender.READ_TAKES_PAPERS, "few"))
+        live.recommend("demo-agents", 10)
+        assert aligned_on == ["MainThread"]  # a few: the read itself, no thread started
+        assert len(live.served.paper_ids) == live.catalog.size == 787 + 20
+
+        other.upsert_papers(_papers(300, "many"))
+        live.recommend("demo-agents", 10)
+        live.wait_for_refit(timeout=60)
+        assert aligned_on == ["MainThread", "catalog-catch-up"]
+        assert live.catalog.size == 787 + 20 + 300
+        assert len(live.served.paper_ids) == live.catalog.size
+    finally:
+        other.close()
