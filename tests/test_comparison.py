@@ -1,12 +1,12 @@
 """The promotion gate's figures: a reader-level paired bootstrap of a metric's difference,
-and the rule that decides on it (training/train_job.decide)."""
+and the rule that decides on it (training/promotion.decide)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from recommender.offline.comparison import Comparison, paired_bootstrap
-from training.train_job import decide
+from training.promotion import decide
 
 SERVING = {"version": "v-serving"}
 

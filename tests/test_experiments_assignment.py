@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recommender.experiments.assignment import assign_variant, choose_experiment, unit_hash
+from recommender.experiments.assignment import assign_variant, choose_experiment, in_traffic, unit_hash
 from recommender.experiments.config import Experiment, InvalidConfig, Variant, validate_config
 
 STRATEGIES = ("popular", "trending", "content")
@@ -127,3 +127,43 @@ def test_the_sample_ratio_check_works_with_huge_weights():
     from recommender.experiments.statistics import srm_test
     res = srm_test([900, 100], [1e308, 1e308])
     assert res.mismatch and res.expected == [500.0, 500.0]
+
+
+# Pinned answers for a fixed salt: the variant of each reader is part of every running
+# experiment's meaning, so a change of the hash or of how it maps onto the weights (e.g.
+# `1 - unit_hash(...)`, which moves every reader of a 1:1 split to the other arm) must fail
+# here rather than reshuffle readers after a deploy.
+PINNED_READERS = [f"reader-{i}" for i in range(12)]
+
+
+def pinned(weights, traffic=1.0) -> Experiment:
+    return Experiment(name="e", control="v0", salt="pinned-salt", traffic=traffic, variants=tuple(
+        Variant(f"v{i}", "popular", float(w)) for i, w in enumerate(weights)))
+
+
+def test_pinned_readers_keep_their_variants():
+    assert [round(unit_hash("variant", "pinned-salt", "e", u), 4) for u in PINNED_READERS[:4]] == \
+        [0.9514, 0.2547, 0.8762, 0.8354]
+    assert [assign_variant(pinned((1, 1)), u).name for u in PINNED_READERS] == \
+        ["v1", "v0", "v1", "v1", "v0", "v0", "v1", "v0", "v1", "v0", "v1", "v1"]
+    # 1:2:1 -> cut points 0.25 and 0.75 of the same hashes
+    assert [assign_variant(pinned((1, 2, 1)), u).name for u in PINNED_READERS] == \
+        ["v2", "v1", "v2", "v2", "v0", "v0", "v2", "v1", "v2", "v1", "v2", "v1"]
+
+
+def test_pinned_readers_keep_their_traffic_share():
+    half = pinned((1, 1), traffic=0.5)
+    assert [in_traffic(half, u) for u in PINNED_READERS] == \
+        [False, False, False, False, True, True, True, False, False, False, True, False]
+    assert all(in_traffic(pinned((1, 1), traffic=1.0), u) for u in PINNED_READERS)
+
+
+def test_a_reader_joins_the_oldest_experiment_that_includes_them():
+    """Order is precedence: the first running experiment (oldest) whose traffic includes the
+    reader wins, the next one only gets readers the first left out."""
+    half, full = pinned((1, 1), traffic=0.5), exp("full")
+    chosen = [choose_experiment([half, full], u) for u in PINNED_READERS]
+    assert [c.name for c in chosen] == ["full" if not in_traffic(half, u) else "e"
+                                        for u in PINNED_READERS]
+    assert [c.name for c in chosen].count("e") == 4
+    assert [choose_experiment([full, half], u).name for u in PINNED_READERS] == ["full"] * 12
