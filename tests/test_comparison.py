@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.offline.comparison import Comparison, paired_bootstrap
-from training.promotion import decide
+from training.promotion import MIN_READERS, TOLERANCE, decide
 
 SERVING = {"version": "v-serving"}
 
@@ -69,3 +69,39 @@ def test_force_and_no_serving_model_promote_whatever_the_figures():
     assert decide(few, SERVING, None, force=True) == (True, "forced")
     assert decide(few, None, None, force=False) == (True, "no model was serving")
     assert decide(None, SERVING, "active model v unusable: gone", force=False)[0]
+
+
+def test_two_equally_good_models_promote_the_candidate():
+    """The issue's first hand mutation (a gate that wants the candidate better by the
+    tolerance) keeps the serving model here: the same per-reader figures on both sides."""
+    same = paired_bootstrap(np.full(40, 0.25), np.full(40, 0.25))
+    assert (same.low, same.diff, same.high) == (0.0, 0.0, 0.0)
+    assert decide(same, SERVING, None, force=False, min_readers=30) == (True, (
+        "not surely worse: ndcg@20 0.2500 vs serving 0.2500: difference +0.0000, "
+        "95% interval [+0.0000, +0.0000] over 40 readers"))
+
+
+@pytest.mark.parametrize("high, promoted", [
+    (-TOLERANCE, True),  # at the tolerance: not *surely* worse by more than it
+    (-TOLERANCE - 1e-9, False),
+    (TOLERANCE, True),
+])
+def test_the_tolerance_boundary(high, promoted):
+    assert decide(comparison(100, high - 0.01, high - 0.02, high), SERVING, None,
+                  force=False, min_readers=30)[0] is promoted
+
+
+@pytest.mark.parametrize("readers, judged", [(30, True), (29, False), (0, False)])
+def test_the_min_readers_boundary(readers, judged):
+    ok, reason = decide(comparison(readers, 0.0, 0.0, 0.0), SERVING, None, force=False,
+                        min_readers=30)
+    assert ok is judged
+    assert reason == ("not surely worse: ndcg@20 0.3000 vs serving 0.3000: difference +0.0000, "
+                      f"95% interval [+0.0000, +0.0000] over {readers} readers" if judged else
+                      f"too few readers to judge: {readers} < 30; kept v-serving")
+
+
+def test_no_comparison_at_all_is_too_few_readers():
+    assert decide(None, SERVING, None, force=False, min_readers=1) == (
+        False, "too few readers to judge: 0 < 1; kept v-serving")
+    assert MIN_READERS == 30 and decide(comparison(29, 0, 0, 0), SERVING, None, False)[0] is False

@@ -112,6 +112,26 @@ def test_trending_as_of_ignores_later_events(client):
     assert later["items"][0]["paper_id"] == paper
 
 
+def test_recommendations_as_of_a_past_time_are_that_times_list(client):
+    """`as_of` is used, not only validated: a reader without history gets trending as of
+    that time, so 30 later upvotes of one paper leave the past list as it was and top the
+    list of now."""
+    paper, past = "2402.17764", "2026-04-22T00:00:00Z"
+
+    def ids(path, **params):
+        body = client.get(path, params={"k": 20, **params}).json()
+        return [i["paper_id"] for i in body["items"]]
+
+    before = ids("/recommendations", user_id="never-seen", as_of=past)
+    assert before == ids("/trending", as_of=past)
+    for i in range(30):
+        assert client.post("/events", json={"user_id": f"fan-{i}", "paper_id": paper, "kind": "upvote",
+                                            "ts": "2026-11-01T00:00:00Z"}, headers=AUTH).status_code == 201
+    assert ids("/recommendations", user_id="someone-else", as_of=past) == before
+    assert ids("/recommendations", user_id="someone-else")[0] == paper
+    assert paper not in before[:1]
+
+
 def test_strategy_override_needs_key_and_known_name(client):
     params = {"user_id": "demo-3d", "strategy": "popular"}
     assert client.get("/recommendations", params=params).status_code == 401
