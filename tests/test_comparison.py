@@ -105,3 +105,25 @@ def test_no_comparison_at_all_is_too_few_readers():
     assert decide(None, SERVING, None, force=False, min_readers=1) == (
         False, "too few readers to judge: 0 < 1; kept v-serving")
     assert MIN_READERS == 30 and decide(comparison(29, 0, 0, 0), SERVING, None, False)[0] is False
+
+
+def test_the_record_kept_with_each_version_is_exact():
+    """The figures the registry stores and `models list` prints, pinned for the default
+    seed, resample count and confidence (a changed default changes every stored interval)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(size=50), rng.uniform(size=50)
+    c = paired_bootstrap(a, b)
+    assert c.to_dict() == {"readers": 50, "candidate": pytest.approx(0.5116963), "serving": pytest.approx(0.5054513),
+                           "diff": pytest.approx(0.00624496), "ci_low": pytest.approx(-0.0915073),
+                           "ci_high": pytest.approx(0.0983960), "confidence": 0.95}
+    half = paired_bootstrap(a, b, confidence=0.5)
+    assert (half.low, half.high, half.confidence) == (pytest.approx(-0.0279905), pytest.approx(0.0372266), 0.5)
+    empty = paired_bootstrap(np.zeros(0), np.zeros(0)).to_dict()
+    assert {k: v for k, v in empty.items() if k not in ("ci_low", "ci_high")} == {
+        "readers": 0, "candidate": 0.0, "serving": 0.0, "diff": 0.0, "confidence": 0.95}
+    assert np.isnan(empty["ci_low"]) and np.isnan(empty["ci_high"])
+    one = paired_bootstrap([0.5], [0.2])
+    assert (one.readers, one.low, one.diff, one.high) == (1, pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3))
+    # differences that are all equal except one are resampled, not taken as one value
+    spread = paired_bootstrap([0.5, 0.5, 0.9], [0.2, 0.2, 0.2])
+    assert spread.low < spread.diff < spread.high
