@@ -120,3 +120,29 @@ def test_one_reader_with_abnormal_volume_does_not_carry_a_variant():
     assert fair_rate["b"] == pytest.approx(200 / 2100)
     assert info == {"max_lists_per_reader": 10.0, "readers_capped": {"a": 0, "b": 1}}
     assert not fair["variants"][1]["vs_control"]["click_rate"]["significant"]
+
+
+def test_first_m_readers_is_strictly_the_first_m_and_keeps_their_order():
+    o = outcomes([1, 2, 3])
+    o.arrival = np.array([0, 3, 4])
+    first = o.first(4)  # arrivals 0..3: readers 0 and 1, not the one who came 5th (4)
+    assert first.clicks.tolist() == [1, 2] and first.arrival.tolist() == [0, 3]
+    assert first.first(1).clicks.tolist() == [1]
+    with pytest.raises(ValueError, match="^arrival order unknown$"):
+        outcomes([1]).first(1)
+    assert ReaderOutcomes.empty().readers == 0 and ReaderOutcomes.empty().lists.shape == (0,)
+
+
+def test_the_volume_cap_is_a_bound_readers_at_it_are_not_capped():
+    from recommender.experiments.statistics import cap_volume
+    ones = np.ones(100)
+    at_cap = ReaderOutcomes(np.r_[ones, 10], np.r_[ones * 10, 100], np.r_[ones, 5], np.zeros(101),
+                            np.zeros(101), arrival=np.arange(101))
+    over = ReaderOutcomes(np.r_[ones, 11], np.r_[ones * 10, 110], np.r_[ones, 11], np.zeros(101),
+                          np.zeros(101), arrival=np.arange(101))
+    capped, info = cap_volume({"a": at_cap, "b": over})
+    assert info == {"max_lists_per_reader": 10.0, "readers_capped": {"a": 0, "b": 1}}
+    assert capped["a"].clicks[-1] == 5 and capped["a"].lists[-1] == 10
+    assert capped["b"].lists[-1] == 10 and capped["b"].clicks[-1] == pytest.approx(10)
+    assert capped["b"].arrival.tolist() == list(range(101))
+    assert cap_volume({}) == ({}, {"max_lists_per_reader": None, "readers_capped": {}})

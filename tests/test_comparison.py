@@ -122,6 +122,9 @@ def test_the_record_kept_with_each_version_is_exact():
     assert {k: v for k, v in empty.items() if k not in ("ci_low", "ci_high")} == {
         "readers": 0, "candidate": 0.0, "serving": 0.0, "diff": 0.0, "confidence": 0.95}
     assert np.isnan(empty["ci_low"]) and np.isnan(empty["ci_high"])
+    assert paired_bootstrap([], [], confidence=0.9).confidence == 0.9
+    with pytest.raises(ValueError, match=r"^per-reader values of different readers: \(3,\) vs \(4,\)$"):
+        paired_bootstrap(np.zeros(3), np.zeros(4))
     one = paired_bootstrap([0.5], [0.2])
     assert (one.readers, one.low, one.diff, one.high) == (1, pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3))
     # differences that are all equal except one are resampled, not taken as one value

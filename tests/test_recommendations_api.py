@@ -97,6 +97,13 @@ def test_k_and_as_of_validation(client):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
     r = client.get("/recommendations", params={"user_id": "u", "as_of": "not a date"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "as_of"]
+    # a bare number is not read as Unix seconds: the API documents ISO-8601
+    for number in ("1700000000", "1.7e9", "-5"):
+        for path in ("/recommendations", "/trending"):
+            r = client.get(path, params={"user_id": "u", "as_of": number})
+            assert r.status_code == 422, (path, number)
+            assert [(d["loc"], d["msg"]) for d in r.json()["detail"]] == \
+                [(["query", "as_of"], "Value error, not an ISO-8601 timestamp")]
     assert client.get("/recommendations").status_code == 422
 
 
