@@ -146,3 +146,27 @@ def test_the_volume_cap_is_a_bound_readers_at_it_are_not_capped():
     assert capped["b"].lists[-1] == 10 and capped["b"].clicks[-1] == pytest.approx(10)
     assert capped["b"].arrival.tolist() == list(range(101))
     assert cap_volume({}) == ({}, {"max_lists_per_reader": None, "readers_capped": {}})
+
+
+def test_sample_ratio_check_on_empty_and_zero_weight_variants():
+    from recommender.experiments.statistics import SrmResult
+    assert srm_test([0, 0], [1, 1]) == SrmResult([0, 0], [0.0, 0.0], None, None, False)
+    # a variant of weight 0 must get nobody: one reader there is a mismatch, whatever else
+    assert srm_test([10, 3], [1, 0]) == SrmResult([10, 3], [13.0, 0.0], None, 0.0, True)
+    # ...and nobody there is no mismatch: the other arms are tested among themselves
+    ok = srm_test([10, 0, 10], [0.25, 0, 0.25])
+    assert (ok.observed, ok.expected, ok.chi2, ok.p_value, ok.mismatch) == \
+        ([10, 0, 10], [10.0, 0.0, 10.0], 0.0, 1.0, False)
+
+
+def test_the_report_tests_at_the_alpha_it_is_given():
+    from recommender.experiments.statistics import ab_report
+    rng = np.random.default_rng(13)  # a difference with p = 0.245
+    a, b = outcomes(rng.poisson(2.0, 300)), outcomes(rng.poisson(2.2, 300))
+    strict = ab_report({"a": a, "b": b}, "a", {"a": 1, "b": 1})
+    loose = ab_report({"a": a, "b": b}, "a", {"a": 1, "b": 1}, alpha=0.5)
+    d_strict = strict["variants"][1]["vs_control"]["clicks_per_reader"]
+    d_loose = loose["variants"][1]["vs_control"]["clicks_per_reader"]
+    assert 0.05 < d_strict["p_value"] == d_loose["p_value"] < 0.5
+    assert (d_strict["significant"], d_loose["significant"]) == (False, True)
+    assert loose["alpha"] == 0.5 and d_loose["ci_high"] - d_loose["ci_low"] < d_strict["ci_high"] - d_strict["ci_low"]
