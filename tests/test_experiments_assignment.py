@@ -167,3 +167,72 @@ def test_a_reader_joins_the_oldest_experiment_that_includes_them():
                                         for u in PINNED_READERS]
     assert [c.name for c in chosen].count("e") == 4
     assert [choose_experiment([full, half], u).name for u in PINNED_READERS] == ["full"] * 12
+
+
+NAME_RULE = "must be 1-64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize("cfg, loc, msg", [
+    (good(variants=[{"name": "a", "strategy": "popular"}, {"name": "a", "strategy": "content"}]),
+     ("variants", 1, "name"), "duplicate variant name 'a'"),
+    (good(variants=[{"name": "a", "strategy": "popular"}, {"name": "b", "strategy": "nope"}]),
+     ("variants", 1, "strategy"), "unknown strategy; one of content, popular, trending"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": 0},
+                    {"name": "b", "strategy": "content", "weight": 0}]),
+     ("variants",), "weights must sum to a positive number"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": -1},
+                    {"name": "b", "strategy": "content", "weight": 2}]),
+     ("variants", 0, "weight"), "must not be negative"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": "x"}, {"name": "b", "strategy": "content"}]),
+     ("variants", 0, "weight"), "must be a number"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": True}, {"name": "b", "strategy": "content"}]),
+     ("variants", 0, "weight"), "must be a number"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": float("inf")},
+                    {"name": "b", "strategy": "content"}]), ("variants", 0, "weight"), "must be finite"),
+    (good(variants=[{"name": "a", "strategy": "popular"}]), ("variants",), "must be a list of at least two variants"),
+    (good(variants="ab"), ("variants",), "must be a list of at least two variants"),
+    (good(variants=[{"name": f"v{i}", "strategy": "popular"} for i in range(17)]), ("variants",), "at most 16 variants"),
+    (good(variants=["x", {"name": "b", "strategy": "content"}]), ("variants", 0), "must be an object"),
+    (good(variants=[{"name": "a", "strategy": "popular", "colour": 1}, {"name": "b", "strategy": "content"}]),
+     ("variants", 0, "colour"), "unknown field; allowed: name, strategy, weight"),
+    (good(variants=[{"name": "", "strategy": "popular"}, {"name": "b", "strategy": "content"}]),
+     ("variants", 0, "name"), NAME_RULE),
+    (good(control="zzz"), ("control",), "must be the name of one of the variants"),
+    (good(name="bad name!"), ("name",), NAME_RULE),
+    (good(name="a" * 65), ("name",), NAME_RULE),
+    (good(name="-a"), ("name",), NAME_RULE),
+    (good(kind="bandit"), ("kind",), "must be one of ab, interleave"),
+    (good(traffic=0), ("traffic",), "must be in (0, 1]"),
+    (good(traffic=1.0000001), ("traffic",), "must be in (0, 1]"),
+    (good(traffic="all"), ("traffic",), "must be a number"),
+    (good(description=5), ("description",), "must be a string of at most 2000 characters"),
+    (good(description="x" * 2001), ("description",), "must be a string of at most 2000 characters"),
+    (good(kind="interleave", variants=[{"name": n, "strategy": "popular"} for n in "abc"]),
+     ("variants",), "an interleave experiment compares exactly two strategies"),
+    (good(colour="red"), ("colour",), "unknown field; allowed: control, description, kind, name, traffic, variants"),
+    ([1], (), "must be an object"),
+    ({"name": "big", "variants": [{"name": "a", "strategy": "popular", "weight": 1e308},
+                                  {"name": "b", "strategy": "content", "weight": 1e308}]},
+     ("variants",), "weights must sum to a finite number"),
+])
+def test_each_refusal_names_its_field_and_says_why(cfg, loc, msg):
+    """Exactly what the API's 422 shows (loc and message): a client is told which field
+    and what is wrong with it."""
+    with pytest.raises(InvalidConfig) as info:
+        validate_config(cfg, STRATEGIES)
+    assert (info.value.loc, info.value.msg) == (loc, msg)
+    assert str(info.value) == f"{'.'.join(map(str, loc))}: {msg}"
+
+
+def test_each_limit_is_allowed_at_itself():
+    at_limits = good(name="a" * 64, traffic=1, description="x" * 2000, kind="ab",
+                     variants=[{"name": f"v{i}", "strategy": "popular", "weight": 0 if i else 1}
+                               for i in range(16)], control="v0")
+    e = validate_config(at_limits, STRATEGIES)
+    assert (len(e.name), e.traffic, len(e.description), len(e.variants)) == (64, 1.0, 2000, 16)
+    assert [v.weight for v in e.variants] == [1.0] + [0.0] * 15
+    assert validate_config(good(name="A.b_c-9", traffic=1e-9), STRATEGIES).traffic == 1e-9
+    two = validate_config(good(kind="interleave"), STRATEGIES)
+    assert two.kind == "interleave" and two.variant("b").strategy == "content"
+    with pytest.raises(KeyError):
+        two.variant("zzz")
