@@ -170,3 +170,29 @@ def test_the_report_tests_at_the_alpha_it_is_given():
     assert 0.05 < d_strict["p_value"] == d_loose["p_value"] < 0.5
     assert (d_strict["significant"], d_loose["significant"]) == (False, True)
     assert loose["alpha"] == 0.5 and d_loose["ci_high"] - d_loose["ci_low"] < d_strict["ci_high"] - d_strict["ci_low"]
+
+
+def test_compare_when_there_is_too_little_to_test():
+    """The report still shows the figures it has, exactly, and no test it cannot do."""
+    from recommender.experiments.statistics import Difference, metric_value
+    one, two = outcomes([3], impressions=[1]), outcomes([1, 1], impressions=[4, 4])
+    # one reader in an arm: values and their difference, no interval, no p
+    assert compare(one, two, "click_rate") == Difference("click_rate", 0.25, 3.0, 2.75, None, None, 11.0, None, False)
+    assert compare(one, two, "clicks_per_reader") == \
+        Difference("clicks_per_reader", 1.0, 3.0, 2.0, None, None, 2.0, None, False)
+    # no impressions at all in the control: no rate, so no difference
+    blind = outcomes([0, 0], impressions=[0, 0])
+    assert compare(two, blind, "click_rate") == Difference("click_rate", None, 0.25, None, None, None, None, None, False)
+    assert compare(blind, two, "click_rate") == Difference("click_rate", 0.25, None, None, None, None, None, None, False)
+    assert metric_value(ReaderOutcomes.empty(), "clicks_per_reader") is None
+    assert metric_value(outcomes([2], impressions=[1]), "click_rate") == 2.0
+
+
+def test_compare_reports_which_metric_and_both_arms():
+    rng = np.random.default_rng(13)
+    a, b = outcomes(rng.poisson(2.0, 300)), outcomes(rng.poisson(2.2, 300))
+    d = compare(b, a, "clicks_per_reader")
+    assert (d.metric, d.control, d.treatment) == ("clicks_per_reader", a.clicks.mean(), b.clicks.mean())
+    assert d.diff == pytest.approx(b.clicks.mean() - a.clicks.mean())
+    assert d.relative == pytest.approx(d.diff / a.clicks.mean())
+    assert d.ci_low < d.diff < d.ci_high and d.significant is (d.p_value < 0.05)
