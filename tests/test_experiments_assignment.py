@@ -236,3 +236,30 @@ def test_each_limit_is_allowed_at_itself():
     assert two.kind == "interleave" and two.variant("b").strategy == "content"
     with pytest.raises(KeyError):
         two.variant("zzz")
+
+
+def test_a_stored_row_reads_back_as_the_experiment_it_was():
+    """Rows as the store keeps them: every field of the config is read back, and rows from
+    before a field existed (no traffic, no weight, no description, control only in the
+    config) get that field's default."""
+    cfg = {"name": "e", "kind": "ab", "control": "b", "traffic": 0.3, "description": "why",
+           "salt": "s", "variants": [{"name": "a", "strategy": "popular", "weight": 1.0},
+                                     {"name": "b", "strategy": "content", "weight": 3.0}]}
+    e = Experiment.from_row({"name": "e", "kind": "ab", "control": None, "config": cfg})
+    assert e == Experiment("e", (Variant("a", "popular", 1.0), Variant("b", "content", 3.0)), "b",
+                           kind="ab", traffic=0.3, description="why", salt="s")
+    old = {"name": "e", "kind": "interleave", "control": "a",
+           "config": {"control": "zzz", "variants": [{"name": "a", "strategy": "popular"},
+                                                     {"name": "b", "strategy": "content"}]}}
+    assert Experiment.from_row(old) == Experiment(
+        "e", (Variant("a", "popular", 1.0), Variant("b", "content", 1.0)), "a", kind="interleave",
+        traffic=1.0, description="", salt="")
+    with pytest.raises(KeyError, match="nobody"):
+        e.variant("nobody")
+
+
+def test_a_refusal_carries_the_value_it_refused():
+    """The API's 422 echoes it as `input`."""
+    with pytest.raises(InvalidConfig) as info:
+        validate_config(good(traffic=7), STRATEGIES)
+    assert info.value.value == 7.0
