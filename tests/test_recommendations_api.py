@@ -170,3 +170,16 @@ def test_body_is_exactly_the_documented_schema(client):
         assert all(list(item) == list(RecommendedItem.model_fields) for item in body["items"])
         parsed = Recommendations.model_validate(body, strict=True)
         assert jsonlib.loads(parsed.model_dump_json()) == body
+        # ...byte for byte: compact, and non-ASCII text as UTF-8 (not \u escapes)
+        assert resp.content == parsed.model_dump_json().encode("utf-8")
+
+
+def test_non_ascii_titles_are_sent_as_utf8(client):
+    title = "Übersicht: naïve Bayes für 数学 — ∑ of 🤖"
+    assert client.post("/papers", json={"paper_id": "utf8-paper", "title": title},
+                       headers=AUTH).status_code == 201
+    for i in range(5):
+        client.post("/events", json={"user_id": f"fan-{i}", "paper_id": "utf8-paper", "kind": "upvote"},
+                    headers=AUTH)
+    resp = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 100})
+    assert title.encode("utf-8") in resp.content and b"\\u" not in resp.content
