@@ -196,3 +196,14 @@ def test_compare_reports_which_metric_and_both_arms():
     assert d.diff == pytest.approx(b.clicks.mean() - a.clicks.mean())
     assert d.relative == pytest.approx(d.diff / a.clicks.mean())
     assert d.ci_low < d.diff < d.ci_high and d.significant is (d.p_value < 0.05)
+
+
+def test_welch_needs_two_readers_an_arm_and_some_variance():
+    from scipy import stats as sps
+    got = welch([0.0, 1.0], [0.0, 1.0])  # two readers each, equal variances: p = 1
+    res = sps.ttest_ind([0.0, 1.0], [0.0, 1.0], equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert got == (0.0, pytest.approx(ci.low), pytest.approx(ci.high), pytest.approx(1.0))
+    assert welch([0.0, 1.0], [2.0]) is None and welch([3.0], [0.0, 1.0]) is None
+    assert welch([1.0, 1.0, 1.0], [2.0, 2.0]) is None  # no variance at all: no test
+    assert welch([1.0, 1.0, 1.0], [2.0, 3.0]) is not None
