@@ -58,3 +58,22 @@ def test_timestamps_a_day_ahead_pass_and_a_microsecond_more_is_refused():
     assert normalize_ts("2026-01-02T03:04:05", now=NOW) == "2026-01-02T03:04:05.000000+00:00"
     assert normalize_ts("2026-01-02T03:04:05+02:00", now=NOW) == "2026-01-02T01:04:05.000000+00:00"
     assert refused(normalize_ts, "yesterday", now=NOW) == ("ts", "not an ISO-8601 timestamp: 'yesterday'")
+
+
+def test_times_outside_utcs_years_and_long_garbage_are_named():
+    assert refused(normalize_ts, "0001-01-01T00:00:00+01:00", now=NOW) == \
+        ("ts", "outside the years 1970-9999 in UTC")
+    assert refused(normalize_ts, "x" * 100, now=NOW) == ("ts", f"not an ISO-8601 timestamp: {'x' * 64!r}")
+
+
+def test_naive_times_are_utc_whatever_the_machines_zone(monkeypatch):
+    """A naive time is UTC, and the answer is in UTC, also on a machine set to Tokyo."""
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert normalize_ts("2026-01-02T03:04:05", now=NOW) == "2026-01-02T03:04:05.000000+00:00"
+        assert normalize_ts("2026-01-02T03:04:05+09:00", now=NOW) == "2026-01-01T18:04:05.000000+00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -263,3 +263,25 @@ def test_a_refusal_carries_the_value_it_refused():
     with pytest.raises(InvalidConfig) as info:
         validate_config(good(traffic=7), STRATEGIES)
     assert info.value.value == 7.0
+
+
+@pytest.mark.parametrize("cfg, value", [
+    (good(variants=[{"name": "a", "strategy": "popular"}, {"name": "a", "strategy": "content"}]), "a"),
+    (good(variants=[{"name": "a", "strategy": "popular"}, {"name": "b", "strategy": "nope"}]), "nope"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": 0},
+                    {"name": "b", "strategy": "content", "weight": 0}]), [0.0, 0.0]),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": "x"}, {"name": "b", "strategy": "content"}]), "x"),
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": float("inf")},
+                    {"name": "b", "strategy": "content"}]), float("inf")),
+    (good(variants="ab"), "ab"),
+    (good(variants=["x", {"name": "b", "strategy": "content"}]), "x"),
+    (good(name="-a"), "-a"),
+    (good(kind="bandit"), "bandit"),
+    (good(kind="interleave", variants=[{"name": n, "strategy": "popular"} for n in "abc"]), 3),
+    ([1], [1]),
+])
+def test_each_refusal_carries_the_value_it_refused(cfg, value):
+    """The API's 422 echoes it as `input`, so a client sees what was wrong."""
+    with pytest.raises(InvalidConfig) as info:
+        validate_config(cfg, STRATEGIES)
+    assert info.value.value == value
