@@ -97,6 +97,12 @@ def test_k_and_as_of_validation(client):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
     r = client.get("/recommendations", params={"user_id": "u", "as_of": "not a date"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "as_of"]
+    # a time that parses but cannot be served is named too, with what was given
+    for path in ("/recommendations", "/trending"):
+        r = client.get(path, params={"user_id": "u", "as_of": "1969-12-31T23:59:59Z"})
+        assert r.status_code == 422
+        assert [(d["loc"], d["msg"], d["input"]) for d in r.json()["detail"]] == \
+            [(["query", "as_of"], "before 1970-01-01", "1969-12-31 23:59:59+00:00")]
     # a bare number is not read as Unix seconds: the API documents ISO-8601
     for number in ("1700000000", "1.7e9", "-5"):
         for path in ("/recommendations", "/trending"):
