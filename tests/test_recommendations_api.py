@@ -189,3 +189,16 @@ def test_non_ascii_titles_are_sent_as_utf8(client):
                     headers=AUTH)
     resp = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 100})
     assert title.encode("utf-8") in resp.content and b"\\u" not in resp.content
+
+
+def test_a_corrected_title_is_in_the_very_next_list(client):
+    """Lists are encoded once and reused (service/routers/recommendations.py): a title
+    corrected in between must not be served from that encoding."""
+    first = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"][0]
+    again = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"][0]
+    assert again == first
+    assert client.post("/papers", json={"paper_id": first["paper_id"], "title": "Corrected title"},
+                       headers=AUTH).status_code == 201
+    after = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"]
+    assert [(i["paper_id"], i["title"]) for i in after if i["paper_id"] == first["paper_id"]] == \
+        [(first["paper_id"], "Corrected title")]
