@@ -285,3 +285,11 @@ def test_each_refusal_carries_the_value_it_refused(cfg, value):
     with pytest.raises(InvalidConfig) as info:
         validate_config(cfg, STRATEGIES)
     assert info.value.value == value
+
+
+def test_a_variant_without_a_weight_weighs_one():
+    e = validate_config({"name": "w", "variants": [{"name": "a", "strategy": "popular"},
+                                                   {"name": "b", "strategy": "content", "weight": 3}]},
+                        STRATEGIES)
+    assert [v.weight for v in e.variants] == [1.0, 3.0] and e.control == "a" and e.traffic == 1.0
+    assert (e.kind, e.description, e.salt) == ("ab", "", "")
