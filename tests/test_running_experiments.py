@@ -75,3 +75,17 @@ def test_with_nothing_read_yet_an_outage_is_raised(store, monkeypatch):
     monkeypatch.setattr(store, "list_experiments", down)
     with pytest.raises(StoreUnavailable):
         assignment.running_experiments(store)
+
+
+def test_each_experiment_gets_a_secret_salt_of_its_own(store):
+    """32 hex digits, different for every experiment, unless a replay gives its own; a
+    name is never reused."""
+    import re
+    from recommender.experiments.config import ExperimentExists
+    one = create_experiment(store, config("one"), STRATEGIES)["config"]["salt"]
+    two = create_experiment(store, config("two"), STRATEGIES)["config"]["salt"]
+    assert re.fullmatch(r"[0-9a-f]{32}", one) and re.fullmatch(r"[0-9a-f]{32}", two) and one != two
+    assert create_experiment(store, config("three"), STRATEGIES, salt="given")["config"]["salt"] == "given"
+    with pytest.raises(ExperimentExists, match="^one$"):
+        create_experiment(store, config("one"), STRATEGIES)
+    assert [e.salt for e in assignment.running_experiments(store)] == [one, two, "given"]
