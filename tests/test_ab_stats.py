@@ -207,3 +207,19 @@ def test_welch_needs_two_readers_an_arm_and_some_variance():
     assert welch([0.0, 1.0], [2.0]) is None and welch([3.0], [0.0, 1.0]) is None
     assert welch([1.0, 1.0, 1.0], [2.0, 2.0]) is None  # no variance at all: no test
     assert welch([1.0, 1.0, 1.0], [2.0, 3.0]) is not None
+
+
+def test_edges_of_the_report():
+    from recommender.experiments.statistics import ab_report
+    # zero variance in two readers: no test (not a nan p-value)
+    assert welch([1.0, 1.0], [2.0, 2.0]) is None
+    # a control with no clicks: no relative difference, not a division by zero
+    d = compare(outcomes([1, 2, 0]), outcomes([0, 0, 0]), "clicks_per_reader")
+    assert d.control == 0.0 and d.relative is None and d.p_value is not None
+    # no variants, or one with no readers at all
+    assert srm_test([], []).observed == [] and srm_test([], []).mismatch is False
+    rep = ab_report({"a": outcomes([1, 0])}, "a", {"a": 1, "b": 1})
+    assert list(rep) == ["alpha", "primary_metric", "variants", "srm"] and rep["primary_metric"] == "click_rate"
+    b = rep["variants"][1]
+    assert (b["name"], b["weight"], b["is_control"], b["readers"], b["impressions"], b["upvotes"]) == \
+        ("b", 1.0, False, 0, 0, 0)

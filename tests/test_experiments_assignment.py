@@ -293,3 +293,35 @@ def test_a_variant_without_a_weight_weighs_one():
                         STRATEGIES)
     assert [v.weight for v in e.variants] == [1.0, 3.0] and e.control == "a" and e.traffic == 1.0
     assert (e.kind, e.description, e.salt) == ("ab", "", "")
+
+
+def test_experiments_from_before_salts_hash_the_name_alone():
+    """Rows stored before salts existed keep assigning as they did: (variant, name, reader)."""
+    e = pinned((1, 1))
+    unsalted = Experiment(name="e", control="v0", variants=e.variants)
+    for u in PINNED_READERS:
+        expect = "v0" if unit_hash("variant", "e", u) < 0.5 else "v1"
+        assert assign_variant(unsalted, u).name == expect
+    assert [assign_variant(unsalted, u).name for u in PINNED_READERS] != \
+        [assign_variant(e, u).name for u in PINNED_READERS]
+
+
+def test_the_salt_survives_the_round_trip_through_the_store_row():
+    e = pinned((1, 3))
+    assert e.to_config()["salt"] == "pinned-salt"
+    row = {"name": "e", "kind": "ab", "control": "v0", "config": e.to_config()}
+    assert Experiment.from_row(row) == e
+    assert "salt" not in exp().to_config()
+
+
+@pytest.mark.parametrize("cfg, value", [
+    (good(variants=[{"name": "a", "strategy": "popular", "weight": -1},
+                    {"name": "b", "strategy": "content", "weight": 2}]), -1.0),
+    ({"name": "big", "variants": [{"name": "a", "strategy": "popular", "weight": 1e308},
+                                  {"name": "b", "strategy": "content", "weight": 1e308}]}, [1e308, 1e308]),
+    (good(control="zzz"), "zzz"),
+])
+def test_more_refusals_carry_their_value(cfg, value):
+    with pytest.raises(InvalidConfig) as info:
+        validate_config(cfg, STRATEGIES)
+    assert info.value.value == value

@@ -89,3 +89,10 @@ def test_each_experiment_gets_a_secret_salt_of_its_own(store):
     with pytest.raises(ExperimentExists, match="^one$"):
         create_experiment(store, config("one"), STRATEGIES)
     assert [e.salt for e in assignment.running_experiments(store)] == [one, two, "given"]
+
+
+def test_a_stop_alone_is_seen_at_once(store):
+    create_experiment(store, config("one"), STRATEGIES)
+    assert names(store) == ["one"]
+    store.stop_experiment("one")
+    assert names(store) == []
