@@ -34,16 +34,16 @@ run: seed
 test: install
 	$(PY) -m pytest
 
-# Mutation testing of the decision modules ([tool.mutmut] in pyproject.toml): every mutant
-# from scratch, then the score per module and each surviving mutant (README, "What the
-# tests prove"). About 45 min on the 2 shared cores; not part of CI.
+# Mutation testing of the decision modules ([tool.mutmut] in pyproject.toml), then the score
+# per module and each surviving mutant (README, "What the tests prove"). Resumes where the
+# last run stopped; FRESH=1 starts over. A complete run takes over an hour on 2 cores; not CI.
 MUTATION_STAMP := $(VENV)/.mutation-stamp
 $(MUTATION_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,mutation]'
 	touch $(MUTATION_STAMP)
 
 mutation: $(MUTATION_STAMP)
-	$(PY) -m benchmarks.mutation --fresh
+	$(PY) -m benchmarks.mutation $(if $(FRESH),--fresh)
 
 # Nightly job: refit from the store, compare with the serving model, promote if not worse.
 train: install
