@@ -7,7 +7,6 @@ TEMPLATE on PostgreSQL), so tests stay independent and fast. The PostgreSQL serv
 started once per session from the installed binaries (tests/postgres_server.py)."""
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 
@@ -17,27 +16,26 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 
 from recommender.storage import BACKENDS, open_store  # noqa: E402
 from recommender.storage.sqlite import raw  # noqa: E402
-from tests.helpers import database_name, fresh_location, make_client  # noqa: E402
+from tests.helpers import database_name, fresh_location, in_ci, make_client  # noqa: E402
 from tests.postgres_server import PostgresServer, find_bindir  # noqa: E402
+
+# In CI a skipped test fails unless marked may_skip_in_ci (tests/ci_guard.py).
+pytest_plugins = ["tests.ci_guard"]
 
 MISSING = "PostgreSQL is not installed here (no initdb/pg_ctl)"
 _SKIPPED: list[str] = []  # why the PostgreSQL tests were skipped (said once, at the end)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI") == "true"
-
-
 def pytest_sessionstart(session):
     """In CI the PostgreSQL tests must run: without the binaries the run stops at once."""
-    if _in_ci() and find_bindir() is None:
+    if in_ci() and find_bindir() is None:
         pytest.exit(f"CI: the PostgreSQL tests must run, but {MISSING}", returncode=1)
 
 
 def _no_postgres(why: str):
     """In CI a server that cannot start fails every PostgreSQL test; elsewhere they skip,
     and the summary says why in one line."""
-    if _in_ci():
+    if in_ci():
         pytest.fail(f"CI: the PostgreSQL tests must run, but {why}", pytrace=False)
     _SKIPPED.append(why)
     pytest.skip(f"PostgreSQL backend: {why}")

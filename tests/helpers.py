@@ -25,6 +25,11 @@ API_KEY = "test-key"
 AUTH = {"X-API-Key": API_KEY}
 
 
+def in_ci() -> bool:
+    """CI sets CI=true (.ci/run's environment); there every test must run."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
 def store_location(backend: str, tmp_path: Path, postgres=None) -> str | Path:
     """Where a test's fresh store of `backend` lives (storage.BACKENDS): a file in the
     test's folder, or a new database on the tests' PostgreSQL server (`postgres`, the

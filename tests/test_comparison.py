@@ -1,12 +1,12 @@
 """The promotion gate's figures: a reader-level paired bootstrap of a metric's difference,
-and the rule that decides on it (training/train_job.decide)."""
+and the rule that decides on it (training/promotion.decide)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from recommender.offline.comparison import Comparison, paired_bootstrap
-from training.train_job import decide
+from training.promotion import MIN_READERS, TOLERANCE, decide
 
 SERVING = {"version": "v-serving"}
 
@@ -69,3 +69,64 @@ def test_force_and_no_serving_model_promote_whatever_the_figures():
     assert decide(few, SERVING, None, force=True) == (True, "forced")
     assert decide(few, None, None, force=False) == (True, "no model was serving")
     assert decide(None, SERVING, "active model v unusable: gone", force=False)[0]
+
+
+def test_two_equally_good_models_promote_the_candidate():
+    """The issue's first hand mutation (a gate that wants the candidate better by the
+    tolerance) keeps the serving model here: the same per-reader figures on both sides."""
+    same = paired_bootstrap(np.full(40, 0.25), np.full(40, 0.25))
+    assert (same.low, same.diff, same.high) == (0.0, 0.0, 0.0)
+    assert decide(same, SERVING, None, force=False, min_readers=30) == (True, (
+        "not surely worse: ndcg@20 0.2500 vs serving 0.2500: difference +0.0000, "
+        "95% interval [+0.0000, +0.0000] over 40 readers"))
+
+
+@pytest.mark.parametrize("high, promoted", [
+    (-TOLERANCE, True),  # at the tolerance: not *surely* worse by more than it
+    (-TOLERANCE - 1e-9, False),
+    (TOLERANCE, True),
+])
+def test_the_tolerance_boundary(high, promoted):
+    assert decide(comparison(100, high - 0.01, high - 0.02, high), SERVING, None,
+                  force=False, min_readers=30)[0] is promoted
+
+
+@pytest.mark.parametrize("readers, judged", [(30, True), (29, False), (0, False)])
+def test_the_min_readers_boundary(readers, judged):
+    ok, reason = decide(comparison(readers, 0.0, 0.0, 0.0), SERVING, None, force=False,
+                        min_readers=30)
+    assert ok is judged
+    assert reason == ("not surely worse: ndcg@20 0.3000 vs serving 0.3000: difference +0.0000, "
+                      f"95% interval [+0.0000, +0.0000] over {readers} readers" if judged else
+                      f"too few readers to judge: {readers} < 30; kept v-serving")
+
+
+def test_no_comparison_at_all_is_too_few_readers():
+    assert decide(None, SERVING, None, force=False, min_readers=1) == (
+        False, "too few readers to judge: 0 < 1; kept v-serving")
+    assert MIN_READERS == 30 and decide(comparison(29, 0, 0, 0), SERVING, None, False)[0] is False
+
+
+def test_the_record_kept_with_each_version_is_exact():
+    """The figures the registry stores and `models list` prints, pinned for the default
+    seed, resample count and confidence (a changed default changes every stored interval)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(size=50), rng.uniform(size=50)
+    c = paired_bootstrap(a, b)
+    assert c.to_dict() == {"readers": 50, "candidate": pytest.approx(0.5116963), "serving": pytest.approx(0.5054513),
+                           "diff": pytest.approx(0.00624496), "ci_low": pytest.approx(-0.0915073),
+                           "ci_high": pytest.approx(0.0983960), "confidence": 0.95}
+    half = paired_bootstrap(a, b, confidence=0.5)
+    assert (half.low, half.high, half.confidence) == (pytest.approx(-0.0279905), pytest.approx(0.0372266), 0.5)
+    empty = paired_bootstrap(np.zeros(0), np.zeros(0)).to_dict()
+    assert {k: v for k, v in empty.items() if k not in ("ci_low", "ci_high")} == {
+        "readers": 0, "candidate": 0.0, "serving": 0.0, "diff": 0.0, "confidence": 0.95}
+    assert np.isnan(empty["ci_low"]) and np.isnan(empty["ci_high"])
+    assert paired_bootstrap([], [], confidence=0.9).confidence == 0.9
+    with pytest.raises(ValueError, match=r"^per-reader values of different readers: \(3,\) vs \(4,\)$"):
+        paired_bootstrap(np.zeros(3), np.zeros(4))
+    one = paired_bootstrap([0.5], [0.2])
+    assert (one.readers, one.low, one.diff, one.high) == (1, pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3))
+    # differences that are all equal except one are resampled, not taken as one value
+    spread = paired_bootstrap([0.5, 0.5, 0.9], [0.2, 0.2, 0.2])
+    assert spread.low < spread.diff < spread.high

@@ -82,3 +82,24 @@ def test_unknown_strategy_is_an_error(dataset, capsys):
                  "--test", str(dataset / "test.csv"), "--strategies", "magic"])
     assert code == 2
     assert "unknown strategy" in capsys.readouterr().err
+
+
+def test_with_fewer_candidates_than_k_every_candidate_is_ranked_and_nothing_else(dataset):
+    """10 candidates, k = 20: each reader's list is exactly the candidates they have not
+    read, so recall and hitrate are known without the model: |test ∩ C| / |test| and
+    whether that is > 0. Ranking the whole catalog instead (candidates dropped anywhere on
+    the way) ranks other papers into the 20 slots and changes both."""
+    cands = {f"p{i}" for i in range(10)}
+    (dataset / "ten.txt").write_text("\n".join(sorted(cands)) + "\n")
+    test: dict[str, set] = {}
+    with open(dataset / "test.csv") as fh:
+        for row in csv.DictReader(fh):
+            test.setdefault(row["user_id"], set()).add(row["paper_id"])
+    out = dataset / "ten.json"
+    assert main(["evaluate", "--papers", str(dataset / "papers.jsonl"), "--train", str(dataset / "train.csv"),
+                 "--test", str(dataset / "test.csv"), "--candidates", str(dataset / "ten.txt"),
+                 "--strategies", "popular", "--json", str(out), "--quiet"]) == 0
+    got = json.loads(out.read_text())["strategies"]["popular"]
+    assert got["users"] == len(test) == 120
+    assert got["recall@20"] == pytest.approx(np.mean([len(t & cands) / len(t) for t in test.values()]))
+    assert got["hitrate@20"] == pytest.approx(np.mean([bool(t & cands) for t in test.values()]))

@@ -88,9 +88,30 @@ def test_single_event_error_names_the_field(client):
     assert r.json()["detail"][0]["loc"] == ["body", "ts"]
 
 
-def test_batch_over_1000_is_refused(client):
-    r = client.post("/events", json=[event()] * 1001, headers=AUTH)
-    assert r.status_code == 422
+def test_a_batch_of_exactly_1000_is_stored_and_1001_is_refused_whole(client):
+    before = count_events(client)
+    batch = [event(user_id=f"bulk-{i}") for i in range(1000)]
+    r = client.post("/events", json=batch, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert r.json()["stored"] == 1000 and count_events(client) == before + 1000
+    r = client.post("/events", json=batch + [event(user_id="bulk-1000")], headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"]
+    assert count_events(client) == before + 1000
+
+
+def test_writes_are_refused_when_no_key_is_configured(seeded_db):
+    """An empty PAPERREC_API_KEYS accepts no key at all (not every key): 401 without one,
+    403 with any, nothing stored; reads still answer."""
+    from fastapi.testclient import TestClient
+    from recommender.core.settings import Settings
+    from service.app import create_app
+    with TestClient(create_app(Settings(db=seeded_db, api_keys=""))) as keyless:
+        before = count_events(keyless)
+        assert keyless.post("/events", json=event()).status_code == 401
+        assert keyless.post("/events", json=event(), headers=AUTH).status_code == 403
+        assert keyless.post("/events", json=event(), headers={"X-API-Key": ""}).status_code == 401
+        assert count_events(keyless) == before
+        assert keyless.get("/recommendations", params={"user_id": "x"}).status_code == 200
 
 
 def test_writes_need_a_valid_key(client):
@@ -100,18 +121,44 @@ def test_writes_need_a_valid_key(client):
     assert count_events(client) == before
 
 
-def test_body_over_one_mebibyte_is_413(client):
-    big = [event(user_id="u" * 250)] * 1000
-    r = client.post("/events", json=big * 5, headers=AUTH)
-    assert r.status_code == 413
+LIMIT = 1024 * 1024  # PAPERREC_MAX_BODY_BYTES' default
+TOO_LARGE = {"detail": f"request body larger than {LIMIT} bytes"}
 
 
-def test_chunked_body_over_the_limit_is_413(client):
-    def chunks():
-        for _ in range(40):
-            yield b" " * 32_768
-    r = client.post("/events", content=chunks(), headers={**AUTH, "Content-Type": "application/json"})
-    assert r.status_code == 413
+def body_of(size: int) -> bytes:
+    """A valid one-event JSON body of exactly `size` bytes (padded with spaces)."""
+    import json
+    text = json.dumps(event()).encode()
+    return text + b" " * (size - len(text))
+
+
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_413(client):
+    headers = {**AUTH, "Content-Type": "application/json"}
+    before = count_events(client)
+    assert client.post("/events", content=body_of(LIMIT), headers=headers).status_code == 201
+    r = client.post("/events", content=body_of(LIMIT + 1), headers=headers)
+    assert (r.status_code, r.json()) == (413, TOO_LARGE)
+    assert r.headers["content-type"] == "application/json"
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert count_events(client) == before + 1
+
+
+def test_chunked_bodies_at_and_over_the_limit(client):
+    """Without a Content-Length the limit is counted as the body streams."""
+    headers = {**AUTH, "Content-Type": "application/json"}
+
+    def chunks(size):
+        data = body_of(size)
+        for i in range(0, len(data), 32_768):
+            yield data[i:i + 32_768]
+    assert client.post("/events", content=chunks(LIMIT), headers=headers).status_code == 201
+    r = client.post("/events", content=chunks(LIMIT + 1), headers=headers)
+    assert (r.status_code, r.json()) == (413, TOO_LARGE)
+
+
+def test_a_content_length_that_is_not_a_number_is_400(client):
+    r = client.post("/events", content=b"{}", headers={**AUTH, "Content-Length": "12x"})
+    assert (r.status_code, r.json()) == (400, {"detail": "invalid Content-Length"})
 
 
 def test_future_and_pre_epoch_timestamps_are_refused(client):

@@ -182,3 +182,23 @@ def test_the_assignment_salt_is_secret_and_matters(client):
     served = {u: client.get("/recommendations", params={"user_id": u}).json()["variant"]
               for u in users[:40]}
     assert served == {u: assign_variant(exp, u).name for u in users[:40]}
+
+
+def test_a_reader_in_two_experiments_joins_the_older_one(client):
+    """Precedence is age, not name: 'zz-older' is created first, so with both at full
+    traffic every reader's list is zz-older's (a store listing them newest first, or by
+    name, sends them to aa-newer); once it stops, readers move to aa-newer."""
+    older = {**AB, "name": "zz-older"}
+    newer = {**AB, "name": "aa-newer", "variants": [{"name": "pop", "strategy": "trending"},
+                                                    {"name": "con", "strategy": "trending"}]}
+    assert create(client, older).status_code == 201
+    assert create(client, newer).status_code == 201
+    assert [e["name"] for e in client.get("/experiments").json()] == ["zz-older", "aa-newer"]
+    readers = [f"reader-{i}" for i in range(10)]
+    joined = [client.get("/recommendations", params={"user_id": u, "k": 3}).json()["experiment"]
+              for u in readers]
+    assert joined == ["zz-older"] * 10
+    assert client.post("/experiments/zz-older/stop", headers=AUTH).status_code == 200
+    joined = [client.get("/recommendations", params={"user_id": u, "k": 3}).json()["experiment"]
+              for u in readers]
+    assert joined == ["aa-newer"] * 10

@@ -123,3 +123,13 @@ def test_a_repeated_event_on_one_list_counts_once(shop):
     by_name = {v["name"]: v for v in report["ab"]["variants"]}
     assert by_name["a"]["clicks"] == 1 and by_name["a"]["click_rate"] == pytest.approx(1 / 3)
     assert by_name["b"]["clicks"] == 1
+
+
+def test_the_default_window_is_24_hours_to_the_second(shop):
+    """A click without a request_id exactly 24 h after the list is attributed to it; one
+    a second later is not (the README's window, `?window_hours=` on the report)."""
+    serve(shop, "l1", "u1", ["p0"], 0)
+    serve(shop, "l2", "u2", ["p0"], 0)
+    shop.add_events([ev("u1", "p0", "click", 24), ev("u2", "p0", "click", 24 + 1 / 3600)])
+    assert [(r["request_id"], r["user_id"]) for r in shop.experiment_events("exp")] == [("l1", "u1")]
+    assert len(shop.experiment_events("exp", window_hours=24.001)) == 2

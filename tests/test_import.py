@@ -99,3 +99,21 @@ def test_clean_paper_accepts_or_names_a_field(raw):
     else:
         assert paper["title"].strip() and paper["paper_id"].strip()
         assert paper["upvotes"] is None or paper["upvotes"] >= 0
+
+
+def test_seed_run_twice_stores_everything_once(tmp_path, capsys):
+    """`paperrec seed` (what `make run` does every time) on a store it already seeded
+    adds nothing: the same 787 papers and 824 demo events, nothing new the second time."""
+    from recommender.storage import open_store
+    db = tmp_path / "twice.db"
+    assert run("seed", "--db", db) == 0
+    assert capsys.readouterr().out == (f"seeded {db}: 787 papers (787 new or changed), "
+                                       "824 synthetic demo events (824 new)\n")
+    assert run("seed", "--db", db) == 0
+    assert capsys.readouterr().out == (f"seeded {db}: 787 papers (0 new or changed), "
+                                       "824 synthetic demo events (0 new)\n")
+    store = open_store(db)
+    try:
+        assert (store.count("papers"), store.count("events")) == (787, 824)
+    finally:
+        store.close()

@@ -63,3 +63,15 @@ def test_empty_slots_are_misses():
     # a candidate list shorter than k pads with -1: still scored against the full ideal
     per = metrics_from_hits(np.array([[True, False]]), np.array([2]), k=20)
     assert per["ndcg"][0] == pytest.approx(1 / (1 + 1 / math.log2(3)))
+
+
+def test_hits_from_sets_lists_and_arrays_alike_and_k_defaults_to_20():
+    from recommender.offline.metrics import hits_matrix
+    top = np.array([[3, 1, -1], [2, 4, 5]])
+    for rel in ([{1}, {5, 9}], [[1], [5, 9]], [np.array([1]), np.array([5, 9])]):
+        hits = hits_matrix(top, rel)
+        assert hits.dtype == bool and hits.tolist() == [[False, True, False], [False, False, True]]
+    ranked = list(range(100, 121))  # the only relevant paper is 21st
+    assert (recall_at_k(ranked, [120]), hitrate_at_k(ranked, [120]), ndcg_at_k(ranked, [120])) == (0.0, 0.0, 0.0)
+    assert recall_at_k(ranked, [119]) == hitrate_at_k(ranked, [119]) == 1.0
+    assert ndcg_at_k(ranked, [119]) == pytest.approx(1 / math.log2(21))

@@ -70,10 +70,22 @@ def test_paper_writes_need_key(empty_client):
 
 
 def test_user_summary_counts_history(client):
+    """Every field of /users, checked against the events the reader's summary comes from
+    (the store's own rows), not restated from the summary itself."""
+    events = [e for e in client.app.state.store.iter_events() if e["user_id"] == "demo-agents"]
+    by_kind = {}
+    for e in events:
+        by_kind[e["kind"]] = by_kind.get(e["kind"], 0) + 1
     body = client.get("/users/demo-agents", headers=AUTH).json()
-    assert body["known"] and body["events"] == sum(body["by_kind"].values()) > 0
-    stranger = client.get("/users/stranger", headers=AUTH).json()
-    assert stranger["known"] is False and stranger["events"] == 0
+    assert body == {"user_id": "demo-agents", "known": True, "events": len(events), "by_kind": by_kind,
+                    "distinct_papers": len({e["paper_id"] for e in events}),
+                    "first_event_at": min(e["ts"] for e in events),
+                    "last_event_at": max(e["ts"] for e in events)}
+    assert len(events) > 1 and len(by_kind) > 1
+    assert client.get("/users/stranger", headers=AUTH).json() == {
+        "user_id": "stranger", "known": False, "events": 0, "by_kind": {}, "distinct_papers": 0,
+        "first_event_at": None, "last_event_at": None}
+    assert client.get("/users/demo-agents").status_code == 401
 
 
 def test_health_and_metrics(client):

@@ -97,6 +97,19 @@ def test_k_and_as_of_validation(client):
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
     r = client.get("/recommendations", params={"user_id": "u", "as_of": "not a date"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "as_of"]
+    # a time that parses but cannot be served is named too, with what was given
+    for path in ("/recommendations", "/trending"):
+        r = client.get(path, params={"user_id": "u", "as_of": "1969-12-31T23:59:59Z"})
+        assert r.status_code == 422
+        assert [(d["loc"], d["msg"], d["input"]) for d in r.json()["detail"]] == \
+            [(["query", "as_of"], "before 1970-01-01", "1969-12-31 23:59:59+00:00")]
+    # a bare number is not read as Unix seconds: the API documents ISO-8601
+    for number in ("1700000000", "1.7e9", "-5"):
+        for path in ("/recommendations", "/trending"):
+            r = client.get(path, params={"user_id": "u", "as_of": number})
+            assert r.status_code == 422, (path, number)
+            assert [(d["loc"], d["msg"]) for d in r.json()["detail"]] == \
+                [(["query", "as_of"], "Value error, not an ISO-8601 timestamp")]
     assert client.get("/recommendations").status_code == 422
 
 
@@ -110,6 +123,26 @@ def test_trending_as_of_ignores_later_events(client):
     assert again["items"] == early["items"]
     later = client.get("/trending", params={"k": 1, "as_of": "2026-11-02T00:00:00Z"}).json()
     assert later["items"][0]["paper_id"] == paper
+
+
+def test_recommendations_as_of_a_past_time_are_that_times_list(client):
+    """`as_of` is used, not only validated: a reader without history gets trending as of
+    that time, so 30 later upvotes of one paper leave the past list as it was and top the
+    list of now."""
+    paper, past = "2402.17764", "2026-04-22T00:00:00Z"
+
+    def ids(path, **params):
+        body = client.get(path, params={"k": 20, **params}).json()
+        return [i["paper_id"] for i in body["items"]]
+
+    before = ids("/recommendations", user_id="never-seen", as_of=past)
+    assert before == ids("/trending", as_of=past)
+    for i in range(30):
+        assert client.post("/events", json={"user_id": f"fan-{i}", "paper_id": paper, "kind": "upvote",
+                                            "ts": "2026-11-01T00:00:00Z"}, headers=AUTH).status_code == 201
+    assert ids("/recommendations", user_id="someone-else", as_of=past) == before
+    assert ids("/recommendations", user_id="someone-else")[0] == paper
+    assert paper not in before[:1]
 
 
 def test_strategy_override_needs_key_and_known_name(client):
@@ -143,3 +176,29 @@ def test_body_is_exactly_the_documented_schema(client):
         assert all(list(item) == list(RecommendedItem.model_fields) for item in body["items"])
         parsed = Recommendations.model_validate(body, strict=True)
         assert jsonlib.loads(parsed.model_dump_json()) == body
+        # ...byte for byte: compact, and non-ASCII text as UTF-8 (not \u escapes)
+        assert resp.content == parsed.model_dump_json().encode("utf-8")
+
+
+def test_non_ascii_titles_are_sent_as_utf8(client):
+    title = "Übersicht: naïve Bayes für 数学 — ∑ of 🤖"
+    assert client.post("/papers", json={"paper_id": "utf8-paper", "title": title},
+                       headers=AUTH).status_code == 201
+    for i in range(5):
+        client.post("/events", json={"user_id": f"fan-{i}", "paper_id": "utf8-paper", "kind": "upvote"},
+                    headers=AUTH)
+    resp = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 100})
+    assert title.encode("utf-8") in resp.content and b"\\u" not in resp.content
+
+
+def test_a_corrected_title_is_in_the_very_next_list(client):
+    """Lists are encoded once and reused (service/routers/recommendations.py): a title
+    corrected in between must not be served from that encoding."""
+    first = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"][0]
+    again = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"][0]
+    assert again == first
+    assert client.post("/papers", json={"paper_id": first["paper_id"], "title": "Corrected title"},
+                       headers=AUTH).status_code == 201
+    after = client.get("/recommendations", params={"user_id": "nobody-yet", "k": 3}).json()["items"]
+    assert [(i["paper_id"], i["title"]) for i in after if i["paper_id"] == first["paper_id"]] == \
+        [(first["paper_id"], "Corrected title")]

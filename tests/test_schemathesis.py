@@ -61,6 +61,7 @@ def _operation_labels() -> list[str]:
 LABELS = _operation_labels()
 
 
+@pytest.mark.may_skip_in_ci  # an operation with no input has nothing to make invalid
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=["valid", "invalid"])
 @pytest.mark.parametrize("label", LABELS)

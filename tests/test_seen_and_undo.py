@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recommender.core.events import undo_keep, undo_mask, without_cancelled
-from recommender.core.kinds import HIDING_KINDS, KINDS, SEEN_KINDS, TABLE, kind_of
+from recommender.core.kinds import HIDING_KINDS, KINDS, SEEN_KINDS, TABLE, kind_of, strongest_interest
 from recommender.core.times import utcnow_iso
 from recommender.serving.live import LiveRecommender
 from recommender.storage import EventRow, open_store
@@ -28,6 +28,16 @@ def test_the_table_names_every_kind_once():
     assert SEEN_KINDS == {"click", "read", "upvote", "dismiss"} and HIDING_KINDS == {"dismiss"}
     assert all(kind_of(k.undoes).name == k.undoes for k in TABLE if k.undoes)
     assert kind_of("rating").name == "read"  # an offline data set's own kind reads as a read
+    assert kind_of("UPVOTE").name == "upvote" and kind_of(7).name == "read"
+
+
+def test_the_strongest_interest_names_the_verb_of_a_reason():
+    """click < read < upvote, per paper; kinds without a verb (impression, dismiss, the
+    undos) and unknown ones show no interest; a bare paper counts as a read."""
+    history = [(1, "click"), (1, "upvote"), (1, "read"), (2, "read"), (2, "click"), (3, "CLICK"),
+               (4, "impression"), (4, "dismiss"), (5, "remove_upvote"), (6, "rating"), (7,)]
+    assert strongest_interest(history) == {1: "upvote", 2: "read", 3: "click", 7: "read"}
+    assert strongest_interest(None) == {} and strongest_interest([]) == {}
 
 
 def test_an_undo_takes_back_only_an_earlier_event_of_its_own_reader_and_paper():

@@ -28,7 +28,7 @@ mean over readers and its bootstrap interval say little) it says so and keeps th
 model (one decided on 3 readers was kept on a 0.06 difference that could have been
 chance). Otherwise the candidate -- the newest data -- is promoted unless it is surely
 worse: its whole interval below -TOLERANCE. `--force`, or no usable model serving,
-promotes whatever the figures.
+promotes whatever the figures. That rule is training/promotion.py (`decide`).
 """
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from recommender.core.settings import PROMOTION_MIN_READERS
 from recommender.model.artifacts import ArtifactError, artifact_files, write_artifact
 from recommender.offline.comparison import Comparison, paired_bootstrap
 from recommender.offline.dataset import Interactions, Papers
@@ -49,16 +48,11 @@ from recommender.offline.metrics import summarize
 from recommender.model.hybrid import HybridConfig
 from recommender.serving.model_slot import ServedModel
 from recommender.storage import Store
+from training.promotion import MIN_READERS, decide
 from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1
-METRIC = "ndcg@20"
 K = 20
-# A difference smaller than this does not matter: a candidate is kept back only when its
-# whole interval lies below -TOLERANCE.
-TOLERANCE = 0.005
-# Fewer readers in the comparison than this: too few to judge, the serving model stays.
-MIN_READERS = PROMOTION_MIN_READERS
 
 
 @dataclass
@@ -208,21 +202,3 @@ def forget_old_files(store: Store) -> int:
 def _holdout(model, past: Interactions, recent: Interactions) -> tuple[np.ndarray, dict]:
     """Readers of the recent slice and each one's metrics under `model`."""
     return per_reader_metrics(model, "hybrid", past, recent, k=K)
-
-
-def decide(comparison: Comparison | None, active_row: dict | None, active_problem: str | None,
-           force: bool, min_readers: int = MIN_READERS) -> tuple[bool, str]:
-    """Whether the candidate serves, and why (see the module docstring)."""
-    if force:
-        return True, "forced"
-    if active_row is None:
-        return True, "no model was serving"
-    if active_problem:
-        return True, active_problem
-    kept = active_row["version"]
-    readers = comparison.readers if comparison else 0
-    if readers < min_readers:
-        return False, f"too few readers to judge: {readers} < {min_readers}; kept {kept}"
-    if comparison.high < -TOLERANCE:
-        return False, f"surely worse: {comparison.describe(METRIC)}; kept {kept}"
-    return True, f"not surely worse: {comparison.describe(METRIC)}"
