@@ -78,6 +78,6 @@ def test_a_small_catalog_is_refit_in_the_writers_thread(tmp_path):
         store_papers(store, live, papers("b", 150, rng, "zyxophile"))
         # no waiting: below IN_PROCESS_BELOW the refit is part of the write
         assert "zyxophile" in live.encoder.terms
-        assert live.catalog.size == 250 and live._refit is None
+        assert live.catalog.size == 250 and "catalog-refit" not in live._background
     finally:
         store.close()

@@ -50,9 +50,8 @@ class LiveRecommender:
         self._papers_lock = threading.Lock()
         self._align_lock = threading.Lock()
         self._fixed_encoder = encoder is not None
-        self._refit: threading.Thread | None = None
-        self._catch_up: threading.Thread | None = None
-        self._refit_guard = threading.Lock()
+        self._background: dict[str, threading.Thread] = {}
+        self._background_guard = threading.Lock()
         self._trend_cache: dict[tuple, np.ndarray] = {}
         self._trend_compute = threading.Lock()
         # Lists everybody shares (trending for readers without history), per trend key.
@@ -113,14 +112,16 @@ class LiveRecommender:
             self._trend_cache.clear()
             self._shared_lists.clear()
 
-    def _start_refit(self) -> None:
-        """Refit the catalog's vocabulary in the background, unless a refit runs already."""
-        with self._refit_guard:
-            if self._refit is not None and self._refit.is_alive():
+    def _in_background(self, name: str, work) -> None:
+        """Run `work` on a thread named `name`, unless one by that name still runs: at
+        most one thread per kind of background work (catalog-refit, catalog-catch-up)."""
+        with self._background_guard:
+            running = self._background.get(name)
+            if running is not None and running.is_alive():
                 return
-            self._refit = threading.Thread(target=self._refit_catalog, daemon=True,
-                                           name="catalog-refit")
-            self._refit.start()
+            thread = self._background[name] = threading.Thread(target=work, daemon=True,
+                                                               name=name)
+            thread.start()
 
     def _refit_catalog(self) -> None:
         """A new vocabulary fit on the catalog as stored now (in a child process for a large
@@ -143,7 +144,8 @@ class LiveRecommender:
     def wait_for_refit(self, timeout: float | None = None) -> None:
         """Wait for background work on the catalog, if any runs (tests, benchmarks): a
         catch-up a read started, then a vocabulary refit."""
-        for thread in (self._catch_up, self._refit):
+        for name in ("catalog-catch-up", "catalog-refit"):  # a catch-up may start a refit
+            thread = self._background.get(name)
             if thread is not None:
                 thread.join(timeout)
 
@@ -221,7 +223,7 @@ class LiveRecommender:
         served = self.served
         lag = 0 if served is None else self.catalog.size - len(served.paper_ids)
         if not wait and (behind or lag > self.READ_TAKES_PAPERS):
-            self._catch_up_in_background()
+            self._in_background("catalog-catch-up", self._catch_up)
         elif lag > 0 and self._align_lock.acquire(blocking=wait):
             try:  # one aligner at a time: two would both add the same papers to the model
                 served.align(self.catalog.paper_ids, self.store.get_paper)
@@ -271,7 +273,7 @@ class LiveRecommender:
             if catalog.size < IN_PROCESS_BELOW:
                 self._rebuild_catalog()
             else:
-                self._start_refit()
+                self._in_background("catalog-refit", self._refit_catalog)
         return True
 
     # A read takes in at most this many new papers itself (a few ms; papers another
@@ -281,17 +283,9 @@ class LiveRecommender:
     # 170-210 ms during batches.
     READ_TAKES_PAPERS = 20
 
-    def _catch_up_in_background(self) -> None:
-        """Take in new papers and add them to the model on a thread of its own (one at a
-        time), as a writer would; reads go on with what is in place."""
-        with self._refit_guard:
-            if self._catch_up is not None and self._catch_up.is_alive():
-                return
-            self._catch_up = threading.Thread(target=self._catch_up_now, daemon=True,
-                                              name="catalog-catch-up")
-            self._catch_up.start()
-
-    def _catch_up_now(self) -> None:
+    def _catch_up(self) -> None:
+        """Take in new papers and add them to the model, as a writer would (on a thread of
+        its own: _in_background); reads go on with what is in place meanwhile."""
         try:
             self.refresh(wait=True)
         except Exception as exc:  # the store went away: the next read starts another catch-up
