@@ -81,6 +81,15 @@ def test_two_equally_good_models_promote_the_candidate():
         "95% interval [+0.0000, +0.0000] over 40 readers"))
 
 
+def test_a_surely_worse_candidate_is_kept_back_with_its_figures_in_the_reason():
+    """The reason names the metric and the candidate's figures, so `models list` and the
+    job's output say why the serving model stayed."""
+    worse = comparison(100, -0.03, -0.05, -0.01)
+    assert decide(worse, SERVING, None, force=False, min_readers=30) == (False, (
+        "surely worse: ndcg@20 0.2700 vs serving 0.3000: difference -0.0300, "
+        "95% interval [-0.0500, -0.0100] over 100 readers; kept v-serving"))
+
+
 @pytest.mark.parametrize("high, promoted", [
     (-TOLERANCE, True),  # at the tolerance: not *surely* worse by more than it
     (-TOLERANCE - 1e-9, False),

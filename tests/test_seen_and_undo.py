@@ -141,3 +141,10 @@ def test_training_data_follows_the_undo_rule(store):
                       EventRow("r", "c", "upvote", now), EventRow("r", "c", "remove_upvote", now)])
     inter = interactions_from_store(store, papers_from_store(store))
     assert sorted(zip(inter.items.tolist(), inter.kinds.tolist())) == [(2, "remove_upvote"), (2, "upvote")]
+
+
+def test_an_undo_with_nothing_to_take_back_counts_nowhere():
+    """A history of undos alone (an upvote taken back that was never given, a dismissal
+    undone that never was): every event dropped, so nothing of it is "seen" or interest."""
+    lone = [{"paper_id": 1, "kind": "remove_upvote"}, {"paper_id": 2, "kind": "remove_dismiss"}]
+    assert without_cancelled(lone) == []

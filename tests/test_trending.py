@@ -3,6 +3,7 @@ one reader cannot take the list over, and an old or quiet log keeps its list."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,6 +93,47 @@ def test_credibility_is_measured_from_how_much_papers_differ():
     k_noise = credibility(n, n * noise, n * (noise ** 2 + 0.1))
     assert k_real == MIN_K and k_noise == MAX_K
     assert credibility(np.array([1.0]), np.array([1.0]), np.array([1.0])) == MIN_K
+
+
+def _buhlmann_straub_by_hand(papers: list[list[float]]) -> float:
+    """The textbook estimator, written out over each reader's weight (no arrays): k =
+    expected within-paper variance / variance of the papers' true means, unequal sizes."""
+    total = sum(len(w) for w in papers)
+    means = [sum(w) / len(w) for w in papers]
+    within = [sum((x - m) ** 2 for x in w) / (len(w) - 1) for w, m in zip(papers, means)]
+    epv = sum(len(w) * v for w, v in zip(papers, within)) / total
+    grand = sum(len(w) * m for w, m in zip(papers, means)) / total
+    between = sum(len(w) * (m - grand) ** 2 for w, m in zip(papers, means))
+    vhm = (between - (len(papers) - 1) * epv) / (total - sum(len(w) ** 2 for w in papers) / total)
+    return epv / vhm
+
+
+def _sums(papers: list[list[float]]):
+    return (np.array([len(w) for w in papers], float), np.array([sum(w) for w in papers]),
+            np.array([sum(x * x for x in w) for w in papers]))
+
+
+def test_credibility_equals_buhlmann_straub_written_out():
+    """Papers of 2, 3 and 4 readers with unequal spreads: the array code gives the
+    textbook value to the last digits (k about 3.3, inside the bounds, so unclipped)."""
+    papers = [[1.0, 0.25], [0.5, 0.5, 0.25], [1.0, 1.0, 0.5, 1.0]]
+    expected = _buhlmann_straub_by_hand(papers)
+    assert MIN_K < expected < MAX_K
+    assert credibility(*_sums(papers)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_credibility_is_estimated_from_exactly_two_papers_of_exactly_two_readers():
+    """The smallest log it is estimated from: two papers, one with exactly two readers
+    (k about 1.03, unclipped). A paper with fewer than two readers' worth of weight (1.9
+    decayed readers) says nothing about within-paper variance and is left out."""
+    papers = [[1.0, 0.5], [0.25, 0.25, 0.5]]
+    expected = _buhlmann_straub_by_hand(papers)
+    assert MIN_K < expected < MAX_K
+    n, s, s2 = _sums(papers)
+    assert credibility(n, s, s2) == pytest.approx(expected, rel=1e-12)
+    n_more, s_more, s2_more = np.r_[n, 1.9], np.r_[s, 1.9], np.r_[s2, 1.9]
+    assert credibility(n_more, s_more, s2_more) == pytest.approx(expected, rel=1e-12)
+    assert credibility(n[:1], s[:1], s2[:1]) == MIN_K  # one paper: nothing to compare
 
 
 def test_prior_upvotes_count_and_decay_with_age():
