@@ -173,3 +173,99 @@ def test_one_new_reader_cannot_take_over_the_demo_trending_list(client):
     after = client.get("/trending", params={"k": 20}).json()["items"]
     assert [i["paper_id"] for i in after[:8]] == top
     assert not set(quiet) & {i["paper_id"] for i in after[:10]}
+
+
+def _trending_by_hand(n_items, events, upvotes, published, as_of, k=None,
+                      half_life_days=7.0, prior_half_life_days=30.0):
+    """The trending rules of the module docstring written out event by event, as the
+    oracle of the array code. events: (paper, weight, ts, reader; reader < 0: anonymous)."""
+    import math
+    past = sorted(ts for _, _, ts, _ in events if ts <= as_of)
+
+    def active_age(t):  # every gap between consecutive events, and to as_of, capped at a day
+        later = [x for x in past if x >= t]
+        gaps = [min(b - a, DAY_S) for a, b in zip(later, later[1:])]
+        return sum(gaps) + min(max(as_of - later[-1], 0.0), DAY_S)
+
+    rate = math.log(2.0) / (half_life_days * DAY_S)
+    pairs: dict = {}  # (reader, paper) -> (strongest weight, youngest age)
+    for i, (paper, weight, ts, reader) in enumerate(events):
+        if ts > as_of or weight <= 0 or paper >= n_items:
+            continue
+        key = (("anonymous", i) if reader < 0 else reader, paper)
+        w, age = pairs.get(key, (0.0, math.inf))
+        pairs[key] = (max(w, weight / UPVOTE), min(age, active_age(ts)))
+    by_paper: dict = {}  # paper -> [(weight, decay) per reader]
+    for (_, paper), (w, age) in pairs.items():
+        by_paper.setdefault(paper, []).append((w, math.exp(-rate * age)))
+    n = {p: sum(d for _, d in r) for p, r in by_paper.items()}
+    s = {p: sum(w * d for w, d in r) for p, r in by_paper.items()}
+    if k is None:  # Buehlmann-Straub over papers with two readers' worth of weight
+        big = [p for p in by_paper if n[p] >= 2.0]
+        if len(big) < 2:
+            k = MIN_K
+        else:
+            total = sum(n[p] for p in big)
+            mean = {p: s[p] / n[p] for p in big}
+            var = {p: sum(d * (w - mean[p]) ** 2 for w, d in by_paper[p]) / (n[p] - 1) for p in big}
+            epv = sum(n[p] * var[p] for p in big) / total
+            grand = sum(n[p] * mean[p] for p in big) / total
+            vhm = ((sum(n[p] * (mean[p] - grand) ** 2 for p in big) - (len(big) - 1) * epv)
+                   / (total - sum(n[p] ** 2 for p in big) / total))
+            k = MAX_K if vhm <= 0 else min(max(epv / vhm, MIN_K), MAX_K)
+    mu = sum(s.values()) / sum(n.values()) if n else 0.0
+    scores = [n[p] * (s[p] + k * mu) / (n[p] + k) if p in n else 0.0 for p in range(n_items)]
+    known = [t for t in published if not math.isnan(t)]
+    oldest = min(known) if known else as_of
+    prior_rate = math.log(2.0) / (prior_half_life_days * DAY_S)
+    priors = {}
+    for p in range(n_items):
+        age = as_of - (oldest if math.isnan(published[p]) else published[p])
+        if upvotes[p] > 0 and age >= 0:
+            priors[p] = math.log(math.log1p(upvotes[p]) / UPVOTE) - prior_rate * age
+    if any(scores):
+        for p, log_prior in priors.items():
+            scores[p] += math.exp(log_prior)
+    elif priors:  # only priors: their order, however old
+        top_log = max(priors.values())
+        for p, log_prior in priors.items():
+            scores[p] = math.exp(log_prior - top_log)
+    top = max(scores)
+    return [x / top if top > 0 else x for x in scores]
+
+
+_event = st.tuples(st.integers(0, 5), st.sampled_from([0.0, CLICK, READ, UPVOTE]),
+                   st.floats(-12.0, 0.5), st.integers(-1, 6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(n_items=st.integers(1, 5), events=st.lists(_event, max_size=14),
+       upvotes=st.lists(st.integers(0, 40), min_size=5, max_size=5),
+       published=st.lists(st.one_of(st.just(float("nan")), st.floats(-60.0, 3.0)), min_size=5, max_size=5),
+       k=st.one_of(st.none(), st.floats(MIN_K, MAX_K)))
+def test_scores_equal_the_rules_written_out(n_items, events, upvotes, published, k):
+    """Every rule at once against the event-by-event oracle: readers once per paper
+    (anonymous events each their own reader, reader 0 a reader), their strongest kind at
+    their latest event's active age, the shrinkage with k given or measured, papers out of
+    range and events after as_of ignored, the prior's decay and weight, top = 1."""
+    events = [(p, w, NOW + d * DAY_S, r) for p, w, d, r in events]
+    published = [NOW + d * DAY_S for d in published[:n_items]]
+    got = trending_scores(n_items, [e[0] for e in events], [e[1] for e in events],
+                          [e[2] for e in events], upvotes[:n_items], published, NOW,
+                          event_readers=[e[3] for e in events], k=k)
+    assert got == pytest.approx(_trending_by_hand(n_items, events, upvotes, published, NOW, k),
+                                rel=1e-9, abs=1e-12)
+
+
+def test_readers_are_told_apart_from_papers_and_from_anonymous_events():
+    """Reader 5 on paper 0 and reader 0 on paper 1 of five are two pairs, not one; two
+    anonymous events on one paper are two readers, neither of them reader 0 or 1, and
+    reader 0's two events on paper 1 are one."""
+    events = [(0, UPVOTE, NOW - 60, 5), (2, READ, NOW - 20, -1), (1, UPVOTE, NOW - 60, 0),
+              (1, CLICK, NOW - 30, 0), (2, READ, NOW - 10, -1), (2, CLICK, NOW - 5, 0),
+              (2, CLICK, NOW - 4, 1)]
+    items, weights, ts, readers = (list(x) for x in zip(*events))
+    got = trending_scores(5, items, weights, ts, [0] * 5, [float("nan")] * 5, NOW,
+                          event_readers=readers)
+    assert got == pytest.approx(_trending_by_hand(5, events, [0] * 5, [float("nan")] * 5, NOW),
+                                rel=1e-9, abs=1e-12)
