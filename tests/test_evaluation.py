@@ -2,6 +2,9 @@
 ranking each reader on their own and scoring the list by hand."""
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,8 +63,25 @@ def test_the_batch_evaluation_equals_ranking_each_reader_alone(split, strategy):
 
 def test_evaluate_split_times_each_strategy_and_refuses_unknown_ones(split):
     papers, train, test = split
+    started = time.perf_counter()
     results = evaluate_split(papers, train, test, strategies=("popular", "content"), config=CONFIG)
+    wall = time.perf_counter() - started
     assert set(results) == {"popular", "content"}
-    assert all(r["fit_s"] >= 0 and 0 <= r["ndcg@20"] <= 1 for r in results.values())
-    with pytest.raises(ValueError):
+    assert all(0 <= r["ndcg@20"] <= 1 for r in results.values())
+    assert 0 <= results["popular"]["fit_s"] + results["content"]["fit_s"] <= wall
+    with pytest.raises(ValueError) as refused:
         evaluate_split(papers, train, test, strategies=("trending",), config=CONFIG)
+    assert str(refused.value) == ("unknown strategy 'trending'; expected some of "
+                                  "popular,content,collaborative,hybrid")
+
+
+def test_evaluate_split_fits_each_strategy_alone_with_the_given_config(split):
+    """`popular` is fit without ALS (its settings search tries popularity counts only),
+    and settings fixed in the config are the ones the collaborative fit uses."""
+    papers, train, test = split
+    fixed = replace(CONFIG, als_alpha=3.0, als_regularization=200.0)
+    results = evaluate_split(papers, train, test, strategies=("popular", "collaborative"), config=fixed)
+    assert all("popularity" in t for t in results["popular"]["tuning"]["trials"])
+    tuning = results["collaborative"]["tuning"]
+    assert (tuning["als_alpha"], tuning["als_regularization"]) == (3.0, 200.0)
+    assert any("proxy_ndcg" in t for t in tuning["trials"])
