@@ -85,3 +85,38 @@ def test_evaluate_split_fits_each_strategy_alone_with_the_given_config(split):
     tuning = results["collaborative"]["tuning"]
     assert (tuning["als_alpha"], tuning["als_regularization"]) == (3.0, 200.0)
     assert any("proxy_ndcg" in t for t in tuning["trials"])
+
+
+def test_evaluate_split_reports_exactly_what_the_cli_writes(split):
+    """Each strategy's figures at the k asked for, its fit and evaluation seconds (to the
+    hundredth, within the call's wall time) and its settings search; the hybrid also its
+    blend and validation figures; one log line per strategy in the README's format."""
+    papers, train, test = split
+    lines: list[str] = []
+    started = time.perf_counter()
+    results = evaluate_split(papers, train, test, strategies=("popular", "hybrid"), k=5, config=CONFIG,
+                             log=lines.append)
+    wall = time.perf_counter() - started
+    figures = {"recall@5", "ndcg@5", "hitrate@5", "users", "fit_s", "eval_s", "tuning"}
+    assert set(results["popular"]) == figures
+    assert set(results["hybrid"]) == figures | {"blend", "validation"}
+    assert isinstance(results["hybrid"]["blend"], dict) and results["hybrid"]["blend"]
+    assert isinstance(results["hybrid"]["validation"], dict) and results["hybrid"]["validation"]
+    assert all(isinstance(r["tuning"], dict) and r["tuning"]["trials"] for r in results.values())
+    seconds = [r[key] for r in results.values() for key in ("fit_s", "eval_s")]
+    assert all(s == round(s, 2) and s >= 0 for s in seconds) and sum(seconds) <= wall + 0.02
+    assert len(lines) == 2
+    for line, (name, r) in zip(lines, results.items()):
+        assert line == (f"{name}: ndcg@5={r['ndcg@5']:.4f} recall@5={r['recall@5']:.4f} "
+                        f"fit {line.split(' fit ')[1].split('s')[0]}s eval {r['eval_s']:.1f}s")
+        assert abs(float(line.split(" fit ")[1].split("s")[0]) - r["fit_s"]) <= 0.051
+
+
+def test_evaluate_model_reports_progress_per_reader(split):
+    """The progress callback hears of every test reader exactly once, in batches."""
+    papers, train, test = split
+    model = fit_model(papers, train, strategies=("popular",), config=CONFIG)
+    seen: list[int] = []
+    got = evaluate_model(model, "popular", train, test, batch=7, progress=seen.append)
+    assert sum(seen) == got["users"] == len(np.unique(test.users))
+    assert max(seen) == 7 and len(seen) == -(-got["users"] // 7)
