@@ -6,11 +6,12 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 
 from recommender.core.ranking import ndcg_from_hits
 from recommender.offline.dataset import Interactions, Papers
-from recommender.offline.evaluation import evaluate_model, evaluate_split, fit_model
+from recommender.offline.evaluation import evaluate_model, evaluate_split, fit_model, per_reader_metrics
 from recommender.offline.metrics import summarize
 from tests.helpers import CONFIG, synthetic
 
@@ -32,11 +33,18 @@ def split():
     return papers, part(~held), part(held)
 
 
+def _history(train, u):
+    """Reader u's training events as a history [(paper, kind[, ts])]."""
+    mine = train.users == u
+    return [(int(i), str(kind)) + ((float(t),) if np.isfinite(t) else ())
+            for i, kind, t in zip(train.items[mine], train.kinds[mine], train.ts[mine])]
+
+
 def by_hand(model, strategy, train, test, k=20, candidates=None):
     """Rank every test reader alone (the single-reader path) and score their list."""
     per = {"recall": [], "ndcg": [], "hitrate": []}
     for u in np.unique(test.users):
-        history = [(int(i), "upvote") for i in train.items[train.users == u]]
+        history = _history(train, u)
         relevant = set(test.items[test.users == u].tolist())
         ranked = [r.index for r in model.recommend(history, k=k, strategy=strategy,
                                                    candidates=candidates, with_reasons=False)]
@@ -120,3 +128,82 @@ def test_evaluate_model_reports_progress_per_reader(split):
     got = evaluate_model(model, "popular", train, test, batch=7, progress=seen.append)
     assert sum(seen) == got["users"] == len(np.unique(test.users))
     assert max(seen) == 7 and len(seen) == -(-got["users"] // 7)
+
+
+def _rich_split(kinds_of=lambda rng, n: rng.choice(["click", "read", "upvote"], n), upvotes=None):
+    """Papers with titles, abstracts and catalog upvotes; events of several kinds with
+    times; one more reader known to the split than has training events."""
+    texts, titles, users, items, _ = synthetic(n_papers=40, n_users=60, seed=5)
+    rng = np.random.default_rng(1)
+    papers = Papers([f"p{i}" for i in range(40)], titles, [t[len(ti):] for t, ti in zip(texts, titles)],
+                    np.full(40, np.nan), np.zeros(40, np.float32) if upvotes is None else upvotes)
+    ts = 1.7e9 + np.sort(rng.uniform(0, 3e7, len(users)))
+    user_ids = [f"u{u}" for u in range(int(users.max()) + 2)]
+    return papers, Interactions(user_ids, users.astype(np.int32), items.astype(np.int32),
+                                np.asarray(kinds_of(rng, len(users)), dtype=object), ts)
+
+
+def test_fit_model_fits_on_every_field_of_the_papers_and_the_events():
+    """What `evaluate` fits uses the papers' titles, texts and catalog upvotes, and the
+    events' kinds, times and readers: change one and the model changes with it."""
+    upvotes = np.zeros(40, np.float32)
+    upvotes[[3, 7]] = 500.0
+    papers, train = _rich_split(upvotes=upvotes)
+    stages: list[str] = []
+    model = fit_model(papers, train, strategies=("popular", "content"), config=CONFIG,
+                      progress=lambda stage, *a, **kw: stages.append(stage))
+    assert stages and model.comps.cf is None  # fit only what it was asked for
+    assert model.config.content_dim == CONFIG.content_dim and model.titles == papers.titles
+    assert model.stats["n_users"] == len(train.user_ids) == int(train.users.max()) + 2
+    assert model.now == float(train.ts.max())
+    assert model.stats["tuning"]["slice"]["held_out_by"].startswith("latest")
+    empty = sp.csr_matrix((2, 40), dtype=np.float32)
+    rows = sp.csr_matrix(np.eye(2, 40, dtype=np.float32))
+
+    def scores(m):
+        return np.vstack([m.score_rows(rows, "content"), m.score_rows(empty, "popular")])
+
+    no_prior = fit_model(replace(papers, upvotes=np.zeros(40, np.float32)), train,
+                         strategies=("popular", "content"), config=CONFIG)
+    _, upvotes_only = _rich_split(kinds_of=lambda rng, n: ["upvote"] * n, upvotes=upvotes)
+    one_kind = fit_model(papers, upvotes_only, strategies=("popular", "content"), config=CONFIG)
+    no_abstracts = fit_model(replace(papers, abstracts=[""] * 40), train,
+                             strategies=("popular", "content"), config=CONFIG)
+    for other in (no_prior, one_kind, no_abstracts):
+        assert not np.allclose(scores(model), scores(other))
+
+
+def test_the_batch_evaluation_reads_each_event_s_kind_and_time():
+    """With several kinds and a time decay, the batch evaluation still equals ranking each
+    reader alone from their events (kind and time each), at the default k of 20."""
+    papers, events = _rich_split()
+    held = np.random.default_rng(2).random(len(events)) < 0.25
+
+    def part(mask):
+        return Interactions(events.user_ids, events.users[mask], events.items[mask], events.kinds[mask],
+                            events.ts[mask])
+    train, test = part(~held), part(held)
+    config = replace(CONFIG, half_life_days=30.0, decay_from="newest")
+    model = fit_model(papers, train, strategies=("content",), config=config)
+    assert model.conf_config.half_life_days == 30.0
+    got = evaluate_model(model, "content", train, test)
+    want = by_hand(model, "content", train, test)
+    assert got["users"] == want["users"]
+    for key in ("ndcg@20", "recall@20", "hitrate@20"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    users, per = per_reader_metrics(model, "content", train, test)
+    assert per["ndcg"].mean() == pytest.approx(got["ndcg@20"], abs=1e-12)
+    assert list(users) == sorted(np.unique(test.users))
+    # the default k is 20: a test paper ranked 21st is a miss, and a hit at k=21
+    u = int(test.users[0])
+    ranked = [r.index for r in model.recommend(_history(train, u), k=21, strategy="content",
+                                               with_reasons=False)]
+    at_21 = Interactions(train.user_ids, np.array([u], np.int32), np.array([ranked[20]], np.int32),
+                         np.array(["upvote"], dtype=object), np.array([np.nan]))
+    assert per_reader_metrics(model, "content", train, at_21)[1]["hitrate"].tolist() == [0.0]
+    assert per_reader_metrics(model, "content", train, at_21, k=21)[1]["hitrate"].tolist() == [1.0]
+
+
+def test_summaries_of_no_readers_are_zero_at_the_default_k():
+    assert summarize({"recall": np.zeros(0), "ndcg": np.zeros(0), "hitrate": np.zeros(0)}) == {
+        "recall@20": 0.0, "ndcg@20": 0.0, "hitrate@20": 0.0, "users": 0}
