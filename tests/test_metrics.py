@@ -75,3 +75,10 @@ def test_hits_from_sets_lists_and_arrays_alike_and_k_defaults_to_20():
     assert (recall_at_k(ranked, [120]), hitrate_at_k(ranked, [120]), ndcg_at_k(ranked, [120])) == (0.0, 0.0, 0.0)
     assert recall_at_k(ranked, [119]) == hitrate_at_k(ranked, [119]) == 1.0
     assert ndcg_at_k(ranked, [119]) == pytest.approx(1 / math.log2(21))
+
+
+def test_a_reader_without_test_papers_scores_zero_everywhere():
+    """Recall of a reader with nothing to find is 0 (not 1, not undefined), as floats."""
+    m = metrics_from_hits(np.zeros((2, 3), bool), np.array([0, 2]), 3)
+    assert m["recall"].tolist() == [0.0, 0.0] and m["recall"].dtype == np.float64
+    assert m["ndcg"].tolist() == [0.0, 0.0] and m["hitrate"].tolist() == [0.0, 0.0]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from recommender.core.events import undo_keep, undo_mask, without_cancelled
 from recommender.core.kinds import HIDING_KINDS, KINDS, SEEN_KINDS, TABLE, kind_of, strongest_interest
@@ -148,3 +150,17 @@ def test_an_undo_with_nothing_to_take_back_counts_nowhere():
     undone that never was): every event dropped, so nothing of it is "seen" or interest."""
     lone = [{"paper_id": 1, "kind": "remove_upvote"}, {"paper_id": 2, "kind": "remove_dismiss"}]
     assert without_cancelled(lone) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3),
+                          st.sampled_from(["click", "upvote", "remove_upvote", "dismiss", "remove_dismiss"])),
+                max_size=30))
+@example([(2, 0, "upvote"), (0, 1, "remove_upvote")])  # 2 readers x 2 papers: a pair id per pair
+def test_the_training_mask_is_the_undo_rule_per_reader_and_paper(events):
+    """undo_mask over many readers' events at once keeps exactly what the rule keeps for
+    each (reader, paper) alone: no two readers' or papers' events are mixed up."""
+    users = np.array([u for u, _, _ in events], dtype=np.int64)
+    items = np.array([i for _, i, _ in events], dtype=np.int64)
+    kinds = [k for _, _, k in events]
+    assert undo_mask(users, items, kinds).tolist() == undo_keep([(u, i) for u, i, _ in events], kinds)
