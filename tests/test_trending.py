@@ -269,3 +269,35 @@ def test_readers_are_told_apart_from_papers_and_from_anonymous_events():
                           event_readers=readers)
     assert got == pytest.approx(_trending_by_hand(5, events, [0] * 5, [float("nan")] * 5, NOW),
                                 rel=1e-9, abs=1e-12)
+
+
+def test_scores_with_a_measured_k_equal_the_rules_written_out():
+    """Enough readers on three papers for k to be measured (about 2.1, unclipped): the
+    within-paper spread (squared weights) enters the scores exactly as written out."""
+    papers = {0: [UPVOTE, UPVOTE, READ, UPVOTE, CLICK], 1: [CLICK, CLICK, READ, CLICK], 2: [READ, UPVOTE, READ]}
+    assert MIN_K < _buhlmann_straub_by_hand([[w / UPVOTE for w in ws] for ws in papers.values()]) < MAX_K
+    events = [(p, w, NOW - 60.0 * r, r) for r, (p, w) in enumerate((p, w) for p, ws in papers.items() for w in ws)]
+    items, weights, ts, readers = (list(x) for x in zip(*events))
+    got = trending_scores(4, items, weights, ts, [0] * 4, [float("nan")] * 4, NOW, event_readers=readers)
+    assert got == pytest.approx(_trending_by_hand(4, events, [0] * 4, [float("nan")] * 4, NOW), rel=1e-12)
+
+
+def test_credibility_is_the_upper_bound_when_papers_differ_no_more_than_noise():
+    """Identical papers (no spread at all: 0 / 0) and papers whose true difference is tiny
+    beside their readers' spread (k about 44 written out) both get MAX_K, never NaN or 44."""
+    same = np.array([2.0, 2.0])
+    assert credibility(same, same, same) == MAX_K
+    noisy = [[1.0, 0.25] * 10, [1.0, 0.5] * 10]
+    assert _buhlmann_straub_by_hand(noisy) > MAX_K
+    assert credibility(*_sums(noisy)) == MAX_K
+
+
+def test_a_catalog_of_only_old_priors_keeps_their_order():
+    """No events and papers published sixty years ago: their prior upvotes still order the
+    list (top 1.0), instead of every score underflowing to 0."""
+    got = score([], [], [], n=3, upvotes=[5, 50, 0], published=[NOW - 60 * 365 * DAY_S] * 3)
+    assert got[1] == 1.0 and 0 < got[0] < 1 and got[2] == 0
+
+
+def test_an_empty_catalog_scores_nothing():
+    assert score([], [], [], n=0, upvotes=[], published=[]).shape == (0,)
