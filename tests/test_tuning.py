@@ -6,6 +6,8 @@ spread over years, it is weak or none. Timestamps shifted by a constant change n
 data without timestamps trains and serves."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -186,3 +188,16 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta):
     tried = {(t["graph_alpha"], t["graph_beta"]): t["ndcg"] for t in c.log if "graph_beta" in t}
     assert tried[(c.graph_alpha, c.graph_beta)] == max(tried.values())
     assert tried[(c.graph_alpha, c.graph_beta)] > tried[(0.8, 0.4)]  # not merely the default
+
+
+def test_the_search_budget_counts_cpu_time_not_waiting():
+    """A budget of CPU seconds is not spent by time the process does not run (here a sleep;
+    on a busy machine, other jobs' turns on the cores), and is spent by work."""
+    from recommender.model.tuning import _Budget
+    budget = _Budget(0.2)
+    time.sleep(0.3)
+    assert budget.left() and budget.spent() < 0.2
+    end = time.process_time() + 0.25
+    while time.process_time() < end:
+        pass
+    assert not budget.left() and budget.spent() >= 0.2
