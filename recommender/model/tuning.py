@@ -223,7 +223,7 @@ def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, 
 
 
 def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice: ValidationSlice,
-           fixed: dict, budget_s: float = 120.0, proxy_factors: int = 32, proxy_iterations: int = 8,
+           fixed: dict, budget_s: float = 90.0, proxy_factors: int = 32, proxy_iterations: int = 8,
            max_readers: int = 2000, seed: int = 0, collaborative: bool = True,
            text: sp.csr_matrix | None = None) -> Choice:
     """Choose decay, ALS alpha/regularisation and popularity counting on `vslice`.
