@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "model stays (default: $PAPERREC_PROMOTION_MIN_READERS, 30)")
     p.add_argument("--if-missing", action="store_true",
                    help="do nothing when a model is already serving (used by `make run`)")
+    p.add_argument("--search", action="store_true",
+                   help="search the model's settings again even while the serving model's may be "
+                   "kept (they are kept until the events grow by a quarter or a week passes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         min_readers = settings.promotion_min_readers if args.min_readers is None else args.min_readers
         result = train(store, args.model_dir or settings.model_dir, force=args.force,
-                       seed=args.seed, progress=not args.quiet, min_readers=min_readers)
+                       seed=args.seed, progress=not args.quiet, min_readers=min_readers,
+                       search=args.search)
     finally:
         store.close()
     verdict = "promoted" if result.promoted else "kept the serving model"
@@ -55,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if c is not None and c.readers:
         print(f"  ndcg@20 difference {c.diff:+.4f}, {c.confidence:.0%} interval "
               f"[{c.low:+.4f}, {c.high:+.4f}] over {c.readers} readers (paired bootstrap)")
+    print(f"  settings: {result.settings}")
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     print(f"  written to {result.path}")
     if args.json:
@@ -62,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
             "version": result.version, "promoted": result.promoted, "reason": result.reason,
             "metrics": result.metrics, "active_metrics": result.active_metrics,
             "comparison": result.comparison.to_dict() if result.comparison else None,
-            "timings": result.timings, "path": str(result.path)}, indent=2))
+            "timings": result.timings, "settings": result.settings, "path": str(result.path)}, indent=2))
     return 0

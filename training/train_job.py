@@ -33,7 +33,7 @@ promotes whatever the figures. That rule is training/promotion.py (`decide`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from recommender.model.hybrid import HybridConfig
 from recommender.serving.model_slot import ServedModel
 from recommender.storage import Store
 from training.promotion import MIN_READERS, decide
+from training.settings_reuse import plan as plan_settings
 from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1
@@ -65,6 +66,7 @@ class TrainResult:
     active_metrics: dict | None
     timings: dict = field(default_factory=dict)
     comparison: Comparison | None = None
+    settings: str = ""  # searched, or kept from which version (training/settings_reuse.py)
 
 
 def recent_slice(interactions: Interactions, fraction: float = HOLDOUT_FRACTION
@@ -119,7 +121,9 @@ def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel
 
 
 def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
-          progress: bool = True, min_readers: int = MIN_READERS) -> TrainResult:
+          progress: bool = True, min_readers: int = MIN_READERS, search: bool = False) -> TrainResult:
+    """The nightly job (module docstring). `search`: search the settings again even while
+    the serving model's could be kept (training/settings_reuse.py)."""
     timings: dict[str, float] = {}
     steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
 
@@ -134,12 +138,17 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     step("load", t)
 
     t = time.perf_counter()
+    version = new_version()
     past, recent = recent_slice(events)
-    candidate = fit_model(papers, past, config=HybridConfig(seed=seed))
+    active_row, active, active_problem = _load_active(store, papers)
+    settings = plan_settings(active.model if active else None, active_row and active_row["version"],
+                             len(past), time.time(), version, search)
+    config = HybridConfig(seed=seed)
+    candidate = fit_model(papers, past, config=replace(config, **settings.fixed) if settings.fixed else config)
+    candidate.stats["settings_origin"] = settings.origin
     step("fit_candidate", t)
 
     t = time.perf_counter()
-    active_row, active, active_problem = _load_active(store, papers)
     judged = unseen_by(recent, active.model.now) if active else recent
     users, ours = _holdout(candidate, past, judged)
     metrics = summarize(ours, K) if len(users) else {}
@@ -154,7 +163,6 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     t = time.perf_counter()
     final = candidate.refit(events.users, events.items, events.kinds, events.ts, n_users=events.n_users,
                             prior_upvotes=papers.upvotes)
-    version = new_version()
     manifest = {
         **final.manifest(),
         "trained_at": datetime.now(timezone.utc).isoformat(),
@@ -182,7 +190,8 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     forget_old_files(store)
     step("register", t)
     steps.close()
-    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings, comparison)
+    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings, comparison,
+                       settings.why)
 
 
 # Model files the registry keeps in the database: the active version's and those of the
