@@ -29,6 +29,12 @@ model (one decided on 3 readers was kept on a 0.06 difference that could have be
 chance). Otherwise the candidate -- the newest data -- is promoted unless it is surely
 worse: its whole interval below -TOLERANCE. `--force`, or no usable model serving,
 promotes whatever the figures. That rule is training/promotion.py (`decide`).
+
+Why the candidate usually keeps the serving model's settings (decay, ALS alpha and
+regularisation, popularity counting, the words' weight, the item graph) instead of searching
+them again: a day of events does not change what suits the data, and the search is 10-13 s
+of CiteULike-a's job. They are searched again once the events grew by a quarter or a week
+passed (training/settings_reuse.py).
 """
 from __future__ import annotations
 
