@@ -86,13 +86,16 @@ def drain(driver) -> dict:
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             value = predicate()
-        except StaleElementReferenceException:  # the page was being replaced
+        # the page was being replaced: the old element is gone, or the new document has not
+        # got it yet (a search submitted, its results not yet parsed: seen once in CI); an
+        # element that never comes still ends in the timeout below
+        except (StaleElementReferenceException, NoSuchElementException):
             value = None
         if value:
             return value
