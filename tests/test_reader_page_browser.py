@@ -259,6 +259,7 @@ def test_opening_the_abstract_is_a_read_of_that_list(site, browser):
 def test_search_finds_a_title_word_and_similar_stays_on_topic(site, browser):
     from selenium.webdriver.common.by import By
 
+    browser.get(site["url"] + "/")  # from the page itself, whatever the test before left open
     search_for(browser, "Lumiere")
     first = cards(browser)[0]
     assert first.find_element(By.CSS_SELECTOR, ".title").text.startswith("Lumiere")
@@ -281,6 +282,7 @@ def test_search_finds_a_title_word_and_similar_stays_on_topic(site, browser):
 def test_hostile_text_is_shown_as_text_never_run(site, browser):
     from selenium.webdriver.common.by import By
 
+    browser.get(site["url"] + "/")  # from the page itself, whatever the test before left open
     search_for(browser, "zyxqu")
     card = cards(browser)[0]
     assert card.get_attribute("data-paper-id") == "hostile-1"
