@@ -171,3 +171,41 @@ def test_every_scoring_of_the_model_ranks_its_own_scores(model):
             top_k(scores, 5, seen).tolist()
     with pytest.raises(ValueError):
         model.score_rows(row, "nope")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 60), st.integers(1, 400), st.integers(0, 30), st.integers(0, 2**31 - 1))
+def test_a_big_batch_ranks_as_each_row_alone(n_rows, n_items, k, seed):
+    """`top_k` ranks big batches in row blocks on threads and keeps float32 scores float32:
+    the indices must be those of each row ranked alone in float64, ties, exclusions,
+    candidates and -1 padding included (the fit's choices depend on this order)."""
+    import scipy.sparse as sp
+
+    from recommender.core import ranking
+
+    rng = np.random.default_rng(seed)
+    # many ties, and differences a narrower float would lose
+    fine = np.round(rng.random((n_rows, n_items)), 4) * (rng.random((n_rows, n_items)) < 0.5)
+    scores = (rng.integers(0, 4, (n_rows, n_items)) + fine).astype(np.float32)
+    excluded = sp.random(n_rows, n_items, density=0.3, format="csr", random_state=seed)
+    candidates = rng.choice(n_items, int(rng.integers(1, n_items + 1)), replace=False) if seed % 2 else None
+    old = ranking.PARALLEL_CELLS
+    ranking.PARALLEL_CELLS = 1  # every batch goes to the threads
+    try:
+        batch = top_k(scores, k, excluded, candidates)
+    finally:
+        ranking.PARALLEL_CELLS = old
+    assert batch.shape == (n_rows, min(k, n_items))
+    kk = min(k, n_items)
+    for r in range(n_rows):
+        # the rule written out for one row in float64: excluded and non-candidate papers
+        # out, argpartition's k best, sorted stably by score
+        row = -scores[r].astype(np.float64)
+        row[excluded.indices[excluded.indptr[r]:excluded.indptr[r + 1]]] = np.inf
+        if candidates is not None:
+            row[np.setdiff1d(np.arange(n_items), candidates)] = np.inf
+        alone = np.argpartition(row, kk - 1)[:kk] if 0 < kk < n_items else np.arange(kk)
+        alone = alone[np.argsort(row[alone], kind="stable")]
+        alone = alone[np.isfinite(row[alone])]
+        assert batch[r][:len(alone)].tolist() == alone.tolist()
+        assert (batch[r][len(alone):] == -1).all()
