@@ -254,3 +254,42 @@ def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
         if not improved:
             break
     return W, start, best
+
+
+# shifts tried for the new-paper offset: none, small to large either way, and "last resort"
+OFFSET_SHIFTS = (0.0, *(-np.geomspace(0.05, 10.0, 12)), *np.geomspace(0.05, 10.0, 12), -100.0)
+
+
+def calibrate_new_offset(task: RankingTask, W: np.ndarray, passes: int = 2, k: int = 20
+                         ) -> tuple[np.ndarray, float, float]:
+    """Set how new papers (no reader yet) rank against papers with readers: the offset
+    weights ("cold", "cold*h") by line search on a task where both kinds compete.
+
+    The ascent learns each regime's weights on papers of that regime only, where this
+    offset moves nothing, and the regression learns it from a slice whose carved new
+    papers hold a third of the held-out papers, far more than readers' next papers are new
+    in most data: on MovieLens user-temporal (seed 1) 45% of every list was new papers and
+    NDCG@20 fell to 0.074. `task` is the joint pool of `validation_samples`, whose new papers
+    are those the data itself left unread. Returns (weights, NDCG before, after)."""
+    W = np.array(W, dtype=np.float32, copy=True)
+    if not len(task.n_rel) or not task.cold.any():
+        return W, 0.0, 0.0
+    c = task.cold.astype(np.float32)
+    ch = c * task.h[:, None]
+    base = task.scores(W)
+    start = best = _ndcg_from_scores(task, base, k)
+    for _ in range(passes):
+        improved = False
+        for j, col in ((len(W) - 2, c), (len(W) - 1, ch)):
+            best_shift = 0.0
+            for shift in OFFSET_SHIFTS[1:]:
+                val = _ndcg_from_scores(task, base + np.float32(shift) * col, k)
+                if val > best + 1e-5:
+                    best, best_shift = val, float(shift)
+            if best_shift:
+                W[j] += best_shift
+                base = base + np.float32(best_shift) * col
+                improved = True
+        if not improved:
+            break
+    return W, start, best

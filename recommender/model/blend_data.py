@@ -20,13 +20,21 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 
 
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
-                        eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator):
+                        eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
+                        carved_new: np.ndarray | None = None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
-    samples for the logistic regression and each reader's candidate pool for the ascent."""
+    samples for the logistic regression and each reader's candidate pool for the ascent.
+
+    `carved_new`: the papers the slice made new on purpose (all their events held out).
+    Besides the two regimes' pools ("warm", "cold") it returns a "joint" pool where papers
+    with readers and new papers compete, the carved ones left out: there, new papers are
+    only those the data itself leaves unread (no event, or every event held out), so
+    their share of the readers' next papers is the data's own (`calibrate_new_offset`)."""
     n_items = C_fit.shape[1]
     cold = comps.cold_mask
+    joint = ~cold | ~np.isin(np.arange(n_items), np.asarray(carved_new if carved_new is not None else [], np.int64))
     batch = int(max(1, min(config.batch, config.dense_cells // max(n_items, 1))))
     rows_X, rows_y, rows_w = [], [], []
     pools: dict[str, list] = {}
@@ -43,7 +51,7 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         P = V_pos[ub]
         Pd = dense_mask(P)
         # two ranking tasks: papers with readers among themselves, new papers among themselves
-        for name, allowed in (("warm", ~cold), ("cold", cold)):
+        for name, allowed in (("warm", ~cold), ("cold", cold), ("joint", joint)):
             pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
         Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
         rows_X.append(Xb)

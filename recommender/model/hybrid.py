@@ -39,7 +39,8 @@ from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.ranking import top_k
 from recommender.model import STRATEGIES
-from recommender.model.blend import FEATURES, PERSONAL, Blender, coordinate_ascent, history_scale, zscore_rows
+from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, coordinate_ascent, history_scale,
+                                     zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
                                           validation_samples)
 from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
@@ -276,7 +277,8 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
-        rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng)
+        rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
+                                                           carved_new=vslice.cold_items)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
@@ -289,6 +291,7 @@ class HybridModel:
         tt = time.perf_counter()
         # refine the pairwise-LR weights by direct search on validation NDCG@20
         tasks = {name: concat_tasks(v) for name, v in pools.items()}
+        joint = tasks.pop("joint")
         cold_users = int(len(tasks["cold"].n_rel))
         if cold_users < config.min_task_users:
             # too few new papers in the slice to learn their own weights: share the warm ones
@@ -304,7 +307,12 @@ class HybridModel:
         W, before, after = coordinate_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
         if cold_users < config.min_task_users:
             W = share_warm_weights(W)
-        blender = Blender(W, True, {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)})
+        info = {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)}
+        if len(joint.n_rel) >= config.min_task_users:
+            W, before, after = calibrate_new_offset(joint, W)
+            info.update(joint_users=int(len(joint.n_rel)), joint_ndcg_before=round(before, 4),
+                        joint_ndcg=round(after, 4))
+        blender = Blender(W, True, info)
         vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
         vstats["val_users"] = int(len(eligible))
