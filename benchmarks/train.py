@@ -125,10 +125,13 @@ def bare_als_seconds(C, factors: int, iterations: int, regularization: float, al
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
+    from recommender.model.collaborative import CollaborativeParams
+
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(factors=factors, iterations=iterations, alpha=alpha,
                                         regularization=regularization, random_state=seed,
                                         calculate_training_loss=False)
+        model.cg_steps = CollaborativeParams().cg_steps  # the same solver steps as our fit
         t = time.perf_counter()
         model.fit(C, show_progress=False)
         return time.perf_counter() - t

@@ -157,7 +157,7 @@ def test_fit_model_fits_on_every_field_of_the_papers_and_the_events():
     assert model.config.content_dim == CONFIG.content_dim and model.titles == papers.titles
     assert model.stats["n_users"] == len(train.user_ids) == int(train.users.max()) + 2
     assert model.now == float(train.ts.max())
-    assert model.stats["tuning"]["slice"]["held_out_by"].startswith("latest")
+    assert model.stats["tuning"]["slice"]["held_out_by"].startswith("per reader: 50% their latest")
     empty = sp.csr_matrix((2, 40), dtype=np.float32)
     rows = sp.csr_matrix(np.eye(2, 40, dtype=np.float32))
 

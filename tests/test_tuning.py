@@ -59,7 +59,8 @@ def chosen(drift: bool):
     C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
     keys, last = latest_pair_times(users, items, ts, N_PAPERS)
     pair_time = last[np.searchsorted(keys, pair_keys(C0))]
-    vslice = carve(C0, pair_time, 0.0, 0.2, np.random.default_rng(0))
+    vslice = carve(C0, pair_time, 0.0, 0.2, np.random.default_rng(0),
+                   latest_share=HybridConfig().val_latest_share)  # the slice a fit carves
     assert vslice.by_time
     return choose((users, items, kinds, ts), shape[0], N_PAPERS, None, vslice, {}, budget_s=60)
 
@@ -87,6 +88,27 @@ def test_the_slice_holds_out_each_readers_latest_events():
         kept = [when[u * N_PAPERS + j] for j in fit[u].indices]
         out = [when[u * N_PAPERS + j] for j in held[u].indices]
         assert min(out) >= max(kept)
+
+
+def test_a_mixed_slice_holds_out_each_readers_latest_and_some_earlier_at_random():
+    """latest_share 0.5: of each reader's round(0.2 * 15) = 3 held-out papers, the 2 latest
+    and one drawn from the other 13, not the same one for every reader."""
+    users, items, kinds, ts = readers(drift=True, n_users=50)
+    C0, _ = confidence_matrix(users, items, kinds, ts, (50, N_PAPERS), config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(1),
+                   latest_share=0.5)
+    fit, held = vslice.split(C0)
+    assert held.nnz == 50 * 3 and vslice.stats()["held_out_by"].startswith("per reader: 50%")
+    when = dict(zip(keys.tolist(), last.tolist()))
+    earlier_ranks = set()
+    for u in range(50):
+        times = sorted(when[u * N_PAPERS + j] for j in C0[u].indices)
+        out = sorted(when[u * N_PAPERS + j] for j in held[u].indices)
+        assert out[-2:] == times[-2:]  # the two latest
+        assert out[0] < times[-2]
+        earlier_ranks.add(times.index(out[0]))
+    assert len(earlier_ranks) > 5  # at random among the earlier ones
 
 
 def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
@@ -121,7 +143,7 @@ def test_the_choice_is_in_the_manifest(drift_model):
     m = drift_model.manifest()
     tuning = m["stats"]["tuning"]
     assert tuning["searched"] is True
-    assert tuning["slice"]["held_out_by"] == "latest per reader"
+    assert tuning["slice"]["held_out_by"] == "per reader: 50% their latest, the rest at random"
     assert m["confidence"] == tuning["confidence"]
     assert m["popularity"] == tuning["popularity"]
     assert m["config"]["als_alpha"] == tuning["als_alpha"] and m["config"]["als_regularization"] == tuning["als_regularization"]
@@ -201,3 +223,15 @@ def test_the_search_budget_counts_cpu_time_not_waiting():
     while time.process_time() < end:
         pass
     assert not budget.left() and budget.spent() >= 0.2
+
+
+def test_a_setting_is_taken_only_beyond_noise():
+    from recommender.model.tuning import beyond_noise
+
+    rng = np.random.default_rng(0)
+    old = rng.random(400)
+    assert not beyond_noise(old, old)
+    assert beyond_noise(old + 0.01, old)  # every reader gains
+    noisy = old + rng.normal(0.005, 0.2, 400)  # a small mean gain in a lot of noise
+    assert not beyond_noise(noisy, old)
+    assert not beyond_noise(old[:1] + 1, old[:1])  # one reader says nothing

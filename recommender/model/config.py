@@ -16,6 +16,7 @@ class HybridConfig:
     shrink: float = 1.0
     val_item_frac: float = 0.05
     val_user_frac: float = 0.1
+    val_latest_share: float = 0.5  # of a reader's held-out papers, the share that are their latest (timed data)
     max_val_users: int = 2000
     val_cells: int = 150_000_000  # validation readers x papers scored, at most
     dense_cells: int = 10_000_000  # readers x papers in one scoring batch, at most

@@ -175,7 +175,8 @@ class HybridModel:
             keys, last = latest_pair_times(users, items, ts, n_items)
             where = np.searchsorted(keys, pair_keys(C0))
             pair_time = last[np.minimum(where, len(last) - 1)] if len(last) else np.zeros(0)
-        vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng)
+        vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng,
+                       latest_share=config.val_latest_share)
         wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
         if not wanted or (fixed_conf is not None and fixed_pop is not None and config.als_alpha is not None
                           and config.als_regularization is not None and config.graph_alpha is not None

@@ -108,6 +108,7 @@ class ValidationSlice:
     cold_items: np.ndarray
     by_time: bool
     shape: tuple[int, int]
+    latest_share: float = 1.0  # with times: of each reader's held-out papers, the share that are their latest
 
     def split(self, M: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(M without the held-out pairs, a 0/1 matrix of the held-out pairs present in M)."""
@@ -123,15 +124,31 @@ class ValidationSlice:
 
     def stats(self) -> dict:
         return {"held_out": int(len(self.held)), "cold_items": int(len(self.cold_items)),
-                "held_out_by": "latest per reader" if self.by_time else "random per reader"}
+                "held_out_by": self.held_out_by()}
+
+    def held_out_by(self) -> str:
+        if not self.by_time:
+            return "random per reader"
+        if self.latest_share >= 1.0:
+            return "latest per reader"
+        return f"per reader: {self.latest_share:.0%} their latest, the rest at random"
+
 
 
 def carve(C0: sp.csr_matrix, pair_time: np.ndarray | None, item_frac: float, user_frac: float,
-          rng: np.random.Generator) -> ValidationSlice:
+          rng: np.random.Generator, latest_share: float = 1.0) -> ValidationSlice:
     """The validation slice of a confidence matrix C0 (`pair_time`: per stored entry, its
     newest event time or NaN). Papers: `item_frac` of those with readers become new. Readers:
-    `user_frac` of each one's remaining papers (at least one, never all) -- the latest when
-    most pairs have a time, otherwise a random share."""
+    `user_frac` of each one's remaining papers (at least one, never all) -- when most pairs
+    have a time, `latest_share` of those (rounded up) are the reader's latest and the rest
+    are drawn at random from their earlier papers; otherwise all at random.
+
+    Why a mix: a list serves what a reader reads next *and* the rest of their interests, and
+    the data cannot say which one it will be judged on. Settings and blend chosen on the
+    latest papers alone scored MovieLens's random split 0.2205 / 0.2393 / 0.2668 NDCG@20 at
+    seeds 1 / 2 / 0 (the blend leaned on the genres); on half latest, half random 0.2639 /
+    0.2522 / 0.2659, and its latest-20% split 0.1176 / 0.1189 / 0.1192 against 0.1170 /
+    0.1202 / 0.1208."""
     C0 = sp.csr_matrix(C0)
     coo = C0.tocoo()
     u, i = coo.row.astype(np.int64), coo.col.astype(np.int64)
@@ -153,20 +170,34 @@ def carve(C0: sp.csr_matrix, pair_time: np.ndarray | None, item_frac: float, use
         n_hold = np.where(counts >= 2, np.maximum(1, np.round(user_frac * counts)), 0).astype(np.int64)
         n_hold = np.minimum(n_hold, counts - 1)
         rank = np.arange(len(uk)) - np.repeat(starts, counts)
-        tail = rank >= np.repeat(counts - n_hold, counts)
+        n_latest = np.where(by_time, np.ceil(latest_share * n_hold), n_hold).astype(np.int64)
+        tail = rank >= np.repeat(counts - n_latest, counts)
         held[order[tail]] = True
-    return ValidationSlice(np.sort(keys[held]), np.sort(cold_items), bool(by_time), C0.shape)
+        if by_time and (n_latest < n_hold).any():
+            # the rest of a reader's held-out share at random among their earlier papers
+            rest = order[~tail]
+            ur = u[rest]
+            rest = rest[np.lexsort((noise[rest], ur))]
+            ur = u[rest]
+            s2 = np.r_[0, np.nonzero(np.diff(ur))[0] + 1] if len(ur) else np.zeros(0, np.int64)
+            c2 = np.diff(np.r_[s2, len(ur)])
+            extra = (n_hold - n_latest)[np.searchsorted(uk[starts], ur[s2])]
+            r2 = np.arange(len(ur)) - np.repeat(s2, c2)
+            held[rest[r2 < np.repeat(extra, c2)]] = True
+    return ValidationSlice(np.sort(keys[held]), np.sort(cold_items), bool(by_time), C0.shape,
+                           float(latest_share) if by_time else 1.0)
 
 
 def validation_ndcg(S: np.ndarray, fit_rows: sp.csr_matrix, pos_rows: sp.csr_matrix, k: int = 20,
-                    allowed: np.ndarray | None = None) -> float:
+                    allowed: np.ndarray | None = None, per_reader: bool = False):
     """Mean NDCG@k of score rows S against held-out rows, fit papers excluded (the offline
-    protocol of DESIGN.md on the validation slice)."""
+    protocol of DESIGN.md on the validation slice); `per_reader`: each row's NDCG instead."""
     top = top_k(S, min(k, S.shape[1] - 1), fit_rows,
                 None if allowed is None else np.flatnonzero(allowed))
     P = sp.csr_matrix(pos_rows)
     hits = (np.asarray(P[np.arange(P.shape[0])[:, None], np.maximum(top, 0)].todense()) > 0) & (top >= 0)
-    return float(ndcg_from_hits(hits, np.diff(P.indptr), k).mean())
+    per = ndcg_from_hits(hits, np.diff(P.indptr), k)
+    return per if per_reader else float(per.mean())
 
 
 @dataclass
@@ -210,7 +241,7 @@ class _Budget:
 
 
 def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, alpha, seed,
-                    side: sp.csr_matrix | None = None) -> float:
+                    side: sp.csr_matrix | None = None, per_reader: bool = False):
     from implicit.cpu.als import AlternatingLeastSquares
 
     A = C_fit if side is None else sp.vstack([C_fit, side]).tocsr()
@@ -219,7 +250,17 @@ def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, 
                                     iterations=iterations, random_state=seed, calculate_training_loss=False)
         m.fit(A, show_progress=False)
     S = np.asarray(m.user_factors[readers] @ m.item_factors.T, np.float32)
-    return validation_ndcg(S, C_fit[readers], V_pos[readers])
+    return validation_ndcg(S, C_fit[readers], V_pos[readers], per_reader=per_reader)
+
+
+def beyond_noise(new: np.ndarray, old: np.ndarray, z: float = 2.0) -> bool:
+    """Whether per-reader scores `new` beat `old` (the same readers) by more than `z`
+    standard errors of the mean paired difference: a departure from the plainer setting
+    the slice cannot tell from chance is not taken."""
+    d = np.asarray(new, np.float64) - np.asarray(old, np.float64)
+    if len(d) < 2:
+        return False
+    return bool(d.mean() > z * d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice: ValidationSlice,
@@ -284,11 +325,15 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     f = int(proxy_factors)
     memo: dict = {}
 
+    per_reader: dict = {}
+
     def trial(conf: ConfidenceConfig, reg: float, alpha: float, fit=None) -> float:
         key = (conf.half_life_days, conf.decay_from, reg, alpha)
         if key not in memo:
             Cf, Vp = fit if fit is not None else matrices(conf)
-            memo[key] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed)
+            per_reader[key] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed,
+                                              per_reader=True)
+            memo[key] = float(per_reader[key].mean())
             log.append({"decay": conf.describe(), "regularization": reg, "alpha": alpha,
                         "proxy_ndcg": round(memo[key], 4)})
         return memo[key]
@@ -320,7 +365,15 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     if has_time and fixed.get("half_life_days") is None:
         options = [NO_DECAY] + [ConfidenceConfig(half_life_days=h, decay_from=d)
                                 for d in ("reader", "newest") for h in HALF_LIVES_DAYS]
-        conf = search(options, NO_DECAY, lambda c: (c, reg, alpha), "decay")
+        best = search(options, NO_DECAY, lambda c: (c, reg, alpha), "decay")
+        # a decay forgets old events: taken only when it beats none beyond noise (on three
+        # years of readers with one stable topic, the latest-and-random slice otherwise
+        # picked a 180-day half-life for +2% of proxy NDCG)
+        if best.decays and beyond_noise(per_reader[(best.half_life_days, best.decay_from, reg, alpha)],
+                                        per_reader[(0.0, NO_DECAY.decay_from, reg, alpha)]):
+            conf = best
+        elif best.decays:
+            log.append({"decay": best.describe(), "not_taken": "not beyond noise of no decay"})
         if conf.decays and fixed.get("alpha") is None:  # a decay rescales confidences: look again
             alpha = search(ALPHAS, alpha, lambda a: (conf, reg, a), "alpha after decay")
     choice.confidence, choice.regularization, choice.alpha = conf, float(reg), float(alpha)
