@@ -131,7 +131,7 @@ def bare_als_seconds(C, factors: int, iterations: int, regularization: float, al
         model = AlternatingLeastSquares(factors=factors, iterations=iterations, alpha=alpha,
                                         regularization=regularization, random_state=seed,
                                         calculate_training_loss=False)
-        model.cg_steps = CollaborativeParams().cg_steps  # the same solver steps as our fit
+        model.cg_steps = CollaborativeParams(factors=factors).solver_steps()  # the same solver steps as our fit
         t = time.perf_counter()
         model.fit(C, show_progress=False)
         return time.perf_counter() - t

@@ -185,6 +185,11 @@ def test_new_paper_near_a_readers_upvotes_appears_without_retrain(trained):
 
 
 def test_upvotes_on_one_topic_move_the_next_list_without_retrain(trained):
+    """Four upvotes on robotics papers bring robotics papers into a diffusion reader's next
+    list (at least two of twenty more), before any retrain. (The demo store's 46 readers
+    cannot tell a time decay from chance, so the model keeps every event at full weight and
+    four upvotes move a long history less than when a decay was picked on noise: it was
+    0.0 -> 0.15+ then, 0.0 -> 0.10 now.)"""
     db, models, store, first = trained
     papers = {p["paper_id"]: p for p in store.iter_papers()}
     robot = [pid for pid, p in papers.items() if "robot" in (p["title"] + p["abstract"]).lower()]
@@ -199,7 +204,7 @@ def test_upvotes_on_one_topic_move_the_next_list_without_retrain(trained):
                                          "kind": "upvote"}, headers=AUTH)
         after = client.get("/recommendations", params={"user_id": "demo-diffusion", "k": 20}).json()
         assert after["model_version"] == first.version
-        assert robot_share(after) > robot_share(before) + 0.15, (robot_share(before), robot_share(after))
+        assert robot_share(after) >= robot_share(before) + 0.1, (robot_share(before), robot_share(after))
 
 
 def _rewrite_consistently(folder, change_arrays=None, change_manifest=None):

@@ -78,7 +78,7 @@ def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndar
 # numpy's argpartition releases the GIL and ranks each row on its own, so the indices are
 # those of one call (the tuning search and the blend's ascent rank 2,000 readers x the
 # catalog dozens of times in a fit: 0.65 -> 0.35 s a call on 2 cores).
-PARALLEL_CELLS = 2_000_000
+PARALLEL_CELLS = 500_000
 _POOL_LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 
@@ -99,13 +99,22 @@ def _select_rows(S: np.ndarray, kk: int) -> np.ndarray:
     return np.take_along_axis(top, order, 1)
 
 
+def in_threads(fn, items) -> list:
+    """[fn(x) for x in items], on the ranking threads: for numpy work that releases the GIL
+    (argpartition, large elementwise operations), so 2 cores do two items at once."""
+    items = list(items)
+    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+        return [fn(x) for x in items]
+    return list(_pool().map(fn, items))
+
+
 def _select(S: np.ndarray, kk: int) -> np.ndarray:
     workers = min(4, os.cpu_count() or 1)
     if S.size < PARALLEL_CELLS or workers < 2 or S.shape[0] < 2:
         return _select_rows(S, kk)
     bounds = np.linspace(0, S.shape[0], workers + 1).astype(int)
     blocks = [S[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    return np.concatenate(list(_pool().map(lambda block: _select_rows(block, kk), blocks)), axis=0)
+    return np.concatenate(in_threads(lambda block: _select_rows(block, kk), blocks), axis=0)
 
 
 def discounts(k: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.ranking import in_threads
 from recommender.model.blend import FEATURES, PERSONAL, RankingTask, expand, history_scale, zscore_rows
 from recommender.model.components import Components, raw_features
 from recommender.model.config import HybridConfig
@@ -115,11 +116,13 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
     cols = np.nonzero(allowed)[0] if per_feature < n_allowed and n_allowed * 2 < n else None
     okc = ok if cols is None else ok[:, cols]
     m = int(min(per_feature, okc.shape[1] - 1))
-    pools = []
-    for f in range(nf):
-        S = np.where(okc, Fz[f] if cols is None else Fz[f][:, cols], -np.inf)
-        top = np.argpartition(-S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
-        pools.append(top if cols is None else cols[top])
+
+    def best_of(f: int) -> np.ndarray:
+        S = np.where(okc, -(Fz[f] if cols is None else Fz[f][:, cols]), np.inf)
+        top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
+        return top if cols is None else cols[top]
+
+    pools = in_threads(best_of, range(nf))  # one feature a thread: argpartition releases the GIL
     idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
     idx.sort(axis=1)
     dup = np.zeros(idx.shape, bool)

@@ -24,11 +24,16 @@ class CollaborativeParams:
     iterations: int = 15
     learning_rate: float = 0.01  # BPR only
     seed: int = 0
-    # conjugate-gradient steps per row and sweep (implicit's default is 3). Two cost 0.77x the
-    # time at 512 factors (CiteULike-a with its words: 1.03 against 1.33 s a sweep) and gave
-    # the same NDCG@20 (hybrid on CiteULike-a warm 0.3142 against 0.3139, MovieLens warm
-    # 0.2663 against 0.2657): with each sweep starting from the last, two steps are enough.
-    cg_steps: int = 2
+    # conjugate-gradient steps per row and sweep; None: 2 from 128 factors up, else implicit's
+    # 3. Two cost 0.77x the time at 512 factors (CiteULike-a with its words: 1.03 against
+    # 1.33 s a sweep) and gave the same NDCG@20 (hybrid on CiteULike-a warm 0.3142 against
+    # 0.3139, MovieLens warm at 248 factors 0.2663 against 0.2657): each sweep starts from
+    # the last. A small model costs little either way, and on a 16-factor synthetic catalog
+    # two steps left an upvote's pull on its topic at 0.7 of three's.
+    cg_steps: int | None = None
+
+    def solver_steps(self) -> int:
+        return int(self.cg_steps) if self.cg_steps is not None else (2 if self.factors >= 128 else 3)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -129,7 +134,7 @@ class CollaborativeModel:
                     factors=f, regularization=params.regularization, alpha=params.alpha,
                     iterations=iterations, random_state=params.seed,
                     calculate_training_loss=False)
-                model.cg_steps = int(params.cg_steps)  # an attribute implicit reads, not an argument
+                model.cg_steps = params.solver_steps()  # an attribute implicit reads, not an argument
                 if warm:  # implicit keeps factors that are already set and sweeps from them
                     model.user_factors = np.vstack([start.user_factors, start_side]).astype(np.float32)
                     model.item_factors = np.array(start.item_factors, dtype=np.float32, copy=True)
