@@ -108,6 +108,14 @@ def in_threads(fn, items) -> list:
     return list(_pool().map(fn, items))
 
 
+def smallest_k(N: np.ndarray, kk: int) -> np.ndarray:
+    """Column indices of the kk smallest entries of each row of N (B, n), smallest first, in
+    place of `top_k` on -N for a caller that already holds its own negated scores (+inf
+    where a column is not allowed; such columns come last and are the caller's to mask):
+    the same indices, without `top_k`'s copy, exclusions and padding."""
+    return _select(N, int(min(kk, N.shape[1])))
+
+
 def _select(S: np.ndarray, kk: int) -> np.ndarray:
     workers = min(4, os.cpu_count() or 1)
     if S.size < PARALLEL_CELLS or workers < 2 or S.shape[0] < 2:
