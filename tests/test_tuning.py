@@ -235,3 +235,16 @@ def test_a_setting_is_taken_only_beyond_noise():
     noisy = old + rng.normal(0.005, 0.2, 400)  # a small mean gain in a lot of noise
     assert not beyond_noise(noisy, old)
     assert not beyond_noise(old[:1] + 1, old[:1])  # one reader says nothing
+
+
+def test_the_words_go_in_only_when_a_larger_proxy_confirms_them(drift_model):
+    """The small proxy picks the words' weight; a 128-factor proxy with and without them
+    decides whether they go in at all, and the model keeps what it decided."""
+    tuning = drift_model.manifest()["stats"]["tuning"]
+    small = [t for t in tuning["trials"] if "text_weight" in t and "factors" not in t]
+    confirm = [t for t in tuning["trials"] if "without_words" in t]
+    assert len(small) == 3 and len(confirm) == 1 and confirm[0]["factors"] == 128
+    assert confirm[0]["text_weight"] == max(small, key=lambda t: t["proxy_ndcg"])["text_weight"]
+    taken = confirm[0]["proxy_ndcg"] > confirm[0]["without_words"] + 1e-4
+    assert tuning["text_weight"] == (confirm[0]["text_weight"] if taken else 0.0)
+    assert drift_model.manifest()["config"]["text_weight"] == tuning["text_weight"]
