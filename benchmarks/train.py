@@ -229,12 +229,22 @@ def citeulike_train_job() -> dict:
             runs.append({"job_s": time.perf_counter() - t, "peak": sampler.peak, "timings": result.timings,
                          "metrics": result.metrics, "active_metrics": result.active_metrics,
                          "promoted": result.promoted, "reason": result.reason,
-                         "settings": result.settings})
+                         "settings": result.settings, "chosen": chosen_settings(result.path)})
             sampler.stop()
         store.close()
         return {"import_s": import_s, "runs": runs}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def chosen_settings(model_path: Path) -> str:
+    """What the model's settings are (searched or kept): ALS, the words, the graph, decay."""
+    manifest = json.loads((Path(model_path) / "manifest.json").read_text())
+    c = manifest.get("config", {})
+    decay = (manifest.get("confidence") or {}).get("half_life_days") or 0
+    return (f"ALS alpha {c.get('als_alpha')} / reg {c.get('als_regularization')}, words "
+            f"{c.get('text_weight')}, graph {c.get('graph_alpha')} / {c.get('graph_beta')}, "
+            f"decay {f'{decay:g} days' if decay else 'none'}")
 
 
 def print_citeulike(cul: dict) -> None:
@@ -246,6 +256,7 @@ def print_citeulike(cul: dict) -> None:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in run["timings"].items())
         print(f"| {name:<36} | {run['job_s']:6.1f} | {run['peak'] / 1e6:11.0f} | {stages} |")
     last = cul["runs"][-1]
+    print(f"chosen: {cul['runs'][0]['chosen']}")
     print(f"goal: < 60 s on 2 cores. Settings: first run {cul['runs'][0]['settings']}; "
           f"nightly {last['settings']}. Nightly run: {last['reason']}")
     print("  holdout candidate: " + ", ".join(f"{k} {v:.4f}" for k, v in last["metrics"].items()
