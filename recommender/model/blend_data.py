@@ -51,7 +51,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         excl = dense_mask(R)
         P = V_pos[ub]
         Pd = dense_mask(P)
-        # two ranking tasks: papers with readers among themselves, new papers among themselves
+        # ranking tasks: papers with readers among themselves, new papers among themselves,
+        # and both together without the carved new papers (for the new papers' offset)
         for name, allowed in (("warm", ~cold), ("cold", cold), ("joint", joint)):
             pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
         Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)

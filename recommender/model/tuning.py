@@ -134,7 +134,6 @@ class ValidationSlice:
         return f"per reader: {self.latest_share:.0%} their latest, the rest at random"
 
 
-
 def carve(C0: sp.csr_matrix, pair_time: np.ndarray | None, item_frac: float, user_frac: float,
           rng: np.random.Generator, latest_share: float = 1.0) -> ValidationSlice:
     """The validation slice of a confidence matrix C0 (`pair_time`: per stored entry, its
