@@ -1,8 +1,9 @@
 """EASE (recommender/model/ease.py): the closed form, its pruning, and the option in the hybrid.
 
-The blend has an EASE feature (off by default: the README's ablation says why); with it on,
-the single-reader path still equals the batch path, the model round-trips through plain
-arrays and a paper added at serve time is scored."""
+The blend has an EASE feature, on where EASE's papers hold most of the reading (the
+README's ablation says why not elsewhere); with it on, the single-reader path still equals
+the batch path, the model round-trips through plain arrays and a paper added at serve time
+is scored."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from dataclasses import replace
 
-from recommender.model.ease import EaseModel, fit_on_validation
+from recommender.model.ease import EaseModel, covers_reading, fit_on_validation
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
 from tests.helpers import CONFIG, synthetic
@@ -76,3 +77,31 @@ def test_the_hybrid_with_ease_serves_one_reader_as_the_batch():
     new = m.add_paper("graph network study 80", "graph network node edge community clustering")
     assert m.comps.ease.n_items == m.n_items == new + 1
     assert np.isfinite(m.score_history(history)).all()
+
+
+def test_coverage_is_the_share_of_reader_paper_pairs_on_the_most_read_papers():
+    # paper 0 read by 6 readers, paper 1 by 3, paper 2 by 1; repeated events count once
+    rows = [0, 1, 2, 3, 4, 5, 0, 1, 2, 0]
+    cols = [0, 0, 0, 0, 0, 0, 1, 1, 1, 2]
+    C = sp.csr_matrix((np.full(10, 3.0, np.float32), (rows, cols)), shape=(6, 4))
+    assert covers_reading(C, 1, 0.6) == (True, 0.6)
+    assert covers_reading(C, 1, 0.61)[0] is False
+    assert covers_reading(C, 2, 0.9) == (True, 0.9)
+    assert covers_reading(sp.csr_matrix((3, 4), dtype=np.float32), 2, 0.5) == (False, 0.0)
+
+
+def test_the_hybrid_takes_ease_where_it_covers_the_reading_and_leaves_it_out_elsewhere():
+    texts, titles, users, items, _ = synthetic()
+    n_users = int(users.max()) + 1
+    covered = HybridModel.fit(texts, users, items, n_users=n_users, titles=titles, config=CONFIG)
+    assert CONFIG.ease is None and covered.stats["validation"]["ease_covered_share"] == 1.0
+    assert covered.comps.ease is not None and covered.config.ease is True
+    assert covered.manifest()["ease"]["lambda"] == covered.config.ease_lambda
+    head_only = HybridModel.fit(texts, users, items, n_users=n_users, titles=titles,
+                                config=replace(CONFIG, ease_max_items=5))
+    assert head_only.stats["validation"]["ease_covered_share"] < CONFIG.ease_min_share
+    assert head_only.comps.ease is None and head_only.config.ease is False
+    assert "ease_lambda" not in head_only.stats["validation"]
+    # the decision is the model's: a refit keeps it
+    assert head_only.refit(users, items, n_users=n_users).comps.ease is None
+    assert covered.refit(users, items, n_users=n_users).comps.ease is not None

@@ -104,6 +104,21 @@ class EaseModel:
                    int(params.get("top_k", 0)))
 
 
+def covers_reading(C: sp.csr_matrix, max_items: int, min_share: float) -> tuple[bool, float]:
+    """Whether EASE's `max_items` most-read papers hold at least `min_share` of the
+    reader-paper pairs of C, and the share they hold. EASE scores only the papers it covers;
+    where much of the reading happens outside them (CiteULike-a: the 5,000 most-read of its
+    16,935 read papers hold 56% of the pairs, and EASE over them alone scores 0.18 against
+    full EASE's 0.27), its feature ranks the head and costs ~10 s of fit for nothing
+    (measured: NDCG@20 0.3144 with it, 0.3148 without). MovieLens-small: 98-99%."""
+    counts = np.diff(sp.csc_matrix(C).indptr)
+    total = int(counts.sum())
+    if total == 0:
+        return False, 0.0
+    share = float(np.sort(counts)[::-1][:max_items].sum() / total)
+    return share >= min_share, share
+
+
 def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.ndarray, max_items: int,
                       top_k: int, evaluate) -> tuple[EaseModel, list[dict]]:
     """Choose λ on the validation slice: the three middle values of `LAMBDAS`, then one

@@ -50,7 +50,7 @@ from recommender.model.components import (Components, event_matrix, fit_componen
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text
-from recommender.model.ease import EaseModel, fit_on_validation
+from recommender.model.ease import EaseModel, covers_reading, fit_on_validation
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, text_lengths
@@ -136,7 +136,9 @@ class HybridModel:
                                                                 config, progress)
             stats["validation"] = vstats
             if vstats.get("ease_lambda") is not None:
-                config = replace(config, ease_lambda=float(vstats["ease_lambda"]))
+                config = replace(config, ease=True, ease_lambda=float(vstats["ease_lambda"]))
+            elif config.ease is None:
+                config = replace(config, ease=False)
             timings["blend_s"] = time.perf_counter() - t
             if vcomps is not None and vcomps.cf is not None and vcomps.cf.params.algorithm == "als":
                 start = vcomps.cf
@@ -260,7 +262,12 @@ class HybridModel:
                                         neighbor_pool(np.asarray(C.sum(axis=0)).ravel()), 2 * config.neighbors_k)
         vstats["neighbors_s"] = round(time.perf_counter() - tt, 2)
         ease = None
-        if config.ease:
+        use_ease = config.ease
+        if use_ease is None:
+            use_ease, vstats["ease_covered_share"] = covers_reading(C_fit, config.ease_max_items,
+                                                                    config.ease_min_share)
+            vstats["ease_covered_share"] = round(vstats["ease_covered_share"], 4)
+        if use_ease:
             te = time.perf_counter()
             ease_config = config.ease_lambda
             if ease_config is None:
