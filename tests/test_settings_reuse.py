@@ -21,7 +21,7 @@ NOW = 1_800_000_000.0
 @pytest.fixture(scope="module")
 def searched():
     """A hybrid fit with every setting chosen by the search, as the job records it."""
-    texts, titles, users, items, _ = synthetic(n_papers=60, n_users=90, seed=3)
+    texts, titles, users, items, _ = synthetic(n_papers=60, n_users=150, seed=3)
     model = HybridModel.fit(texts, users, items, titles=titles, config=CONFIG)
     assert model.stats["tuning"]["searched"]
     model.stats["settings_origin"] = {"version": "v1", "searched_at": NOW, "events": 1000}
@@ -63,6 +63,9 @@ def test_a_fit_with_the_kept_settings_skips_the_search_and_keeps_every_setting(s
     again = HybridModel.fit(texts, users, items, titles=titles, config=replace(CONFIG, **fixed))
     assert again.stats["tuning"]["searched"] is False
     assert chosen_settings(again) == chosen_settings(model)
+    # EASE's λ is kept too: the kept fit solves EASE once, without trying λs
+    assert model.config.ease and "ease_trials" in model.stats["validation"]
+    assert fixed["ease_lambda"] == again.config.ease_lambda and "ease_trials" not in again.stats["validation"]
 
 
 def test_the_nightly_job_keeps_settings_then_searches_when_events_grew(trained):

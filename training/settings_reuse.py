@@ -1,7 +1,7 @@
 """Whether tonight's fit searches its settings again or keeps those of the serving model.
 
 Why: the settings search (recommender/model/tuning.py: decay, ALS alpha and
-regularisation, popularity counting, the words' weight, the item graph) is 10-13 s of
+regularisation, popularity counting, the words' weight, the item graph, EASE's λ) is 10-13 s of
 CiteULike-a's 72 s job, and on one more day of events it chooses what it chose the night
 before: what the data decides changes with the data's shape, not with a day of it. So the
 job keeps the serving model's chosen settings (all of them are in its manifest) until the
@@ -39,7 +39,10 @@ def chosen_settings(model: HybridModel) -> dict:
             "popularity": model.pop_config.to_dict(),
             "als_alpha": model.config.als_alpha, "als_regularization": model.config.als_regularization,
             "graph_alpha": model.config.graph_alpha, "graph_beta": model.config.graph_beta,
-            "text_weight": model.config.text_weight}
+            "text_weight": model.config.text_weight,
+            # whether EASE is in the blend, and its λ where it is (ease False needs no λ)
+            "ease": bool(model.config.ease),
+            **({"ease_lambda": model.config.ease_lambda} if model.config.ease else {})}
 
 
 def plan(serving: HybridModel | None, serving_version: str | None, n_events: int, now: float,
