@@ -70,10 +70,33 @@ def make_personal_ok(W: np.ndarray, h_range=H_RANGE) -> np.ndarray:
 
 
 def zscore_rows(S: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation (0 where a row is constant).
+
+    The same float32 operations as `(S - S.mean(1)) / S.std(1)` in numpy (a test holds them
+    to the bit), in fewer passes over the B x n array: the deviations are computed once and
+    divided in place. Ranking a batch z-scores seven such arrays, and this was a third of
+    `score_batch`'s time. A row broadcast down the batch (popularity: the same for every
+    reader) is standardised once and broadcast back."""
     S = np.asarray(S, dtype=np.float32)
-    mu = S.mean(axis=1, keepdims=True)
-    sd = S.std(axis=1, keepdims=True)
-    return np.divide(S - mu, sd, out=np.zeros_like(S), where=sd > 1e-12)
+    if S.ndim == 2 and S.shape[0] > 1 and S.strides[0] == 0:
+        return np.broadcast_to(zscore_rows(S[:1]), S.shape)
+    n = np.intp(S.shape[1])
+    mu = np.add.reduce(S, axis=1, keepdims=True)
+    np.true_divide(mu, n, out=mu, casting="unsafe")
+    D = np.subtract(S, mu)
+    var = np.add.reduce(np.square(D), axis=1, keepdims=True)
+    np.true_divide(var, n, out=var, casting="unsafe")
+    sd = np.sqrt(var, out=var)
+    ok = sd > 1e-12
+    np.divide(D, sd, out=D, where=ok)
+    if not ok.all():
+        D[~ok[:, 0]] = 0.0
+    return D
+
+
+def _zero_row_broadcast(Z: np.ndarray) -> bool:
+    """Whether Z is one all-zero row broadcast down the batch (a component left out)."""
+    return Z.ndim == 2 and Z.shape[0] > 1 and Z.strides[0] == 0 and not Z[0].any()
 
 
 def history_scale(hist_len: np.ndarray) -> np.ndarray:
@@ -136,10 +159,16 @@ class Blender:
         h = np.asarray(h, np.float32)[:, None]
         out = None
         for j, f in enumerate(FEATURES):
+            if _zero_row_broadcast(z[f]):  # a component the model does not have adds nothing
+                continue
             ww, wwh, wc, wch = W[4 * j: 4 * j + 4]
-            coef = (ww + wwh * h) * (1.0 - c) + (wc + wch * h) * c  # (B, n)
-            term = z[f] * coef
-            out = term if out is None else out + term
+            # each paper's weight is its regime's: (warm) (1 - c) + (cold) c with c 0 or 1,
+            # picked instead of computed (the same float32 values, two passes fewer)
+            coef = np.where(cold.astype(bool)[None, :], wc + wch * h, ww + wwh * h)  # (B, n)
+            term = np.multiply(z[f], coef, out=coef)
+            out = term if out is None else np.add(out, term, out=out)
+        if out is None:
+            out = np.zeros((h.shape[0], c.shape[1]), np.float32)
         out += (W[-2] + W[-1] * h) * c
         return out
 

@@ -81,6 +81,12 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 
+def _absent(B: int, n: int) -> np.ndarray:
+    """The scores of a component the model does not have: one zero row, broadcast (the
+    blend skips it instead of multiplying B x n zeros)."""
+    return np.broadcast_to(np.zeros((1, n), np.float32), (B, n))
+
+
 def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
     """(B x n_items) confidence rows -> the raw score of every component, each (B x n_items);
     X, V: the papers' TF-IDF rows and dense vectors."""
@@ -91,10 +97,10 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
         feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
-                         else np.zeros((B, X.shape[0]), np.float32))
+                         else _absent(B, X.shape[0]))
     else:
         for f in ("cf", "graph", "ease"):
-            feats[f] = np.zeros((B, X.shape[0]), np.float32)
+            feats[f] = _absent(B, X.shape[0])
     feats["tfidf"] = tfidf_scores(rows, X)
     feats["dense"] = dense_scores(rows, V)
     feats["pop"] = np.broadcast_to(c.pop.observed[None, :], (B, X.shape[0]))
