@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
-from recommender.model.tuning import PopularityConfig, carve, choose, latest_pair_times, pair_keys
+from recommender.model.item_graph import ItemGraph
+from recommender.model.tuning import (PopularityConfig, beyond_noise, carve, choose, latest_pair_times, pair_keys,
+                                     validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
@@ -207,9 +209,6 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta, seed
     """Where the popular papers are what readers hold out, a weak penalty; where they are
     what everyone read first, a strong one; where nothing tells them apart, the default
     (0.8, 0.4) is kept: a setting is taken only when it wins beyond noise."""
-    from recommender.model.tuning import beyond_noise, validation_ndcg
-    from recommender.model.item_graph import ItemGraph
-
     users, items, ts = _graph_data(kind, seed=seed)
     kinds = np.full(len(users), "read", dtype=object)
     C0, _ = confidence_matrix(users, items, kinds, ts, (400, 80), config=ConfidenceConfig(half_life_days=0))
@@ -252,8 +251,6 @@ def test_the_search_budget_counts_cpu_time_not_waiting():
 
 
 def test_a_setting_is_taken_only_beyond_noise():
-    from recommender.model.tuning import beyond_noise
-
     rng = np.random.default_rng(0)
     old = rng.random(400)
     assert not beyond_noise(old, old)
