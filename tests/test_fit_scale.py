@@ -45,13 +45,46 @@ def test_als_continues_from_the_given_factors():
     assert moved < 0.05 * np.abs(full.item_factors).max()
 
 
-def test_als_start_of_another_shape_fits_from_scratch_with_all_sweeps():
+def test_als_start_with_other_papers_fits_from_scratch_with_all_sweeps():
     C = _confidences()
     params = CollaborativeParams(factors=8, iterations=10, seed=0)
-    other = CollaborativeModel.fit(_confidences(n_users=30), params)
+    other = CollaborativeModel.fit(_confidences(n_items=30), params)
     a = CollaborativeModel.fit(C, params, start=other, iterations=1)
     b = CollaborativeModel.fit(C, params)
     np.testing.assert_allclose(a.item_factors, b.item_factors, rtol=1e-5, atol=1e-6)
+
+
+def test_als_continues_from_a_loaded_model_with_new_readers():
+    """A model loaded from its artifact keeps no reader factors, and the night brings
+    readers it never saw: the fit solves every row from the start's papers and sweeps on."""
+    C = _confidences()
+    params = CollaborativeParams(factors=8, iterations=40, seed=0)
+    full = CollaborativeModel.fit(C, params)
+    loaded = CollaborativeModel.from_arrays(full.to_arrays(), params.to_dict())
+    assert loaded.user_factors.shape == (0, 8)
+    more = sp.vstack([C, _confidences(seed=5, n_users=10)]).tocsr()  # ten new readers
+    one = CollaborativeModel.fit(more, params, start=loaded, iterations=1)
+    scratch_one = CollaborativeModel.fit(more, params, iterations=1)
+    assert one.user_factors.shape == (70, 8)
+
+    def off(m):  # how far the known readers' scores are from the converged fit's
+        return np.abs(m.user_factors[:60] @ m.item_factors.T - full.user_factors @ full.item_factors.T).max()
+    assert off(one) < 0.25 * off(scratch_one)
+    # the known readers' solved rows are close to the factors the full fit had for them
+    rows = loaded.start_rows(more, 70)
+    assert np.abs(rows[:60] - full.user_factors).max() < 0.1 * np.abs(full.user_factors).max()
+
+
+def test_start_rows_in_blocks_equal_one_solve(monkeypatch):
+    import recommender.model.collaborative as collaborative
+
+    C = _confidences(seed=2, n_users=50)
+    params = CollaborativeParams(factors=8, iterations=5, seed=0)
+    loaded = CollaborativeModel.from_arrays(CollaborativeModel.fit(C, params).to_arrays(), params.to_dict())
+    whole = loaded.start_rows(C, 50)
+    monkeypatch.setattr(collaborative, "FOLD_IN_BLOCK_NNZ", 3)  # rows of 6 entries: one row a block
+    np.testing.assert_allclose(loaded.start_rows(C, 50), whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(whole, loaded.fold_in(C, cg_steps=8), rtol=1e-5, atol=1e-6)
 
 
 def _lexsort_top_k(M: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -2,17 +2,21 @@
 quarter or a week passed since the search that chose them (training/settings_reuse.py)."""
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from recommender.core.times import DAY_S, utcnow_iso
+from recommender.model.blend import Blender
 from recommender.model.hybrid import HybridModel
-from recommender.storage import EventRow
+from recommender.storage import EventRow, open_store
 from tests.helpers import CONFIG, synthetic
 from training.settings_reuse import (SEARCH_AGAIN_AFTER_DAYS, SEARCH_AGAIN_GROWTH, chosen_settings,
-                                     plan)
+                                     continues_serving, plan)
 from training.train_job import train
 
 NOW = 1_800_000_000.0
@@ -68,15 +72,42 @@ def test_a_fit_with_the_kept_settings_skips_the_search_and_keeps_every_setting(s
     assert fixed["ease_lambda"] == again.config.ease_lambda and "ease_trials" not in again.stats["validation"]
 
 
-def test_the_nightly_job_keeps_settings_then_searches_when_events_grew(trained):
-    """The session's trained store: a second run on a few more events keeps the first
-    run's settings (and says so); after a quarter more events it searches again."""
-    db, models, store, first = trained
+@pytest.fixture
+def readers_store(seeded_db):
+    """The seeded catalog with 300 readers of ten neighbouring papers each: enough
+    held-out reading for the fit to learn its blend (the demo readers alone are not)."""
+    store = open_store(seeded_db)
+    papers = [p["paper_id"] for p in store.iter_papers()]
+    rng = np.random.default_rng(0)
+    start = datetime.now(timezone.utc) - timedelta(days=30)
+    rows = []
+    for u in range(300):
+        base = int(rng.integers(0, len(papers) - 40))
+        for n, j in enumerate(rng.choice(40, 10, replace=False)):
+            rows.append(EventRow(f"reader-{u}", papers[base + int(j)], "read",
+                                 (start + timedelta(days=float(rng.uniform(0, 29)))).isoformat()))
+    store.add_events(rows)
+    yield store
+    store.close()
+
+
+def test_the_nightly_job_continues_the_serving_model_then_searches_when_events_grew(readers_store, tmp_path):
+    """A second run on a few more events keeps the first run's settings (and says so) and
+    refits the serving model; after a quarter more events it searches again."""
+    store, models = readers_store, tmp_path / "models"
+    first = train(store, models, progress=False)
     assert first.settings.startswith("searched")
     second = train(store, models, progress=False)
     assert second.settings.startswith(f"kept from {first.version}")
-    stats = json.loads((second.path / "manifest.json").read_text())["stats"]
-    assert stats["tuning"]["searched"] is False and stats["settings_origin"]["version"] == first.version
+    manifests = [json.loads((r.path / "manifest.json").read_text()) for r in (first, second)]
+    assert manifests[0]["blend"]["learned"]
+    stats = manifests[1]["stats"]
+    assert stats["settings_origin"]["version"] == first.version
+    # with the settings kept, the candidate is the serving model refit: its words'
+    # encoder and its learned blend are the serving model's, its components new
+    assert stats["continued_from"] == first.version and "continued_from" not in manifests[0]["stats"]
+    assert manifests[1]["blend"] == manifests[0]["blend"] and manifests[1]["n_terms"] == manifests[0]["n_terms"]
+    assert stats["refit"]["from_events"] < stats["n_events"] == store.count("events")
     papers = [p["paper_id"] for p in store.iter_papers()]
     grow = int(store.count("events") * (SEARCH_AGAIN_GROWTH - 1)) + 100
     now = utcnow_iso()
@@ -84,3 +115,26 @@ def test_the_nightly_job_keeps_settings_then_searches_when_events_grew(trained):
                       for i in range(grow)])
     third = train(store, models, progress=False)
     assert third.settings.startswith("searched (events x"), third.settings
+    stats = json.loads((third.path / "manifest.json").read_text())["stats"]
+    assert "continued_from" not in stats and stats["tuning"]["searched"] is True
+
+
+def test_a_demo_store_keeps_settings_and_learns_its_blend_again(trained):
+    """The demo store has too little reading to learn a blend: the nightly run keeps the
+    settings and fits anew (a blend at the prior is learned again as the data grows)."""
+    db, models, store, first = trained
+    second = train(store, models, progress=False)
+    assert second.settings.startswith(f"kept from {first.version}")
+    stats = json.loads((second.path / "manifest.json").read_text())["stats"]
+    assert stats["tuning"]["searched"] is False and "continued_from" not in stats
+
+
+def test_a_blend_left_at_the_prior_is_learned_again_with_kept_settings(searched):
+    model = searched[-1]
+    kept = plan(model, "v1", 1000, NOW, "v2")
+    assert model.blender.learned and continues_serving(kept, model)
+    unlearned = copy.copy(model)
+    unlearned.blender = Blender.prior("too few validation positives")
+    assert not continues_serving(kept, unlearned)
+    assert not continues_serving(plan(model, "v1", 1000, NOW, "v2", search=True), model)
+    assert not continues_serving(kept, None)

@@ -70,3 +70,16 @@ def plan(serving: HybridModel | None, serving_version: str | None, n_events: int
                             searched_here)
     return SettingsPlan(settings, f"kept from {origin['version']} (events x{growth:.2f}, "
                         f"{age_days:.1f} days since its search)", dict(origin))
+
+
+def continues_serving(plan: SettingsPlan, serving: HybridModel | None) -> bool:
+    """Whether tonight's candidate is the serving model refit on tonight's events
+    (`HybridModel.refit`: its settings, its words' encoder and its learned blend kept, the
+    components refit, ALS continuing from its factors) rather than a new fit with the kept
+    settings. It is whenever the settings are kept and the serving model learned its blend
+    (a blend left at the prior, for want of validation data, is learned again as the data
+    grows): a fit learns the blend on a validation slice, which is most of a fit's time
+    (CiteULike-a: ~50 of a ~65 s job), and on one more day of events it learns what it
+    learned the night before -- the same argument as for the settings, and the same bounds
+    (a quarter more events or a week: then a full fit searches and learns everything)."""
+    return plan.fixed is not None and serving is not None and serving.blender.learned

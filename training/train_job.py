@@ -35,6 +35,17 @@ regularisation, popularity counting, the words' weight, the item graph) instead 
 them again: a day of events does not change what suits the data, and the search is 10-13 s
 of CiteULike-a's job. They are searched again once the events grew by a quarter or a week
 passed (training/settings_reuse.py).
+
+Why, while they are kept, the candidate is the serving model refit on the past events
+(`settings_reuse.continues_serving`) and not a new fit with them: a fit is mostly learning
+the blend on a validation slice (CiteULike-a: ~50 of its ~65 s), and a day of events does
+not change the blend either. The refit keeps the serving model's recipe -- its words'
+encoder, its blend, its settings -- and refits every component on the past events, ALS
+continuing from its paper factors (the readers' are solved from them first: a loaded model
+keeps none). It stays a fair comparison: what the two models are judged on is newer than
+anything the serving model was fitted on, so starting from its factors carries no memory
+of the judged events. Papers added since the serving model's fit are in it already
+(`ServedModel.align`), encoded with its vocabulary; the week's bound limits that drift.
 """
 from __future__ import annotations
 
@@ -55,7 +66,7 @@ from recommender.model.hybrid import HybridConfig
 from recommender.serving.model_slot import ServedModel
 from recommender.storage import Store
 from training.promotion import MIN_READERS, decide
-from training.settings_reuse import plan as plan_settings
+from training.settings_reuse import continues_serving, plan as plan_settings
 from training.store_data import interactions_from_store, papers_from_store
 
 HOLDOUT_FRACTION = 0.1
@@ -149,8 +160,14 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     active_row, active, active_problem = _load_active(store, papers)
     settings = plan_settings(active.model if active else None, active_row and active_row["version"],
                              len(past), time.time(), version, search)
-    config = HybridConfig(seed=seed)
-    candidate = fit_model(papers, past, config=replace(config, **settings.fixed) if settings.fixed else config)
+    if continues_serving(settings, active.model if active else None):
+        # the serving model's recipe on tonight's past events (module docstring)
+        candidate = active.model.refit(past.users, past.items, past.kinds, past.ts, n_users=past.n_users,
+                                       prior_upvotes=papers.upvotes)
+        candidate.stats["continued_from"] = active_row["version"]
+    else:
+        config = HybridConfig(seed=seed)
+        candidate = fit_model(papers, past, config=replace(config, **settings.fixed) if settings.fixed else config)
     candidate.stats["settings_origin"] = settings.origin
     step("fit_candidate", t)
 
