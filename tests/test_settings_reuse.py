@@ -99,6 +99,7 @@ def test_the_nightly_job_continues_the_serving_model_then_searches_when_events_g
     assert first.settings.startswith("searched")
     second = train(store, models, progress=False)
     assert second.settings.startswith(f"kept from {first.version}")
+    assert second.settings.endswith(f"the candidate is {first.version} refit (its blend and words kept)")
     manifests = [json.loads((r.path / "manifest.json").read_text()) for r in (first, second)]
     assert manifests[0]["blend"]["learned"]
     stats = manifests[1]["stats"]
@@ -127,6 +128,7 @@ def test_a_demo_store_keeps_settings_and_learns_its_blend_again(trained):
     assert second.settings.startswith(f"kept from {first.version}")
     stats = json.loads((second.path / "manifest.json").read_text())["stats"]
     assert stats["tuning"]["searched"] is False and "continued_from" not in stats
+    assert "refit" not in second.settings
 
 
 def test_a_blend_left_at_the_prior_is_learned_again_with_kept_settings(searched):

@@ -83,7 +83,7 @@ class TrainResult:
     active_metrics: dict | None
     timings: dict = field(default_factory=dict)
     comparison: Comparison | None = None
-    settings: str = ""  # searched, or kept from which version (training/settings_reuse.py)
+    settings: str = ""  # searched, or kept from which version, and whether the candidate continues it
 
 
 def recent_slice(interactions: Interactions, fraction: float = HOLDOUT_FRACTION
@@ -160,11 +160,13 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     active_row, active, active_problem = _load_active(store, papers)
     settings = plan_settings(active.model if active else None, active_row and active_row["version"],
                              len(past), time.time(), version, search)
+    why = settings.why
     if continues_serving(settings, active.model if active else None):
         # the serving model's recipe on tonight's past events (module docstring)
         candidate = active.model.refit(past.users, past.items, past.kinds, past.ts, n_users=past.n_users,
                                        prior_upvotes=papers.upvotes)
         candidate.stats["continued_from"] = active_row["version"]
+        why += f"; the candidate is {active_row['version']} refit (its blend and words kept)"
     else:
         config = HybridConfig(seed=seed)
         candidate = fit_model(papers, past, config=replace(config, **settings.fixed) if settings.fixed else config)
@@ -213,8 +215,7 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     forget_old_files(store)
     step("register", t)
     steps.close()
-    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings, comparison,
-                       settings.why)
+    return TrainResult(version, path, promoted, reason, metrics, active_metrics, timings, comparison, why)
 
 
 # Model files the registry keeps in the database: the active version's and those of the
