@@ -23,19 +23,14 @@ history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
                                 st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=30)
 
 
-def fitted(timed: bool = False) -> HybridModel:
-    """The synthetic catalog's model; `timed`: its events carry times in reading order, so
-    the model has the sequence graph too."""
+def fitted() -> HybridModel:
     texts, titles, users, items, _ = synthetic()
-    ts = 1.6e9 + 3600.0 * np.arange(len(users)) if timed else None
-    model = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
-    assert (model.comps.seq is not None) is timed
-    return model
+    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["untimed", "timed"])
-def model(request):
-    return fitted(request.param)
+@pytest.fixture(scope="module")
+def model():
+    return fitted()
 
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
@@ -64,11 +59,10 @@ def test_list_is_the_batch_top_k(model, history, k):
     assert got == [int(j) for j in expected if j >= 0]
 
 
-@pytest.mark.parametrize("timed", [False, True])
-def test_equal_after_a_paper_is_added(timed):
+def test_equal_after_a_paper_is_added():
     """add_paper grows every array; the single-reader cache must follow, not serve stale
     precomputations (the new paper would be missing or mis-scored)."""
-    model = fitted(timed)
+    model = fitted()
     history = [(3, "upvote", 1.65e9), (7, "read", None), (3, "click", 1.66e9)]
     same_as_batch(model, history, "hybrid")
     new = model.add_paper("graph network community spectral clustering", "random walk on nodes")

@@ -28,11 +28,11 @@ import numpy as np
 
 from recommender.core.ranking import ndcg_from_hits, smallest_k
 
-FEATURES = ("cf", "graph", "ease", "seq", "tfidf", "dense", "pop", "pop_text")
-PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "seq": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
+FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
+PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
 
 
-PERSONAL = ("cf", "graph", "ease", "seq", "tfidf", "dense")
+PERSONAL = ("cf", "graph", "ease", "tfidf", "dense")
 # history lengths the blend must stay sensible over: one paper to a thousand
 H_RANGE = (float(np.log1p(1.0)), float(np.log1p(1000.0)))
 

@@ -1,6 +1,6 @@
 """The hybrid's components, fit on one confidence matrix: collaborative (ALS or BPR), the
-item graph, the cold-start map, popularity, (optionally) EASE and (where times order the
-reading) the sequence graph; and the raw score of each for a batch of readers."""
+item graph, the cold-start map, popularity and (optionally) EASE; and the raw score of each
+for a batch of readers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,9 +16,7 @@ from recommender.model.ease import EaseModel
 from recommender.model.item_graph import ItemGraph
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
-from recommender.model.sequence_graph import SequenceGraph
 from recommender.model.text_rows import TextRows
-from recommender.model.tuning import pair_keys
 
 
 @dataclass
@@ -31,7 +29,6 @@ class Components:
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
     ease: EaseModel | None = None
     text_rows: TextRows | None = None  # the words ALS factorised with the readers, if any
-    seq: SequenceGraph | None = None  # papers taken up one after another, where times order the reading
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -60,14 +57,11 @@ def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now
 
 def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                    start: CollaborativeModel | None = None, sweeps: int | None = None,
-                   neighbors: NeighborCache | None = None, ease: EaseModel | None = None,
-                   order: tuple[np.ndarray, np.ndarray] | None = None) -> Components:
+                   neighbors: NeighborCache | None = None, ease: EaseModel | None = None) -> Components:
     """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
     those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
     content-neighbour candidates shared by the validation and the final fit. `Cp`: the
-    matrix popularity is counted from (see `tuning.PopularityConfig`). `order`: the
-    readers' papers in reading order (`sequence_graph.reading_order`) of the same events,
-    or None: no sequence graph."""
+    matrix popularity is counted from (see `tuning.PopularityConfig`)."""
     pop = Popularity.fit(Cp, X, lengths, prior)
     if not collab:
         return Components(None, None, None, pop, None)
@@ -84,12 +78,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     Y = cold.effective_factors(cf.item_factors, V)
     if ease is None and config.ease and config.ease_lambda is not None:
         ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
-    seq = None
-    if order is not None:  # only the pairs C holds: a validation slice's held-out papers leave the order too
-        kept = np.isin(order[0] * C.shape[1] + order[1], pair_keys(C))
-        if kept.any():
-            seq = SequenceGraph.fit(order[0][kept], order[1][kept], C.shape[1])
-    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None, seq)
+    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 
 def _absent(B: int, n: int) -> np.ndarray:
@@ -109,10 +98,8 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
                          else _absent(B, X.shape[0]))
-        feats["seq"] = (c.cold.smooth_scores(c.seq.scores(rows)) if c.seq is not None
-                        else _absent(B, X.shape[0]))
     else:
-        for f in ("cf", "graph", "ease", "seq"):
+        for f in ("cf", "graph", "ease"):
             feats[f] = _absent(B, X.shape[0])
     feats["tfidf"] = tfidf_scores(rows, X)
     feats["dense"] = dense_scores(rows, V)

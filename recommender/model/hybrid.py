@@ -55,14 +55,13 @@ from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, text_lengths
 from recommender.model.profiles import tfidf_scores
-from recommender.model.sequence_graph import SequenceGraph, reading_order
 from recommender.model.text_rows import TextRows
 from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlice, carve, choose,
                                       latest_pair_times, pair_keys, popularity_matrix, validation_ndcg)
 
 __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
-FORMAT_VERSION = 3  # 2: the blend has an EASE feature; 3: and a sequence-graph feature
+FORMAT_VERSION = 2  # 2: the blend has an EASE feature
 
 
 @dataclass
@@ -126,20 +125,16 @@ class HybridModel:
         timings["tuning_s"] = time.perf_counter() - t
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
-        # only the blend weighs the sequence graph, so only a blend learned with it keeps it
-        order = reading_order(users, items, ts, n_items) if "hybrid" in strategies else None
         stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
-                       "nnz": int(C.nnz), "tuning": tuning, "reading_ordered": order is not None}
+                       "nnz": int(C.nnz), "tuning": tuning}
 
         blender = Blender.prior("hybrid not fit")
         start, neighbors = None, None
         if "hybrid" in strategies:
             t = time.perf_counter()
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, order)
+                                                                config, progress)
             stats["validation"] = vstats
-            if not vstats.get("sequence_graph"):
-                order = None
             if vstats.get("ease_lambda") is not None:
                 config = replace(config, ease=True, ease_lambda=float(vstats["ease_lambda"]))
             elif config.ease is None:
@@ -152,7 +147,7 @@ class HybridModel:
         t = time.perf_counter()
         sweeps = config.refine_sweeps if start is not None else None
         comps = fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
-                               sweeps=sweeps, neighbors=neighbors, order=order)
+                                    sweeps=sweeps, neighbors=neighbors)
         stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
@@ -217,11 +212,9 @@ class HybridModel:
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
         cf = self.comps.cf
-        # the sequence graph where the blend was learned with it
-        order = reading_order(users, items, ts, self.n_items) if self.comps.seq is not None else None
         comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, self.config,
-                               collab=cf is not None, start=cf,
-                               sweeps=self.config.refine_sweeps if cf is not None else None, order=order)
+                                     collab=cf is not None, start=cf,
+                                     sweeps=self.config.refine_sweeps if cf is not None else None)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
@@ -230,11 +223,10 @@ class HybridModel:
 
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
-                   config: HybridConfig, progress=None, order=None):
+                   config: HybridConfig, progress=None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
-        Cp; `order`: the reading order of C's events, or None). Returns (blender, stats, the
-        validation components or None, the content-neighbour cache): the final fit continues
-        ALS from the validation factors."""
+        Cp). Returns (blender, stats, the validation components or None, the content-neighbour
+        cache): the final fit continues ALS from the validation factors."""
         _progress(progress, "validation: slice + components")
         rng = np.random.default_rng(config.seed + 1)
         n_users, n_items = C.shape
@@ -288,8 +280,7 @@ class HybridModel:
             vstats["ease_lambda"] = ease.lam
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
-                               ease=ease, order=order)
-        vstats["sequence_graph"] = comps.seq is not None
+                                    ease=ease)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
@@ -318,8 +309,7 @@ class HybridModel:
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        absent = {"ease": comps.ease is None, "seq": comps.seq is None}
-        starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL if not absent.get(f, False)]
+        starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
         W, before, after = coordinate_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
@@ -436,8 +426,7 @@ class HybridModel:
             z = {f: S[0, items] for f, S in z.items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
             best = np.argmax(np.stack([contrib[f] for f in FEATURES]), axis=0)  # first on ties
-            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
-                       "seq": "collab"}
+            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab"}
             kinds = [kind_of.get(FEATURES[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
         if content:  # only the papers explained by content need their similarities
@@ -502,8 +491,6 @@ class HybridModel:
             c.graph.add_items(m)
             if c.ease is not None:
                 c.ease.add_items(m)
-            if c.seq is not None:
-                c.seq.add_items(m)
         return np.arange(n0, n0 + m, dtype=np.int64)
 
     # ------------------------------------------------------------------ persistence
@@ -521,8 +508,6 @@ class HybridModel:
             a["cf_effective_factors"] = c.item_factors
             if c.ease is not None:
                 a.update(c.ease.to_arrays())
-            if c.seq is not None:
-                a.update(c.seq.to_arrays())
             if c.text_rows is not None:
                 a.update(c.text_rows.to_arrays())
         a.update(self.blender.to_arrays())
@@ -539,7 +524,6 @@ class HybridModel:
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
             "ease": None if c.ease is None else c.ease.params(),
-            "sequence": None if c.seq is None else c.seq.params(),
             "text_rows": None if c.text_rows is None else c.text_rows.params(),
             "blend": {"learned": self.blender.learned, "info": self.blender.info,
                       "coefficients": self.blender.coefficients()},
@@ -565,15 +549,13 @@ class HybridModel:
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
             ease = EaseModel.from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
-            seq = SequenceGraph.from_arrays(arrays, manifest["sequence"]) if manifest.get("sequence") else None
             text_rows = TextRows.from_arrays(arrays, manifest["text_rows"]) if manifest.get("text_rows") else None
             if (text_rows is None) != (cf.side_factors is None) or (
                     text_rows is not None and cf.side_factors.shape != (len(text_rows.terms), cf.factors)):
                 raise ValueError("the word rows of the collaborative model do not match its factors")
             comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease,
-                               text_rows, seq)
-            if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n) or (
-                    seq is not None and seq.n_items != n):
+                               text_rows)
+            if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
             comps = Components(None, None, None, pop, None)

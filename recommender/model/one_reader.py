@@ -101,11 +101,9 @@ class OneReaderScorer:
             graph = c.cold.smooth_scores(gather_rows(c.graph.weights, h.items, h.conf)[None, :])
             ease = (c.cold.smooth_scores(gather_rows(c.ease.weights, h.items, h.conf)[None, :])
                     if c.ease is not None else np.zeros((1, n), np.float32))
-            seq = (c.cold.smooth_scores(gather_rows(c.seq.weights, h.items, h.conf)[None, :])
-                   if c.seq is not None else np.zeros((1, n), np.float32))
         else:
-            cf = graph = ease = seq = np.zeros((1, n), np.float32)
-        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease), "seq": zscore_rows(seq),
+            cf = graph = ease = np.zeros((1, n), np.float32)
+        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease),
                 "tfidf": zscore_rows(self.tfidf(h)[None, :]), "dense": zscore_rows(self.dense(h)[None, :]),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 
