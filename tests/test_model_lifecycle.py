@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from recommender.offline.dataset import Interactions
 from recommender.model.artifacts import ARRAYS_FILE, MANIFEST_FILE, sha256_of
 from recommender.storage import EventRow
 from tests.helpers import AUTH, make_client, wait_for_version
 from training.cli import main
 from training.promotion import TOLERANCE
-from training.train_job import train
+from training.train_job import history_before, recent_slice, train, unseen_by
 
 
 def test_first_model_is_promoted_with_a_full_manifest(trained):
@@ -281,3 +282,17 @@ def test_rolling_back_to_the_model_already_serving_clears_degraded(trained):
             time.sleep(0.2)
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["model_version"] == first.version, health
+
+
+def test_both_models_rank_from_every_event_the_serving_model_saw():
+    """The judged events are those newer than the serving model's data; everything before
+    them -- the past slice and the part of the recent slice the serving model was fitted
+    on -- is the readers' history (profile and seen papers) for both models."""
+    events = Interactions(["a", "b"], np.arange(10) % 2, np.arange(10), np.full(10, "read", object),
+                          np.arange(10, dtype=np.float64))
+    past, recent = recent_slice(events, fraction=0.5)
+    assert past.items.tolist() == [0, 1, 2, 3, 4] and recent.items.tolist() == [5, 6, 7, 8, 9]
+    judged = unseen_by(recent, trained_until=7.0)
+    assert judged.items.tolist() == [8, 9]
+    assert history_before(events, past, 7.0).items.tolist() == list(range(8))
+    assert history_before(events, past, None) is past  # nothing serving (or no times): the past slice

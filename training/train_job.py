@@ -114,6 +114,21 @@ def unseen_by(recent: Interactions, trained_until: float | None) -> Interactions
     return _subset(recent, np.nonzero(recent.ts > trained_until)[0])
 
 
+def history_before(events: Interactions, past: Interactions, trained_until: float | None) -> Interactions:
+    """What both models rank from when judged: every event the serving model was trained
+    on (all up to `trained_until`), or the past slice when nothing serves.
+
+    Why not the past slice alone: with a serving model, the judged events are only those
+    newer than its data, and the events between the slice's cut and its training run are a
+    reader's reading too. Left out of the history they were neither a reader's profile nor
+    excluded as seen, and the serving model, which learnt them, spent list places on papers
+    the reader had already read (CiteULike-a with 4% new events: serving 0.2306 against the
+    candidate's 0.2448)."""
+    if trained_until is None or events.ts is None:
+        return past
+    return _subset(events, np.nonzero(events.ts <= trained_until)[0])
+
+
 def _subset(inter: Interactions, idx: np.ndarray) -> Interactions:
     return Interactions(inter.user_ids, inter.users[idx], inter.items[idx], inter.kinds[idx],
                         inter.ts[idx])
@@ -175,11 +190,12 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
 
     t = time.perf_counter()
     judged = unseen_by(recent, active.model.now) if active else recent
-    users, ours = _holdout(candidate, past, judged)
+    history = history_before(events, past, active.model.now) if active else past
+    users, ours = _holdout(candidate, history, judged)
     metrics = summarize(ours, K) if len(users) else {}
     active_metrics = comparison = None
     if active is not None:
-        active_users, theirs = _holdout(active.model, past, judged)
+        active_users, theirs = _holdout(active.model, history, judged)
         assert np.array_equal(users, active_users), "both models are judged on the same readers"
         active_metrics = summarize(theirs, K) if len(users) else {}
         comparison = paired_bootstrap(ours["ndcg"], theirs["ndcg"], seed=seed)
