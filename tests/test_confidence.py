@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recommender.core.kinds import MODEL_WEIGHTS
 from recommender.core.times import DAY_S
@@ -62,6 +64,30 @@ def test_one_history_is_one_row_of_the_same_matrix():
     assert row.toarray().tolist() == C.toarray().tolist() and sorted(seen.tolist()) == [1, 3]
     empty, nothing = history_rows([], 5)
     assert empty.shape == (1, 5) and empty.nnz == 0 and len(nothing) == 0
+
+
+KIND_NAMES = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote", "remove_dismiss", "bookmark"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=st.lists(st.tuples(st.integers(-1, 7), st.sampled_from(KIND_NAMES),
+                                  st.one_of(st.none(), st.floats(NOW - 900 * DAY_S, NOW))), max_size=25),
+       half_life=st.sampled_from([None, 0.0, 7.0, 180.0]), decay_from=st.sampled_from(["newest", "reader"]),
+       now=st.sampled_from([None, NOW]))
+def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, now):
+    """`history_rows` computes one reader's row without `confidence_matrix`'s sparse
+    conversions: the same papers, the same confidences (to float32 rounding: scipy sums a
+    paper's repeats in an order of its own), the same seen papers."""
+    config = ConfidenceConfig(half_life, decay_from=decay_from)
+    row, seen = history_rows(history, 6, now=now, config=config)
+    inside = [h for h in history if 0 <= h[0] < 6]
+    C, S = confidence_matrix(np.zeros(len(inside)), np.array([h[0] for h in inside], np.int64),
+                             np.array([h[1] for h in inside], dtype=object),
+                             np.array([np.nan if h[2] is None else h[2] for h in inside], np.float64),
+                             (1, 6), now=now, config=config)
+    assert row.indices.tolist() == sorted(C.indices.tolist())
+    np.testing.assert_allclose(row.toarray(), C.toarray(), rtol=1e-6, atol=0)
+    assert seen.tolist() == sorted(S.indices.tolist())
 
 
 def test_the_config_round_trips_through_the_manifest():

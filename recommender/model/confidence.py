@@ -142,13 +142,29 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
 
 def history_rows(history, n_items: int, now: float | None = None,
                  config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
-    """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices)."""
+    """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices).
+
+    `confidence_matrix`'s rule for a one-row matrix, without its two sparse conversions
+    (a third of a live list's time outside scoring on CiteULike-a): each paper's weights
+    summed in the history's order, clipped at zero, kept where positive. The same values
+    as `confidence_matrix` (scipy sums a paper's duplicates in an order of its own, so a
+    decayed sum may differ in the last bit; tests/test_confidence.py holds them equal to
+    float32 rounding)."""
+    config = config or ConfidenceConfig()
     if not history:
         return sp.csr_matrix((1, n_items), dtype=np.float32), np.zeros(0, dtype=np.int64)
     items = np.array([int(h[0]) for h in history], dtype=np.int64)
     keep = (items >= 0) & (items < n_items)
-    kinds = np.array([h[1] if len(h) > 1 else "read" for h in history], dtype=object)
-    ts = np.array([to_unix(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)
-    C, seen = confidence_matrix(np.zeros(int(keep.sum())), items[keep], kinds[keep], ts[keep],
-                                (1, n_items), now=now, config=config)
-    return C, seen.indices.astype(np.int64)
+    kinds = np.array([h[1] if len(h) > 1 else "read" for h in history], dtype=object)[keep]
+    ts = np.array([to_unix(h[2]) if len(h) > 2 else np.nan for h in history], dtype=np.float64)[keep]
+    items = items[keep]
+    if config.decay_from == "reader" and config.decays:
+        now = reader_latest(np.zeros(len(items), np.int64), ts)
+    w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
+    order = np.argsort(items, kind="stable")
+    papers, first = np.unique(items[order], return_index=True)
+    conf = np.maximum(np.add.reduceat(w[order], first), 0.0).astype(np.float32) if len(items) else w
+    positive = conf > 0
+    row = sp.csr_matrix((conf[positive], papers[positive].astype(np.int32), np.array([0, int(positive.sum())])),
+                        shape=(1, n_items), dtype=np.float32)
+    return row, np.unique(items[seen_mask(kinds)])
