@@ -9,7 +9,8 @@ events have grown by `SEARCH_AGAIN_GROWTH` since the search that chose them, or
 `SEARCH_AGAIN_AFTER_DAYS` have passed; then it searches again. `paperrec train --search`
 searches whatever the figures. Where the settings came from is kept with every model
 (`stats.settings_origin`: when, on how many events, by which version), so a reuse never
-outlives those bounds by being passed from model to model.
+outlives those bounds by being passed from model to model. While they are kept, the
+serving model's learned blend and words' encoder are kept too (`continues_serving`).
 """
 from __future__ import annotations
 
