@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from recommender.core.kinds import INTEREST_KINDS
 from recommender.model.artifacts import ArtifactError, artifact_files, write_artifact
 from recommender.offline.comparison import Comparison, paired_bootstrap
 from recommender.offline.dataset import Interactions, Papers
@@ -99,7 +100,7 @@ def recent_slice(interactions: Interactions, fraction: float = HOLDOUT_FRACTION
     known_users = np.zeros(interactions.n_users, dtype=bool)
     known_users[past.users] = True
     recent_idx = recent_idx[known_users[interactions.users[recent_idx]]]
-    positive = np.isin(interactions.kinds[recent_idx], ("click", "read", "upvote"))
+    positive = np.isin(interactions.kinds[recent_idx], INTEREST_KINDS)
     return past, _subset(interactions, recent_idx[positive])
 
 

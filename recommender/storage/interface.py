@@ -27,10 +27,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from recommender.core.kinds import INTEREST_KINDS
+
 # What a client is told to wait before retrying a write refused for an outside fault.
 RETRY_AFTER_S = 2
-# Kinds an experiment's report credits to a served list.
-ATTRIBUTED_KINDS = ("click", "read", "upvote")
+# Kinds an experiment's report credits to a served list: those that show interest (core/kinds.py).
+ATTRIBUTED_KINDS = INTEREST_KINDS
 # The longest attribution window a report may ask for (the API's window_hours bound).
 MAX_ATTRIBUTION_DAYS = 30.0
 # What `Store.count` counts.
