@@ -21,6 +21,8 @@ from recommender.model.cold_start import NeighborCache, content_neighbors
 from recommender.model.collaborative import CollaborativeModel, CollaborativeParams
 from recommender.model.content import ContentEncoder
 from recommender.model.blend_data import pair_samples, pool_task
+from recommender.model.components import event_matrix
+from recommender.model.config import collab_params
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph, top_k_per_row
 from tests.helpers import CONFIG, synthetic
@@ -183,6 +185,11 @@ def test_refit_keeps_encoder_and_blend_and_fits_the_new_events():
     m = HybridModel.fit(texts, users[past], items[past], n_users=n_users, titles=titles, config=CONFIG)
     r = m.refit(users, items, n_users=n_users)
     assert r.encoder is m.encoder and r.blender is m.blender
+    # the capacity is kept too, though factors that follow the data size would grow here
+    twice = np.r_[users, users + n_users], np.r_[items, items]
+    assert collab_params(event_matrix(*twice, None, None, None, len(texts), None, m.conf_config)[0],
+                         m.config).factors > m.comps.cf.factors
+    assert m.refit(*twice).comps.cf.factors == m.comps.cf.factors == r.config.factors
     assert np.array_equal(r.comps.pop.observed > 0, np.bincount(items, minlength=len(texts)) > 0)
     assert r.stats["n_events"] == len(users)
     u = int(users[~past][0])

@@ -80,6 +80,8 @@ def content_neighbors(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: 
 
     `exclude[r]` is a column (item index) row r must not pick (itself), or -1."""
     K = top_cosines(X_rows, X_pool, pool_index, n_items, k=k, exclude=exclude)
+    if K.shape[0] == 0:  # no thin paper (every paper well read): nothing to normalise
+        return K.astype(np.float32).tocsr()
     return normalize(K, norm="l1").astype(np.float32).tocsr()
 
 

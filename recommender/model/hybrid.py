@@ -212,14 +212,17 @@ class HybridModel:
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
         cf = self.comps.cf
-        comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, self.config,
+        # the model's capacity is part of what is kept: factors that followed the grown data
+        # (collab_params) would change the model and lose ALS's start (15 sweeps from random)
+        config = replace(self.config, factors=cf.factors) if cf is not None else self.config
+        comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, config,
                                      collab=cf is not None, start=cf,
                                      sweeps=self.config.refine_sweeps if cf is not None else None)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
         return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
-                           self.config, self.conf_config, now, stats, self.pop_config)
+                           config, self.conf_config, now, stats, self.pop_config)
 
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
