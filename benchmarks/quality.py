@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = sorted({int(x) for x in args.seeds.split(",") if x.strip()})
     except ValueError:
         seeds = []
-    if not seeds:
-        print(f"error: --seeds must be comma-separated integers, got {args.seeds!r}", file=sys.stderr)
+    if not seeds or seeds[0] < 0:
+        print(f"error: --seeds must be comma-separated integers >= 0, got {args.seeds!r}", file=sys.stderr)
         return 2
     all_results = {}
     t0 = time.perf_counter()

@@ -80,8 +80,9 @@ def test_one_seed_gives_the_evaluate_figures_unchanged(root, tmp_path, capsys):
 
 
 def test_bad_seeds_and_absent_movielens_are_said_plainly(root, tmp_path, capsys):
-    code, res, printed = run(root, tmp_path, capsys, "--seeds", "zero")
-    assert code == 2 and res is None and "--seeds must be comma-separated integers" in printed
+    for bad in ("zero", "-1", ","):
+        code, res, printed = run(root, tmp_path, capsys, "--seeds", bad)
+        assert code == 2 and res is None and "--seeds must be comma-separated integers >= 0" in printed
     code = quality.main(["--splits", "ml-warm", "--movielens", str(tmp_path / "absent")])
     assert code == 0
     assert "[ml-warm] skipped" in capsys.readouterr().out
