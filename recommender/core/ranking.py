@@ -6,13 +6,12 @@ definition of NDCG (offline metrics, the tuning proxies, the blend's coordinate 
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from recommender.core.threads import WORKERS, in_threads
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,16 +78,6 @@ def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndar
 # those of one call (the tuning search ranks 2,000 readers x the catalog dozens of times in
 # a fit, the blend's ascent 2,000 x ~800 a thousand times: 6.5 -> 4.7 ms a call on 2 cores).
 PARALLEL_CELLS = 500_000
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="top_k")
-        return _POOL
 
 
 def _select_rows(S: np.ndarray, kk: int) -> np.ndarray:
@@ -97,15 +86,6 @@ def _select_rows(S: np.ndarray, kk: int) -> np.ndarray:
     top = np.argpartition(S, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (S.shape[0], 1))
     order = np.argsort(np.take_along_axis(S, top, 1), axis=1, kind="stable")
     return np.take_along_axis(top, order, 1)
-
-
-def in_threads(fn, items) -> list:
-    """[fn(x) for x in items], on the ranking threads: for numpy work that releases the GIL
-    (argpartition, large elementwise operations), so 2 cores do two items at once."""
-    items = list(items)
-    if len(items) < 2 or (os.cpu_count() or 1) < 2:
-        return [fn(x) for x in items]
-    return list(_pool().map(fn, items))
 
 
 def smallest_k(N: np.ndarray, kk: int) -> np.ndarray:
@@ -117,10 +97,9 @@ def smallest_k(N: np.ndarray, kk: int) -> np.ndarray:
 
 
 def _select(S: np.ndarray, kk: int) -> np.ndarray:
-    workers = min(4, os.cpu_count() or 1)
-    if S.size < PARALLEL_CELLS or workers < 2 or S.shape[0] < 2:
+    if S.size < PARALLEL_CELLS or WORKERS < 2 or S.shape[0] < 2:
         return _select_rows(S, kk)
-    bounds = np.linspace(0, S.shape[0], workers + 1).astype(int)
+    bounds = np.linspace(0, S.shape[0], WORKERS + 1).astype(int)
     blocks = [S[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     return np.concatenate(in_threads(lambda block: _select_rows(block, kk), blocks), axis=0)
 

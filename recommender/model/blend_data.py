@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.core.ranking import in_threads
+from recommender.core.threads import in_threads
 from recommender.model.blend import FEATURES, PERSONAL, RankingTask, expand, history_scale, zscore_rows
 from recommender.model.components import Components, raw_features
 from recommender.model.config import HybridConfig

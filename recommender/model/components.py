@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.threads import row_scores
 from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
@@ -94,7 +95,7 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
     feats = {}
     if c.cf is not None:
         U = c.cf.fold_in(rows, cg_steps=6)
-        feats["cf"] = np.ascontiguousarray((c.item_factors @ U.T).T)
+        feats["cf"] = row_scores(c.item_factors, U)
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
                          else _absent(B, X.shape[0]))

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.ranking import top_k
+from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, coordinate_ascent, history_scale,
                                      zscore_rows)
@@ -364,7 +365,7 @@ class HybridModel:
             c = self.comps
             if c.cf is None:
                 raise ValueError("model was fit without the collaborative component")
-            S = c.cf.fold_in(rows, cg_steps=6) @ c.item_factors.T
+            S = row_scores(c.item_factors, c.cf.fold_in(rows, cg_steps=6))
         else:
             feats = self._raw_features(rows)
             z = {f: zscore_rows(S) for f, S in feats.items()}

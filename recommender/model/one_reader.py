@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.threads import RowBlocks
 from recommender.model.blend import history_scale, zscore_rows
 
 
@@ -67,6 +68,10 @@ class OneReaderScorer:
         self.z_pop = zscore_rows(c.pop.observed[None, :])
         self.z_pop_text = zscore_rows(c.pop.predicted[None, :])
         self.cold = c.cold_mask
+        # the catalog-sized products, cut once per model state (see core/threads.py)
+        self.X_rows = RowBlocks(model.X)
+        self.V_rows = RowBlocks(model.V)
+        self.Y_rows = RowBlocks(c.item_factors) if c.cf is not None else None
         self._topics: dict[int, str] = {}
 
     def fresh_for(self, model) -> bool:
@@ -80,14 +85,14 @@ class OneReaderScorer:
         norm = np.sqrt(np.sum(profile * profile, dtype=np.float64))
         if norm > 0:
             profile = (profile / norm).astype(np.float32)
-        return np.asarray(X @ profile, dtype=np.float32)
+        return self.X_rows.matvec(profile)
 
     def dense(self, h: OneHistory) -> np.ndarray:
         V = self.model.V
         P = (h.conf[:, None] * V[h.items]).sum(axis=0, keepdims=True)
         n = np.linalg.norm(P, axis=1, keepdims=True)
         P = np.divide(P, n, out=np.zeros_like(P), where=n > 0)
-        return (V @ P.T)[:, 0]
+        return self.V_rows.matvec(P[0])
 
     def fold_in(self, h: OneHistory) -> np.ndarray:
         return self.model.comps.cf.fold_in_one(h.items, h.conf, cg_steps=6)[None, :]
@@ -97,7 +102,7 @@ class OneReaderScorer:
         c = self.model.comps
         n = self.n_items
         if c.cf is not None:
-            cf = np.ascontiguousarray((c.item_factors @ self.fold_in(h).T).T)
+            cf = self.Y_rows.matvec(self.fold_in(h)[0])[None, :]
             graph = c.cold.smooth_scores(gather_rows(c.graph.weights, h.items, h.conf)[None, :])
             ease = (c.cold.smooth_scores(gather_rows(c.ease.weights, h.items, h.conf)[None, :])
                     if c.ease is not None else np.zeros((1, n), np.float32))
@@ -120,7 +125,7 @@ class OneReaderScorer:
         elif strategy == "collaborative":
             if self.model.comps.cf is None:
                 raise ValueError("model was fit without the collaborative component")
-            S = (self.fold_in(h) @ self.model.comps.item_factors.T)[0]
+            S = self.Y_rows.matvec(self.fold_in(h)[0])
         else:
             z = self.features(h)
             S = self.model.blender.combine(z, self.cold, history_scale([len(h.items)]))[0]

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender.core.threads import row_scores
+
 
 def tfidf_profiles(rows: sp.csr_matrix, X: sp.csr_matrix) -> sp.csr_matrix:
     """(B x n_items) confidence rows, (n_items x n_terms) unit TF-IDF rows -> unit profiles."""
@@ -32,4 +34,4 @@ def tfidf_scores(rows: sp.csr_matrix, X: sp.csr_matrix, XT: sp.csc_matrix | None
 
 
 def dense_scores(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray((V @ dense_profiles(rows, V).T).T)
+    return row_scores(V, dense_profiles(rows, V))

@@ -1,0 +1,150 @@
+"""The worker threads' products (recommender/core/threads.py).
+
+A product cut into row blocks must equal the whole product up to float32 rounding, give the
+same bits however many threads run it (the single-reader path is held to the batch path's
+bits), and never wait on a busy pool: a loaded server's request does its own blocks."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender.core import threads
+from recommender.core.threads import RowBlocks, each_block, row_blocks, row_scores
+from recommender.model.one_reader import OneReaderScorer
+from tests.test_one_reader import KINDS, fitted, same_as_batch
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few hundred bytes, so the test matrices are cut into many."""
+    monkeypatch.setattr(threads, "BLOCK_BYTES", 256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 400), f=st.integers(1, 40), block=st.integers(16, 4096))
+def test_row_blocks_cover_every_row_once_at_aligned_starts(n, f, block):
+    old = threads.BLOCK_BYTES
+    threads.BLOCK_BYTES = block
+    try:
+        bounds = row_blocks(n, n * f * 4)
+    finally:
+        threads.BLOCK_BYTES = old
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(bounds, bounds[1:]))
+    assert all(b > a for a, b in bounds)
+    assert all(a % 16 == 0 for a, _ in bounds)
+    assert len(bounds) <= threads.MAX_BLOCKS
+
+
+@pytest.mark.parametrize("n,f", [(1, 3), (17, 5), (300, 33), (1001, 64)])
+def test_dense_blocks_equal_the_whole_product(small_blocks, n, f):
+    rng = np.random.default_rng(n)
+    M = rng.standard_normal((n, f)).astype(np.float32)
+    v = rng.standard_normal(f).astype(np.float32)
+    blocks = RowBlocks(M)
+    assert 1 <= len(blocks.parts) <= threads.MAX_BLOCKS
+    assert (len(blocks.parts) > 1) == (n >= 32)  # a block is at least 16 rows
+    got = blocks.matvec(v)
+    assert got.dtype == np.float32 and got.shape == (n,)
+    np.testing.assert_allclose(got, M.astype(np.float64) @ v.astype(np.float64), rtol=1e-5, atol=1e-4)
+
+
+def test_sparse_blocks_equal_the_whole_product_to_the_bit(small_blocks):
+    X = sp.random(500, 300, density=0.05, format="csr", dtype=np.float32, random_state=3)
+    v = np.random.default_rng(3).random(300).astype(np.float32)
+    blocks = RowBlocks(X)
+    assert len(blocks.parts) > 1
+    np.testing.assert_array_equal(blocks.matvec(v), X @ v)
+
+
+def test_the_bits_do_not_depend_on_how_many_threads_run_them(small_blocks, monkeypatch):
+    rng = np.random.default_rng(7)
+    M = rng.standard_normal((2000, 48)).astype(np.float32)
+    U = rng.standard_normal((1, 48)).astype(np.float32)
+    on_workers = row_scores(M, U)
+    monkeypatch.setattr(threads, "WORKERS", 1)
+    alone = row_scores(M, U)
+    np.testing.assert_array_equal(on_workers, alone)
+    # a batch of readers is one matrix product: the same figures up to rounding
+    both = row_scores(M, np.vstack([U, U]))
+    np.testing.assert_allclose(both[0], alone[0], rtol=1e-5, atol=1e-4)
+
+
+def test_a_busy_pool_does_not_hold_up_the_caller(small_blocks, monkeypatch):
+    """Every worker is held by a task that waits on an event; a product must still finish on
+    the calling thread alone, and the event is set only after it has."""
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "_POOL", None)
+    release = threading.Event()
+    held = [threads._pool().submit(release.wait, 30) for _ in range(threads.WORKERS)]
+    M = np.random.default_rng(1).standard_normal((800, 16)).astype(np.float32)
+    v = np.ones(16, np.float32)
+    result = {}
+    caller = threading.Thread(target=lambda: result.setdefault("out", RowBlocks(M).matvec(v)))
+    caller.start()
+    caller.join(timeout=10)
+    try:
+        assert not caller.is_alive(), "the product waited for a busy worker"
+        np.testing.assert_allclose(result["out"], M.sum(axis=1), rtol=1e-5, atol=1e-4)
+    finally:
+        release.set()
+        for h in held:
+            h.result(timeout=10)
+        threads._pool().shutdown()
+
+
+def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(threads, "WORKERS", 2)
+
+    def fn(i):
+        if i == 3:
+            raise ValueError("block 3")
+
+    with pytest.raises(ValueError, match="block 3"):
+        each_block(fn, 8)
+
+
+def test_each_block_runs_every_block_once(monkeypatch):
+    monkeypatch.setattr(threads, "WORKERS", 4)
+    seen = []
+    lock = threading.Lock()
+
+    def fn(i):
+        with lock:
+            seen.append(i)
+
+    each_block(fn, 13)
+    assert sorted(seen) == list(range(13))
+
+
+@settings(max_examples=20, deadline=None)
+@given(history=st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS), st.none()), max_size=20),
+       strategy=st.sampled_from(["hybrid", "collaborative", "content"]))
+def test_single_reader_path_with_many_blocks_keeps_the_batch_bits(history, strategy):
+    """The one-reader path's products cut into many blocks (the catalog here is 80 papers,
+    below one block at the real size): still the batch path's scores to the bit."""
+    old = threads.BLOCK_BYTES
+    threads.BLOCK_BYTES = 128
+    try:
+        model = _model()
+        model._one_reader = None  # built again with this block size
+        scorer = model.one_reader()
+        assert isinstance(scorer, OneReaderScorer)
+        assert len(scorer.V_rows.parts) > 1 and len(scorer.X_rows.parts) > 1
+        same_as_batch(model, history, strategy)
+    finally:
+        threads.BLOCK_BYTES = old
+
+
+_MODEL = []
+
+
+def _model():
+    if not _MODEL:
+        _MODEL.append(fitted())
+    return _MODEL[0]
