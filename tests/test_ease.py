@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from dataclasses import replace
 
-from recommender.model.ease import EaseModel, covers_reading, fit_on_validation
+from recommender.model import ease as ease_module
+from recommender.model.ease import EaseModel, Gram, covers_reading, fit_on_validation
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
 from tests.helpers import CONFIG, synthetic
@@ -31,22 +33,63 @@ def test_weights_are_the_closed_form():
     P = np.linalg.inv(G)
     B = P / -np.diag(P)
     np.fill_diagonal(B, 0.0)
-    m = EaseModel.fit(C, lam, max_items=100, top_k=1000)
+    m = EaseModel.fit(C, lam, max_solve=100, top_k=1000)
     np.testing.assert_allclose(m.weights.toarray(), B, rtol=1e-3, atol=1e-5)
     assert m.covered == int((np.asarray(C.sum(0)).ravel() > 0).sum())
 
 
+def closed_form(C: sp.csr_matrix, lam: float) -> np.ndarray:
+    """B over the read papers, inverted in float64 on the papers' side, as a full matrix."""
+    R = sp.csr_matrix(C, dtype=np.float64)
+    R.data[:] = 1.0
+    read = np.nonzero(np.asarray(R.sum(axis=0)).ravel() > 0)[0]
+    G = (R[:, read].T @ R[:, read]).toarray() + lam * np.eye(len(read))
+    P = np.linalg.inv(G)
+    Bs = P / -np.diag(P)
+    np.fill_diagonal(Bs, 0.0)
+    B = np.zeros((C.shape[1], C.shape[1]))
+    B[np.ix_(read, read)] = Bs
+    return B
+
+
+@pytest.mark.parametrize("block_cells", [2_000_000, 150])
+def test_fewer_readers_than_papers_solve_on_the_readers_side_to_the_same_weights(monkeypatch, block_cells):
+    """15 readers, 70 papers (two never read): the solve is 15 wide (Woodbury) and gives the
+    papers' side weights, in one block of rows or in many."""
+    monkeypatch.setattr(ease_module, "BLOCK_CELLS", block_cells)
+    read = random_matrix(n_users=15, n_items=68, seed=4).tolil()
+    for j in range(68):
+        read[j % 15, j] = 1.0  # every one of the 68 papers has a reader
+    C = sp.csr_matrix(sp.hstack([read.tocsr(), sp.csr_matrix((15, 2), dtype=np.float32)]))
+    gram = Gram(C, max_solve=100)
+    assert gram.by_readers and gram.H.shape == (15, 15) and len(gram.items) == 68
+    m = gram.solve(10.0, top_k=1000)
+    np.testing.assert_allclose(m.weights.toarray(), closed_form(C, 10.0), rtol=1e-3, atol=1e-5)
+    assert m.covered == 68 and m.weights[68:].nnz == 0 and m.weights[:, 68:].nnz == 0
+    # pruned: each row keeps its 5 largest magnitudes of the same weights
+    full = closed_form(C, 10.0)
+    pruned = gram.solve(10.0, top_k=5).weights.toarray()
+    assert ((pruned != 0).sum(axis=1) <= 5).all()
+    for r in range(68):
+        kept = np.nonzero(pruned[r])[0]
+        assert len(kept) == 5
+        assert np.abs(full[r, kept]).min() >= np.sort(np.abs(full[r]))[-5] - 1e-5
+    # more readers than the bound: the papers' side, over the most-read papers
+    narrow = Gram(C, max_solve=10)
+    assert not narrow.by_readers and len(narrow.items) == 10
+
+
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     C = random_matrix()
-    full = EaseModel.fit(C, 10.0, max_items=100, top_k=1000).weights.toarray()
-    pruned = EaseModel.fit(C, 10.0, max_items=100, top_k=5).weights.toarray()
+    full = EaseModel.fit(C, 10.0, max_solve=100, top_k=1000).weights.toarray()
+    pruned = EaseModel.fit(C, 10.0, max_solve=100, top_k=5).weights.toarray()
     assert ((pruned != 0).sum(axis=1) <= 5).all()
     for r in range(full.shape[0]):
         kept = np.nonzero(pruned[r])[0]
         if len(kept):
             assert np.abs(full[r, kept]).min() >= np.sort(np.abs(full[r]))[-5] - 1e-6
             np.testing.assert_allclose(pruned[r, kept], full[r, kept], rtol=1e-5)
-    few = EaseModel.fit(C, 10.0, max_items=8, top_k=1000)
+    few = EaseModel.fit(C, 10.0, max_solve=8, top_k=1000)
     counts = np.asarray(C.sum(0)).ravel()
     outside = np.argsort(-counts, kind="stable")[8:]
     assert few.covered == 8 and few.weights[outside].nnz == 0 and few.weights[:, outside].nnz == 0
@@ -88,6 +131,10 @@ def test_coverage_is_the_share_of_reader_paper_pairs_on_the_most_read_papers():
     assert covers_reading(C, 1, 0.61)[0] is False
     assert covers_reading(C, 2, 0.9) == (True, 0.9)
     assert covers_reading(sp.csr_matrix((3, 4), dtype=np.float32), 2, 0.5) == (False, 0.0)
+    # fewer readers than read papers and within the bound: the readers' side covers them all
+    wide = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 1, 1], [0, 1, 2, 3])), shape=(2, 5))
+    assert covers_reading(wide, 2, 0.99) == (True, 1.0)
+    assert covers_reading(wide, 1, 0.99) == (False, 0.25)
 
 
 def test_the_hybrid_takes_ease_where_it_covers_the_reading_and_leaves_it_out_elsewhere():
@@ -98,7 +145,7 @@ def test_the_hybrid_takes_ease_where_it_covers_the_reading_and_leaves_it_out_els
     assert covered.comps.ease is not None and covered.config.ease is True
     assert covered.manifest()["ease"]["lambda"] == covered.config.ease_lambda
     head_only = HybridModel.fit(texts, users, items, n_users=n_users, titles=titles,
-                                config=replace(CONFIG, ease_max_items=5))
+                                config=replace(CONFIG, ease_max_solve=5))
     assert head_only.stats["validation"]["ease_covered_share"] < CONFIG.ease_min_share
     assert head_only.comps.ease is None and head_only.config.ease is False
     assert "ease_lambda" not in head_only.stats["validation"]

@@ -78,7 +78,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
         cold.own_floor = float(config.cold_own_floor)
     Y = cold.effective_factors(cf.item_factors, V)
     if ease is None and config.ease and config.ease_lambda is not None:
-        ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_items, config.ease_top_k)
+        ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k)
     return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 

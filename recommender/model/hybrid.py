@@ -268,7 +268,7 @@ class HybridModel:
         ease = None
         use_ease = config.ease
         if use_ease is None:
-            use_ease, vstats["ease_covered_share"] = covers_reading(C_fit, config.ease_max_items,
+            use_ease, vstats["ease_covered_share"] = covers_reading(C_fit, config.ease_max_solve,
                                                                     config.ease_min_share)
             vstats["ease_covered_share"] = round(vstats["ease_covered_share"], 4)
         if use_ease:
@@ -277,10 +277,10 @@ class HybridModel:
             if ease_config is None:
                 def ndcg(S, readers=eligible):
                     return validation_ndcg(S, C_fit[readers], V_pos[readers])
-                ease, vstats["ease_trials"] = fit_on_validation(C_fit, V_pos, eligible, config.ease_max_items,
+                ease, vstats["ease_trials"] = fit_on_validation(C_fit, V_pos, eligible, config.ease_max_solve,
                                                                 config.ease_top_k, ndcg)
             else:
-                ease = EaseModel.fit(C_fit, ease_config, config.ease_max_items, config.ease_top_k)
+                ease = EaseModel.fit(C_fit, ease_config, config.ease_max_solve, config.ease_top_k)
             vstats["ease_lambda"] = ease.lam
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
