@@ -103,9 +103,14 @@ class OneReaderScorer:
         n = self.n_items
         if c.cf is not None:
             cf = self.Y_rows.matvec(self.fold_in(h)[0])[None, :]
-            graph = c.cold.smooth_scores(gather_rows(c.graph.weights, h.items, h.conf)[None, :])
-            ease = (c.cold.smooth_scores(gather_rows(c.ease.weights, h.items, h.conf)[None, :])
-                    if c.ease is not None else np.zeros((1, n), np.float32))
+            # the item graph and EASE share one pass over the thin papers' neighbours: the
+            # product is bound by reading `neighbors`, so two columns cost about one
+            rows = [gather_rows(c.graph.weights, h.items, h.conf)]
+            if c.ease is not None:
+                rows.append(gather_rows(c.ease.weights, h.items, h.conf))
+            smoothed = c.cold.smooth_scores(np.stack(rows))
+            graph = smoothed[:1]
+            ease = smoothed[1:] if c.ease is not None else np.zeros((1, n), np.float32)
         else:
             cf = graph = ease = np.zeros((1, n), np.float32)
         return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease),
