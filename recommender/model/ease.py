@@ -8,7 +8,7 @@ away: sharp item-to-item weights, including negative ones.
 
 Cost bounds (stated, not tuned per data set): the n³ solve runs over whichever side of the
 reading is smaller, readers or papers, and that side is at most `max_solve` wide (see
-`Gram`; ~5 s for 5,551 readers on 2 cores); with more readers and papers than that, EASE
+`Gram`; ~7-11 s a λ for 5,551 readers on 2 cores, all of a solve); with more readers and papers than that, EASE
 covers the `max_solve` most-read papers only (a paper outside them gets no EASE score and
 is ranked by the other components). Each row of B is pruned
 to its `top_k` largest weights by magnitude, so the model is a sparse matrix like the item
@@ -40,7 +40,7 @@ class Gram:
     (CiteULike-a: 5,551 readers, 16,935 papers), the same weights come from a readers' side
     solve (Woodbury): with K = (XXᵀ + λI)⁻¹ and Q = XᵀKX, P = (I - Q) / λ, so
     B[i, j] = -P[i, j] / P[j, j] = Q[i, j] / (1 - Q[j, j]). That is a solve over the readers
-    (5,551³ against 16,935³: ~5 s against ~55 s on 2 cores) plus sparse products, so EASE
+    (5,551³ against 16,935³: the whole λ solve ~7-11 s against 56 s on 2 cores, pruning included), so EASE
     covers every read paper. Which papers EASE covers matters: on CiteULike-a warm, EASE
     over all of them takes the hybrid from 0.3164 to 0.3182 NDCG@20 (mean of three seeds,
     the blend learnt on validation; +0.006 with the mix set on the test split itself, a
