@@ -52,31 +52,67 @@ def closed_form(C: sp.csr_matrix, lam: float) -> np.ndarray:
     return B
 
 
+def weights_of(model, n: int) -> np.ndarray:
+    """B as a full matrix, whatever EASE's form: the scores of the rows of the identity."""
+    return model.scores(sp.identity(n, dtype=np.float32, format="csr"))
+
+
+def with_readers(n_users: int, seed: int) -> sp.csr_matrix:
+    """n_users readers, 68 papers each read at least once, 2 papers nobody read."""
+    read = random_matrix(n_users=n_users, n_items=68, seed=seed).tolil()
+    for j in range(68):
+        read[j % n_users, j] = 1.0
+    return sp.csr_matrix(sp.hstack([read.tocsr(), sp.csr_matrix((n_users, 2), dtype=np.float32)]))
+
+
 @pytest.mark.parametrize("block_cells", [2_000_000, 150])
 def test_fewer_readers_than_papers_solve_on_the_readers_side_to_the_same_weights(monkeypatch, block_cells):
-    """15 readers, 70 papers (two never read): the solve is 15 wide (Woodbury) and gives the
-    papers' side weights, in one block of rows or in many."""
+    """15 readers, 70 papers (two never read): the solve is 15 wide (Woodbury) and its
+    factors give the papers' side weights exactly, unpruned, in one block or in many."""
     monkeypatch.setattr(ease_module, "BLOCK_CELLS", block_cells)
-    read = random_matrix(n_users=15, n_items=68, seed=4).tolil()
-    for j in range(68):
-        read[j % 15, j] = 1.0  # every one of the 68 papers has a reader
-    C = sp.csr_matrix(sp.hstack([read.tocsr(), sp.csr_matrix((15, 2), dtype=np.float32)]))
+    C = with_readers(15, seed=4)
     gram = Gram(C, max_solve=100)
     assert gram.by_readers and gram.H.shape == (15, 15) and len(gram.items) == 68
-    m = gram.solve(10.0, top_k=1000)
-    np.testing.assert_allclose(m.weights.toarray(), closed_form(C, 10.0), rtol=1e-3, atol=1e-5)
-    assert m.covered == 68 and m.weights[68:].nnz == 0 and m.weights[:, 68:].nnz == 0
-    # pruned: each row keeps its 5 largest magnitudes of the same weights
-    full = closed_form(C, 10.0)
-    pruned = gram.solve(10.0, top_k=5).weights.toarray()
-    assert ((pruned != 0).sum(axis=1) <= 5).all()
-    for r in range(68):
-        kept = np.nonzero(pruned[r])[0]
-        assert len(kept) == 5
-        assert np.abs(full[r, kept]).min() >= np.sort(np.abs(full[r]))[-5] - 1e-5
+    m = gram.solve(10.0, top_k=5)  # top_k prunes the papers' side only
+    assert isinstance(m, ease_module.FactoredEase) and m.covered == 68
+    B = weights_of(m, 70)
+    np.testing.assert_allclose(B, closed_form(C, 10.0), rtol=1e-3, atol=1e-5)
+    assert not B[68:].any() and not B[:, 68:].any()
     # more readers than the bound: the papers' side, over the most-read papers
     narrow = Gram(C, max_solve=10)
     assert not narrow.by_readers and len(narrow.items) == 10
+
+
+@pytest.mark.parametrize("n_users", [15, 120])
+def test_weighted_rows_score_as_the_closed_form_one_at_a_time_or_together(n_users):
+    """Confidence rows (not 0/1) times B, on the readers' side (15 readers) and the papers'
+    side (120): the batch equals the closed form, and each row scored alone equals its row
+    of the batch to the bit (the single-reader path's promise)."""
+    rng = np.random.default_rng(7)
+    C = with_readers(n_users, seed=5)
+    m = Gram(C, max_solve=100).solve(10.0, top_k=1000)
+    assert isinstance(m, ease_module.FactoredEase) == (n_users == 15)
+    rows = C[[0, 3, 4]].copy()
+    rows.data = rng.uniform(0.5, 4.0, rows.nnz).astype(np.float32)
+    S = m.scores(rows)
+    np.testing.assert_allclose(S, rows.toarray().astype(np.float64) @ closed_form(C, 10.0), rtol=1e-3, atol=1e-4)
+    for i in range(3):
+        r = rows[i]
+        np.testing.assert_array_equal(m.row_scores(r.indices, r.data), S[i])
+
+
+def test_factored_ease_round_trips_and_grows_for_new_papers():
+    C = with_readers(15, seed=6)
+    m = EaseModel.fit(C, 25.0, max_solve=100)
+    arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
+    loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
+    rows = C[:5]
+    np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
+    loaded.add_items(3)
+    assert loaded.n_items == 73
+    grown = loaded.scores(sp.hstack([rows, sp.csr_matrix((5, 3), dtype=np.float32)]).tocsr())
+    np.testing.assert_array_equal(grown[:, :70], m.scores(rows))
+    assert not grown[:, 70:].any()
 
 
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():

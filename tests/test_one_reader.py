@@ -7,6 +7,8 @@ histories (repeats, dismissals, impressions, old and undated events), before and
 paper is added at serve time."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,7 +17,8 @@ from hypothesis import strategies as st
 
 from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
-from recommender.model.one_reader import OneHistory, gather_rows
+from recommender.core.sparse_rows import gather_rows
+from recommender.model.one_reader import OneHistory
 from tests.helpers import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]
@@ -23,14 +26,22 @@ history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
                                 st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=30)
 
 
-def fitted() -> HybridModel:
-    texts, titles, users, items, _ = synthetic()
-    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles, config=CONFIG)
+def fitted(n_papers: int = 80, n_users: int = 160) -> HybridModel:
+    texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
+    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
+                           config=replace(CONFIG, ease=True))
 
 
-@pytest.fixture(scope="module")
-def model():
-    return fitted()
+# EASE in both forms: pruned weights (more readers than papers: the papers' side solve)
+# and factored (fewer readers: the readers' side keeps B as K and X)
+FORMS = {"pruned": (80, 160), "factored": (160, 120)}
+
+
+@pytest.fixture(scope="module", params=sorted(FORMS))
+def model(request):
+    m = fitted(*FORMS[request.param])
+    assert type(m.comps.ease).__name__ == {"pruned": "EaseModel", "factored": "FactoredEase"}[request.param]
+    return m
 
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
@@ -59,10 +70,11 @@ def test_list_is_the_batch_top_k(model, history, k):
     assert got == [int(j) for j in expected if j >= 0]
 
 
-def test_equal_after_a_paper_is_added():
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_equal_after_a_paper_is_added(form):
     """add_paper grows every array; the single-reader cache must follow, not serve stale
     precomputations (the new paper would be missing or mis-scored)."""
-    model = fitted()
+    model = fitted(*FORMS[form])
     history = [(3, "upvote", 1.65e9), (7, "read", None), (3, "click", 1.66e9)]
     same_as_batch(model, history, "hybrid")
     new = model.add_paper("graph network community spectral clustering", "random walk on nodes")

@@ -13,7 +13,7 @@ from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.config import HybridConfig, collab_params
-from recommender.model.ease import EaseModel
+from recommender.model.ease import EaseModel, FactoredEase
 from recommender.model.item_graph import ItemGraph
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
@@ -28,7 +28,7 @@ class Components:
     cold: ColdStartMap | None
     pop: Popularity
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
-    ease: EaseModel | None = None
+    ease: EaseModel | FactoredEase | None = None
     text_rows: TextRows | None = None  # the words ALS factorised with the readers, if any
 
     @property
@@ -58,7 +58,7 @@ def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now
 
 def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                    start: CollaborativeModel | None = None, sweeps: int | None = None,
-                   neighbors: NeighborCache | None = None, ease: EaseModel | None = None) -> Components:
+                   neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None) -> Components:
     """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
     those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
     content-neighbour candidates shared by the validation and the final fit. `Cp`: the

@@ -8,12 +8,13 @@ away: sharp item-to-item weights, including negative ones.
 
 Cost bounds (stated, not tuned per data set): the n³ solve runs over whichever side of the
 reading is smaller, readers or papers, and that side is at most `max_solve` wide (see
-`Gram`; ~7-11 s a λ for 5,551 readers on 2 cores, all of a solve); with more readers and papers than that, EASE
-covers the `max_solve` most-read papers only (a paper outside them gets no EASE score and
-is ranked by the other components). Each row of B is pruned
-to its `top_k` largest weights by magnitude, so the model is a sparse matrix like the item
-graph (300 a row kept MovieLens warm at 0.2569 of the dense 0.2575 NDCG@20 at top-500,
-0.2528 at top-200). λ is chosen by `fit_on_validation` on the validation slice.
+`Gram`); with more readers and papers than that, EASE covers the `max_solve` most-read
+papers only (a paper outside them gets no EASE score and is ranked by the other
+components). Over the readers, B is kept exact as the solve's factors (`FactoredEase`);
+over the papers, each row of B is pruned to its `top_k` largest weights by magnitude, a
+sparse matrix like the item graph (300 a row kept MovieLens warm at 0.2569 of the dense
+0.2575 NDCG@20 at top-500, 0.2528 at top-200). λ is chosen by `fit_on_validation` on the
+validation slice.
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
+from recommender.core.sparse_rows import gather_rows
 from recommender.core.threads import in_threads
 from recommender.model.item_graph import grown, square_from_arrays, square_to_arrays
 
 LAMBDAS = (25.0, 100.0, 400.0, 1600.0, 6400.0)
 FIRST_LAMBDAS = (100.0, 400.0, 1600.0)
-BLOCK_CELLS = 2_000_000  # B's rows are made and pruned in blocks of ~8 MB (readers' side)
+BLOCK_CELLS = 2_000_000  # the readers' side works in blocks of ~8 MB of float32
 
 
 class Gram:
@@ -40,8 +42,8 @@ class Gram:
     (CiteULike-a: 5,551 readers, 16,935 papers), the same weights come from a readers' side
     solve (Woodbury): with K = (XXᵀ + λI)⁻¹ and Q = XᵀKX, P = (I - Q) / λ, so
     B[i, j] = -P[i, j] / P[j, j] = Q[i, j] / (1 - Q[j, j]). That is a solve over the readers
-    (5,551³ against 16,935³: the whole λ solve ~7-11 s against 56 s on 2 cores, pruning included), so EASE
-    covers every read paper. Which papers EASE covers matters: on CiteULike-a warm, EASE
+    (5,551³ against 16,935³: ~3 s a λ against 56 s on 2 cores), so EASE covers every read
+    paper. Which papers EASE covers matters: on CiteULike-a warm, EASE
     over all of them takes the hybrid from 0.3164 to 0.3182 NDCG@20 (mean of three seeds,
     the blend learnt on validation; +0.006 with the mix set on the test split itself, a
     diagnostic), over the 12,000 most-read (88% of the reading) +0.001 at that diagnostic's
@@ -61,8 +63,8 @@ class Gram:
         self.by_readers = 0 < len(readers) <= max_solve and len(readers) < len(observed)
         if self.by_readers:
             self.items = observed.astype(np.int64)
-            self.X = sp.csr_matrix(R[readers][:, self.items])
-            self.H = np.asarray((self.X @ self.X.T).toarray(), dtype=np.float64)
+            self.X = sp.csr_matrix(R[readers])  # every paper's column: unread ones are empty
+            self.H = np.asarray((self.X @ self.X.T).toarray(), dtype=np.float32)
             self.G = None
         else:
             keep = observed[np.argsort(-counts[observed], kind="stable")[:max_solve]]
@@ -70,46 +72,116 @@ class Gram:
             Xs = R[:, self.items]
             self.G = np.asarray((Xs.T @ Xs).toarray(), dtype=np.float32)
 
-    def solve(self, lam: float, top_k: int) -> "EaseModel":
+    def solve(self, lam: float, top_k: int) -> "EaseModel | FactoredEase":
+        """One λ's model. The readers' side keeps B exact as its factors (`FactoredEase`),
+        K inverted in float32: λ ≥ 25 keeps XXᵀ + λI well conditioned (K agrees with a
+        float64 inverse to ~1e-6 of its largest entry on CiteULike-a), the products were
+        float32 already, and the Cholesky costs 2.2 s against 3.8 s in float64 there. The
+        papers' side keeps each row's `top_k` largest weights (`EaseModel`)."""
         n = len(self.items)
+        if self.by_readers:
+            K = _spd_inverse(self.H + lam * np.eye(self.H.shape[0]), np.float32)
+            return FactoredEase(self.X, K, _diag_q(self.X, K), float(lam), n)
         if n == 0:
             return EaseModel(sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32), float(lam), 0, top_k)
-        if self.by_readers:
-            rows, cols, vals = self._by_readers(lam, int(min(top_k, n - 1)))
-        else:
-            rows, cols, vals = _pruned(_by_papers(self.G, lam), int(min(top_k, n - 1)), 0)
+        rows, cols, vals = _pruned(_by_papers(self.G, lam), int(min(top_k, n - 1)), 0)
         W = sp.csr_matrix((vals, (self.items[rows], self.items[cols])),
                           shape=(self.n_items, self.n_items), dtype=np.float32)
         W.eliminate_zeros()
         return EaseModel(W, float(lam), n, top_k)
 
-    def _by_readers(self, lam: float, k: int):
-        """B's rows in blocks of papers from the readers' side solve (see the class)."""
+
+def _diag_q(X: sp.csr_matrix, K: np.ndarray) -> np.ndarray:
+    """Q[j, j] = x_jᵀ K x_j for every paper (X: readers x papers), in blocks of papers."""
+    XT = sp.csr_matrix(X.T)
+    n = XT.shape[0]
+    step = max(1, min(n, BLOCK_CELLS // max(1, K.shape[0])))
+
+    def block(a: int) -> np.ndarray:
+        KX = np.asarray(XT[a:a + step] @ K, np.float32)  # (K X[:, a:a+step])ᵀ, K symmetric
+        return np.asarray(XT[a:a + step].multiply(KX).sum(axis=1), np.float64).ravel()
+
+    return np.concatenate(in_threads(block, range(0, n, step))).astype(np.float32)
+
+
+@dataclass
+class FactoredEase:
+    """EASE's exact weights, kept as the readers' side solve's factors instead of B.
+
+    B[i, j] = Q[i, j] / (1 - Q[j, j]) off the diagonal with Q = XᵀKX (see `Gram`), so a
+    history row r scores papers as (r Q - r * q) / (1 - q), q = diag(Q), and
+    r Q = ((r Xᵀ) K) X: a sparse row over the co-readers, one product with K, one with X.
+    Why not B pruned, as the papers' side keeps it: on CiteULike-a (16,935 read papers)
+    keeping each paper's 300 largest weights took EASE from 0.1900 to 0.1795 NDCG@20 on a
+    validation slice at λ 25 (4,000 a paper: 0.1894, 68M weights), and EASE alone on the
+    warm test split from 0.2903 to 0.2717. Costs: K is readers² float32 (123 MB for 5,551
+    readers against 41 MB for 300 weights a paper), a list ~1.4 ms (p50; ~283 co-readers
+    a reader there) against ~0.2 ms for the pruned gather, and no pruning pass in the fit.
+
+    Batch and single rows run the same scipy products row by row, so one reader's scores
+    equal the batch's to the bit."""
+
+    X: sp.csr_matrix  # readers x papers, 0/1
+    K: np.ndarray  # (readers x readers) float32, (XXᵀ + λI)⁻¹
+    q: np.ndarray  # (papers,) float32, diag(XᵀKX)
+    lam: float
+    covered: int
+
+    def __post_init__(self):
+        self.X = sp.csr_matrix(self.X, dtype=np.float32)
+        self.XT = sp.csr_matrix(self.X.T)
+        self.K = np.ascontiguousarray(self.K, np.float32)
+        self.q = np.asarray(self.q, np.float32)
+        self.denom = (1.0 - self.q).astype(np.float32)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.X.shape[1])
+
+    def scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        m = rows.shape[0]
+        S = np.empty((m, self.n_items), np.float32)
+        step = max(1, BLOCK_CELLS // max(1, self.K.shape[0]))
+
+        def block(a: int) -> None:
+            r = rows[a:a + step]
+            Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
+            M = np.asarray((self.XT @ Z.T).T, np.float32)  # r Q
+            M -= r.toarray() * self.q[None, :]
+            M /= self.denom[None, :]
+            S[a:a + step] = M
+
+        in_threads(block, range(0, m, step))
+        return S
+
+    def row_scores(self, items: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """One reader's (items, confidences) -> (papers,) scores: `scores` of that row."""
+        row = sp.csr_matrix((np.asarray(conf, np.float32), np.asarray(items, np.int32), [0, len(items)]),
+                            shape=(1, self.n_items))
+        return self.scores(row)[0]
+
+    def add_items(self, n_new: int) -> None:
+        """A new paper has no co-readers yet: an empty column, q = 0, score 0."""
         X = self.X
-        K = _spd_inverse(self.H + lam * np.eye(self.H.shape[0]), np.float64).astype(np.float32)
-        XT = sp.csr_matrix(X.T)
-        n = X.shape[1]
-        step = max(1, min(n, BLOCK_CELLS // max(1, n)))
-        bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
-        Xc = sp.csc_matrix(X)
+        self.X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], X.shape[1] + n_new))
+        self.q = np.concatenate([self.q, np.zeros(n_new, np.float32)])
+        self.__post_init__()
 
-        def kx(a: int, b: int) -> np.ndarray:
-            return np.asarray((Xc[:, a:b].T @ K).T, dtype=np.float32)  # K X[:, a:b], (readers x b-a)
+    def params(self) -> dict:
+        return {"lambda": self.lam, "covered_items": self.covered, "form": "factored"}
 
-        # Q[j, j] = x_jᵀ K x_j, for every paper first: each block divides by all of them
-        diag = np.concatenate(in_threads(
-            lambda ab: np.asarray(Xc[:, ab[0]:ab[1]].multiply(kx(*ab)).sum(axis=0), np.float64).ravel(), bounds))
-        denom = (1.0 - diag).astype(np.float32)
+    def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
+        return {f"{prefix}X_indices": self.X.indices.astype(np.int32), f"{prefix}X_indptr": self.X.indptr.astype(np.int64),
+                f"{prefix}K": self.K, f"{prefix}q": self.q}
 
-        def block(ab):
-            a, b = ab
-            Qb = np.ascontiguousarray((XT @ kx(a, b)).T)  # Q[a:b, :]
-            Qb /= denom[None, :]
-            Qb[np.arange(b - a), np.arange(a, b)] = 0.0
-            return _pruned(Qb, k, a)
-
-        parts = in_threads(block, bounds)
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    @classmethod
+    def from_arrays(cls, arrays, params: dict, prefix: str = "ease_") -> "FactoredEase":
+        indices = np.asarray(arrays[f"{prefix}X_indices"], np.int32)
+        indptr = np.asarray(arrays[f"{prefix}X_indptr"], np.int64)
+        q = np.asarray(arrays[f"{prefix}q"], np.float32)
+        X = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(indptr) - 1, len(q)))
+        return cls(X, arrays[f"{prefix}K"], q, float(params["lambda"]), int(params.get("covered_items", 0)))
 
 
 def _spd_inverse(A: np.ndarray, dtype) -> np.ndarray:
@@ -157,7 +229,7 @@ class EaseModel:
     top_k: int
 
     @classmethod
-    def fit(cls, C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300) -> "EaseModel":
+    def fit(cls, C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300) -> "EaseModel | FactoredEase":
         return Gram(C, max_solve).solve(lam, top_k)
 
     @property
@@ -166,6 +238,10 @@ class EaseModel:
 
     def scores(self, rows: sp.csr_matrix) -> np.ndarray:
         return np.asarray((sp.csr_matrix(rows, dtype=np.float32) @ self.weights).toarray(), dtype=np.float32)
+
+    def row_scores(self, items: np.ndarray, conf: np.ndarray) -> np.ndarray:
+        """One reader's (items, confidences) -> (papers,) scores, equal to `scores` to the bit."""
+        return gather_rows(self.weights, items, conf)
 
     def add_items(self, n_new: int) -> None:
         """A new paper has no co-readers yet: empty rows and columns."""
@@ -182,6 +258,13 @@ class EaseModel:
         W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("lambda", 0.0)), int(params.get("covered_items", 0)),
                    int(params.get("top_k", 0)))
+
+
+def from_arrays(arrays, params: dict) -> "EaseModel | FactoredEase":
+    """The EASE a manifest describes: factored (readers' side) or pruned weights."""
+    if params.get("form") == "factored":
+        return FactoredEase.from_arrays(arrays, params)
+    return EaseModel.from_arrays(arrays, params)
 
 
 def covers_reading(C: sp.csr_matrix, max_solve: int, min_share: float) -> tuple[bool, float]:
@@ -210,26 +293,28 @@ def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.nd
     the readers' rows. Returns the best model (fit on C_fit) and the trials."""
     gram = Gram(C_fit, max_solve)
     rows = C_fit[readers]
-    tried: dict[float, tuple[float, EaseModel]] = {}
+    tried: dict[float, float] = {}
+    best: list = [None]  # the best λ's model so far
 
     def trial(lam: float) -> float:
         if lam not in tried:
             model = gram.solve(lam, top_k)
-            tried[lam] = (evaluate(model.scores(rows)), model)
-        return tried[lam][0]
+            tried[lam] = evaluate(model.scores(rows))
+            if best[0] is None or tried[lam] > tried[best[0].lam]:
+                best[0] = model
+        return tried[lam]
 
     for lam in FIRST_LAMBDAS:
         trial(lam)
     while True:
-        best = max(tried, key=lambda k: tried[k][0])
-        i = LAMBDAS.index(best)
+        top = best[0].lam
+        i = LAMBDAS.index(top)
         nxt = [LAMBDAS[j] for j in (i - 1, i + 1) if 0 <= j < len(LAMBDAS) and LAMBDAS[j] not in tried]
         if not nxt:
             break
         for lam in nxt:
             trial(lam)
-        if max(tried, key=lambda k: tried[k][0]) == best:
+        if best[0].lam == top:
             break
-    best = max(tried, key=lambda k: tried[k][0])
-    log = [{"ease_lambda": lam, "ndcg": round(v[0], 4)} for lam, v in sorted(tried.items())]
-    return tried[best][1], log
+    log = [{"ease_lambda": lam, "ndcg": round(v, 4)} for lam, v in sorted(tried.items())]
+    return best[0], log

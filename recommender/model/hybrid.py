@@ -52,6 +52,7 @@ from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text
 from recommender.model.ease import EaseModel, covers_reading, fit_on_validation
+from recommender.model.ease import from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, text_lengths
@@ -552,7 +553,7 @@ class HybridModel:
             cf = CollaborativeModel.from_arrays(arrays, manifest["collaborative"])
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
-            ease = EaseModel.from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
+            ease = ease_from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
             text_rows = TextRows.from_arrays(arrays, manifest["text_rows"]) if manifest.get("text_rows") else None
             if (text_rows is None) != (cf.side_factors is None) or (
                     text_rows is not None and cf.side_factors.shape != (len(text_rows.terms), cf.factors)):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.sparse_rows import gather_rows
 from recommender.core.threads import RowBlocks
 from recommender.model.blend import history_scale, zscore_rows
 
@@ -35,24 +36,6 @@ class OneHistory:
     def from_row(cls, row: sp.csr_matrix, seen: np.ndarray) -> "OneHistory":
         return cls(np.asarray(row.indices, np.int64), np.asarray(row.data, np.float32),
                    np.asarray(seen, np.int64))
-
-
-def gather_rows(M: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """sum_k weights[k] * M[rows[k]] as a dense float32 vector, from M's CSR arrays.
-
-    Accumulated in float32 in the order of scipy's CSR product (row by row, each row in
-    stored order), so it equals `csr_row @ M` to the bit."""
-    starts = M.indptr[rows]
-    lens = M.indptr[rows + 1] - starts
-    out = np.zeros(M.shape[1], np.float32)
-    total = int(lens.sum())
-    if total == 0:
-        return out
-    # positions of every stored entry of the chosen rows, without a Python loop
-    pos = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
-    vals = M.data[pos] * np.repeat(np.asarray(weights, np.float32), lens)
-    np.add.at(out, M.indices[pos], vals)
-    return out
 
 
 class OneReaderScorer:
@@ -107,7 +90,7 @@ class OneReaderScorer:
             # product is bound by reading `neighbors`, so two columns cost about one
             rows = [gather_rows(c.graph.weights, h.items, h.conf)]
             if c.ease is not None:
-                rows.append(gather_rows(c.ease.weights, h.items, h.conf))
+                rows.append(c.ease.row_scores(h.items, h.conf))
             smoothed = c.cold.smooth_scores(np.stack(rows))
             graph = smoothed[:1]
             ease = smoothed[1:] if c.ease is not None else np.zeros((1, n), np.float32)
