@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from dataclasses import replace
 
 from recommender.model import ease as ease_module
-from recommender.model.ease import EaseModel, Gram, covers_reading, fit_on_validation
+from recommender.model.ease import Gram, covers_reading, fit as fit_ease, fit_on_validation
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
 from tests.helpers import CONFIG, synthetic
@@ -33,7 +33,7 @@ def test_weights_are_the_closed_form():
     P = np.linalg.inv(G)
     B = P / -np.diag(P)
     np.fill_diagonal(B, 0.0)
-    m = EaseModel.fit(C, lam, max_solve=100, top_k=1000)
+    m = fit_ease(C, lam, max_solve=100, top_k=1000)
     np.testing.assert_allclose(m.weights.toarray(), B, rtol=1e-3, atol=1e-5)
     assert m.covered == int((np.asarray(C.sum(0)).ravel() > 0).sum())
 
@@ -103,7 +103,7 @@ def test_weighted_rows_score_as_the_closed_form_one_at_a_time_or_together(n_user
 
 def test_factored_ease_round_trips_and_grows_for_new_papers():
     C = with_readers(15, seed=6)
-    m = EaseModel.fit(C, 25.0, max_solve=100)
+    m = fit_ease(C, 25.0, max_solve=100)
     arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
     loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
     rows = C[:5]
@@ -117,15 +117,15 @@ def test_factored_ease_round_trips_and_grows_for_new_papers():
 
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     C = random_matrix()
-    full = EaseModel.fit(C, 10.0, max_solve=100, top_k=1000).weights.toarray()
-    pruned = EaseModel.fit(C, 10.0, max_solve=100, top_k=5).weights.toarray()
+    full = fit_ease(C, 10.0, max_solve=100, top_k=1000).weights.toarray()
+    pruned = fit_ease(C, 10.0, max_solve=100, top_k=5).weights.toarray()
     assert ((pruned != 0).sum(axis=1) <= 5).all()
     for r in range(full.shape[0]):
         kept = np.nonzero(pruned[r])[0]
         if len(kept):
             assert np.abs(full[r, kept]).min() >= np.sort(np.abs(full[r]))[-5] - 1e-6
             np.testing.assert_allclose(pruned[r, kept], full[r, kept], rtol=1e-5)
-    few = EaseModel.fit(C, 10.0, max_solve=8, top_k=1000)
+    few = fit_ease(C, 10.0, max_solve=8, top_k=1000)
     counts = np.asarray(C.sum(0)).ravel()
     outside = np.argsort(-counts, kind="stable")[8:]
     assert few.covered == 8 and few.weights[outside].nnz == 0 and few.weights[:, outside].nnz == 0

@@ -13,7 +13,7 @@ from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.config import HybridConfig, collab_params
-from recommender.model.ease import EaseModel, FactoredEase
+from recommender.model.ease import EaseModel, FactoredEase, fit as fit_ease
 from recommender.model.item_graph import ItemGraph
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
@@ -78,7 +78,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
         cold.own_floor = float(config.cold_own_floor)
     Y = cold.effective_factors(cf.item_factors, V)
     if ease is None and config.ease and config.ease_lambda is not None:
-        ease = EaseModel.fit(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k)
+        ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k)
     return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 

@@ -228,10 +228,6 @@ class EaseModel:
     covered: int
     top_k: int
 
-    @classmethod
-    def fit(cls, C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300) -> "EaseModel | FactoredEase":
-        return Gram(C, max_solve).solve(lam, top_k)
-
     @property
     def n_items(self) -> int:
         return int(self.weights.shape[0])
@@ -258,6 +254,11 @@ class EaseModel:
         W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("lambda", 0.0)), int(params.get("covered_items", 0)),
                    int(params.get("top_k", 0)))
+
+
+def fit(C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300) -> "EaseModel | FactoredEase":
+    """EASE at one λ over C: factored where the readers' side solves it, else pruned."""
+    return Gram(C, max_solve).solve(lam, top_k)
 
 
 def from_arrays(arrays, params: dict) -> "EaseModel | FactoredEase":

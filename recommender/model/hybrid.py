@@ -51,8 +51,7 @@ from recommender.model.components import (Components, event_matrix, fit_componen
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text
-from recommender.model.ease import EaseModel, covers_reading, fit_on_validation
-from recommender.model.ease import from_arrays as ease_from_arrays
+from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, text_lengths
@@ -281,7 +280,7 @@ class HybridModel:
                 ease, vstats["ease_trials"] = fit_on_validation(C_fit, V_pos, eligible, config.ease_max_solve,
                                                                 config.ease_top_k, ndcg)
             else:
-                ease = EaseModel.fit(C_fit, ease_config, config.ease_max_solve, config.ease_top_k)
+                ease = fit_ease(C_fit, ease_config, config.ease_max_solve, config.ease_top_k)
             vstats["ease_lambda"] = ease.lam
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
