@@ -9,8 +9,9 @@ plus one mat-vec over the catalog. What does not depend on the reader (standardi
 popularity, the tie-break, papers' topic terms) is computed once per model state; the
 model drops this object when a paper is added.
 
-Scores equal the batch path's up to float32 rounding (summation order differs), which
-tests/test_one_reader.py checks along with the order of the lists.
+Scores equal the batch path's to the bit (each gather and product keeps the batch's
+summation order), which tests/test_one_reader.py checks along with the order of the lists,
+with EASE in both of its forms.
 """
 from __future__ import annotations
 
