@@ -80,7 +80,9 @@ class Gram:
         papers' side keeps each row's `top_k` largest weights (`EaseModel`)."""
         n = len(self.items)
         if self.by_readers:
-            K = _spd_inverse(self.H + lam * np.eye(self.H.shape[0]), np.float32)
+            A = self.H.copy()  # float32 throughout: no readers² float64 temporary
+            A[np.diag_indices_from(A)] += np.float32(lam)
+            K = _spd_inverse(A, np.float32)
             return FactoredEase(self.X, K, _diag_q(self.X, K), float(lam), n)
         if n == 0:
             return EaseModel(sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32), float(lam), 0, top_k)
