@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from dataclasses import replace
 
 from recommender.model import ease as ease_module
-from recommender.model.ease import Gram, covers_reading, fit as fit_ease, fit_on_validation
+from recommender.model.ease import (LAMBDA_BOUNDS, LAMBDA_STEP, Gram, covers_reading, fit as fit_ease,
+                                    fit_on_validation, walk_lambdas)
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
 from tests.helpers import CONFIG, synthetic
@@ -134,11 +135,42 @@ def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
 def test_lambda_is_chosen_by_the_validation_score():
     C = random_matrix()
     readers = np.arange(10)
-    # a score that prefers the largest λ: the search walks out to the grid's end
+    lo, hi = LAMBDA_BOUNDS
+    # a score that prefers the largest λ: the search walks out to the upper bound
     model, trials = fit_on_validation(C, C, readers, 100, 50, evaluate=lambda S: -float(np.abs(S).sum()))
-    assert model.lam == max(t["ease_lambda"] for t in trials) == 6400.0
+    assert model.lam == max(t["ease_lambda"] for t in trials) == hi
     model, trials = fit_on_validation(C, C, readers, 100, 50, evaluate=lambda S: float(np.abs(S).sum()))
-    assert model.lam == 25.0
+    assert model.lam == min(t["ease_lambda"] for t in trials) == lo
+    # the model returned is the chosen λ's: its scores are that solve's
+    np.testing.assert_array_equal(model.scores(C[readers]), fit_ease(C, lo, 100, 50).scores(C[readers]))
+
+
+@pytest.mark.parametrize("peak", [6.25, 100.0, 1600.0, 25_600.0])
+def test_the_lambda_walk_goes_past_any_fixed_grid_to_an_interior_peak(peak):
+    calls = []
+
+    def score_of(lam):
+        calls.append(lam)
+        return -abs(np.log(lam / peak))
+
+    best, tried = walk_lambdas(score_of)
+    assert best == peak
+    assert len(calls) == len(set(calls)) == len(tried)  # no λ solved twice
+    grid = sorted(tried)
+    # what was tried is contiguous on the grid and brackets the peak (it is not at an edge)
+    assert all(b == a * LAMBDA_STEP for a, b in zip(grid, grid[1:]))
+    assert grid[0] < peak < grid[-1]
+    # it stopped one step past the peak on each side, never further
+    assert grid[0] >= min(100.0, peak / LAMBDA_STEP) and grid[-1] <= max(1600.0, peak * LAMBDA_STEP)
+
+
+def test_the_lambda_walk_stops_at_its_bounds_and_breaks_ties_by_the_first_tried():
+    # a flat score: the first tried wins, one step below it is looked at, then it stops
+    best, tried = walk_lambdas(lambda lam: 0.0)
+    assert best == 100.0 and sorted(tried) == [25.0, 100.0, 400.0, 1600.0]
+    lo, hi = LAMBDA_BOUNDS
+    best, tried = walk_lambdas(lambda lam: -lam)
+    assert best == lo == min(tried) and max(tried) == 1600.0
 
 
 def test_the_hybrid_with_ease_serves_one_reader_as_the_batch():

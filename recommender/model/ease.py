@@ -29,8 +29,11 @@ from recommender.core.sparse_rows import gather_rows
 from recommender.core.threads import in_threads
 from recommender.model.item_graph import grown, square_from_arrays, square_to_arrays
 
-LAMBDAS = (25.0, 100.0, 400.0, 1600.0, 6400.0)
+# λ's grid: powers of 4 times 100, first the three middle values, then outward while the
+# best is at an edge, within these bounds (a stated cost: each step is one solve)
 FIRST_LAMBDAS = (100.0, 400.0, 1600.0)
+LAMBDA_STEP = 4.0
+LAMBDA_BOUNDS = (100.0 / 4 ** 3, 100.0 * 4 ** 5)  # 1.5625 .. 102,400
 BLOCK_CELLS = 2_000_000  # the readers' side works in blocks of ~8 MB of float32
 
 
@@ -289,35 +292,41 @@ def covers_reading(C: sp.csr_matrix, max_solve: int, min_share: float) -> tuple[
     return share >= min_share, share
 
 
+def walk_lambdas(score_of) -> tuple[float, dict[float, float]]:
+    """The λ the validation score prefers: `score_of(λ)` at `FIRST_LAMBDAS`, then one step of
+    `LAMBDA_STEP` further out on the side of the best while the best is at the edge of what
+    was tried, within `LAMBDA_BOUNDS`. Why not a fixed grid: a grid's edge is a setting the
+    data cannot move (CiteULike-a's slice peaks at 25, the old grid's floor; a smaller or
+    denser data set can want less). Returns (best λ, {λ: score})."""
+    lo, hi = LAMBDA_BOUNDS
+    tried = {lam: score_of(lam) for lam in FIRST_LAMBDAS}
+    while True:
+        best = max(tried, key=tried.get)  # ties: the first tried
+        nxt = [lam for lam in (best / LAMBDA_STEP, best * LAMBDA_STEP)
+               if lo <= lam <= hi and lam not in tried
+               and (lam < min(tried) or lam > max(tried))]
+        if not nxt:
+            return best, tried
+        for lam in nxt:
+            tried[lam] = score_of(lam)
+
+
 def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.ndarray, max_solve: int,
-                      top_k: int, evaluate) -> tuple[EaseModel, list[dict]]:
-    """Choose λ on the validation slice: the three middle values of `LAMBDAS`, then one
-    step further out while the best is at an edge. `evaluate(scores_rows) -> ndcg` scores
-    the readers' rows. Returns the best model (fit on C_fit) and the trials."""
+                      top_k: int, evaluate) -> tuple["EaseModel | FactoredEase", list[dict]]:
+    """Choose λ on the validation slice (`walk_lambdas`). `evaluate(scores_rows) -> ndcg`
+    scores the readers' rows. Returns the best model (fit on C_fit) and the trials."""
     gram = Gram(C_fit, max_solve)
     rows = C_fit[readers]
-    tried: dict[float, float] = {}
-    best: list = [None]  # the best λ's model so far
+    kept: list = [None, -np.inf]  # the best model so far, its score (a factored one is readers² floats)
 
-    def trial(lam: float) -> float:
-        if lam not in tried:
-            model = gram.solve(lam, top_k)
-            tried[lam] = evaluate(model.scores(rows))
-            if best[0] is None or tried[lam] > tried[best[0].lam]:
-                best[0] = model
-        return tried[lam]
+    def score_of(lam: float) -> float:
+        model = gram.solve(lam, top_k)
+        value = evaluate(model.scores(rows))
+        if value > kept[1]:  # ties keep the first tried, as `walk_lambdas` does
+            kept[:] = [model, value]
+        return value
 
-    for lam in FIRST_LAMBDAS:
-        trial(lam)
-    while True:
-        top = best[0].lam
-        i = LAMBDAS.index(top)
-        nxt = [LAMBDAS[j] for j in (i - 1, i + 1) if 0 <= j < len(LAMBDAS) and LAMBDAS[j] not in tried]
-        if not nxt:
-            break
-        for lam in nxt:
-            trial(lam)
-        if best[0].lam == top:
-            break
+    best, tried = walk_lambdas(score_of)
+    assert kept[0].lam == best
     log = [{"ease_lambda": lam, "ndcg": round(v, 4)} for lam, v in sorted(tried.items())]
-    return best[0], log
+    return kept[0], log
