@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender.core.sparse_rows import times_rows
 from recommender.model.item_graph import top_k_per_row
 
 THIN_BELOW = 10.0  # decayed interaction mass under which a paper leans on its content neighbours
@@ -190,7 +191,7 @@ class ColdStartMap:
         if not len(self.thin):
             return S
         w = self.own_weight()[None, :]
-        carried = np.asarray((self.neighbors @ S.T).T, dtype=np.float32)
+        carried = times_rows(self.neighbors, S)
         S = S.copy()
         S[:, self.thin] = w * S[:, self.thin] + (1 - w) * carried
         return S

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from recommender.core.sparse_rows import gather_rows
+from recommender.core.sparse_rows import gather_rows, times_rows
 from recommender.core.threads import in_threads
 from recommender.model.item_graph import grown, square_from_arrays, square_to_arrays
 
@@ -152,7 +152,7 @@ class FactoredEase:
         def block(a: int) -> None:
             r = rows[a:a + step]
             Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
-            M = np.asarray((self.XT @ Z.T).T, np.float32)  # r Q
+            M = times_rows(self.XT, Z)  # r Q
             M -= r.toarray() * self.q[None, :]
             M /= self.denom[None, :]
             S[a:a + step] = M
