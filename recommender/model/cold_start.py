@@ -187,13 +187,19 @@ class ColdStartMap:
         return Y
 
     def smooth_scores(self, S: np.ndarray) -> np.ndarray:
-        """Carry any (B x n_items) item score over to thin items through their neighbours."""
+        """Carry any (B x n_items) item score over to thin items through their neighbours.
+
+        Row by row: numpy's 2-D fancy index (`S[:, thin]`) took 0.25 ms to gather two rows'
+        11,620 thin papers on CiteULike-a where two 1-D gathers take 0.04 ms, and the whole
+        mix 0.66 against 0.16 ms (500 rows: 106 against 38 ms); the arithmetic is the same."""
         if not len(self.thin):
             return S
-        w = self.own_weight()[None, :]
+        w = self.own_weight()
+        rest = 1 - w
         carried = times_rows(self.neighbors, S)
-        S = S.copy()
-        S[:, self.thin] = w * S[:, self.thin] + (1 - w) * carried
+        S = np.array(S, copy=True)
+        for row, carried_row in zip(S, carried):
+            row[self.thin] = w * row[self.thin] + rest * carried_row
         return S
 
     def add_items(self, X_new: sp.csr_matrix, X: sp.csr_matrix) -> None:

@@ -150,21 +150,25 @@ class FactoredEase:
         step = max(1, BLOCK_CELLS // max(1, self.K.shape[0]))
 
         def block(a: int) -> None:
-            r = rows[a:a + step]
-            Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
-            M = times_rows(self.XT, Z)  # r Q
-            M -= r.toarray() * self.q[None, :]
-            M /= self.denom[None, :]
-            S[a:a + step] = M
+            S[a:a + step] = self._block(rows[a:a + step])
 
         in_threads(block, range(0, m, step))
         return S
 
+    def _block(self, r: sp.csr_matrix) -> np.ndarray:
+        """A few rows' scores: ((r Xᵀ) K) X, less r * q, over 1 - q."""
+        Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
+        M = times_rows(self.XT, Z)  # r Q
+        M -= r.toarray() * self.q[None, :]
+        M /= self.denom[None, :]
+        return M
+
     def row_scores(self, items: np.ndarray, conf: np.ndarray) -> np.ndarray:
-        """One reader's (items, confidences) -> (papers,) scores: `scores` of that row."""
+        """One reader's (items, confidences) -> (papers,) scores: `scores` of that row, the
+        same arithmetic without the batch's slicing and threads."""
         row = sp.csr_matrix((np.asarray(conf, np.float32), np.asarray(items, np.int32), [0, len(items)]),
                             shape=(1, self.n_items))
-        return self.scores(row)[0]
+        return self._block(row)[0]
 
     def add_items(self, n_new: int) -> None:
         """A new paper has no co-readers yet: an empty column, q = 0, score 0."""
