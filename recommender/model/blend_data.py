@@ -142,8 +142,9 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
 
 def neutral_weights(only: str | None = None) -> np.ndarray:
     """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
-    `only` that one: the ascent also starts from each single signal, so the blend it returns
-    is at least as good on validation as the best component alone."""
+    `only` that one: the ascent also starts from each single signal, so among the ends it
+    averages (blend.restarted_ascent) is one at least as good on validation as the best
+    component alone."""
     W = np.zeros(4 * len(FEATURES) + 2, np.float32)
     for j, f in enumerate(FEATURES):
         if f in PERSONAL and (only is None or f == only):

@@ -40,8 +40,8 @@ from recommender.core.kinds import strongest_interest
 from recommender.core.ranking import top_k
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
-from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, coordinate_ascent, history_scale,
-                                     zscore_rows)
+from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
+                                     restarted_ascent, zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
                                           validation_samples)
 from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
@@ -316,10 +316,11 @@ class HybridModel:
         starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
-        W, before, after = coordinate_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
+        W, before, after, ends = restarted_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
         if cold_users < config.min_task_users:
             W = share_warm_weights(W)
-        info = {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4)}
+        info = {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4),
+                "val_ndcg_ends": [round(v, 4) for v in ends]}
         if len(joint.n_rel) >= config.min_task_users:
             W, before, after = calibrate_new_offset(joint, W)
             info.update(joint_users=int(len(joint.n_rel)), joint_ndcg_before=round(before, 4),
