@@ -1,14 +1,20 @@
 """The blend's weights are the mean of the coordinate ascent's ends from every start
-(blend.restarted_ascent): on a flat validation slice the ends score alike and the slice
-cannot choose among them, so none is picked; each end is scaled to unit norm first, since
-a linear ranker's order does not depend on its scale."""
+(blend.restarted_ascent), each restart on its own random half of the validation readers:
+on a flat validation slice the ends score alike and the slice cannot choose among them, so
+none is picked; each end is scaled to unit norm first, since a linear ranker's order does
+not depend on its scale."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recommender.model.blend import FEATURES, RankingTask, coordinate_ascent, personal_ok, restarted_ascent
 
 N_W = 4 * len(FEATURES) + 2
+
+
+def _rng():
+    return np.random.default_rng(7)
 CF, GRAPH, EASE = (4 * FEATURES.index(f) for f in ("cf", "graph", "ease"))
 
 
@@ -36,7 +42,7 @@ def _only(j: int, value: float = 1.0) -> np.ndarray:
 
 def test_ends_that_rank_alike_are_averaged_not_picked():
     task = _task()
-    W, before, after, ends = restarted_ascent([task], [_only(CF), _only(GRAPH, 3.0)])
+    W, before, after, ends = restarted_ascent([task], [_only(CF), _only(GRAPH, 3.0)], _rng(), share=1.0)
     # each start already ranks every reader's papers perfectly, so neither ascent moves;
     # the mean of the unit-norm ends, at their mean norm (2 and 6 -> 4)
     expected = (_only(CF) / 2.0 + _only(GRAPH, 3.0) / 6.0) / 2.0 * 4.0
@@ -47,17 +53,17 @@ def test_ends_that_rank_alike_are_averaged_not_picked():
 def test_the_scale_of_a_start_does_not_change_the_blend_s_direction():
     task = _task(twins=False, seed=1)
     starts = [_only(CF), _only(EASE), np.r_[np.ones(N_W - 2), 0.0, 0.0].astype(np.float32)]
-    W1, *_ = restarted_ascent([task], starts)
-    W2, *_ = restarted_ascent([task], [starts[0] * 10.0, starts[1], starts[2] * 0.1])
+    W1, *_ = restarted_ascent([task], starts, _rng())
+    W2, *_ = restarted_ascent([task], [starts[0] * 10.0, starts[1], starts[2] * 0.1], _rng())
     np.testing.assert_allclose(W1 / np.abs(W1[:-2]).sum(), W2 / np.abs(W2[:-2]).sum(), atol=1e-5)
 
 
 def test_the_mean_of_the_ends_is_scored_and_each_end_is_its_own_ascent():
     task = _task(twins=False, seed=2)
     starts = [_only(EASE), _only(CF), _only(GRAPH)]
-    W, before, after, ends = restarted_ascent([task], starts, passes=2)
+    W, before, after, ends = restarted_ascent([task], starts, _rng(), passes=2, share=1.0)
     own = [coordinate_ascent([task], [w], passes=2) for w in starts]
-    assert ends == [o[2] for o in own]
+    assert ends == pytest.approx([o[2] for o in own], abs=1e-12)
     assert before == max(o[1] for o in own)
     assert after == task.ndcg(W)
     assert personal_ok(W)
@@ -68,6 +74,19 @@ def test_the_mean_of_the_ends_is_scored_and_each_end_is_its_own_ascent():
 def test_a_start_that_stays_at_zero_adds_nothing_to_the_mean():
     task = _task()
     task.F[:] = 0.0  # no weight changes any ranking, so no ascent moves from its start
-    W, *_, ends = restarted_ascent([task], [_only(CF, 2.0), np.zeros(N_W, np.float32), _only(GRAPH, 2.0)])
+    W, *_, ends = restarted_ascent([task], [_only(CF, 2.0), np.zeros(N_W, np.float32), _only(GRAPH, 2.0)], _rng())
     assert len(ends) == 3
     np.testing.assert_allclose(W, (_only(CF, 2.0) + _only(GRAPH, 2.0)) / 2.0, rtol=1e-6)
+
+
+def test_each_restart_searches_its_own_half_of_the_readers():
+    task = _task(twins=False, seed=3, readers=80)
+    starts = [_only(EASE), _only(CF), np.r_[np.ones(N_W - 2), 0.0, 0.0].astype(np.float32)]
+    W, _, _, ends = restarted_ascent([task], starts, _rng(), passes=2)
+    rng = _rng()
+    halves = [np.sort(rng.choice(80, 40, replace=False)) for _ in starts]
+    assert len({tuple(h) for h in halves}) == 3
+    own = [coordinate_ascent([task.readers(h)], [w], passes=2)[0] for h, w in zip(halves, starts)]
+    assert ends == pytest.approx([task.ndcg(e) for e in own], abs=1e-12)
+    unit = [e / np.abs(e[:-2]).sum() for e in own]
+    np.testing.assert_allclose(W, np.mean(unit, axis=0) * np.mean([np.abs(e[:-2]).sum() for e in own]), rtol=1e-5)

@@ -316,7 +316,9 @@ class HybridModel:
         starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
-        W, before, after, ends = restarted_ascent(tasks, [blender.weights, *starts], passes=config.ascent_passes)
+        W, before, after, ends = restarted_ascent(tasks, [blender.weights, *starts],
+                                                  np.random.default_rng(config.seed + 2),
+                                                  passes=config.ascent_passes)
         if cold_users < config.min_task_users:
             W = share_warm_weights(W)
         info = {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4),
