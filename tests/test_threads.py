@@ -122,6 +122,65 @@ def test_each_block_runs_every_block_once(monkeypatch):
     assert sorted(seen) == list(range(13))
 
 
+def test_side_by_side_yields_in_order_with_a_bounded_number_in_flight(monkeypatch):
+    """Items finish out of order (the first sleeps longest); the results come back in the
+    items' order, and no more than WORKERS items are ever running or done-but-unconsumed."""
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    lock = threading.Lock()
+    live = {"now": 0, "most": 0}
+
+    def fn(x):
+        with lock:
+            live["now"] += 1
+            live["most"] = max(live["most"], live["now"])
+        threading.Event().wait(0.02 * (x % 3 == 0))
+        return x * x
+
+    out = []
+    for y in threads.side_by_side(fn, range(9)):
+        out.append(y)
+        with lock:
+            live["now"] -= 1
+    assert out == [x * x for x in range(9)]
+    assert live["most"] == 2
+
+
+def test_side_by_side_items_may_use_the_shared_workers(monkeypatch):
+    """Each item ranks through `in_threads` on the shared pool: with the pool as small as
+    the items in flight, running the items on the pool's own workers would wait forever."""
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "_POOL", None)
+    result = {}
+
+    def run():
+        result["out"] = list(threads.side_by_side(lambda x: sum(threads.in_threads(lambda y: x * y, range(4))),
+                                                  range(6)))
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(timeout=20)
+    try:
+        assert not caller.is_alive(), "side_by_side deadlocked on the shared pool"
+        assert result["out"] == [6 * x for x in range(6)]
+    finally:
+        threads._pool().shutdown()
+
+
+def test_an_error_in_an_item_reaches_the_consumer(monkeypatch):
+    monkeypatch.setattr(threads, "WORKERS", 2)
+
+    def fn(x):
+        if x == 2:
+            raise ValueError("item 2")
+        return x
+
+    got = []
+    with pytest.raises(ValueError, match="item 2"):
+        for y in threads.side_by_side(fn, range(5)):
+            got.append(y)
+    assert got == [0, 1]
+
+
 @settings(max_examples=20, deadline=None)
 @given(history=st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS), st.none()), max_size=20),
        strategy=st.sampled_from(["hybrid", "collaborative", "content"]))

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.core.ranking import top_k
+from recommender.core.threads import side_by_side
 from recommender.model.confidence import confidence_matrix
 from recommender.offline.dataset import Interactions, Papers
 from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
@@ -49,8 +50,8 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
     T.sum_duplicates()
     users = np.nonzero(np.diff(T.indptr) > 0)[0]
     per = {"recall": [], "ndcg": [], "hitrate": []}
-    for s in range(0, len(users), batch):
-        ub = users[s:s + batch]
+
+    def one_batch(ub: np.ndarray) -> dict[str, np.ndarray]:
         S = model.score_rows(C[ub], strategy)
         top = top_k(S, k, seen[ub], candidates)
         Tb = T[ub]
@@ -58,7 +59,10 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
         for r in range(len(ub)):
             rel = Tb.indices[Tb.indptr[r]:Tb.indptr[r + 1]]
             hits[r] = np.isin(top[r], rel) & (top[r] >= 0)
-        m = metrics_from_hits(hits, np.diff(Tb.indptr), k)
+        return metrics_from_hits(hits, np.diff(Tb.indptr), k)
+
+    batches = [users[s:s + batch] for s in range(0, len(users), batch)]
+    for ub, m in zip(batches, side_by_side(one_batch, batches)):
         for key in per:
             per[key].append(m[key])
         if progress is not None:
