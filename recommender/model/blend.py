@@ -155,23 +155,33 @@ class Blender:
         return {n: float(w) for n, w in zip(expanded_names(), self.weights)}
 
     def combine(self, z: dict[str, np.ndarray], cold: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """z[f]: (B, n) standardised scores; cold: (n,) bool; h: (B,) history scale."""
+        """z[f]: (B, n) standardised scores; cold: (n,) bool; h: (B,) history scale.
+
+        Each paper's weight is its regime's, (warm) (1 - c) + (cold) c with c 0 or 1: every
+        feature is multiplied by the reader's warm weight, and the few papers nobody has read
+        get theirs after. The same float32 products as the formula (a test holds them to the
+        bit), without a (B, n) array of weights per feature: 500 readers x 16,980 papers,
+        0.28 -> 0.13 s a batch."""
         W = self.weights
-        c = cold.astype(np.float32)[None, :]
+        cold_cols = np.nonzero(np.asarray(cold, bool))[0]
         h = np.asarray(h, np.float32)[:, None]
-        out = None
+        out = term = None
         for j, f in enumerate(FEATURES):
-            if _zero_row_broadcast(z[f]):  # a component the model does not have adds nothing
+            Z = z[f]
+            if _zero_row_broadcast(Z):  # a component the model does not have adds nothing
                 continue
             ww, wwh, wc, wch = W[4 * j: 4 * j + 4]
-            # each paper's weight is its regime's: (warm) (1 - c) + (cold) c with c 0 or 1,
-            # picked instead of computed (the same float32 values, two passes fewer)
-            coef = np.where(cold.astype(bool)[None, :], wc + wch * h, ww + wwh * h)  # (B, n)
-            term = np.multiply(z[f], coef, out=coef)
-            out = term if out is None else np.add(out, term, out=out)
+            term = np.multiply(Z, ww + wwh * h, out=None if out is None else term)
+            if len(cold_cols):
+                term[:, cold_cols] = Z[:, cold_cols] * (wc + wch * h)
+            if out is None:
+                out, term = term, np.empty_like(term)
+            else:
+                out += term
         if out is None:
-            out = np.zeros((h.shape[0], c.shape[1]), np.float32)
-        out += (W[-2] + W[-1] * h) * c
+            out = np.zeros((h.shape[0], len(cold)), np.float32)
+        if len(cold_cols):
+            out[:, cold_cols] += W[-2] + W[-1] * h
         return out
 
     def contributions(self, z_row: dict[str, np.ndarray], cold: np.ndarray, h: float) -> dict[str, np.ndarray]:
