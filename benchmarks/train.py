@@ -199,53 +199,77 @@ def scale_run(n_papers: int, n_readers: int, n_events: int, seed: int = 0) -> di
 TONIGHT_SHARE = 0.04
 
 
-def citeulike_train_job() -> dict:
+def citeulike_train_job(store_dir: Path | None = None) -> dict:
     """The real `paperrec train` on a store loaded with CiteULike-a: a first run on 96% of
     its events, then `TONIGHT_SHARE` more imported (stamped later, as the store stamps
-    events without a time) and the nightly run, which compares the two models on them."""
+    events without a time) and the nightly run, which compares the two models on them.
+
+    `store_dir`: keep the store as the first run left it (its database, its model's folder
+    and tonight's events) there, and when it already holds one run the nightly job alone on
+    a copy: two code versions' nightly runs timed on the same store and serving model, one
+    after the other, instead of each after its own 4-minute first run."""
     from recommender.storage import open_store
     from training.importing import import_events, import_papers
     from training.train_job import train
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-cul-"))
     try:
-        papers_path, events_path = tmp / "papers.jsonl", tmp / "interactions.csv"
-        with gzip.open(CITEULIKE / "papers.jsonl.gz", "rt") as fh, open(papers_path, "w") as out:
-            for line in fh:  # the store refuses dates before 1970 (10 papers): drop those dates
-                paper = json.loads(line)
-                if str(paper.get("published_at") or "9999") < "1970":
-                    paper.pop("published_at")
-                out.write(json.dumps(paper) + "\n")
-        rows = []  # train rows, then the held-out rows: every pair once
-        for part in ("train", "test"):
-            with gzip.open(CITEULIKE / "warm" / f"{part}.csv.gz", "rt") as fh:
-                header = fh.readline()
-                rows += fh.readlines()
-        tonight = np.random.default_rng(0).random(len(rows)) < TONIGHT_SHARE
-        tonight_path = tmp / "tonight.csv"
-        for path, keep in ((events_path, ~tonight), (tonight_path, tonight)):
-            with open(path, "w") as out:
-                out.write(header)
-                out.writelines(r for r, k in zip(rows, keep) if k)
-        store = open_store(tmp / "db.sqlite")
-        t = time.perf_counter()
-        import_papers(store, papers_path)
-        import_events(store, events_path)
-        import_s = time.perf_counter() - t
+        kept = store_dir is not None and (store_dir / "db.sqlite").is_file()
+        tonight_path = (store_dir if kept else tmp) / "tonight.csv"
+        import_s, n_events, n_tonight = None, None, None
+        if kept:
+            shutil.copy(store_dir / "db.sqlite", tmp / "db.sqlite")
+            store = open_store(tmp / "db.sqlite")
+            nights = [1]
+            n_tonight = sum(1 for _ in open(tonight_path)) - 1
+        else:
+            papers_path, events_path = tmp / "papers.jsonl", tmp / "interactions.csv"
+            with gzip.open(CITEULIKE / "papers.jsonl.gz", "rt") as fh, open(papers_path, "w") as out:
+                for line in fh:  # the store refuses dates before 1970 (10 papers): drop those dates
+                    paper = json.loads(line)
+                    if str(paper.get("published_at") or "9999") < "1970":
+                        paper.pop("published_at")
+                    out.write(json.dumps(paper) + "\n")
+            rows = []  # train rows, then the held-out rows: every pair once
+            for part in ("train", "test"):
+                with gzip.open(CITEULIKE / "warm" / f"{part}.csv.gz", "rt") as fh:
+                    header = fh.readline()
+                    rows += fh.readlines()
+            tonight = np.random.default_rng(0).random(len(rows)) < TONIGHT_SHARE
+            for path, keep in ((events_path, ~tonight), (tonight_path, tonight)):
+                with open(path, "w") as out:
+                    out.write(header)
+                    out.writelines(r for r, k in zip(rows, keep) if k)
+            store = open_store(tmp / "db.sqlite")
+            t = time.perf_counter()
+            import_papers(store, papers_path)
+            import_events(store, events_path)
+            import_s = time.perf_counter() - t
+            nights = [0, 1]
+            n_events, n_tonight = len(rows), int(tonight.sum())
         runs = []
-        for night in range(2):  # the first run has no serving model; the second (nightly) does
+        for night in nights:  # the first run has no serving model; the second (nightly) does
             if night == 1:  # stamped at this import: newer than anything the first run saw
                 import_events(store, tonight_path)
             sampler = RssSampler().start()
             t = time.perf_counter()
-            result = train(store, tmp / "models", progress=False)
-            runs.append({"job_s": time.perf_counter() - t, "peak": sampler.peak, "timings": result.timings,
-                         "metrics": result.metrics, "active_metrics": result.active_metrics,
-                         "promoted": result.promoted, "reason": result.reason,
-                         "settings": result.settings, "chosen": chosen_settings(result.path)})
+            # a kept store's serving model stays in its folder, where the registry names it
+            models = store_dir / "models" if (store_dir is not None and night == 0) else tmp / "models"
+            result = train(store, models, progress=False)
+            runs.append({"night": night, "job_s": time.perf_counter() - t, "peak": sampler.peak,
+                         "timings": result.timings, "metrics": result.metrics,
+                         "active_metrics": result.active_metrics, "promoted": result.promoted,
+                         "reason": result.reason, "settings": result.settings,
+                         "chosen": chosen_settings(result.path)})
             sampler.stop()
+            if night == 0 and store_dir is not None:  # keep the store as the first run left it
+                store.close()
+                shutil.copy(tmp / "db.sqlite", store_dir / "db.sqlite")
+                shutil.copy(tonight_path, store_dir / "tonight.csv")
+                store = open_store(tmp / "db.sqlite")
         store.close()
-        return {"import_s": import_s, "runs": runs, "tonight": int(tonight.sum()), "events": len(rows)}
+        return {"import_s": import_s, "runs": runs, "tonight": n_tonight, "events": n_events,
+                "kept_store": str(store_dir) if kept else None}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -261,17 +285,24 @@ def chosen_settings(model_path: Path) -> str:
 
 
 def print_citeulike(cul: dict) -> None:
-    print(f"CiteULike-a, `paperrec train` on a store (16,980 papers, {cul['events'] - cul['tonight']:,} events, "
-          f"then {cul['tonight']:,} more before the nightly run; import {cul['import_s']:.1f} s, not part of the job):")
+    if cul.get("kept_store"):
+        print(f"CiteULike-a, `paperrec train`: the nightly run alone, on a copy of the store kept in "
+              f"{cul['kept_store']} ({cul['tonight']:,} events since its first run):")
+    else:
+        print(f"CiteULike-a, `paperrec train` on a store (16,980 papers, {cul['events'] - cul['tonight']:,} "
+              f"events, then {cul['tonight']:,} more before the nightly run; import {cul['import_s']:.1f} s, "
+              "not part of the job):")
     print(f"| {'run':<36} | {'job s':>6} | {'peak RSS MB':>11} | stages (s) |")
     print(f"|{'-' * 38}|{'-' * 8}|{'-' * 13}|{'-' * 12}|")
-    for name, run in zip(("first (nothing serving)", "nightly (compares with serving)"), cul["runs"]):
+    names = ("first (nothing serving)", "nightly (compares with serving)")
+    for run in cul["runs"]:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in run["timings"].items())
-        print(f"| {name:<36} | {run['job_s']:6.1f} | {run['peak'] / 1e6:11.0f} | {stages} |")
-    last = cul["runs"][-1]
-    print(f"chosen: {cul['runs'][0]['chosen']}")
-    print(f"goal: < 60 s on 2 cores. Settings: first run {cul['runs'][0]['settings']}; "
-          f"nightly {last['settings']}. Nightly run: {last['reason']}")
+        print(f"| {names[run['night']]:<36} | {run['job_s']:6.1f} | {run['peak'] / 1e6:11.0f} | {stages} |")
+    first, last = cul["runs"][0], cul["runs"][-1]
+    print(f"chosen: {first['chosen']}")
+    print(f"goal: < 60 s on 2 cores. Settings: "
+          + (f"first run {first['settings']}; " if first["night"] == 0 else "")
+          + f"nightly {last['settings']}. Nightly run: {last['reason']}")
     for name, figures in (("candidate", last["metrics"]), ("serving", last["active_metrics"] or {})):
         print(f"  holdout {name}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                 for k, v in figures.items()))
@@ -360,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--serving-only", action="store_true",
                         help="only the single-reader scoring latency on CiteULike-a")
+    parser.add_argument("--store-dir", type=Path, default=None,
+                        help="keep the CiteULike-a store as the first run leaves it in this folder; when it "
+                             "holds one, run the nightly job alone on a copy (to time two code versions)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="the single-reader timing's model: loaded from this folder if it holds one, "
                              "else fit and written there (to time two code versions on one model)")
@@ -371,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.serving_only:
         return 0
     if not args.skip_citeulike:
-        cul = citeulike_train_job()
+        if args.store_dir is not None:
+            args.store_dir.mkdir(parents=True, exist_ok=True)
+        cul = citeulike_train_job(args.store_dir)
         out["citeulike"] = cul
         print_citeulike(cul)
     if not args.skip_scale:
