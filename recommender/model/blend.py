@@ -161,7 +161,7 @@ class Blender:
         feature is multiplied by the reader's warm weight, and the few papers nobody has read
         get theirs after. The same float32 products as the formula (a test holds them to the
         bit), without a (B, n) array of weights per feature: 500 readers x 16,980 papers,
-        0.28 -> 0.13 s a batch."""
+        0.27 -> 0.12 s a batch, 0.35 -> 0.21 ms one reader."""
         W = self.weights
         cold_cols = np.nonzero(np.asarray(cold, bool))[0]
         h = np.asarray(h, np.float32)[:, None]
