@@ -122,10 +122,12 @@ def test_each_block_runs_every_block_once(monkeypatch):
     assert sorted(seen) == list(range(13))
 
 
-def test_side_by_side_yields_in_order_with_a_bounded_number_in_flight(monkeypatch):
-    """Items finish out of order (the first sleeps longest); the results come back in the
-    items' order, and no more than WORKERS items are ever running or done-but-unconsumed."""
-    monkeypatch.setattr(threads, "WORKERS", 2)
+@pytest.mark.parametrize("workers, width, most", [(2, None, 2), (4, 3, 3), (4, 1, 1), (2, 8, 2)])
+def test_side_by_side_yields_in_order_with_a_bounded_number_in_flight(monkeypatch, workers, width, most):
+    """Items finish out of order (every third sleeps); the results come back in the items'
+    order, and no more than `width` (at most WORKERS) items are ever running or
+    done-but-unconsumed."""
+    monkeypatch.setattr(threads, "WORKERS", workers)
     lock = threading.Lock()
     live = {"now": 0, "most": 0}
 
@@ -137,12 +139,12 @@ def test_side_by_side_yields_in_order_with_a_bounded_number_in_flight(monkeypatc
         return x * x
 
     out = []
-    for y in threads.side_by_side(fn, range(9)):
+    for y in threads.side_by_side(fn, range(9), width):
         out.append(y)
         with lock:
             live["now"] -= 1
     assert out == [x * x for x in range(9)]
-    assert live["most"] == 2
+    assert live["most"] == most
 
 
 def test_side_by_side_items_may_use_the_shared_workers(monkeypatch):

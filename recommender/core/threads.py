@@ -55,24 +55,25 @@ def in_threads(fn, items) -> list:
     return list(_pool().map(fn, items))
 
 
-def side_by_side(fn, items):
-    """fn(x) for each x in items, yielded in order, with WORKERS items in flight at a time on
-    threads of this call's own: for items each too large to hold many of at once (a batch
-    of 500 readers ranked over the catalog is ~350 MB of feature arrays), whose work uses
-    the shared workers itself. Not the shared pool: an item that waits on `in_threads` from
+def side_by_side(fn, items, width: int | None = None):
+    """fn(x) for each x in items, yielded in order, with `width` (at most WORKERS) items in
+    flight at a time on threads of this call's own: for items each too large to hold many of
+    at once (a batch of 500 readers ranked over CiteULike-a is ~350 MB of feature arrays;
+    the caller sets `width` from its memory), whose work uses the shared workers itself. Not the shared pool: an item that waits on `in_threads` from
     a pool worker could wait for a worker that is itself waiting. Ranking 3,455 readers
     with two CiteULike-a models: 32.1 s one batch at a time, 23.2 s two at a time on 2
     cores (the same bits: each batch is the same call on the same rows)."""
     items = list(items)
-    if len(items) < 2 or WORKERS < 2:
+    width = WORKERS if width is None else max(1, min(int(width), WORKERS))
+    if len(items) < 2 or width < 2:
         for x in items:
             yield fn(x)
         return
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paperrec-batch") as ex:
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="paperrec-batch") as ex:
         pending = []
         for x in items:
             pending.append(ex.submit(fn, x))
-            if len(pending) == WORKERS:
+            if len(pending) == width:
                 yield pending.pop(0).result()
         for f in pending:
             yield f.result()

@@ -21,6 +21,12 @@ from recommender.model.content import paper_text
 from recommender.offline.metrics import metrics_from_hits, summarize
 
 
+# Readers x papers ranked at once (side_by_side): two batches of 500 over CiteULike-a's
+# 16,980 papers (each ~350 MB of feature arrays); a larger catalog ranks one batch at a time,
+# as before, so the peak memory does not double with it.
+CELLS_IN_FLIGHT = 20_000_000
+
+
 def fit_model(papers: Papers, train: Interactions, strategies=STRATEGIES, config: HybridConfig | None = None,
               progress=None) -> HybridModel:
     texts = [paper_text(t, a) for t, a in zip(papers.titles, papers.abstracts)]
@@ -62,7 +68,8 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
         return metrics_from_hits(hits, np.diff(Tb.indptr), k)
 
     batches = [users[s:s + batch] for s in range(0, len(users), batch)]
-    for ub, m in zip(batches, side_by_side(one_batch, batches)):
+    width = CELLS_IN_FLIGHT // max(1, min(batch, len(users)) * n_items)
+    for ub, m in zip(batches, side_by_side(one_batch, batches, width)):
         for key in per:
             per[key].append(m[key])
         if progress is not None:
