@@ -10,6 +10,8 @@
 - `HybridModel.refit` keeps encoder and blend and refits components on the new events."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -119,7 +121,10 @@ def test_shared_neighbour_search_is_exact_for_the_final_fit_and_close_for_the_sl
     thin = np.sort(rng.choice(80, 30, replace=False))
     cache = NeighborCache.build(X, np.arange(80), pool, k=10)
     fresh = content_neighbors(X[thin], X[pool], pool, 80, k=5, exclude=thin)
-    assert abs(cache.neighbors(thin, pool, 5) - fresh).max() < 1e-6
+    shared = cache.neighbors(thin, pool, 5)
+    # to the bit, in the same order: the smoothing sums a row's neighbours in stored order
+    for a in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(shared, a), getattr(fresh, a)), a
     smaller = pool[::2]  # a slice that lost half the pool: neighbours only from what is left
     K = cache.neighbors(thin, smaller, 5)
     assert set(K.indices) <= set(smaller)
@@ -205,3 +210,31 @@ def test_item_graph_in_blocks_equals_the_whole_product():
     blocks = ItemGraph.fit(C, top_k=10, block_work=50).weights
     assert abs(whole - blocks).max() == 0
     assert (np.diff(whole.indptr) <= 10).all() and whole.diagonal().sum() == 0
+
+
+def test_the_nightly_refits_share_one_neighbour_search_and_the_written_model_is_unchanged():
+    """`refit_neighbors`: one search for the candidate (fewer events) and the model written
+    (all events); the second refit is the same to the bit as with a search of its own."""
+    texts, titles, users, items, _ = synthetic(n_papers=150, n_users=80, seed=3)
+    n_users = int(users.max()) + 1
+    order = np.arange(len(users))
+    m = HybridModel.fit(texts, users[order < 0.6 * len(users)], items[order < 0.6 * len(users)],
+                        n_users=n_users, titles=titles, config=CONFIG)
+    past = order < 0.85 * len(users)
+    fewer = SimpleNamespace(users=users[past], items=items[past], kinds=None, ts=None, n_users=n_users)
+    more = SimpleNamespace(users=users, items=items, kinds=None, ts=None, n_users=n_users)
+    cache = m.refit_neighbors(fewer, more)
+    candidate = m.refit(fewer.users, fewer.items, n_users=n_users, neighbors=cache)
+    assert np.isin(candidate.comps.cold.thin, cache.rows).all() and len(cache.rows) > 20
+    read_before = np.unique(fewer.items)
+    assert set(candidate.comps.cold.neighbors.indices) <= set(read_before)  # its own pool only
+    shared = candidate.refit(users, items, n_users=n_users, neighbors=cache).to_arrays()
+    alone = candidate.refit(users, items, n_users=n_users).to_arrays()
+    assert shared.keys() == alone.keys()
+    for key in alone:
+        assert np.array_equal(shared[key], alone[key]), key
+    # the refit takes its neighbours from the cache it is given (here one over half the papers)
+    half = NeighborCache.build(m.X, cache.rows, np.arange(75), 2 * CONFIG.neighbors_k)
+    narrowed = candidate.refit(users, items, n_users=n_users, neighbors=half)
+    assert set(narrowed.comps.cold.neighbors.indices) <= set(range(75))
+    assert not set(m.refit(users, items, n_users=n_users).comps.cold.neighbors.indices) <= set(range(75))

@@ -177,10 +177,13 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
     settings = plan_settings(active.model if active else None, active_row and active_row["version"],
                              len(past), time.time(), version, search)
     why = settings.why
+    neighbors = None
     if continues_serving(settings, active.model if active else None):
-        # the serving model's recipe on tonight's past events (module docstring)
+        # the serving model's recipe on tonight's past events (module docstring), sharing one
+        # content-neighbour search with the refit on all events below
+        neighbors = active.model.refit_neighbors(past, events)
         candidate = active.model.refit(past.users, past.items, past.kinds, past.ts, n_users=past.n_users,
-                                       prior_upvotes=papers.upvotes)
+                                       prior_upvotes=papers.upvotes, neighbors=neighbors)
         candidate.stats["continued_from"] = active_row["version"]
         why += f"; the candidate is {active_row['version']} refit (its blend and words kept)"
     else:
@@ -204,7 +207,7 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
 
     t = time.perf_counter()
     final = candidate.refit(events.users, events.items, events.kinds, events.ts, n_users=events.n_users,
-                            prior_upvotes=papers.upvotes)
+                            prior_upvotes=papers.upvotes, neighbors=neighbors)
     manifest = {
         **final.manifest(),
         "trained_at": datetime.now(timezone.utc).isoformat(),

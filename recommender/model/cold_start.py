@@ -81,6 +81,9 @@ def content_neighbors(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: 
 
     `exclude[r]` is a column (item index) row r must not pick (itself), or -1."""
     K = top_cosines(X_rows, X_pool, pool_index, n_items, k=k, exclude=exclude)
+    # each row's neighbours in column order, as `NeighborCache.neighbors` gives them: the
+    # smoothing sums them in stored order, so a shared search equals this one to the bit
+    K.sort_indices()
     if K.shape[0] == 0:  # no thin paper (every paper well read): nothing to normalise
         return K.astype(np.float32).tocsr()
     return normalize(K, norm="l1").astype(np.float32).tocsr()
@@ -95,7 +98,8 @@ class NeighborCache:
     from the slice's thin papers over the final fit's pool, keeping `k + extra` candidates
     each, then serves both: the final fit takes the top k (exactly what its own search would
     find), the validation fit the top k of those in its own pool (exact unless more than
-    `extra` of a paper's candidates left the pool; the slice holds out about 5% of papers)."""
+    `extra` of a paper's candidates left the pool; the slice holds out about 5% of papers).
+    The nightly job shares one the same way between its two refits (`HybridModel.refit_neighbors`)."""
     rows: np.ndarray  # sorted item indices with candidates
     pool: np.ndarray  # sorted item indices the candidates were drawn from
     sims: sp.csr_matrix  # (len(rows) x n_items) raw cosines of each row's candidates
@@ -105,6 +109,14 @@ class NeighborCache:
         rows = np.sort(np.asarray(rows, np.int64))
         pool = np.sort(np.asarray(pool, np.int64))
         return cls(rows, pool, top_cosines(X[rows], X[pool], pool, X.shape[0], k=k, exclude=rows))
+
+    @classmethod
+    def for_two_fits(cls, X: sp.csr_matrix, mass_fewer: np.ndarray, mass_more: np.ndarray,
+                     k: int) -> "NeighborCache":
+        """The cache for a fit on fewer events and one on more that hold them (their papers'
+        interaction mass each): the first's thin papers over the second's pool, 2k candidates
+        each (k extra)."""
+        return cls.build(X, np.nonzero(np.asarray(mass_fewer) < THIN_BELOW)[0], neighbor_pool(mass_more), 2 * k)
 
     def neighbors(self, thin: np.ndarray, pool: np.ndarray, k: int) -> sp.csr_matrix | None:
         """l1-normalised top-k neighbours of `thin` among the cached candidates in `pool`, or

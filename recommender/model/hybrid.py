@@ -44,7 +44,7 @@ from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_
                                      restarted_ascent, zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
                                           validation_samples)
-from recommender.model.cold_start import THIN_BELOW, ColdStartMap, NeighborCache, neighbor_pool
+from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.components import (Components, event_matrix, fit_components, latest_time,
                                           raw_features)
@@ -202,13 +202,14 @@ class HybridModel:
         return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
 
     def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
-              now: float | None = None) -> "HybridModel":
+              now: float | None = None, neighbors: NeighborCache | None = None) -> "HybridModel":
         """The same model on more events: components refit on the new confidence matrix,
         ALS continuing from this model's factors for `config.refine_sweeps` sweeps; the
         content encoder and the learned blend are kept (the papers are the same, and the blend
         was learned on a held-out slice, which is what it is for). The nightly job uses this
         to turn the candidate it checked on the recent slice into the model it promotes,
-        instead of a second fit from scratch."""
+        instead of a second fit from scratch. `neighbors`: content-neighbour candidates
+        shared with another refit (`refit_neighbors`)."""
         t0 = time.perf_counter()
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
@@ -218,12 +219,28 @@ class HybridModel:
         config = replace(self.config, factors=cf.factors) if cf is not None else self.config
         comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, config,
                                      collab=cf is not None, start=cf,
-                                     sweeps=self.config.refine_sweeps if cf is not None else None)
+                                     sweeps=self.config.refine_sweeps if cf is not None else None,
+                                     neighbors=neighbors)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
         return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
                            config, self.conf_config, now, stats, self.pop_config)
+
+    def refit_neighbors(self, fewer, more) -> NeighborCache | None:
+        """One content-neighbour search for two refits of this model's recipe: on the events
+        `fewer` and on `more`, which holds them (each with .users, .items, .kinds, .ts,
+        .n_users; the nightly job's candidate on the events before its recent slice, then
+        the model it writes on all). As the fit shares one between its validation slice and
+        its final fit (`NeighborCache`): `fewer`'s thin papers over `more`'s pool, so the
+        second refit's neighbours are exactly its own search's and the first's are unless
+        more than k of a paper's candidates are outside its own pool. The search is ~2 s of
+        each CiteULike-a refit. None without the collaborative components (no map to fit)."""
+        if self.comps.cf is None:
+            return None
+        mass = [np.asarray(event_matrix(e.users, e.items, e.kinds, e.ts, e.n_users, self.n_items, None,
+                                        self.conf_config)[0].sum(axis=0)).ravel() for e in (fewer, more)]
+        return NeighborCache.for_two_fits(self.X, mass[0], mass[1], self.config.neighbors_k)
 
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
@@ -262,8 +279,7 @@ class HybridModel:
         tt = time.perf_counter()
         # one content-neighbour search for both fits: the slice's thin papers over the final pool
         mass_fit = np.asarray(C_fit.sum(axis=0)).ravel()
-        neighbors = NeighborCache.build(X, np.nonzero(mass_fit < THIN_BELOW)[0],
-                                        neighbor_pool(np.asarray(C.sum(axis=0)).ravel()), 2 * config.neighbors_k)
+        neighbors = NeighborCache.for_two_fits(X, mass_fit, np.asarray(C.sum(axis=0)).ravel(), config.neighbors_k)
         vstats["neighbors_s"] = round(time.perf_counter() - tt, 2)
         ease = None
         use_ease = config.ease
