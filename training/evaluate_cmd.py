@@ -38,13 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def evaluate_files(papers_path, train_path, test_path, candidates_path=None, strategies=STRATEGY_NAMES,
                    k: int = 20, seed: int = 0, log=None) -> dict:
-    from recommender.offline.dataset import load_candidates, load_interactions, load_papers
+    from recommender.offline.dataset import DataFileError, load_candidates, load_interactions, load_papers
     from recommender.offline.evaluation import evaluate_split
     from recommender.model.hybrid import HybridConfig
 
     papers = load_papers(papers_path)
+    if not len(papers):
+        raise DataFileError(papers_path, None, "no paper in the file")
     users: dict[str, int] = {}
     train = load_interactions(train_path, papers, users)
+    if not len(train):
+        raise DataFileError(train_path, None, f"no event with a paper_id of the papers file "
+                                              f"({train.dropped} row(s), none with one)")
     test = load_interactions(test_path, papers, users)
     cands = load_candidates(candidates_path, papers) if candidates_path else None
     results = evaluate_split(papers, train, test, cands, tuple(strategies), k=k,
@@ -86,9 +91,17 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.exists():
             print(f"error: {label} file {path} does not exist", file=sys.stderr)
             return 2
+    if args.k < 1:
+        print(f"error: -k must be at least 1; got {args.k}", file=sys.stderr)
+        return 2
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    results = evaluate_files(args.papers, args.train, args.test, args.candidates, strategies,
-                             k=args.k, seed=args.seed, log=log)
+    from recommender.offline.dataset import DataFileError
+    try:
+        results = evaluate_files(args.papers, args.train, args.test, args.candidates, strategies,
+                                 k=args.k, seed=args.seed, log=log)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_table(results, args.k))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

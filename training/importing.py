@@ -16,9 +16,8 @@ from pathlib import Path
 
 from recommender.core.events import InvalidField, check_id, check_kind, normalize_ts
 from recommender.core.papers import clean_paper
+from recommender.offline.dataset import DataFileError, event_header, text_lines
 from recommender.storage import EventRow, Store
-
-EVENT_COLUMNS = ("user_id", "paper_id", "kind", "ts")
 
 
 @dataclass
@@ -46,8 +45,8 @@ class ImportRejected(Exception):
 def import_papers(store: Store, path: Path, skip_invalid: bool = False) -> ImportReport:
     report = ImportReport()
     good: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    try:
+        for lineno, line in text_lines(path):
             if not line.strip():
                 continue
             report.rows += 1
@@ -63,6 +62,9 @@ def import_papers(store: Store, path: Path, skip_invalid: bool = False) -> Impor
                 report.errors.append((lineno, f"paper_id: duplicate {paper['paper_id']!r} in file"))
                 continue
             good[paper["paper_id"]] = paper
+    except DataFileError as exc:  # a line that is not UTF-8: nothing after it can be trusted
+        report.errors.append((exc.line, exc.problem))
+        raise ImportRejected(report) from None
     if report.errors and not skip_invalid:
         raise ImportRejected(report)
     report.stored = store.upsert_papers(list(good.values()))
@@ -81,12 +83,9 @@ def import_events(store: Store, path: Path, skip_invalid: bool = False) -> Impor
     report = ImportReport()
     now = datetime.now(timezone.utc)
     parsed: list[tuple[int, EventRow]] = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in EVENT_COLUMNS[:3] if c not in (reader.fieldnames or [])]
-        if missing:
-            report.errors.append((1, f"header: missing column(s) {', '.join(missing)}"))
-            raise ImportRejected(report)
+    reader = csv.DictReader(line for _, line in text_lines(path))
+    try:
+        reader.fieldnames = event_header(path, reader.fieldnames)
         for row in reader:
             lineno = reader.line_num
             report.rows += 1
@@ -101,6 +100,9 @@ def import_events(store: Store, path: Path, skip_invalid: bool = False) -> Impor
                 continue
             parsed.append((lineno, EventRow(user, paper, kind, ts, None,
                                             import_key(user, paper, kind, raw_ts))))
+    except DataFileError as exc:  # the header, or a line that is not UTF-8
+        report.errors.append((exc.line, exc.problem))
+        raise ImportRejected(report) from None
     known = store.existing_paper_ids(e.paper_id for _, e in parsed)
     good = []
     for lineno, event in parsed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from recommender.core.events import InvalidField, check_id, check_no_nul, normalize_ts
 
 MAX_TITLE = 2_000
@@ -45,6 +47,30 @@ def clean_paper(raw) -> dict:
     extra = {k: v for k, v in raw.items() if k not in known}
     return {"paper_id": paper_id, "title": title, "abstract": abstract,
             "published_at": published, "authors": authors, "upvotes": upvotes, "extra": extra}
+
+
+# Above this a prior upvote count is a data error, not a paper: capped so that float32 sums
+# and their logs stay finite (1e39 upvotes, beyond float32, turned every score into NaN).
+MAX_PRIOR_UPVOTES = 1e12
+
+
+def prior_upvotes(values) -> np.ndarray:
+    """Catalog upvote counts as the models take them (float64): a count that is missing,
+    not a number, negative or not finite counts as none (0); a larger one than
+    MAX_PRIOR_UPVOTES as that many."""
+    out = np.array([_as_count(v) for v in values], dtype=np.float64) if not hasattr(values, "dtype") \
+        else np.asarray(values, dtype=np.float64).copy()
+    out[~np.isfinite(out) | (out < 0)] = 0.0
+    return np.minimum(out, MAX_PRIOR_UPVOTES)
+
+
+def _as_count(value) -> float:
+    if isinstance(value, bool) or value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
 
 
 # arXiv identifiers: new style 2401.12345 (4 or 5 digits after the dot, optional version)

@@ -36,6 +36,27 @@ def _vectorizer(vocabulary: list[str] | None = None, **params) -> TfidfVectorize
     )
 
 
+# The vocabulary of a catalog without a word to learn (empty titles, stop words only): a
+# term no text yields (tokens hold no spaces), so every paper's TF-IDF row is zero and the
+# model ranks by readers and popularity alone.
+NO_TERM = " "
+
+
+def _fit_vocabulary(texts: list[str]):
+    """(vectorizer, TF-IDF rows): terms in at least 2 papers and at most half of them, as
+    measured; every term where that leaves none (titles that are ids, text in a script
+    without spaces, a catalog under 50 papers); NO_TERM where there is no word at all."""
+    small = len(texts) < 50  # tiny catalogs (a fresh install, tests) keep every term
+    for params in ({"min_df": 1 if small else 2, "max_df": 1.0 if small else 0.5}, {"min_df": 1, "max_df": 1.0}):
+        vec = _vectorizer(max_features=200_000, **params)
+        try:
+            return vec, vec.fit_transform(texts)
+        except ValueError:  # scikit-learn: "no terms remain" / "empty vocabulary"
+            continue
+    vec = _vectorizer(vocabulary=[NO_TERM])
+    return vec, vec.fit_transform(texts)
+
+
 @dataclass
 class ContentEncoder:
     terms: list[str]
@@ -51,10 +72,7 @@ class ContentEncoder:
         """(encoder, TF-IDF rows of `texts`): the rows the fit computes anyway, identical to
         `encoder.tfidf(texts)`, so a 100,000-paper catalog is vectorised once, not three times."""
         n = len(texts)
-        small = n < 50  # tiny catalogs (a fresh install, tests) keep every term
-        vec = _vectorizer(min_df=1 if small else 2, max_df=1.0 if small else 0.5,
-                          max_features=200_000)
-        X = vec.fit_transform(texts)
+        vec, X = _fit_vocabulary(texts)
         dim = max(1, min(dim, X.shape[1] - 1, n - 1))
         if dim >= 1 and X.shape[1] > 1 and n > 1:
             svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=5)

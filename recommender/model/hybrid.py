@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
+from recommender.core.papers import prior_upvotes
 from recommender.core.ranking import top_k
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
@@ -493,9 +494,9 @@ class HybridModel:
         self.titles.extend(p[0] or "" for p in papers)
         c = self.comps
         c.pop.add_items(x, lengths)
-        upvotes = np.asarray([float(p[2] or 0.0) if len(p) > 2 else 0.0 for p in papers], np.float64)
+        upvotes = prior_upvotes([p[2] if len(p) > 2 else None for p in papers])
         given = upvotes != 0
-        c.pop.observed[n0:][given] = np.log1p(np.maximum(0.0, upvotes[given])).astype(np.float32)
+        c.pop.observed[n0:][given] = np.log1p(upvotes[given]).astype(np.float32)
         if c.cf is not None:
             c.cold.add_items(x, self.X)
             f = c.cf.item_factors

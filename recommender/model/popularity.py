@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
+from recommender.core.papers import prior_upvotes
 
 
 def _design(X: sp.csr_matrix, lengths: np.ndarray) -> sp.csr_matrix:
@@ -34,8 +35,8 @@ class Popularity:
     def fit(cls, C: sp.csr_matrix, X: sp.csr_matrix, lengths: np.ndarray,
             prior: np.ndarray | None = None, ridge: float = 1.0) -> "Popularity":
         mass = np.asarray(C.sum(axis=0)).ravel().astype(np.float32)
-        if prior is not None:
-            mass = mass + np.maximum(np.asarray(prior, np.float32), 0)
+        if prior is not None:  # counts as core/papers.prior_upvotes reads them (no NaN, no inf)
+            mass = mass + prior_upvotes(prior).astype(np.float32)
         observed = np.log1p(mass).astype(np.float32)
         D = _design(X, lengths)
         fit_rows = np.nonzero(observed > 0)[0]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recommender.core.papers import prior_upvotes
 from recommender.core.times import to_unix
 from recommender.model.content import ContentEncoder, paper_text
 
@@ -45,7 +46,7 @@ def build_snapshot(papers: list[dict], encoder: ContentEncoder,
         paper_ids=ids,
         titles=tuple(p["title"] for p in papers),
         vectors=vectors,
-        upvotes=np.array([p.get("upvotes") or 0 for p in papers], dtype=np.float64),
+        upvotes=prior_upvotes([p.get("upvotes") for p in papers]),
         published_ts=np.array([to_unix(p.get("published_at")) for p in papers]),
         row_of={pid: i for i, pid in enumerate(ids)},
         encoder=encoder,
