@@ -157,3 +157,8 @@ def test_a_train_file_with_no_known_paper_and_a_bad_k_are_errors_naming_them(dat
     assert "train.csv line 1: header: missing column(s) user_id, paper_id" in capsys.readouterr().err
     assert _run(dataset, "-k", "0")[0] == 2
     assert "-k must be at least 1" in capsys.readouterr().err
+    (dataset / "train.csv").write_text("user_id,paper_id,kind,ts\nu1,p1,read,\n")
+    (dataset / "test.csv").write_text("user_id,paper_id,kind,ts\n")  # a table of zeros for 0 readers
+    assert _run(dataset)[0] == 2
+    assert "test.csv: no event with a paper_id of the papers file (0 row(s), none with one)" in \
+        capsys.readouterr().err

@@ -51,6 +51,9 @@ def evaluate_files(papers_path, train_path, test_path, candidates_path=None, str
         raise DataFileError(train_path, None, f"no event with a paper_id of the papers file "
                                               f"({train.dropped} row(s), none with one)")
     test = load_interactions(test_path, papers, users)
+    if not len(test):
+        raise DataFileError(test_path, None, f"no event with a paper_id of the papers file "
+                                             f"({test.dropped} row(s), none with one): nothing to score")
     cands = load_candidates(candidates_path, papers) if candidates_path else None
     results = evaluate_split(papers, train, test, cands, tuple(strategies), k=k,
                              config=HybridConfig(seed=seed), log=log)
