@@ -67,6 +67,8 @@ def test_a_byte_order_mark_and_a_loosely_written_header_are_read(tmp_path):
     path.write_bytes("\ufeffUser_ID, Paper_ID ,KIND,ts\r\nu1, b, read,\r\nu2,c,upvote,2024-01-01\r\n".encode())
     tr = load_interactions(path, papers)
     assert tr.user_ids == ["u1", "u2"] and tr.items.tolist() == [1, 2] and tr.kinds.tolist() == ["read", "upvote"]
+    path.write_bytes(b'user_id,paper_id,kind,ts\ru1,b,read,\ru2,"c",upvote,\r')  # old Mac line ends
+    assert load_interactions(path, papers).items.tolist() == [1, 2]
     (tmp_path / "papers2.jsonl").write_bytes("\ufeff".encode() + json.dumps({"paper_id": "z"}).encode())
     assert load_papers(tmp_path / "papers2.jsonl").ids == ["z"]
     cand = tmp_path / "candidates.txt"

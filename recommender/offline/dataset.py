@@ -45,14 +45,17 @@ def text_lines(path):
     """(line number, text) of a data file: UTF-8 decoded a line at a time, so a line that is
     not UTF-8 is named by its number; a leading byte-order mark dropped; gzip by suffix."""
     path = Path(path)
+    lineno = 0
     with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataFileError(path, lineno, f"not UTF-8 text ({exc.reason})") from None
+        for chunk in fh:
+            for raw in chunk.splitlines(keepends=True):  # "\r" alone ends a line too
+                lineno += 1
+                if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataFileError(path, lineno, f"not UTF-8 text ({exc.reason})") from None
 
 
 def event_header(path, fieldnames) -> list[str]:
