@@ -110,6 +110,9 @@ def test_upvotes_that_are_not_a_count_count_as_none_and_huge_ones_stay_finite(tm
     up = load_papers(path).upvotes
     assert up.dtype == np.float32 and np.isfinite(up).all()
     assert up.tolist() == [5.0, 0.0, 0.0, np.float32(MAX_PRIOR_UPVOTES), 0.0, 0.0, 0.0, 0.0, 0.0, 2.5]
+    titled = tmp_path / "titled.jsonl"
+    titled.write_text('{"paper_id": 1, "title": 1984, "abstract": ["a", "list"]}\n{"paper_id": 2, "title": null}\n')
+    assert load_papers(titled).titles == ["1984", ""] and load_papers(titled).abstracts == ["", ""]
     assert np.isfinite(Popularity.fit(sp.csr_matrix((3, 3), dtype=np.float32), sp.csr_matrix((3, 2)),
                                       np.ones(3), np.array([np.inf, np.nan, 1e39])).observed).all()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
+
 from recommender.core.papers import prior_upvotes
 
 

@@ -118,7 +118,11 @@ def load_papers(path) -> Papers:
 
 
 def _text(value) -> str:
-    return value if isinstance(value, str) else ""
+    """A title or abstract as text: a number as written (a film called 1984), anything else
+    that is not a string (null, a list) as none."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
 
 
 @dataclass
