@@ -135,8 +135,12 @@ def test_a_catalog_without_usable_words_still_ranks_by_its_readers(dataset, text
     s = res["strategies"]
     assert all(np.isfinite(r["ndcg@20"]) for r in s.values())
     # topical readers: what they read still says what they will read
-    assert s["collaborative"]["ndcg@20"] > s["popular"]["ndcg@20"]
-    assert s["hybrid"]["ndcg@20"] > s["popular"]["ndcg@20"]
+    assert s["collaborative"]["ndcg@20"] > s["popular"]["ndcg@20"] + 0.2
+    # too few readers to learn a blend, and text that relates no two papers: the prior blend
+    # is the readers' alone, not half text (ids as titles: 0.427 against 0.568 before)
+    assert res["hybrid_validation"]["fallback"] == "too few held-out positives with a history"
+    assert res["hybrid_blend"]["coefficients"]["tfidf:warm"] == 0.0
+    assert s["hybrid"]["ndcg@20"] >= s["collaborative"]["ndcg@20"] - 0.005
 
 
 @pytest.mark.parametrize("upvotes", [1e39, "Infinity", float("nan")])
@@ -162,3 +166,13 @@ def test_a_train_file_with_no_known_paper_and_a_bad_k_are_errors_naming_them(dat
     assert _run(dataset)[0] == 2
     assert "test.csv: no event with a paper_id of the papers file (0 row(s), none with one)" in \
         capsys.readouterr().err
+
+
+def test_text_relates_papers_only_through_a_term_some_but_not_most_share():
+    from recommender.model.content import ContentEncoder, relates_papers
+
+    def rows(texts):
+        return ContentEncoder.fit_transform(texts, dim=4)[1]
+    assert relates_papers(rows([f"{TOPICS[i % 4]} paper {i}" for i in range(60)]))
+    assert not relates_papers(rows([f"Item {i}" for i in range(60)]))  # "item" in all, ids in one
+    assert not relates_papers(rows([""] * 60)) and not relates_papers(rows(["the of and"] * 60))

@@ -57,6 +57,15 @@ def _fit_vocabulary(texts: list[str]):
     return vec, vec.fit_transform(texts)
 
 
+def relates_papers(X) -> bool:
+    """Whether the papers' TF-IDF rows X share a term that could tell papers apart: one in
+    at least 2 papers and at most half of them (what the vectorizer keeps on a catalog of
+    50 or more). Titles that are ids, or no text at all, share none."""
+    n = X.shape[0]
+    df = np.diff(X.tocsc().indptr)
+    return bool(((df >= 2) & (df <= max(2, n // 2))).any())
+
+
 @dataclass
 class ContentEncoder:
     terms: list[str]

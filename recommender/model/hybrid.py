@@ -51,7 +51,7 @@ from recommender.model.components import (Components, event_matrix, fit_componen
                                           raw_features)
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
-from recommender.model.content import ContentEncoder, paper_text
+from recommender.model.content import ContentEncoder, paper_text, relates_papers
 from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
@@ -261,8 +261,8 @@ class HybridModel:
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
-            return (Blender.prior("too few validation positives", words=bool(config.text_weight)), vstats, None,
-                    None)
+            return (Blender.prior("too few validation positives", words=bool(config.text_weight),
+                                  text=relates_papers(X)), vstats, None, None)
         if len(eligible) < config.min_task_users:
             vstats["fallback"] = "too few validation readers: neutral blend"
             return Blender(neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
