@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender.core import threads
-from recommender.core.threads import RowBlocks, each_block, row_blocks, row_scores
+from recommender.core.threads import Alongside, RowBlocks, each_block, row_blocks, row_scores
 from recommender.model.one_reader import OneReaderScorer
 from tests.test_one_reader import KINDS, fitted, same_as_batch
 
@@ -120,6 +120,48 @@ def test_each_block_runs_every_block_once(monkeypatch):
 
     each_block(fn, 13)
     assert sorted(seen) == list(range(13))
+
+
+def test_alongside_runs_on_a_worker_when_one_is_free(monkeypatch):
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "_POOL", None)
+    started = threading.Event()
+
+    def fn():
+        started.set()
+        return threading.current_thread().name
+
+    job = Alongside(fn)
+    assert started.wait(10)
+    assert job.result().startswith("paperrec-numpy")
+    threads._pool().shutdown()
+
+
+def test_alongside_runs_on_the_caller_when_every_worker_is_busy(monkeypatch):
+    """A loaded server: the job never started, so `result` runs it here instead of waiting
+    for a worker (the held workers are released only after it has returned)."""
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "_POOL", None)
+    release = threading.Event()
+    held = [threads._pool().submit(release.wait, 30) for _ in range(threads.WORKERS)]
+    try:
+        job = Alongside(lambda: threading.current_thread().name)
+        assert job.result() == threading.current_thread().name
+    finally:
+        release.set()
+        for h in held:
+            h.result(timeout=10)
+        threads._pool().shutdown()
+
+
+def test_an_error_alongside_reaches_the_caller(monkeypatch):
+    monkeypatch.setattr(threads, "WORKERS", 2)
+
+    def fn():
+        raise ValueError("alongside")
+
+    with pytest.raises(ValueError, match="alongside"):
+        Alongside(fn).result()
 
 
 @pytest.mark.parametrize("workers, width, most", [(2, None, 2), (4, 3, 3), (4, 1, 1), (2, 8, 2)])

@@ -120,6 +120,25 @@ def each_block(fn, n_blocks: int) -> None:
                 h.result()
 
 
+class Alongside:
+    """fn() on an idle worker thread while the caller does other work, for one reader's
+    independent components (see `OneReaderScorer.features`).
+
+    `result()` runs fn on the calling thread when no worker has taken it yet (a loaded
+    server whose workers are busy), as `each_block` does: the caller never waits for a
+    worker to free up, only for one already running its fn. fn's result is the same value
+    whichever thread runs it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.future = _pool().submit(fn) if WORKERS >= 2 else None
+
+    def result(self):
+        if self.future is None or self.future.cancel():
+            return self.fn()
+        return self.future.result()
+
+
 class RowBlocks:
     """A matrix cut into `row_blocks` once, for products with one vector at a time.
 
