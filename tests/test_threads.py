@@ -75,27 +75,30 @@ def test_the_bits_do_not_depend_on_how_many_threads_run_them(small_blocks, monke
     np.testing.assert_allclose(both[0], alone[0], rtol=1e-5, atol=1e-4)
 
 
-def test_a_busy_pool_does_not_hold_up_the_caller(small_blocks, monkeypatch):
-    """Every worker is held by a task that waits on an event; a product must still finish on
-    the calling thread alone, and the event is set only after it has."""
+@pytest.fixture
+def busy_pool(monkeypatch):
+    """Two workers, each held by a task that waits on an event set only after the test."""
     monkeypatch.setattr(threads, "WORKERS", 2)
     monkeypatch.setattr(threads, "_POOL", None)
     release = threading.Event()
     held = [threads._pool().submit(release.wait, 30) for _ in range(threads.WORKERS)]
+    yield
+    release.set()
+    for h in held:
+        h.result(timeout=10)
+    threads._pool().shutdown()
+
+
+def test_a_busy_pool_does_not_hold_up_the_caller(small_blocks, busy_pool):
+    """Every worker is held: a product must still finish on the calling thread alone."""
     M = np.random.default_rng(1).standard_normal((800, 16)).astype(np.float32)
     v = np.ones(16, np.float32)
     result = {}
     caller = threading.Thread(target=lambda: result.setdefault("out", RowBlocks(M).matvec(v)))
     caller.start()
     caller.join(timeout=10)
-    try:
-        assert not caller.is_alive(), "the product waited for a busy worker"
-        np.testing.assert_allclose(result["out"], M.sum(axis=1), rtol=1e-5, atol=1e-4)
-    finally:
-        release.set()
-        for h in held:
-            h.result(timeout=10)
-        threads._pool().shutdown()
+    assert not caller.is_alive(), "the product waited for a busy worker"
+    np.testing.assert_allclose(result["out"], M.sum(axis=1), rtol=1e-5, atol=1e-4)
 
 
 def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
@@ -137,21 +140,11 @@ def test_alongside_runs_on_a_worker_when_one_is_free(monkeypatch):
     threads._pool().shutdown()
 
 
-def test_alongside_runs_on_the_caller_when_every_worker_is_busy(monkeypatch):
+def test_alongside_runs_on_the_caller_when_every_worker_is_busy(busy_pool):
     """A loaded server: the job never started, so `result` runs it here instead of waiting
-    for a worker (the held workers are released only after it has returned)."""
-    monkeypatch.setattr(threads, "WORKERS", 2)
-    monkeypatch.setattr(threads, "_POOL", None)
-    release = threading.Event()
-    held = [threads._pool().submit(release.wait, 30) for _ in range(threads.WORKERS)]
-    try:
-        job = Alongside(lambda: threading.current_thread().name)
-        assert job.result() == threading.current_thread().name
-    finally:
-        release.set()
-        for h in held:
-            h.result(timeout=10)
-        threads._pool().shutdown()
+    for a worker."""
+    job = Alongside(lambda: threading.current_thread().name)
+    assert job.result() == threading.current_thread().name
 
 
 def test_an_error_alongside_reaches_the_caller(monkeypatch):
