@@ -67,7 +67,7 @@ def test_the_bits_do_not_depend_on_how_many_threads_run_them(small_blocks, monke
     M = rng.standard_normal((2000, 48)).astype(np.float32)
     U = rng.standard_normal((1, 48)).astype(np.float32)
     on_workers = row_scores(M, U)
-    monkeypatch.setattr(threads, "WORKERS", 1)
+    monkeypatch.setattr(threads, "HELPERS", 0)
     alone = row_scores(M, U)
     np.testing.assert_array_equal(on_workers, alone)
     # a batch of readers is one matrix product: the same figures up to rounding
@@ -77,16 +77,16 @@ def test_the_bits_do_not_depend_on_how_many_threads_run_them(small_blocks, monke
 
 @pytest.fixture
 def busy_pool(monkeypatch):
-    """Two workers, each held by a task that waits on an event set only after the test."""
-    monkeypatch.setattr(threads, "WORKERS", 2)
-    monkeypatch.setattr(threads, "_POOL", None)
+    """Two helpers, each held by a task that waits on an event set only after the test."""
+    monkeypatch.setattr(threads, "HELPERS", 2)
+    monkeypatch.setattr(threads, "_HELPERS", None)
     release = threading.Event()
-    held = [threads._pool().submit(release.wait, 30) for _ in range(threads.WORKERS)]
+    held = [threads._helpers().submit(release.wait, 30) for _ in range(threads.HELPERS)]
     yield
     release.set()
     for h in held:
         h.result(timeout=10)
-    threads._pool().shutdown()
+    threads._helpers().shutdown()
 
 
 def test_a_busy_pool_does_not_hold_up_the_caller(small_blocks, busy_pool):
@@ -102,7 +102,8 @@ def test_a_busy_pool_does_not_hold_up_the_caller(small_blocks, busy_pool):
 
 
 def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
-    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "HELPERS", 1)
+    monkeypatch.setattr(threads, "_HELPERS", None)
 
     def fn(i):
         if i == 3:
@@ -113,7 +114,8 @@ def test_an_error_in_a_block_reaches_the_caller(monkeypatch):
 
 
 def test_each_block_runs_every_block_once(monkeypatch):
-    monkeypatch.setattr(threads, "WORKERS", 4)
+    monkeypatch.setattr(threads, "HELPERS", 3)
+    monkeypatch.setattr(threads, "_HELPERS", None)
     seen = []
     lock = threading.Lock()
 
@@ -125,9 +127,9 @@ def test_each_block_runs_every_block_once(monkeypatch):
     assert sorted(seen) == list(range(13))
 
 
-def test_alongside_runs_on_a_worker_when_one_is_free(monkeypatch):
-    monkeypatch.setattr(threads, "WORKERS", 2)
-    monkeypatch.setattr(threads, "_POOL", None)
+def test_alongside_runs_on_a_helper_when_one_is_free(monkeypatch):
+    monkeypatch.setattr(threads, "HELPERS", 1)
+    monkeypatch.setattr(threads, "_HELPERS", None)
     started = threading.Event()
 
     def fn():
@@ -136,8 +138,8 @@ def test_alongside_runs_on_a_worker_when_one_is_free(monkeypatch):
 
     job = Alongside(fn)
     assert started.wait(10)
-    assert job.result().startswith("paperrec-numpy")
-    threads._pool().shutdown()
+    assert job.result().startswith("paperrec-helper")
+    threads._helpers().shutdown()
 
 
 def test_alongside_runs_on_the_caller_when_every_worker_is_busy(busy_pool):
@@ -147,8 +149,37 @@ def test_alongside_runs_on_the_caller_when_every_worker_is_busy(busy_pool):
     assert job.result() == threading.current_thread().name
 
 
+def test_blocks_queued_behind_an_alongside_job_are_taken_up_when_it_ends(monkeypatch):
+    """One helper, busy with a job: the caller's blocks do not start a second thread, and
+    once the job ends the helper takes blocks the caller has not reached."""
+    monkeypatch.setattr(threads, "HELPERS", 1)
+    monkeypatch.setattr(threads, "_HELPERS", None)
+    job_may_end = threading.Event()
+    helper_took_a_block = threading.Event()
+    job = Alongside(lambda: job_may_end.wait(30))
+    ran_on = {}
+    caller = threading.current_thread().name
+
+    def fn(i):
+        ran_on[i] = threading.current_thread().name
+        if i == 0:
+            assert threading.active_count() <= before  # no thread beyond the one helper
+            job_may_end.set()
+            helper_took_a_block.wait(10)
+        elif ran_on[i] != caller:
+            helper_took_a_block.set()
+
+    before = threading.active_count()
+    each_block(fn, 6)
+    assert job.result() is True
+    assert sorted(ran_on) == list(range(6))
+    assert any(name.startswith("paperrec-helper") for name in ran_on.values())
+    threads._helpers().shutdown()
+
+
 def test_an_error_alongside_reaches_the_caller(monkeypatch):
-    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "HELPERS", 1)
+    monkeypatch.setattr(threads, "_HELPERS", None)
 
     def fn():
         raise ValueError("alongside")
