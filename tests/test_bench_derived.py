@@ -1,0 +1,75 @@
+"""`make bench-derived` (benchmarks/derived.py): the derived sets follow their rules, the EASE
+peer is EASE, and a verdict says "below" only when the interval is."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from benchmarks import derived
+
+
+def test_the_readers_side_ease_equals_the_papers_side_closed_form():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((30, 12)) < 0.3).astype(np.float32))
+    lam = 5.0
+    G = (X.T @ X).toarray().astype(np.float64) + lam * np.eye(12)
+    P = np.linalg.inv(G)
+    B = -P / np.diag(P)
+    np.fill_diagonal(B, 0.0)
+    np.testing.assert_allclose(derived.ease_scores(X, lam), X.toarray() @ B, rtol=1e-4, atol=1e-5)
+
+
+def _read(folder, name):
+    with open(folder / name, encoding="utf-8") as f:
+        return [tuple(r.values()) for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def cul_sets(tmp_path_factory):
+    out = tmp_path_factory.mktemp("derived")
+    return {name: derived.derive(name, out) for name in ("cul800-warm", "cul800-titles", "cul800-cold")}
+
+
+def test_a_warm_set_holds_out_a_fifth_of_each_readers_papers(cul_sets):
+    folder = cul_sets["cul800-warm"]
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    readers = {e[0] for e in train + test}
+    assert len(readers) == 800
+    count = {}
+    for e in train + test:
+        count[e[0]] = count.get(e[0], 0) + 1
+    held = {}
+    for e in test:
+        held[e[0]] = held.get(e[0], 0) + 1
+    for u, n in count.items():
+        assert held.get(u, 0) == (max(1, round(0.2 * n)) if n >= 5 else 0)
+    assert not {(e[0], e[1]) for e in train} & {(e[0], e[1]) for e in test}
+
+
+def test_the_titles_only_set_is_the_warm_set_without_abstracts(cul_sets):
+    warm, titles = cul_sets["cul800-warm"], cul_sets["cul800-titles"]
+    assert _read(warm, "train.csv") == _read(titles, "train.csv")
+    papers = [json.loads(line) for line in (titles / "papers.jsonl").read_text().splitlines()]
+    assert papers and all(p["abstract"] == "" for p in papers)
+    assert any(json.loads(line)["abstract"] for line in (warm / "papers.jsonl").read_text().splitlines())
+
+
+def test_a_cold_set_ranks_only_new_papers_nobody_read_in_train(cul_sets):
+    folder = cul_sets["cul800-cold"]
+    new = set((folder / "candidates.txt").read_text().split())
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    assert new and test
+    assert not any(e[1] in new for e in train)
+    assert all(e[1] in new for e in test)
+    assert {e[0] for e in test} <= {e[0] for e in train}
+
+
+@pytest.mark.parametrize("diff, half, word", [(0.01, 0.005, "beats singles"), (-0.01, 0.005, "BELOW cf"),
+                                               (-0.004, 0.009, "not surely below cf"),
+                                               (0.004, 0.009, "not surely below cf")])
+def test_the_verdict_follows_the_interval(diff, half, word):
+    assert derived.verdict({"hybrid_minus_best": diff, "interval95": half, "best_single": "cf"}) == word
