@@ -221,7 +221,7 @@ def verdict(r: dict) -> str:
         return "beats singles"
     if d + half < 0:
         return "BELOW " + r["best_single"]
-    return "not surely below " + r["best_single"]
+    return "within noise of " + r["best_single"]
 
 
 def main(argv: list[str] | None = None) -> int:
