@@ -149,13 +149,10 @@ def ease_scores(X: sp.csr_matrix, lam: float) -> np.ndarray:
     return (Xd - KX / diag_p).astype(np.float32)
 
 
-def ndcg_at(S: np.ndarray, X: sp.csr_matrix, T: sp.csr_matrix, allowed: np.ndarray | None, k: int = 20) -> float:
+def ndcg_at(S: np.ndarray, X: sp.csr_matrix, T: sp.csr_matrix, k: int = 20) -> float:
+    """Mean NDCG@k over the readers with a row in T, their X papers excluded (DESIGN.md)."""
     S = S.copy()
     S[X.nonzero()] = -np.inf
-    if allowed is not None:
-        mask = np.ones(S.shape[1], bool)
-        mask[allowed] = False
-        S[:, mask] = -np.inf
     vals = []
     for u in np.flatnonzero(np.diff(T.indptr)):
         rel = T.indices[T.indptr[u]:T.indptr[u + 1]]
@@ -165,7 +162,7 @@ def ndcg_at(S: np.ndarray, X: sp.csr_matrix, T: sp.csr_matrix, allowed: np.ndarr
     return float(np.mean(vals))
 
 
-def ease_peer(train, test, n_items: int, n_users: int, allowed, rng: np.random.Generator) -> tuple[float, float]:
+def ease_peer(train, test, n_items: int, n_users: int, rng: np.random.Generator) -> tuple[float, float]:
     """(NDCG@20, λ): λ chosen on a fifth of each train reader's papers (>= 5) held out."""
     def matrix(users, items):
         M = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(n_users, n_items))
@@ -185,9 +182,9 @@ def ease_peer(train, test, n_items: int, n_users: int, allowed, rng: np.random.G
             fit_rows += [(u, i) for i in items]
     Xv = matrix(*zip(*fit_rows))
     Tv = matrix(*zip(*held))
-    lam = max((10.0, 30.0, 100.0, 300.0, 1000.0), key=lambda l: ndcg_at(ease_scores(Xv, l), Xv, Tv, None))
+    lam = max((10.0, 30.0, 100.0, 300.0, 1000.0), key=lambda lam: ndcg_at(ease_scores(Xv, lam), Xv, Tv))
     T = matrix(test.users, test.items)
-    return ndcg_at(ease_scores(X, lam), X, T, allowed), lam
+    return ndcg_at(ease_scores(X, lam), X, T), lam
 
 
 # -- one set ---------------------------------------------------------------------------------
@@ -208,7 +205,7 @@ def run_set(folder: Path, seed: int = 0) -> dict:
     n_users = max(train.n_users, test.n_users)
     peer = None
     if cands is None:  # EASE scores no new paper: on a cold-items set the peer is content's profile
-        peer_ndcg, lam = ease_peer(train, test, len(papers), n_users, None, np.random.default_rng(seed))
+        peer_ndcg, lam = ease_peer(train, test, len(papers), n_users, np.random.default_rng(seed))
         peer = {"ndcg@20": peer_ndcg, "lambda": lam}
     return {"ndcg@20": {s: float(per[s].mean()) for s in STRATEGIES}, "readers": int(len(d)),
             "best_single": best, "hybrid_minus_best": float(d.mean()), "interval95": float(half),
