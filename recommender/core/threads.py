@@ -114,8 +114,8 @@ def row_blocks(n_rows: int, nbytes: int) -> list[tuple[int, int]]:
 def each_block(fn, n_blocks: int) -> None:
     """fn(0) .. fn(n_blocks - 1), shared between the calling thread and the helpers.
 
-    The caller takes blocks too; a helper that never got a worker is cancelled once the
-    caller has taken the last block, so a busy pool costs the caller nothing but the submit."""
+    The caller takes blocks too; a helper job that has not started is cancelled once the
+    caller has taken the last block, so busy helpers cost the caller nothing but the submit."""
     if n_blocks < 2 or HELPERS < 1:
         for i in range(n_blocks):
             fn(i)
@@ -145,9 +145,9 @@ class Alongside:
     independent components (see `OneReaderScorer.features`); the caller's own products
     queue their helpers behind it, so the cores are never oversubscribed.
 
-    `result()` runs fn on the calling thread when no worker has taken it yet (a loaded
-    server whose workers are busy), as `each_block` does: the caller never waits for a
-    worker to free up, only for one already running its fn. fn's result is the same value
+    `result()` runs fn on the calling thread when no helper has taken it yet (a loaded
+    server whose helpers are busy), as `each_block` does: the caller never waits for a
+    helper to free up, only for one already running its fn. fn's result is the same value
     whichever thread runs it."""
 
     def __init__(self, fn):
