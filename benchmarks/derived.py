@@ -7,8 +7,10 @@ shapes from the same data and runs the offline protocol on each, with nothing se
 - a small paper site: 800 CiteULike-a readers (warm split), the same with titles only (no
   abstract, no tags: weak text), and with a fifth of its papers new (cold items);
 - a small film site: 250 MovieLens readers, warm and user-temporal splits;
-- MovieLens warm with every timestamp blanked, and with 60% of its ratings relabelled `read`
-  at random (kinds that say nothing about strength).
+- MovieLens warm with every timestamp blanked, with 60% of its ratings relabelled `read`
+  at random (kinds that say nothing about strength), and as a click log: each rating a
+  `click` repeated a heavy-tailed number of times that says nothing (1 + Pareto(1.2), at
+  most 500; about four clicks a pair).
 
 Each set is written in the generic format to a temporary folder and read back by the loaders
 `paperrec evaluate` uses; one hybrid fit per set scores all four strategies. The table gives
@@ -39,7 +41,7 @@ from recommender.offline.evaluation import fit_model, per_reader_metrics
 from recommender.model.hybrid import STRATEGIES, HybridConfig
 
 SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "ml250-warm", "ml250-temporal", "ml-warm-notime",
-        "ml-warm-mixedkinds")
+        "ml-warm-mixedkinds", "ml-warm-repeats")
 SINGLES = tuple(s for s in STRATEGIES if s != "hybrid")
 
 
@@ -132,8 +134,10 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
     test = read_events(movielens / "splits" / "warm" / "test.csv")
     if name == "ml-warm-notime":
         train = [(u, p, k, "") for u, p, k, _ in train]
-    else:  # ml-warm-mixedkinds
+    elif name == "ml-warm-mixedkinds":
         train = [(u, p, "read" if rng.random() < 0.6 else k, t) for u, p, k, t in train]
+    else:  # ml-warm-repeats
+        train = [(u, p, "click", t) for u, p, _, t in train for _ in range(1 + min(int(rng.pareto(1.2)), 499))]
     return write_set(folder, papers, train, test)
 
 

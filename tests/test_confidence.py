@@ -73,12 +73,12 @@ KIND_NAMES = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote
 @given(history=st.lists(st.tuples(st.integers(-1, 7), st.sampled_from(KIND_NAMES),
                                   st.one_of(st.none(), st.floats(NOW - 900 * DAY_S, NOW))), max_size=25),
        half_life=st.sampled_from([None, 0.0, 7.0, 180.0]), decay_from=st.sampled_from(["newest", "reader"]),
-       now=st.sampled_from([None, NOW]))
-def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, now):
+       now=st.sampled_from([None, NOW]), repeats=st.sampled_from(["sum", "log"]))
+def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, now, repeats):
     """`history_rows` computes one reader's row without `confidence_matrix`'s sparse
     conversions: the same papers, the same confidences (to float32 rounding: scipy sums a
     paper's repeats in an order of its own), the same seen papers."""
-    config = ConfidenceConfig(half_life, decay_from=decay_from)
+    config = ConfidenceConfig(half_life, decay_from=decay_from, repeats=repeats)
     row, seen = history_rows(history, 6, now=now, config=config)
     inside = [h for h in history if 0 <= h[0] < 6]
     C, S = confidence_matrix(np.zeros(len(inside)), np.array([h[0] for h in inside], np.int64),
@@ -90,8 +90,24 @@ def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, 
     assert seen.tolist() == sorted(S.indices.tolist())
 
 
+def test_repeats_add_up_as_their_sum_or_its_log():
+    users, items = np.zeros(5), np.array([0, 0, 0, 1, 2])
+    kinds = np.array(["click", "click", "click", "upvote", "dismiss"], dtype=object)
+    summed, _ = confidence_matrix(users, items, kinds, None, (1, 3), config=ConfidenceConfig(0))
+    logged, _ = confidence_matrix(users, items, kinds, None, (1, 3), config=ConfidenceConfig(0, repeats="log"))
+    assert summed.toarray()[0].tolist() == [0.75, 1.0, 0.0]  # a dismissal alone: clipped, not stored
+    np.testing.assert_allclose(logged.toarray()[0], [np.log1p(0.75), np.log1p(1.0), 0.0], rtol=1e-6)
+    assert logged.nnz == 2
+    with pytest.raises(ValueError, match="repeats"):
+        ConfidenceConfig(0, repeats="max")
+
+
 def test_the_config_round_trips_through_the_manifest():
     c = ConfidenceConfig(30.0, decay_from="reader")
     assert ConfidenceConfig.from_dict(c.to_dict()) == ConfidenceConfig(30.0, dict(MODEL_WEIGHTS), "reader")
+    logged = ConfidenceConfig(0.0, repeats="log")
+    assert ConfidenceConfig.from_dict(logged.to_dict()).repeats == "log"
+    old = {k: v for k, v in c.to_dict().items() if k != "repeats"}  # a manifest from before the choice
+    assert ConfidenceConfig.from_dict(old).repeats == "sum"
     assert c.describe() == "half-life 30 days from the reader event"
     assert ConfidenceConfig(0).describe() == "no decay"

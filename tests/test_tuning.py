@@ -17,7 +17,7 @@ from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
 from recommender.model.tuning import (PopularityConfig, beyond_noise, carve, choose, latest_pair_times, pair_keys,
-                                     validation_ndcg)
+                                     repeats_common, validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
@@ -124,6 +124,54 @@ def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
     vslice = carve(C0, None, 0.0, 0.34, np.random.default_rng(0))
     c = choose((users, items, kinds, ts), 201, 10, None, vslice, {}, collaborative=False)
     assert c.popularity == PopularityConfig(readers_once=True, half_life_days=0.0)
+
+
+def repeat_readers(informative: bool, n_users: int = 300, seed: int = 0):
+    """Each reader clicks 10 papers of their topic and 5 drawn from the whole catalog, each
+    click repeated: informative=False, a heavy-tailed number of times that says nothing
+    (1 + Pareto(1)); True, 3-11 times on the topic's papers and once on the others."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        topic = rng.integers(TOPICS)
+        own = rng.choice(np.arange(topic * PER_TOPIC, (topic + 1) * PER_TOPIC), 10, replace=False)
+        other = rng.choice(np.setdiff1d(np.arange(N_PAPERS), own), 5, replace=False)
+        for n, j in enumerate(np.r_[own, other]):
+            k = (int(rng.integers(3, 12)) if n < 10 else 1) if informative else 1 + min(int(rng.pareto(1.0)), 200)
+            users += [u] * k
+            items += [int(j)] * k
+    users = np.asarray(users)
+    return users, np.asarray(items), np.full(len(users), "click", dtype=object), None
+
+
+def chosen_repeats(informative: bool):
+    users, items, kinds, ts = repeat_readers(informative)
+    shape = (int(users.max()) + 1, N_PAPERS)
+    C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
+    vslice = carve(C0, None, 0.0, 0.2, np.random.default_rng(0))
+    return choose((users, items, kinds, ts), shape[0], N_PAPERS, None, vslice, {}, budget_s=60)
+
+
+def test_repeats_that_say_nothing_are_counted_by_their_log():
+    c = chosen_repeats(informative=False)
+    assert c.confidence.repeats == "log", [t for t in c.log if "repeats" in t]
+
+
+def test_repeats_that_mark_a_readers_topic_keep_their_sum():
+    c = chosen_repeats(informative=True)
+    assert c.confidence.repeats == "sum", [t for t in c.log if "repeats" in t]
+
+
+def test_a_funnel_of_kinds_is_not_a_repeat():
+    """click, read, upvote on one paper is one reader's way in, not clicks on clicks: no
+    repeats step (and so no extra trials) for such data, as for data without repeats."""
+    users = np.repeat(np.arange(100), 3)
+    items = np.repeat(np.arange(100) % N_PAPERS, 3)
+    funnel = np.tile(np.array(["click", "read", "upvote"], dtype=object), 100)
+    assert not repeats_common(users, items, funnel)
+    assert repeats_common(users, items, np.full(300, "click", dtype=object))
+    log = chosen(drift=False).log
+    assert not any("repeats" in t for t in log)
 
 
 SMALL = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=8, pool_per_feature=20,

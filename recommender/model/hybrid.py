@@ -200,7 +200,10 @@ class HybridModel:
         config = replace(config, graph_alpha=choice.graph_alpha, graph_beta=choice.graph_beta,
                          text_weight=choice.text_weight)
         record = {"searched": True, "slice": vslice.stats(), **choice.to_dict()}
-        return (config, fixed_conf or choice.confidence, fixed_pop or choice.popularity, vslice, record)
+        # a decay the config fixes stays; how repeats add up is the search's
+        confidence = (choice.confidence if fixed_conf is None
+                      else replace(fixed_conf, repeats=choice.confidence.repeats))
+        return (config, confidence, fixed_pop or choice.popularity, vslice, record)
 
     def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
               now: float | None = None, neighbors: NeighborCache | None = None) -> "HybridModel":
