@@ -272,14 +272,19 @@ def repeats_common(users, items, kinds, min_share: float = 0.05) -> bool:
     if len(users) == 0:
         return False
     items = np.asarray(items, np.int64)
+    # first without the kinds (reading them is the cost on millions of events): pairs held
+    # more than once by any kinds bound those held more than once by one kind
+    _, any_counts = np.unique(users * (int(items.max()) + 1) + items, return_counts=True)
+    if (any_counts > 1).sum() < min_share * len(any_counts):
+        return False
     kinds = np.full(len(users), "upvote", dtype=object) if kinds is None else np.asarray(kinds, dtype=object)
     positive = kind_weights(kinds) > 0
     if not positive.any():
         return False
-    _, kind_code = np.unique(kinds[positive].astype(str), return_inverse=True)
+    names, kind_code = np.unique(kinds[positive].astype(str), return_inverse=True)
     pair = users[positive] * (int(items.max()) + 1) + items[positive]
-    triples, counts = np.unique(np.stack([pair, kind_code]), axis=1, return_counts=True)
-    repeated_pairs = np.unique(triples[0][counts > 1])
+    triples, counts = np.unique(pair * len(names) + kind_code, return_counts=True)
+    repeated_pairs = np.unique(triples[counts > 1] // len(names))
     return bool(len(repeated_pairs) >= min_share * len(np.unique(pair)))
 
 
