@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from benchmarks.quality import MOVIELENS, ROOT
+from benchmarks.tables import format_table, pick
 from recommender.offline.dataset import load_candidates, load_interactions, load_papers
 from recommender.offline.evaluation import fit_model, per_reader_metrics
 from recommender.model.hybrid import STRATEGIES, HybridConfig
@@ -232,10 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--movielens", type=Path, default=MOVIELENS, help="the movielens-small folder")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    names = [s for s in args.sets.split(",") if s]
-    unknown = [s for s in names if s not in SETS]
-    if unknown:
-        print(f"error: unknown set {','.join(unknown)}; choose from {','.join(SETS)}", file=sys.stderr)
+    names = pick(args.sets, SETS, "set")
+    if names is None:
         return 2
     results = {}
     t0 = time.perf_counter()
@@ -258,11 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{n['hybrid'] / peer['ndcg@20']:.2f}x" if peer and peer["ndcg@20"] > 0 else "-",
                      f"{r['hybrid_minus_best']:+.4f} +- {r['interval95']:.4f}", verdict(r)))
         worse |= verdict(r).startswith("BELOW")
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    print("\n".join(lines))
+    print(format_table(rows, left=(0, len(head) - 1)))
     print(f"\n(NDCG@20, protocol of DESIGN.md, one hybrid fit per set, seed 0; total {time.perf_counter() - t0:.0f}s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.tables import format_table, pick
 from training.evaluate_cmd import STRATEGY_NAMES, evaluate_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,10 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; figures are means over them")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    splits = [s for s in args.splits.split(",") if s]
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown:
-        print(f"error: unknown split {','.join(unknown)}; choose from {','.join(SPLITS)}", file=sys.stderr)
+    splits = pick(args.splits, SPLITS, "split")
+    if splits is None:
         return 2
     strategies = [s for s in args.strategies.split(",") if s]
     try:
@@ -133,12 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(" / ".join(f"{v:.4f}" for v in r["ndcg_by_seed"].values()))
             rows.append((split, name, f"{r['ndcg@20']:.4f}", f"{r['recall@20']:.4f}", f"{r['hitrate@20']:.4f}",
                          str(r["users"]), f"{r['fit_s']:.1f}", *cells))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    left = (0, 1, 7, 9, 10)
-    lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    print("\n".join(lines))
+    print(format_table(rows, left=(0, 1, 7, 9, 10)))
     print(f"\n(CiteULike-a and MovieLens-small, protocol of DESIGN.md; "
           f"{'means over seeds ' + ', '.join(map(str, seeds)) if several else f'seed {seeds[0]}'}; "
           f"total {time.perf_counter() - t0:.0f}s)")
