@@ -91,6 +91,17 @@ def readers_store(seeded_db):
     store.close()
 
 
+def test_repeats_counted_by_their_log_stay_so_with_the_kept_settings(searched):
+    """How repeats add up is one of the settings a night keeps: a model that counts them by
+    their log hands "log" on, and a fit with its settings does not fall back to the sum."""
+    texts, titles, users, items, _ = searched
+    logged = HybridModel.fit(texts, users, items, titles=titles, config=replace(CONFIG, repeats="log"))
+    assert logged.conf_config.repeats == "log" and chosen_settings(logged)["repeats"] == "log"
+    again = HybridModel.fit(texts, users, items, titles=titles, config=replace(CONFIG, **chosen_settings(logged)))
+    assert again.stats["tuning"]["searched"] is False
+    assert again.conf_config.repeats == "log"
+
+
 def test_the_nightly_job_continues_the_serving_model_then_searches_when_events_grew(readers_store, tmp_path):
     """A second run on a few more events keeps the first run's settings (and says so) and
     refits the serving model; after a quarter more events it searches again."""

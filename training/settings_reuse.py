@@ -36,7 +36,7 @@ class SettingsPlan:
 def chosen_settings(model: HybridModel) -> dict:
     """Every setting the search chooses, as the HybridConfig fields that fix it."""
     return {"half_life_days": float(model.conf_config.half_life_days),
-            "decay_from": model.conf_config.decay_from,
+            "decay_from": model.conf_config.decay_from, "repeats": model.conf_config.repeats,
             "popularity": model.pop_config.to_dict(),
             "als_alpha": model.config.als_alpha, "als_regularization": model.config.als_regularization,
             "graph_alpha": model.config.graph_alpha, "graph_beta": model.config.graph_beta,

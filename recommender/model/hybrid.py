@@ -170,7 +170,7 @@ class HybridModel:
         fixed_conf = None
         if config.half_life_days is not None:
             fixed_conf = ConfidenceConfig(half_life_days=config.half_life_days,
-                                          decay_from=config.decay_from or "newest")
+                                          decay_from=config.decay_from or "newest", repeats=config.repeats or "sum")
         fixed_pop = PopularityConfig.from_dict(config.popularity) if config.popularity is not None else None
         C0, _ = confidence_matrix(users, items, kinds, ts, (n_users, n_items), now=now, config=NO_DECAY)
         rng = np.random.default_rng(config.seed)
@@ -182,13 +182,14 @@ class HybridModel:
         vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng,
                        latest_share=config.val_latest_share)
         wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
-        if not wanted or (fixed_conf is not None and fixed_pop is not None and config.als_alpha is not None
+        if not wanted or (fixed_conf is not None and config.repeats is not None and fixed_pop is not None
+                          and config.als_alpha is not None
                           and config.als_regularization is not None and config.graph_alpha is not None
                           and config.graph_beta is not None and config.text_weight is not None):
             return (config, fixed_conf or NO_DECAY, fixed_pop or PopularityConfig(), vslice,
                     {"searched": False, "slice": vslice.stats()})
         _progress(progress, "validation: choosing decay, ALS settings, popularity")
-        fixed = {"half_life_days": config.half_life_days, "decay_from": config.decay_from,
+        fixed = {"half_life_days": config.half_life_days, "decay_from": config.decay_from, "repeats": config.repeats,
                  "regularization": config.als_regularization, "alpha": config.als_alpha,
                  "graph_alpha": config.graph_alpha, "graph_beta": config.graph_beta,
                  "text_weight": config.text_weight}

@@ -295,7 +295,7 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     """Choose decay, ALS alpha/regularisation and popularity counting on `vslice`.
 
     `events` = (users, items, kinds, ts); `fixed` holds settings given by the caller (keys
-    "half_life_days", "decay_from", "regularization", "alpha", "graph_alpha", "graph_beta",
+    "half_life_days", "decay_from", "repeats", "regularization", "alpha", "graph_alpha", "graph_beta",
     "text_weight"), which are not searched. `text`: the papers' TF-IDF rows, for the text
     weight (none is tried without them)."""
     t0 = time.perf_counter()
@@ -320,6 +320,8 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
         fixed_hl = fixed.get("half_life_days")
         if fixed_hl is not None:
             choice.confidence = ConfidenceConfig(half_life_days=fixed_hl, decay_from=fixed.get("decay_from") or "newest")
+        if fixed.get("repeats") is not None:
+            choice.confidence = replace(choice.confidence, repeats=fixed["repeats"])
         if text is not None and collaborative:
             choice.text_weight = float(TEXT_DEFAULT if fixed.get("text_weight") is None else fixed["text_weight"])
         choice.seconds, choice.cpu_seconds = time.perf_counter() - t0, budget.spent()
@@ -390,7 +392,9 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     # is taken when the graph gains beyond noise and ALS, each way at its best confidence
     # scale (the log shrinks the confidences, so one alpha would not be fair to both), does
     # not lose beyond it
-    if repeats_common(users, items, kinds) and budget.left():
+    if fixed.get("repeats") is not None:
+        base = replace(NO_DECAY, repeats=fixed["repeats"])
+    elif repeats_common(users, items, kinds) and budget.left():
         logged = replace(NO_DECAY, repeats="log")
         graph = {c.repeats: _graph_ndcg(*matrices(c), readers) for c in (NO_DECAY, logged)}
         log.append({"repeats": "graph", "sum": round(float(graph["sum"].mean()), 4),
