@@ -40,8 +40,9 @@ MAX_BLOCKS = 16
 # gets helpers for the other cores only: on 2 cores, a list whose item graph and EASE ran on
 # one worker while its products took a second (three threads on two cores) measured p50 /
 # p99 5.20 / 8.92 ms over 1,000 CiteULike-a readers, against 4.96 / 6.99 ms with the one
-# helper (median of four alternating rounds).
-HELPERS = (os.cpu_count() or 1) - 1
+# helper (median of four alternating rounds). At most WORKERS threads a list, the caller
+# included, as before: past a few cores a block's handoff costs more than its share.
+HELPERS = WORKERS - 1
 
 _POOL_LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
