@@ -15,8 +15,8 @@ many threads are free, and each block is one call on the same rows whichever thr
 it: a product is the same to the bit on an idle machine and under load, which the
 single-reader path needs (it must equal the batch path's scores). The calling thread works
 through the blocks too, so when the helpers are busy (a loaded server) a request does its
-own blocks and waits for nobody; and since it works, it has one helper fewer than the
-machine has cores (`HELPERS`). Blocks start at multiples of 16 rows, so each begins at
+own blocks and waits for nobody; and since it works, it has one helper fewer than
+there are workers, the cores up to 4 (`HELPERS`). Blocks start at multiples of 16 rows, so each begins at
 the alignment the whole matrix has; with the OpenBLAS numpy ships, the blocked product then
 equals the uncut one to the bit (checked on the CiteULike-a factors and dense vectors), so
 no offline figure moved when scoring began to use it.
