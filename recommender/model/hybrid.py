@@ -42,7 +42,7 @@ from recommender.core.ranking import top_k
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
-                                     restarted_ascent, zscore_rows)
+                                     prior_pop_scale, restarted_ascent, zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
                                           validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
@@ -55,7 +55,7 @@ from recommender.model.content import ContentEncoder, paper_text, relates_papers
 from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
-from recommender.model.popularity import Popularity, text_lengths
+from recommender.model.popularity import Popularity, readers_out_hit_rate, text_lengths
 from recommender.model.profiles import tfidf_scores
 from recommender.model.text_rows import TextRows
 from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlice, carve, choose,
@@ -265,8 +265,11 @@ class HybridModel:
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
         if int(posn[eligible].sum()) < config.min_val_positives:
             vstats["fallback"] = "too few held-out positives with a history"
+            # nothing can check the personal signals, but popularity can be (blend.prior_pop_scale)
+            hit = vstats["popularity_hit_rate"] = round(readers_out_hit_rate(Cp, prior, seed=config.seed), 4)
             return (Blender.prior("too few validation positives", words=bool(config.text_weight),
-                                  text=relates_papers(X)), vstats, None, None)
+                                  text=relates_papers(X), pop_scale=prior_pop_scale(hit, n_items)),
+                    vstats, None, None)
         if len(eligible) < config.min_task_users:
             vstats["fallback"] = "too few validation readers: neutral blend"
             return Blender(neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None

@@ -1,0 +1,95 @@
+"""Readers with one paper each (a "sparse-p1" data set): no validation slice can be carved,
+so the blend is `Blender.prior`, and the one thing the data can say, how often popularity
+finds readers it has not seen, sets popularity's weight in it (`blend.prior_pop_scale`)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.model.blend import PRIOR_HIT_RATE, Blender, prior_pop_scale
+from recommender.model.hybrid import HybridModel
+from recommender.model.popularity import readers_out_hit_rate
+from tests.helpers import CONFIG, synthetic
+
+
+def one_each(papers: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """Reader r read papers[r], once."""
+    n = len(papers)
+    return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), papers)), shape=(n, n_items))
+
+
+def test_the_hit_rate_is_the_share_of_held_out_readers_papers_in_the_others_top_k():
+    # every reader reads one of three papers: the others' top 20 holds all three
+    assert readers_out_hit_rate(one_each(np.arange(300) % 3, 100)) == 1.0
+    # every reader a paper of their own: nobody else read it, so it is never in the top
+    assert readers_out_hit_rate(one_each(np.arange(300), 300)) == 0.0
+    # half the readers on paper 0, the rest on papers of their own: about half are found
+    papers = np.where(np.arange(400) % 2 == 0, 0, np.arange(400))
+    assert readers_out_hit_rate(one_each(papers, 400)) == pytest.approx(0.5, abs=0.08)
+    assert readers_out_hit_rate(sp.csr_matrix((5, 10), dtype=np.float32)) == 0.0
+
+
+def test_catalog_upvotes_count_as_the_others_reading():
+    # nobody else read each reader's paper, but the catalog's upvotes put papers 0-19 first
+    papers = np.arange(200)
+    upvotes = np.where(np.arange(200) < 20, 1000.0, 0.0)
+    assert readers_out_hit_rate(one_each(papers, 200)) == 0.0
+    assert readers_out_hit_rate(one_each(papers, 200), upvotes) == pytest.approx(0.1, abs=0.05)
+
+
+def test_popularity_weighs_more_only_as_far_as_it_beats_chance():
+    assert prior_pop_scale(0.0, 10_000) == 1.0
+    assert prior_pop_scale(0.002 + PRIOR_HIT_RATE, 10_000) == pytest.approx(1.0)
+    assert prior_pop_scale(0.002 + 8 * PRIOR_HIT_RATE, 10_000) == pytest.approx(8.0)
+    # 20 of 40 papers find half of anything by chance: a 0.5 hit rate says nothing there
+    assert prior_pop_scale(0.5, 40) == 1.0
+    assert prior_pop_scale(0.9, 40) == pytest.approx(40.0)
+
+
+def test_the_scale_multiplies_the_popularity_weights_and_nothing_else():
+    base, scaled = Blender.prior(words=True), Blender.prior(words=True, pop_scale=4.0)
+    a, b = base.coefficients(), scaled.coefficients()
+    for name, w in a.items():
+        feature = name.split(":")[0]
+        assert b[name] == pytest.approx(w * 4.0 if feature in ("pop", "pop_text") else w)
+    assert a["pop:warm"] > 0 and a["pop_text:cold"] > 0 and a["pop:cold"] == 0.0
+    assert "pop_scale" not in base.info and scaled.info["pop_scale"] == 4.0
+    # a catalog whose words relate no papers keeps the collaborative factors alone
+    assert Blender.prior(text=False, pop_scale=4.0).coefficients() == Blender.prior(text=False).coefficients()
+
+
+def _one_paper_fit(crowd: bool):
+    """A synthetic catalog of 200 papers in topics, 600 readers with one paper each: drawn
+    from a steep popularity over all papers (`crowd`), or uniformly."""
+    texts, titles, _, _, _ = synthetic(n_papers=200)
+    rng = np.random.default_rng(1)
+    if crowd:
+        p = 1.0 / np.arange(1, 201) ** 1.5
+        items = rng.choice(200, 600, p=p / p.sum())
+    else:
+        items = rng.integers(0, 200, 600)
+    model = HybridModel.fit(texts, np.arange(600), items, n_users=600, titles=titles, config=CONFIG)
+    return model, items
+
+
+def test_one_paper_readers_of_a_crowd_get_its_papers_and_of_a_spread_their_own_topic():
+    model, items = _one_paper_fit(crowd=True)
+    assert model.stats["validation"]["fallback"] == "too few held-out positives with a history"
+    assert model.stats["validation"]["popularity_hit_rate"] > 0.5
+    assert model.blender.info["pop_scale"] > 10
+    top5 = set(np.argsort(-np.bincount(items, minlength=200), kind="stable")[:5].tolist())
+    # a reader of an unread-by-others paper gets the crowd's papers first ...
+    lonely = int(np.nonzero(np.bincount(items, minlength=200) == 1)[0][0])
+    def listed():
+        return {r.index for r in model.recommend([(lonely, "upvote", None)], k=5, with_reasons=False)}
+
+    assert len(top5 & listed()) >= 4
+    # ... which the unscaled prior would not have given them (so the scale is what did it)
+    model.blender = Blender.prior(words=True)
+    assert len(top5 & listed()) <= 2
+
+    spread, _ = _one_paper_fit(crowd=False)
+    assert spread.stats["validation"]["popularity_hit_rate"] < 0.1 + PRIOR_HIT_RATE  # chance: 20 of 200
+    assert "pop_scale" not in spread.blender.info
+    assert list(spread.blender.weights) == list(Blender.prior(words=True).weights)
