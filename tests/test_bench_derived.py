@@ -31,7 +31,15 @@ def _read(folder, name):
 @pytest.fixture(scope="module")
 def cul_sets(tmp_path_factory):
     out = tmp_path_factory.mktemp("derived")
-    return {name: derived.derive(name, out) for name in ("cul800-warm", "cul800-titles", "cul800-cold")}
+    return {name: derived.derive(name, out) for name in ("cul800-warm", "cul800-titles", "cul800-cold", "cul100-warm")}
+
+
+@pytest.fixture(scope="module")
+def ml_sets(tmp_path_factory):
+    if not (derived.MOVIELENS / "interactions.csv").exists():
+        pytest.skip(f"{derived.MOVIELENS} is not on this machine")
+    out = tmp_path_factory.mktemp("derived-ml")
+    return {name: derived.derive(name, out) for name in ("ml-cold", "ml-p1", "ml-global-temporal")}
 
 
 def test_a_warm_set_holds_out_a_fifth_of_each_readers_papers(cul_sets):
@@ -66,6 +74,46 @@ def test_a_cold_set_ranks_only_new_papers_nobody_read_in_train(cul_sets):
     assert not any(e[1] in new for e in train)
     assert all(e[1] in new for e in test)
     assert {e[0] for e in test} <= {e[0] for e in train}
+
+
+def test_the_tiny_site_has_a_hundred_readers(cul_sets):
+    folder = cul_sets["cul100-warm"]
+    assert len({e[0] for e in _read(folder, "train.csv") + _read(folder, "test.csv")}) == 100
+
+
+def test_one_film_a_reader_in_train_and_the_rest_in_test(ml_sets):
+    folder = ml_sets["ml-p1"]
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    readers = [e[0] for e in train]
+    assert len(readers) == len(set(readers)) and set(readers) >= {e[0] for e in test}
+    assert not {(e[0], e[1]) for e in train} & {(e[0], e[1]) for e in test}
+    # no reader has five papers to hold out: the EASE peer takes the middle lambda
+    users = {u: i for i, u in enumerate(sorted(set(readers)))}
+    films = sorted({e[1] for e in train + test})
+    films = {f: i for i, f in enumerate(films)}
+
+    class Events:
+        def __init__(self, rows):
+            rows = [e for e in rows if e[0] in users]
+            self.users = np.asarray([users[e[0]] for e in rows])
+            self.items = np.asarray([films[e[1]] for e in rows])
+
+    _, lam = derived.ease_peer(Events(train), Events(test), len(films), len(users), np.random.default_rng(0))
+    assert lam == 100.0
+
+
+def test_a_global_time_cut_tests_what_came_after_for_readers_seen_before(ml_sets):
+    folder = ml_sets["ml-global-temporal"]
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    assert test and max(e[3] for e in train) < min(e[3] for e in test)
+    assert {e[0] for e in test} <= {e[0] for e in train}
+
+
+def test_a_film_set_with_new_films_ranks_only_them(ml_sets):
+    folder = ml_sets["ml-cold"]
+    new = set((folder / "candidates.txt").read_text().split())
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    assert new and test and not any(e[1] in new for e in train) and all(e[1] in new for e in test)
 
 
 @pytest.mark.parametrize("diff, half, word", [(0.01, 0.005, "beats singles"), (-0.01, 0.005, "BELOW cf"),
