@@ -1,7 +1,8 @@
 """The blend's validation pools (recommender/model/blend_data.py): which papers each ranking
-task ranks. New papers are ranked among the slice's carved new papers, as a new-items split
-ranks them among themselves; the joint pool, where the new-paper offset is set, holds the
-papers with readers and those the data itself leaves unread."""
+task ranks. New papers are ranked among the new papers the slice's readers read, as a
+new-items split ranks them among themselves, not among every unread paper; the joint pool,
+where the new-paper offset is set, holds the papers with readers and those the data itself
+leaves unread."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,11 @@ def test_new_papers_are_ranked_among_the_carved_ones_and_the_offset_among_the_re
     # every candidate of the new papers' task is new, and every one of its positives carved
     assert cold_task.cold[cold_task.valid].all()
     assert cold_task.label.any()
-    # the pool is the carved papers (less a reader's own), not the 150 unread besides them
-    assert len(unread) >= 150 > 3 * len(carved)
-    assert cold_task.valid.sum(axis=1).max() <= len(carved)
+    # the pool is the new papers the slice's readers read (the carved ones, and any whose
+    # every event was held out), not the 150 nobody read
+    read_in_slice = set(np.flatnonzero(np.asarray(V_pos.sum(axis=0)).ravel() > 0).tolist())
+    new_read = carved | (set(np.flatnonzero(comps.cold_mask).tolist()) & read_in_slice)
+    assert len(unread - new_read) >= 150 > 3 * len(new_read)
+    assert cold_task.valid.sum(axis=1).max() <= len(new_read)
     # the joint task holds papers with readers and unread ones (the offset's question)
     assert (~joint.cold[joint.valid]).any() and joint.cold[joint.valid].any()
