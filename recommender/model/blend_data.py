@@ -22,11 +22,14 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
-                        carved_new: np.ndarray | None = None):
+                        carved_new: np.ndarray | None = None, one_paper: np.ndarray | None = None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
     samples for the logistic regression and each reader's candidate pool for the ascent.
+
+    `one_paper`: per eligible reader, whether to score them from one of their papers only
+    (`as_one_paper_readers`); their other papers stay excluded from their candidates.
 
     `carved_new`: the papers the slice made new on purpose (all their events held out).
     Besides the two regimes' pools ("warm": papers with readers; "cold": new papers among
@@ -61,13 +64,15 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     for s in range(0, len(eligible), batch):
         ub = eligible[s:s + batch]
         R = C_fit[ub]
+        excl = dense_mask(R)  # a reader's own papers are never candidates, however many are scored from
+        if one_paper is not None and one_paper[s:s + batch].any():
+            R = keep_one_paper(R, one_paper[s:s + batch], np.random.default_rng(config.seed + 3 + s))
         raw = raw_features(comps, X, V, R)
         Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
         for j, f in enumerate(FEATURES):
             Fz[j] = zscore_rows(raw.pop(f))
         del raw
         h = history_scale(np.diff(R.indptr)).astype(np.float32)
-        excl = dense_mask(R)
         P = V_pos[ub]
         Pd = dense_mask(P)
         # ranking tasks: papers with readers among themselves, new papers among themselves,
@@ -79,6 +84,45 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         rows_y.append(yb)
         rows_w.append(wb)
     return rows_X, rows_y, rows_w, pools
+
+
+def as_one_paper_readers(C: sp.csr_matrix, n_eligible: int, rng: np.random.Generator
+                         ) -> tuple[np.ndarray | None, float]:
+    """Which validation readers are scored from one of their papers only, and the share of
+    the data's readers with one paper: that share of the validation readers, at random.
+
+    Why: a reader with one paper cannot hold one out, so none is ever a validation reader,
+    and the blend learnt its weights (and their change with history length) from readers
+    with many; where one-paper readers are many, it extrapolated to them. MovieLens with
+    60% of its readers cut to one film in train (and the rest split 80/20): the hybrid
+    scored 0.2343 NDCG@20 against `collaborative`'s 0.2598 and `popular`'s 0.2465; with
+    their share of the validation readers scored from one paper, 0.2661. CiteULike-a the
+    same way: 0.2041 -> 0.2078 (`collaborative` 0.1984). The five benchmark splits have no
+    one-paper readers (CiteULike-a) or three in 672 (MovieLens), so it does not move them."""
+    lengths = np.diff(sp.csr_matrix(C).indptr)
+    readers = int((lengths > 0).sum())
+    share = float((lengths == 1).sum()) / max(readers, 1)
+    n_one = int(round(share * n_eligible))
+    if not n_one:
+        return None, round(share, 4)
+    which = np.zeros(n_eligible, bool)
+    which[rng.choice(n_eligible, n_one, replace=False)] = True
+    return which, round(share, 4)
+
+
+def keep_one_paper(R: sp.csr_matrix, which: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
+    """R with each row where `which` is set cut to one of its papers, drawn at random: a
+    reader with one paper, asked the question the data's one-paper readers ask."""
+    R = sp.csr_matrix(R, copy=True)
+    keep = np.ones(R.nnz, bool)
+    for r in np.flatnonzero(which):
+        a, b = R.indptr[r], R.indptr[r + 1]
+        if b - a > 1:
+            keep[a:b] = False
+            keep[a + int(rng.integers(b - a))] = True
+    R.data = np.where(keep, R.data, 0).astype(R.dtype)
+    R.eliminate_zeros()
+    return R
 
 
 def pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_matrix, cold: np.ndarray,

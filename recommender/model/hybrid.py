@@ -43,8 +43,8 @@ from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
                                      prior_pop_scale, restarted_ascent, zscore_rows)
-from recommender.model.blend_data import (concat_tasks, neutral_weights, share_warm_weights,
-                                          validation_samples)
+from recommender.model.blend_data import (as_one_paper_readers, concat_tasks, neutral_weights,
+                                          share_warm_weights, validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.components import (Components, event_matrix, fit_components, latest_time,
@@ -313,8 +313,11 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
+        # the data's one-paper readers cannot be validation readers: some that can stand in
+        one_paper, vstats["one_paper_share"] = as_one_paper_readers(C, len(eligible),
+                                                                    np.random.default_rng(config.seed + 3))
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
-                                                           carved_new=vslice.cold_items)
+                                                           carved_new=vslice.cold_items, one_paper=one_paper)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
