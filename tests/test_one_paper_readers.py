@@ -93,3 +93,21 @@ def test_one_paper_readers_of_a_crowd_get_its_papers_and_of_a_spread_their_own_t
     assert spread.stats["validation"]["popularity_hit_rate"] < 0.1 + PRIOR_HIT_RATE  # chance: 20 of 200
     assert "pop_scale" not in spread.blender.info
     assert list(spread.blender.weights) == list(Blender.prior(words=True).weights)
+
+
+def test_few_readers_with_many_papers_among_many_with_one_still_get_popularity():
+    # 600 one-paper readers of a crowd, and 60 readers of 40 papers: enough held-out papers
+    # to judge by, too few readers to learn a blend from (min_task_users 100)
+    texts, titles, _, _, topic = synthetic(n_papers=200)
+    rng = np.random.default_rng(2)
+    p = 1.0 / np.arange(1, 201) ** 1.5
+    users = list(range(600))
+    items = list(rng.choice(200, 600, p=p / p.sum()))
+    for u in range(600, 660):
+        users += [u] * 40
+        items += list(rng.choice(np.flatnonzero(topic == topic[u % 200]), 40, replace=True))
+    model = HybridModel.fit(texts, np.asarray(users), np.asarray(items), n_users=660, titles=titles, config=CONFIG)
+    v = model.stats["validation"]
+    assert v["eligible_users"] < CONFIG.min_task_users and v["held_out"] >= CONFIG.min_val_positives
+    assert v["fallback"] == "too few validation readers, most readers with one paper: prior blend"
+    assert model.blender.info["pop_scale"] > 10

@@ -86,6 +86,12 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     return rows_X, rows_y, rows_w, pools
 
 
+def one_paper_share(C: sp.csr_matrix) -> float:
+    """The share of the readers with any paper in C who have exactly one."""
+    lengths = np.diff(sp.csr_matrix(C).indptr)
+    return float((lengths == 1).sum()) / max(int((lengths > 0).sum()), 1)
+
+
 def as_one_paper_readers(C: sp.csr_matrix, n_eligible: int, rng: np.random.Generator
                          ) -> tuple[np.ndarray | None, float]:
     """Which validation readers are scored from one of their papers only, and the share of
@@ -99,9 +105,7 @@ def as_one_paper_readers(C: sp.csr_matrix, n_eligible: int, rng: np.random.Gener
     their share of the validation readers scored from one paper, 0.2661. CiteULike-a the
     same way: 0.2041 -> 0.2078 (`collaborative` 0.1984). The five benchmark splits have no
     one-paper readers (CiteULike-a) or three in 672 (MovieLens), so it does not move them."""
-    lengths = np.diff(sp.csr_matrix(C).indptr)
-    readers = int((lengths > 0).sum())
-    share = float((lengths == 1).sum()) / max(readers, 1)
+    share = one_paper_share(C)
     n_one = int(round(share * n_eligible))
     if not n_one:
         return None, round(share, 4)

@@ -43,7 +43,7 @@ from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
                                      prior_pop_scale, restarted_ascent, zscore_rows)
-from recommender.model.blend_data import (as_one_paper_readers, concat_tasks, neutral_weights,
+from recommender.model.blend_data import (as_one_paper_readers, concat_tasks, neutral_weights, one_paper_share,
                                           share_warm_weights, validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
@@ -263,14 +263,20 @@ class HybridModel:
         posn = np.diff(V_pos.indptr)
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
-        if int(posn[eligible].sum()) < config.min_val_positives:
-            vstats["fallback"] = "too few held-out positives with a history"
+        def prior_blend(reason: str):
             # nothing can check the personal signals, but popularity can be (blend.prior_pop_scale)
             hit = vstats["popularity_hit_rate"] = round(readers_out_hit_rate(Cp, prior, seed=config.seed), 4)
-            return (Blender.prior("too few validation positives", words=bool(config.text_weight),
-                                  text=relates_papers(X), pop_scale=prior_pop_scale(hit, n_items)),
-                    vstats, None, None)
+            return (Blender.prior(reason, words=bool(config.text_weight), text=relates_papers(X),
+                                  pop_scale=prior_pop_scale(hit, n_items)), vstats, None, None)
+
+        if int(posn[eligible].sum()) < config.min_val_positives:
+            vstats["fallback"] = "too few held-out positives with a history"
+            return prior_blend("too few validation positives")
         if len(eligible) < config.min_task_users:
+            if one_paper_share(C) >= 0.5:
+                # most lists are one-paper readers', for whom the neutral blend has no popularity
+                vstats["fallback"] = "too few validation readers, most readers with one paper: prior blend"
+                return prior_blend("too few validation readers, most with one paper")
             vstats["fallback"] = "too few validation readers: neutral blend"
             return Blender(neutral_weights(), False, {"reason": "too few validation readers"}), vstats, None, None
         # readers x papers scored is the cost: fewer readers when there are many papers
