@@ -15,6 +15,8 @@ shapes from the same data and runs the offline protocol on each, with nothing se
 - MovieLens in the other shapes of the issues' splits: a fifth of its films new (cold
   items, ranked among the new films: their words are only genres), one film a reader in
   train and the rest in test (sparse-p1: popularity is strong there, unlike CiteULike-a's),
+  the same for 90% or 60% of the readers with the others split 80/20 (one-paper readers
+  beside readers the blend can learn from),
   and a global time cut (everything after the 80th percentile of times is test, for the
   readers seen before it: new films appear, few readers remain).
 
@@ -48,7 +50,8 @@ from recommender.offline.evaluation import fit_model, per_reader_metrics
 from recommender.model.hybrid import STRATEGIES, HybridConfig
 
 SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "ml250-warm", "ml250-temporal", "ml-warm-notime",
-        "ml-warm-mixedkinds", "ml-warm-repeats", "ml-cold", "ml-p1", "ml-global-temporal", "cul100-warm")
+        "ml-warm-mixedkinds", "ml-warm-repeats", "ml-cold", "ml-p1", "ml-mostly-p1",
+        "ml-partly-p1", "ml-global-temporal", "cul100-warm")
 SINGLES = tuple(s for s in STRATEGIES if s != "hybrid")
 
 
@@ -130,7 +133,7 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
     if not (movielens / "interactions.csv").exists():
         return None
     papers = read_papers(movielens / "papers.jsonl")
-    if name in ("ml-cold", "ml-p1", "ml-global-temporal"):
+    if name in ("ml-cold", "ml-p1", "ml-mostly-p1", "ml-partly-p1", "ml-global-temporal"):
         events = read_events(movielens / "interactions.csv")
         if name == "ml-cold":
             ids = sorted({e[1] for e in events})
@@ -139,12 +142,18 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
             known = {e[0] for e in train}
             test = [e for e in events if e[1] in new and e[0] in known]
             return write_set(folder, papers, train, test, sorted(new))
-        if name == "ml-p1":
+        if name.endswith("p1"):  # every reader, or 90% / 60% of them, one film in train
+            full = {"ml-p1": 0.0, "ml-mostly-p1": 0.1, "ml-partly-p1": 0.4}[name]
             by_user: dict[str, list] = {}
             for e in events:
                 by_user.setdefault(e[0], []).append(e)
             train, test = [], []
             for evs in by_user.values():
+                if full and rng.random() < full:
+                    a, b = per_reader_split(evs, rng)
+                    train += a
+                    test += b
+                    continue
                 i = int(rng.integers(len(evs)))
                 train.append(evs[i])
                 test += evs[:i] + evs[i + 1:]

@@ -39,7 +39,7 @@ def ml_sets(tmp_path_factory):
     if not (derived.MOVIELENS / "interactions.csv").exists():
         pytest.skip(f"{derived.MOVIELENS} is not on this machine")
     out = tmp_path_factory.mktemp("derived-ml")
-    return {name: derived.derive(name, out) for name in ("ml-cold", "ml-p1", "ml-global-temporal")}
+    return {name: derived.derive(name, out) for name in ("ml-cold", "ml-p1", "ml-mostly-p1", "ml-global-temporal")}
 
 
 def test_a_warm_set_holds_out_a_fifth_of_each_readers_papers(cul_sets):
@@ -100,6 +100,15 @@ def test_one_film_a_reader_in_train_and_the_rest_in_test(ml_sets):
 
     _, lam = derived.ease_peer(Events(train), Events(test), len(films), len(users), np.random.default_rng(0))
     assert lam == 100.0
+
+
+def test_most_readers_one_film_the_rest_split_as_warm(ml_sets):
+    train = _read(ml_sets["ml-mostly-p1"], "train.csv")
+    count: dict = {}
+    for e in train:
+        count[e[0]] = count.get(e[0], 0) + 1
+    one = sum(n == 1 for n in count.values()) / len(count)
+    assert 0.85 < one < 0.95 and max(count.values()) > 20
 
 
 def test_a_global_time_cut_tests_what_came_after_for_readers_seen_before(ml_sets):
