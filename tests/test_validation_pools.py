@@ -1,16 +1,17 @@
-"""The blend's validation pools (recommender/model/blend_data.py): which papers each ranking
-task ranks. New papers are ranked among the new papers the slice's readers read, as a
-new-items split ranks them among themselves, not among every unread paper; the joint pool,
-where the new-paper offset is set, holds the papers with readers and those the data itself
-leaves unread."""
+"""The blend's validation data (recommender/model/blend_data.py): which papers each ranking
+task ranks, and which readers it asks. New papers are ranked among the new papers the
+slice's readers read, as a new-items split ranks them among themselves, not among every
+unread paper; the joint pool, where the new-paper offset is set, holds the papers with
+readers and those the data itself leaves unread; the data's share of one-paper readers is
+stood in for by validation readers cut to one paper in every fit matrix."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender.model.blend import history_scale
-from recommender.model.blend_data import as_one_paper_readers, concat_tasks, keep_one_paper, validation_samples
+from recommender.model.blend_data import (concat_tasks, one_paper_share, stand_in_one_paper_readers,
+                                          validation_samples)
 from recommender.model.components import fit_components
 from recommender.model.content import ContentEncoder
 from recommender.model.popularity import text_lengths
@@ -53,36 +54,32 @@ def test_new_papers_are_ranked_among_the_carved_ones_and_the_offset_among_the_re
     assert (~joint.cold[joint.valid]).any() and joint.cold[joint.valid].any()
 
 
-def test_the_datas_share_of_one_paper_readers_is_scored_from_one_paper():
+def test_the_datas_share_of_one_paper_readers_is_stood_in_for_by_validation_readers():
     # 6 of 10 readers with one paper; reader 9 with none does not count
     C = sp.csr_matrix(np.array([[1, 0, 0, 0]] * 6 + [[1, 1, 0, 0], [0, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]],
                                np.float32))
-    which, share = as_one_paper_readers(C, 50, np.random.default_rng(0))
-    assert share == pytest.approx(6 / 9, abs=1e-4) and which.sum() == round(50 * 6 / 9)
-    assert as_one_paper_readers(C[6:], 50, np.random.default_rng(0)) == (None, 0.0)
+    assert one_paper_share(C) == pytest.approx(6 / 9) and one_paper_share(C[6:]) == 0.0
 
-    R = sp.csr_matrix(np.array([[1, 2, 3, 0], [0, 5, 0, 6], [7, 0, 0, 0]], np.float32))
-    cut = keep_one_paper(R, np.array([True, False, True]), np.random.default_rng(1))
-    assert np.diff(cut.indptr).tolist() == [1, 2, 1]
-    assert cut[0].toarray()[0][cut[0].indices[0]] == R[0].toarray()[0][cut[0].indices[0]] > 0
-    np.testing.assert_array_equal(cut[1:].toarray(), R[1:].toarray())
-
-
-def test_validation_readers_marked_one_paper_are_scored_as_one_paper_readers():
-    texts, _, users, items, _ = synthetic(n_papers=120, n_users=200)
-    n_users, n_items = int(users.max()) + 1, len(texts)
-    C = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(n_users, n_items))
-    C.sum_duplicates()
-    vslice = carve(C, None, 0.05, 0.2, np.random.default_rng(0))
-    C_fit, V_pos = vslice.split(C)
-    encoder, X = ContentEncoder.fit_transform(texts, dim=CONFIG.content_dim, seed=0)
-    V = encoder.encode_tfidf(X)
-    comps = fit_components(C_fit, C_fit, X, V, text_lengths(texts), None, CONFIG)
-    eligible = np.flatnonzero((np.diff(C_fit.indptr) > 1) & (np.diff(V_pos.indptr) > 0))
-    _, _, _, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, CONFIG, np.random.default_rng(1),
-                                        one_paper=np.ones(len(eligible), bool))
-    warm = concat_tasks(pools["warm"])
-    np.testing.assert_allclose(warm.h, history_scale(np.ones(1))[0])  # every reader scored as a one-paper reader
-    full = concat_tasks(validation_samples(X, V, comps, C_fit, V_pos, eligible, CONFIG,
-                                           np.random.default_rng(1))[3]["warm"])
-    assert (full.h > warm.h[0]).all()  # without the mask, scored from all their papers
+    rng = np.random.default_rng(0)
+    C_fit = sp.csr_matrix((rng.random((40, 30)) < 0.3).astype(np.float32) * 2.0)
+    V_pos = sp.csr_matrix((rng.random((40, 30)) < 0.05).astype(np.float32))
+    V_pos = sp.csr_matrix(V_pos - V_pos.multiply(C_fit > 0))
+    V_pos.eliminate_zeros()
+    Cp_fit = C_fit * 3.0
+    candidates = np.flatnonzero((np.diff(C_fit.indptr) >= 2) & (np.diff(V_pos.indptr) > 0))
+    fit, pos, popm, n = stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.5, np.random.default_rng(1))
+    assert n == round(0.5 * len(candidates)) > 0
+    cut = np.flatnonzero(np.diff(fit.indptr) != np.diff(C_fit.indptr))
+    assert len(cut) == n and set(cut) <= set(candidates)
+    for r in range(40):
+        before, after = set(C_fit[r].indices), set(fit[r].indices)
+        if r in cut:
+            # one paper kept; the others are now to be found, and gone from popularity too
+            assert len(after) == 1 and after <= before
+            assert set(pos[r].indices) == set(V_pos[r].indices) | (before - after)
+            assert set(popm[r].indices) == after
+        else:
+            assert after == before and set(pos[r].indices) == set(V_pos[r].indices)
+            assert set(popm[r].indices) == before
+    assert set(np.unique(pos.data)) == {1.0} and set(np.unique(fit.data)) == {2.0}
+    assert stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.0, rng)[3] == 0

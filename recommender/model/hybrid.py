@@ -43,8 +43,8 @@ from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
                                      prior_pop_scale, restarted_ascent, zscore_rows)
-from recommender.model.blend_data import (as_one_paper_readers, concat_tasks, neutral_weights, one_paper_share,
-                                          share_warm_weights, validation_samples)
+from recommender.model.blend_data import (concat_tasks, neutral_weights, one_paper_share, share_warm_weights,
+                                          stand_in_one_paper_readers, validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
 from recommender.model.components import (Components, event_matrix, fit_components, latest_time,
@@ -258,11 +258,16 @@ class HybridModel:
         n_users, n_items = C.shape
         C_fit, V_pos = vslice.split(C)
         Cp_fit, _ = vslice.split(Cp)
+        # the data's one-paper readers cannot be validation readers: some that can stand in
+        share = one_paper_share(C)
+        C_fit, V_pos, Cp_fit, n_stand_ins = stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, share,
+                                                                       np.random.default_rng(config.seed + 3))
         n_cold = len(vslice.cold_items)
         hist = np.diff(C_fit.indptr)
         posn = np.diff(V_pos.indptr)
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
-        vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible))}
+        vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible)),
+                  "one_paper_share": round(share, 4), "one_paper_stand_ins": n_stand_ins}
         def prior_blend(reason: str):
             # nothing can check the personal signals, but popularity can be (blend.prior_pop_scale)
             hit = vstats["popularity_hit_rate"] = round(readers_out_hit_rate(Cp, prior, seed=config.seed), 4)
@@ -273,7 +278,7 @@ class HybridModel:
             vstats["fallback"] = "too few held-out positives with a history"
             return prior_blend("too few validation positives")
         if len(eligible) < config.min_task_users:
-            if one_paper_share(C) >= 0.5:
+            if share >= 0.5:
                 # most lists are one-paper readers', for whom the neutral blend has no popularity
                 vstats["fallback"] = "too few validation readers, most readers with one paper: prior blend"
                 return prior_blend("too few validation readers, most with one paper")
@@ -320,10 +325,8 @@ class HybridModel:
         _progress(progress, "validation: features")
         tt = time.perf_counter()
         # the data's one-paper readers cannot be validation readers: some that can stand in
-        one_paper, vstats["one_paper_share"] = as_one_paper_readers(C, len(eligible),
-                                                                    np.random.default_rng(config.seed + 3))
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
-                                                           carved_new=vslice.cold_items, one_paper=one_paper)
+                                                           carved_new=vslice.cold_items)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
