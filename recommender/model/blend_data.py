@@ -102,11 +102,11 @@ def stand_in_one_paper_readers(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, Cp_fi
     (the data's one-paper readers in train, the others split 80/20): MovieLens with 60% of
     its readers at one film 0.2343 -> 0.2910 (`collaborative` 0.2673, `popular` 0.2465);
     CiteULike-a with 90% at one paper 0.1486 -> 0.1497 (`collaborative` 0.1404), with 60%
-    0.2041 -> 0.2057. Tried first: the stand-ins scored from one paper while their other papers stayed in the
-    components' fit (0.2661 and 0.1373: the components had learnt from each stand-in's own
-    reading, so one paper found their held-out ones far more easily, 0.23 NDCG@20 on the
-    slice against 0.14 on the test, and the blend trusted the item-to-item signals for
-    one-paper readers more than the test bore out)."""
+    0.2041 -> 0.2057. Tried first: the stand-ins scored from one paper while their other
+    papers stayed in the components' fit (0.2661 and 0.1373: the components had learnt
+    from each stand-in's own reading, so one paper found their held-out ones far more
+    easily, 0.23 NDCG@20 on the slice against 0.14 on the test, and the blend trusted the
+    item-to-item signals for one-paper readers more than the test bore out)."""
     hist = np.diff(C_fit.indptr)
     posn = np.diff(V_pos.indptr)
     candidates = np.flatnonzero((hist >= 2) & (posn > 0))

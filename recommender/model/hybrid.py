@@ -268,6 +268,7 @@ class HybridModel:
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible)),
                   "one_paper_share": round(share, 4), "one_paper_stand_ins": n_stand_ins}
+
         def prior_blend(reason: str):
             # nothing can check the personal signals, but popularity can be (blend.prior_pop_scale)
             hit = vstats["popularity_hit_rate"] = round(readers_out_hit_rate(Cp, prior, seed=config.seed), 4)
@@ -324,7 +325,6 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
-        # the data's one-paper readers cannot be validation readers: some that can stand in
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
                                                            carved_new=vslice.cold_items)
         Xs = np.concatenate(rows_X)
