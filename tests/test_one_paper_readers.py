@@ -110,6 +110,6 @@ def test_few_readers_with_many_papers_among_many_with_one_still_get_popularity()
     v = model.stats["validation"]
     assert v["eligible_users"] < CONFIG.min_task_users and v["held_out"] >= CONFIG.min_val_positives
     assert v["fallback"] == "too few validation readers, most readers with one paper: prior blend"
-    # the slice cut most of the 60 to one paper, standing in for the 600 (10 of 11 readers)
-    assert v["one_paper_share"] == pytest.approx(600 / 660, abs=1e-4) and 45 <= v["one_paper_stand_ins"] <= 55
+    # the slice cut half the 60 to one paper (at most half), standing in for the 600
+    assert v["one_paper_share"] == pytest.approx(600 / 660, abs=1e-4) and 25 <= v["one_paper_stand_ins"] <= 30
     assert model.blender.info["pop_scale"] > 10

@@ -83,3 +83,5 @@ def test_the_datas_share_of_one_paper_readers_is_stood_in_for_by_validation_read
             assert set(popm[r].indices) == before
     assert set(np.unique(pos.data)) == {1.0} and set(np.unique(fit.data)) == {2.0}
     assert stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.0, rng)[3] == 0
+    # at most half of them, however many of the data's readers have one paper
+    assert stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.9, rng)[3] == round(0.5 * len(candidates))
