@@ -116,6 +116,33 @@ def test_factored_ease_round_trips_and_grows_for_new_papers():
     assert not grown[:, 70:].any()
 
 
+def test_the_list_form_scores_as_the_factors_one_row_or_many_and_with_papers_added_later(monkeypatch):
+    """`for_lists` keeps XᵀK: the same scores as (r Xᵀ) K to float32 rounding, each row alone
+    equal to its batch row to the bit, a paper added later (no readers) adds nothing to
+    the rows that hold it; past `LIST_FORM_BYTES` the model keeps K alone."""
+    rng = np.random.default_rng(11)
+    C = with_readers(15, seed=8)
+    by_k = fit_ease(C, 10.0, max_solve=100)
+    listed = fit_ease(C, 10.0, max_solve=100).for_lists()
+    assert by_k.XK is None and listed.XK.shape == (70, 15)
+    rows = C[[1, 2, 9]].copy()
+    rows.data = rng.uniform(0.5, 4.0, rows.nnz).astype(np.float32)
+    S = listed.scores(rows)
+    np.testing.assert_allclose(S, by_k.scores(rows), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(S, rows.toarray().astype(np.float64) @ closed_form(C, 10.0), rtol=1e-3, atol=1e-4)
+    for i in range(3):
+        np.testing.assert_array_equal(listed.row_scores(rows[i].indices, rows[i].data), S[i])
+    listed.add_items(2)
+    assert listed.XK.shape == (70, 15)  # the new papers' rows would be zero
+    r = rows[0]
+    items, conf = np.r_[r.indices, 70, 71], np.r_[r.data, 3.0, 1.0].astype(np.float32)
+    grown = listed.row_scores(items, conf)
+    np.testing.assert_array_equal(grown[:70], S[0])
+    assert not grown[70:].any()
+    monkeypatch.setattr(ease_module, "LIST_FORM_BYTES", 70 * 15 * 4 - 1)
+    assert fit_ease(C, 10.0, max_solve=100).for_lists().XK is None
+
+
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     C = random_matrix()
     full = fit_ease(C, 10.0, max_solve=100, top_k=1000).weights.toarray()

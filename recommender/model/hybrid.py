@@ -88,6 +88,8 @@ class HybridModel:
         self.V = np.asarray(V, np.float32)
         self.lengths = np.asarray(lengths, np.float32)
         self.titles = list(titles)
+        if comps.ease is not None:  # the form that serves lists (ease.FactoredEase.for_lists)
+            comps.ease.for_lists()
         self.comps = comps
         self.blender = blender
         self.config = config
