@@ -347,6 +347,7 @@ def citeulike_serving(n_readers: int = 1000, k: int = 20, seed: int = 0, model_d
         model = fit_model(papers, train)
         if saved is not None:
             write_artifact(model_dir, saved.name, model.to_arrays(), model.manifest())
+    model.for_lists()  # as the service's model slot readies a model it loads
     order = np.argsort(train.users, kind="stable")
     bounds = np.searchsorted(train.users[order], np.arange(train.n_users + 1))
     rng = np.random.default_rng(seed)

@@ -2,6 +2,8 @@
 catalog (ServedModel) and the slot that follows the registry (ModelSlot)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,27 @@ def test_the_slot_follows_the_registry_and_remembers_a_model_that_failed(written
     assert slot.problems() == [] and slot.version == "v1"
     slot.drop("model dropped: because")
     assert slot.served is None and slot.problems() == ["model dropped: because"]
+
+
+def test_a_served_model_keeps_eases_list_form_and_its_copies_share_it(tmp_path):
+    """EASE factored over fewer readers than papers: the model a slot serves keeps XᵀK for
+    its lists (ease.FactoredEase.for_lists), a model written by training does not, and a
+    copy that takes a batch of papers shares the array instead of building it again."""
+    texts, titles, users, items, _ = synthetic(n_papers=160, n_users=120)
+    ids = [f"p{i}" for i in range(160)]
+    trained = HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
+                              config=replace(CONFIG, ease=True))
+    assert type(trained.comps.ease).__name__ == "FactoredEase" and trained.comps.ease.XK is None
+    path = write_artifact(tmp_path, "v1", ServedModel.arrays_for(trained, ids), trained.manifest())
+    served = ServedModel.load("v1", path)
+    XK = served.model.comps.ease.XK
+    assert XK is not None and XK.shape == (160, trained.comps.ease.K.shape[0])
+    history = [(3, "read", None), (5, "upvote", None)]
+    np.testing.assert_allclose(served.model.score_history(history), trained.score_history(history),
+                               rtol=1e-5, atol=1e-6)
+    many = [f"batch-{i}" for i in range(ServedModel.COPY_FROM)]
+    assert served.align(ids + many, paper) == len(many)
+    assert served.model.comps.ease.XK is XK and served.model.n_items == 160 + len(many)
+    checked = ServedModel.load("v1", path, lists=False)  # the training job's way: batches only
+    assert checked.align(ids + many, paper) == len(many)
+    assert checked.model.comps.ease.XK is None

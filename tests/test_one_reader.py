@@ -32,16 +32,24 @@ def fitted(n_papers: int = 80, n_users: int = 160) -> HybridModel:
                            config=replace(CONFIG, ease=True))
 
 
-# EASE in both forms: pruned weights (more readers than papers: the papers' side solve)
-# and factored (fewer readers: the readers' side keeps B as K and X)
-FORMS = {"pruned": (80, 160), "factored": (160, 120)}
+# EASE in each form: pruned weights (more readers than papers: the papers' side solve),
+# factored (fewer readers: the readers' side keeps B as K and X), and factored as a model
+# that serves keeps it (XᵀK beside K: `HybridModel.for_lists`)
+FORMS = {"pruned": (80, 160), "factored": (160, 120), "factored, for lists": (160, 120)}
+
+
+def fitted_form(form: str) -> HybridModel:
+    m = fitted(*FORMS[form])
+    if form.endswith("for lists"):
+        m.for_lists()
+        assert m.comps.ease.XK is not None
+    assert type(m.comps.ease).__name__ == ("EaseModel" if form == "pruned" else "FactoredEase")
+    return m
 
 
 @pytest.fixture(scope="module", params=sorted(FORMS))
 def model(request):
-    m = fitted(*FORMS[request.param])
-    assert type(m.comps.ease).__name__ == {"pruned": "EaseModel", "factored": "FactoredEase"}[request.param]
-    return m
+    return fitted_form(request.param)
 
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
@@ -74,7 +82,7 @@ def test_list_is_the_batch_top_k(model, history, k):
 def test_equal_after_a_paper_is_added(form):
     """add_paper grows every array; the single-reader cache must follow, not serve stale
     precomputations (the new paper would be missing or mis-scored)."""
-    model = fitted(*FORMS[form])
+    model = fitted_form(form)
     history = [(3, "upvote", 1.65e9), (7, "read", None), (3, "click", 1.66e9)]
     same_as_batch(model, history, "hybrid")
     new = model.add_paper("graph network community spectral clustering", "random walk on nodes")

@@ -81,7 +81,7 @@ def promote(store: Store, version: str) -> int:
         print(f"error: no model version {version!r}", file=sys.stderr)
         return 1
     try:
-        ServedModel.from_registry(model, store.model_files)
+        ServedModel.from_registry(model, store.model_files, lists=False)
     except ArtifactError as exc:
         print(f"error: {version} cannot be served: {exc}", file=sys.stderr)
         return 1

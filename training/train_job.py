@@ -146,7 +146,7 @@ def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel
     if active is None:
         return None, None, None
     try:
-        served = ServedModel.from_registry(active, store.model_files)
+        served = ServedModel.from_registry(active, store.model_files, lists=False)
         served.align(papers.ids, store.get_paper)
         return active, served, None
     except ArtifactError as exc:

@@ -162,9 +162,10 @@ class FactoredEase:
         in_threads(block, range(0, m, step))
         return S
 
-    def for_lists(self) -> "FactoredEase":
+    def for_lists(self, like: "FactoredEase | EaseModel | None" = None) -> "FactoredEase":
         """Keep XᵀK beside K, when it is at most `LIST_FORM_BYTES`, for the scores of a model
-        that serves lists; returns self.
+        that serves lists; returns self. `like`: the same EASE (a copy made before papers
+        were added), whose XᵀK is shared instead of rebuilt.
 
         Why: (r Xᵀ) K reads one row of K per co-reader of the reader's papers, r (XᵀK) one
         row of XᵀK per paper. On CiteULike-a (5,551 readers) a median reader has 18 papers
@@ -173,11 +174,15 @@ class FactoredEase:
         whole list's p99 went from 6.4-6.8 to 5.5-5.7 ms (`benchmarks.train --serving-only`),
         for 377 MB more memory and ~0.7 s more load. A batch of 2,000 readers takes 0.43 s
         through it against 0.96 s, but building it costs 1.4 s, so the validation fit's
-        trial λs score through K and only the final model keeps it. Papers added later
+        trial λs and the training job's models score through K; a model loaded to serve
+        keeps it. Papers added later
         have no readers: their rows of XᵀK would be zero, so they are left out of it. The
         values equal the K form's to float32 rounding (~6e-6 of the largest score on
         CiteULike-a), and a model's batch and single rows both go through the form it has."""
         n_papers, n_readers = self.XT.shape
+        shared = getattr(like, "XK", None)
+        if self.XK is None and shared is not None and shared.shape[1] == n_readers:
+            self.XK = shared
         if self.XK is None and n_papers * n_readers * 4 <= LIST_FORM_BYTES:
             XK = np.empty((n_papers, n_readers), np.float32)
             step = max(16, -(-n_papers // 8))
@@ -288,7 +293,7 @@ class EaseModel:
         """One reader's (items, confidences) -> (papers,) scores, equal to `scores` to the bit."""
         return gather_rows(self.weights, items, conf)
 
-    def for_lists(self) -> "EaseModel":
+    def for_lists(self, like=None) -> "EaseModel":
         """The pruned weights are already a gather per paper (see `FactoredEase.for_lists`)."""
         return self
 

@@ -69,6 +69,7 @@ class ServedModel:
     version: str
     model: HybridModel
     paper_ids: list[str]
+    lists: bool = True  # readied to serve lists one reader at a time (`from_registry`)
 
     def __post_init__(self) -> None:
         # Scoring reads the model's arrays while add_paper replaces them; one lock keeps a
@@ -76,19 +77,21 @@ class ServedModel:
         self.lock = threading.Lock()
 
     @classmethod
-    def load(cls, version: str, path: Path) -> "ServedModel":
+    def load(cls, version: str, path: Path, lists: bool = True) -> "ServedModel":
         arrays, manifest = read_artifact(path)
-        return cls._checked(version, arrays, manifest, path)
+        return cls._checked(version, arrays, manifest, path, lists)
 
     @classmethod
-    def from_registry(cls, row: dict, fetch_files) -> "ServedModel":
+    def from_registry(cls, row: dict, fetch_files, lists: bool = True) -> "ServedModel":
         """The registered version `row` (version, path): from the folder its path names
         when this machine has it (where it was trained), else from the files the registry
         keeps in the database (`fetch_files(version)`), which any replica reaches knowing
-        only the database. Both are checked the same way (checksums, shapes, a trial run)."""
+        only the database. Both are checked the same way (checksums, shapes, a trial run).
+        `lists`: ready it to serve lists one reader at a time (`HybridModel.for_lists`);
+        the training job, which ranks batches with it, and a check leave that out."""
         version, path = row["version"], Path(row["path"])
         if path.is_dir():
-            return cls.load(version, path)
+            return cls.load(version, path, lists)
         try:
             files = fetch_files(version)
         except ValueError as exc:  # a stored file that does not match its checksum
@@ -98,10 +101,10 @@ class ServedModel:
                                 "files in the registry")
         where = f"registry:{version}"
         arrays, manifest = read_artifact_files(files, where)
-        return cls._checked(version, arrays, manifest, where)
+        return cls._checked(version, arrays, manifest, where, lists)
 
     @classmethod
-    def _checked(cls, version: str, arrays: dict, manifest: dict, path) -> "ServedModel":
+    def _checked(cls, version: str, arrays: dict, manifest: dict, path, lists: bool = True) -> "ServedModel":
         if PAPER_IDS not in arrays:
             raise ArtifactError(f"{path}: no {PAPER_IDS} array")
         model_arrays = {k: v for k, v in arrays.items() if k != PAPER_IDS}
@@ -127,7 +130,7 @@ class ServedModel:
             raise ArtifactError(f"{path}: arrays do not fit together (adding a paper "
                                 f"failed: {exc!r})") from None
         trial_run(spare, path)
-        return cls(version, model, ids)
+        return cls(version, model.for_lists() if lists else model, ids, lists)
 
     @staticmethod
     def arrays_for(model: HybridModel, paper_ids: list[str]) -> dict[str, np.ndarray]:
@@ -169,6 +172,8 @@ class ServedModel:
             arrays = {k: np.array(v, copy=True) for k, v in self.model.to_arrays().items()}
             manifest = self.model.manifest()
         copy = HybridModel.from_arrays(arrays, manifest)
+        if self.lists:
+            copy.for_lists(like=self.model)
         copy.add_papers(rows)
         with self.lock:
             self.model = copy
