@@ -7,6 +7,11 @@ shapes from the same data and runs the offline protocol on each, with nothing se
 - a small paper site: 800 CiteULike-a readers (warm split), the same with titles only (no
   abstract, no tags: weak text), and with a fifth of its papers new (cold items); and a
   tiny one, 100 readers (warm);
+- the same 800 readers as a daily-papers feed (`feed_times`): CiteULike-a has no times, so
+  each paper gets a publication day in two years and each reading a time, most within days
+  of it; the last 20% of the readings by time are test, ranked over every paper: most of
+  them are of papers published after the cut, which nobody has read in train (new papers
+  on day one, the service's own question);
 - a small film site: 250 MovieLens readers, warm and user-temporal splits;
 - MovieLens warm with every timestamp blanked, with 60% of its ratings relabelled `read`
   at random (kinds that say nothing about strength), and as a click log: each rating a
@@ -49,7 +54,7 @@ from recommender.offline.dataset import load_candidates, load_interactions, load
 from recommender.offline.evaluation import fit_model, per_reader_metrics
 from recommender.model.hybrid import STRATEGIES, HybridConfig
 
-SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "ml250-warm", "ml250-temporal", "ml-warm-notime",
+SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "ml250-warm", "ml250-temporal", "ml-warm-notime",
         "ml-warm-mixedkinds", "ml-warm-repeats", "ml-cold", "ml-p1", "ml-mostly-p1",
         "ml-partly-p1", "ml-global-temporal", "cul100-warm")
 SINGLES = tuple(s for s in STRATEGIES if s != "hybrid")
@@ -108,6 +113,35 @@ def per_reader_split(events: list, rng: np.random.Generator, latest: bool = Fals
     return train, test
 
 
+FEED_DAYS = 730  # papers are published over two years
+FEED_FRESH = 0.8  # the share of readings within days of publication (the rest: up to a year later)
+FEED_FRESH_DAYS = 3.0  # their mean lag, exponential
+T0 = 1_640_995_200  # 2022-01-01T00:00:00Z, the feed's first day
+
+
+def feed_times(events: list, rng: np.random.Generator) -> list:
+    """(reader, paper, kind, ts) with ts set as a feed would see it: each paper published on a
+    uniform day of `FEED_DAYS`, each reading `FEED_FRESH` of the time an exponential lag of
+    mean `FEED_FRESH_DAYS` after it, else a uniform lag up to a year (older papers found
+    later). The pairs are CiteULike-a's; only the times are made up."""
+    papers = sorted({e[1] for e in events})
+    published = dict(zip(papers, rng.uniform(0, FEED_DAYS, len(papers))))
+    out = []
+    for u, p, k, _ in events:
+        lag = rng.exponential(FEED_FRESH_DAYS) if rng.random() < FEED_FRESH else rng.uniform(0, 365)
+        t = T0 + (published[p] + lag) * 86400.0
+        out.append((u, p, k, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))))
+    return out
+
+
+def global_cut(events: list, share: float = 0.8) -> tuple[list, list]:
+    """Everything from the `share` quantile of times on is test, for readers seen before it."""
+    cut = sorted(e[3] for e in events)[int(share * len(events))]
+    train = [e for e in events if e[3] < cut]
+    known = {e[0] for e in train}
+    return train, [e for e in events if e[3] >= cut and e[0] in known]
+
+
 def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS) -> Path | None:
     """Write set `name` under out/name; None when its source is not on this machine."""
     rng = np.random.default_rng(7)
@@ -126,6 +160,8 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
             known = {e[0] for e in train}
             test = [e for e in events if e[1] in new and e[0] in known]
             return write_set(folder, papers, train, test, sorted(new))
+        if name == "cul800-feed":
+            return write_set(folder, papers, *global_cut(feed_times(events, rng)))
         train, test = per_reader_split(events, rng)
         if name == "cul800-titles":
             papers = [{**p, "abstract": ""} for p in papers]
@@ -158,11 +194,7 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
                 train.append(evs[i])
                 test += evs[:i] + evs[i + 1:]
             return write_set(folder, papers, train, test)
-        cut = sorted(e[3] for e in events)[int(0.8 * len(events))]
-        train = [e for e in events if e[3] < cut]
-        known = {e[0] for e in train}
-        test = [e for e in events if e[3] >= cut and e[0] in known]
-        return write_set(folder, papers, train, test)
+        return write_set(folder, papers, *global_cut(events))
     if name.startswith("ml250"):
         events = read_events(movielens / "interactions.csv")
         readers = sorted({e[0] for e in events})

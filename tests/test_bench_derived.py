@@ -31,7 +31,8 @@ def _read(folder, name):
 @pytest.fixture(scope="module")
 def cul_sets(tmp_path_factory):
     out = tmp_path_factory.mktemp("derived")
-    return {name: derived.derive(name, out) for name in ("cul800-warm", "cul800-titles", "cul800-cold", "cul100-warm")}
+    return {name: derived.derive(name, out)
+            for name in ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "cul100-warm")}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +117,30 @@ def test_a_global_time_cut_tests_what_came_after_for_readers_seen_before(ml_sets
     train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
     assert test and max(e[3] for e in train) < min(e[3] for e in test)
     assert {e[0] for e in test} <= {e[0] for e in train}
+
+
+def test_the_feed_tests_what_came_after_its_cut_mostly_papers_new_since(cul_sets):
+    """The 800 readers' CiteULike-a pairs with made-up times: a global cut, readers known
+    before it, over the whole catalog; readings cluster within days of a paper's first one,
+    so most of the test's papers were never read before the cut."""
+    from datetime import datetime
+
+    folder = cul_sets["cul800-feed"]
+    train, test = _read(folder, "train.csv"), _read(folder, "test.csv")
+    assert not (folder / "candidates.txt").exists()
+    assert test and max(e[3] for e in train) < min(e[3] for e in test)
+    assert {e[0] for e in test} <= {e[0] for e in train}
+    warm = {(e[0], e[1]) for e in _read(cul_sets["cul800-warm"], "train.csv") + _read(cul_sets["cul800-warm"], "test.csv")}
+    pairs = {(e[0], e[1]) for e in train + test}
+    assert pairs <= warm and len(pairs) > 0.75 * len(warm)
+    read_before = {e[1] for e in train}
+    new_share = np.mean([e[1] not in read_before for e in test])
+    assert 0.6 < new_share < 0.95
+    times: dict[str, list[float]] = {}
+    for e in train + test:
+        times.setdefault(e[1], []).append(datetime.fromisoformat(e[3].replace("Z", "+00:00")).timestamp())
+    spread = [np.median(t) - min(t) for t in times.values() if len(t) >= 3]
+    assert np.median(spread) < 10 * 86400  # a paper's readings: within days of its first
 
 
 def test_a_film_set_with_new_films_ranks_only_them(ml_sets):
