@@ -119,19 +119,22 @@ FEED_FRESH_DAYS = 3.0  # their mean lag, exponential
 T0 = 1_640_995_200  # 2022-01-01T00:00:00Z, the feed's first day
 
 
-def feed_times(events: list, rng: np.random.Generator) -> list:
-    """(reader, paper, kind, ts) with ts set as a feed would see it: each paper published on a
-    uniform day of `FEED_DAYS`, each reading `FEED_FRESH` of the time an exponential lag of
-    mean `FEED_FRESH_DAYS` after it, else a uniform lag up to a year (older papers found
-    later). The pairs are CiteULike-a's; only the times are made up."""
+def feed_times(events: list, rng: np.random.Generator) -> tuple[list, dict[str, str]]:
+    """(reader, paper, kind, ts) with ts set as a feed would see it, and each paper's
+    publication time: each paper published on a uniform day of `FEED_DAYS`, each reading
+    `FEED_FRESH` of the time an exponential lag of mean `FEED_FRESH_DAYS` after it, else a
+    uniform lag up to a year (older papers found later). The pairs are CiteULike-a's; only
+    the times are made up."""
+    def iso(day: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + day * 86400.0))
+
     papers = sorted({e[1] for e in events})
     published = dict(zip(papers, rng.uniform(0, FEED_DAYS, len(papers))))
     out = []
     for u, p, k, _ in events:
         lag = rng.exponential(FEED_FRESH_DAYS) if rng.random() < FEED_FRESH else rng.uniform(0, 365)
-        t = T0 + (published[p] + lag) * 86400.0
-        out.append((u, p, k, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))))
-    return out
+        out.append((u, p, k, iso(published[p] + lag)))
+    return out, {p: iso(day) for p, day in published.items()}
 
 
 def global_cut(events: list, share: float = 0.8) -> tuple[list, list]:
@@ -161,7 +164,9 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
             test = [e for e in events if e[1] in new and e[0] in known]
             return write_set(folder, papers, train, test, sorted(new))
         if name == "cul800-feed":
-            return write_set(folder, papers, *global_cut(feed_times(events, rng)))
+            timed, published = feed_times(events, rng)
+            papers = [{**p, "published_at": published[p["paper_id"]]} for p in papers]
+            return write_set(folder, papers, *global_cut(timed))
         train, test = per_reader_split(events, rng)
         if name == "cul800-titles":
             papers = [{**p, "abstract": ""} for p in papers]

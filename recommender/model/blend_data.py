@@ -22,13 +22,14 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
-                        carved_new: np.ndarray | None = None):
+                        carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
     samples for the logistic regression and each reader's candidate pool for the ascent.
 
-    `carved_new`: the papers the slice made new on purpose (all their events held out).
+    `carved_new`: the papers the slice made new on purpose (all their events held out);
+    `not_yet`: papers published after the data's newest event, no reader's candidates.
     Besides the two regimes' pools ("warm": papers with readers; "cold": new papers among
     new papers) it returns a "joint" pool where papers with readers and new papers compete,
     the carved ones left out: there, new papers are only those the data itself leaves
@@ -68,6 +69,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         del raw
         h = history_scale(np.diff(R.indptr)).astype(np.float32)
         excl = dense_mask(R)
+        if not_yet is not None:  # papers nobody could have read yet (hybrid.not_yet_published)
+            excl |= not_yet[None, :]
         P = V_pos[ub]
         Pd = dense_mask(P)
         # ranking tasks: papers with readers among themselves, new papers among themselves,

@@ -32,7 +32,7 @@ def fit_model(papers: Papers, train: Interactions, strategies=STRATEGIES, config
     texts = [paper_text(t, a) for t, a in zip(papers.titles, papers.abstracts)]
     return HybridModel.fit(texts, train.users, train.items, train.kinds, train.ts, n_users=train.n_users,
                            titles=papers.titles, prior_upvotes=papers.upvotes, config=config,
-                           strategies=strategies, progress=progress)
+                           strategies=strategies, progress=progress, published=papers.published_ts)
 
 
 def evaluate_model(model: HybridModel, strategy: str, train: Interactions, test: Interactions,
