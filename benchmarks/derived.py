@@ -8,8 +8,9 @@ shapes from the same data and runs the offline protocol on each, with nothing se
   abstract, no tags: weak text), and with a fifth of its papers new (cold items); and a
   tiny one, 100 readers (warm);
 - the same 800 readers as a daily-papers feed (`feed_times`): CiteULike-a has no times, so
-  each paper gets a publication day in two years and each reading a time, most within days
-  of it; the last 20% of the readings by time are test, ranked over every paper: most of
+  each paper gets a publication day in two years (written as its `published_at`) and each
+  reading a time, most within days of it; the last 20% of the readings by time are test,
+  ranked over every paper: most of
   them are of papers published after the cut, which nobody has read in train (new papers
   on day one, the service's own question);
 - a small film site: 250 MovieLens readers, warm and user-temporal splits;

@@ -141,6 +141,9 @@ def test_the_feed_tests_what_came_after_its_cut_mostly_papers_new_since(cul_sets
         times.setdefault(e[1], []).append(datetime.fromisoformat(e[3].replace("Z", "+00:00")).timestamp())
     spread = [np.median(t) - min(t) for t in times.values() if len(t) >= 3]
     assert np.median(spread) < 10 * 86400  # a paper's readings: within days of its first
+    published = {p["paper_id"]: datetime.fromisoformat(p["published_at"].replace("Z", "+00:00")).timestamp()
+                 for p in map(json.loads, open(folder / "papers.jsonl", encoding="utf-8"))}
+    assert all(min(t) >= published[p] for p, t in times.items())  # nobody reads before publication
 
 
 def test_a_film_set_with_new_films_ranks_only_them(ml_sets):
