@@ -171,14 +171,15 @@ class FactoredEase:
         row of XᵀK per paper. On CiteULike-a (5,551 readers) a median reader has 18 papers
         and ~283 co-readers, and one with 130 papers some thousands: EASE's part of a list
         took p50 / p99 0.98 / 3.03 ms through K and 0.36 / 1.25 ms through XᵀK, and the
-        whole list's p99 went from 6.4-6.8 to 5.5-5.7 ms (`benchmarks.train --serving-only`),
-        for 377 MB more memory and ~0.7 s more load. A batch of 2,000 readers takes 0.43 s
-        through it against 0.96 s, but building it costs 1.4 s, so the validation fit's
-        trial λs and the training job's models score through K; a model loaded to serve
-        keeps it. Papers added later
-        have no readers: their rows of XᵀK would be zero, so they are left out of it. The
-        values equal the K form's to float32 rounding (~6e-6 of the largest score on
-        CiteULike-a), and a model's batch and single rows both go through the form it has."""
+        whole list's p99 went from 4.8-5.2 to 4.3-4.6 ms on a quiet machine (6.4-6.8 to
+        5.4-5.8 ms on a slower one; `benchmarks.train --serving-only`), for 377 MB more
+        memory and ~0.7 s more load. A batch of 2,000 readers takes 0.43 s through it
+        against 0.96 s, but building it costs 1.4 s, so the validation fit's trial λs and
+        the training job's models score through K; a model loaded to serve keeps it.
+        Papers added later have no readers: their rows of XᵀK would be zero, so they are
+        left out of it. The values equal the K form's to float32 rounding (~6e-6 of the
+        largest score on CiteULike-a), and a model's batch and single rows both go through
+        the form it has."""
         n_papers, n_readers = self.XT.shape
         shared = getattr(like, "XK", None)
         if self.XK is None and shared is not None and shared.shape[1] == n_readers:
