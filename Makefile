@@ -56,8 +56,9 @@ bench-quality: install
 	$(PY) -m benchmarks.quality
 
 # The hybrid on sets derived from CiteULike-a and MovieLens in other shapes (small sites,
-# titles only, new papers, a daily-papers feed with made-up times, no timestamps, kinds that
-# say nothing, one-paper readers, a global time cut), against an EASE peer.
+# titles only, new papers, a daily-papers feed with made-up times, alone and with papers
+# nobody reads, no timestamps, kinds that say nothing, one-paper readers, a global time
+# cut), against an EASE peer.
 bench-derived: install
 	$(PY) -m benchmarks.derived
 

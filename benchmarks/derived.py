@@ -12,7 +12,9 @@ shapes from the same data and runs the offline protocol on each, with nothing se
   reading a time, most within days of it; the last 20% of the readings by time are test,
   ranked over every paper: most of
   them are of papers published after the cut, which nobody has read in train (new papers
-  on day one, the service's own question);
+  on day one, the service's own question); and the same with 3,000 more papers in the
+  catalog that none of its readers reads, published over the same two years (a catalog
+  with papers nobody wants, old and new);
 - a small film site: 250 MovieLens readers, warm and user-temporal splits;
 - MovieLens warm with every timestamp blanked, with 60% of its ratings relabelled `read`
   at random (kinds that say nothing about strength), and as a click log: each rating a
@@ -55,7 +57,7 @@ from recommender.offline.dataset import load_candidates, load_interactions, load
 from recommender.offline.evaluation import fit_model, per_reader_metrics
 from recommender.model.hybrid import STRATEGIES, HybridConfig
 
-SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "ml250-warm", "ml250-temporal", "ml-warm-notime",
+SETS = ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "cul800-feed-unread", "ml250-warm", "ml250-temporal", "ml-warm-notime",
         "ml-warm-mixedkinds", "ml-warm-repeats", "ml-cold", "ml-p1", "ml-mostly-p1",
         "ml-partly-p1", "ml-global-temporal", "cul100-warm")
 SINGLES = tuple(s for s in STRATEGIES if s != "hybrid")
@@ -118,6 +120,12 @@ FEED_DAYS = 730  # papers are published over two years
 FEED_FRESH = 0.8  # the share of readings within days of publication (the rest: up to a year later)
 FEED_FRESH_DAYS = 3.0  # their mean lag, exponential
 T0 = 1_640_995_200  # 2022-01-01T00:00:00Z, the feed's first day
+FEED_UNREAD = 3000  # cul800-feed-unread: papers in the catalog none of its readers reads
+
+
+def feed_day(day: float) -> str:
+    """The feed's day `day` (from `T0`) as an ISO-8601 time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + day * 86400.0))
 
 
 def feed_times(events: list, rng: np.random.Generator) -> tuple[list, dict[str, str]]:
@@ -126,16 +134,13 @@ def feed_times(events: list, rng: np.random.Generator) -> tuple[list, dict[str, 
     `FEED_FRESH` of the time an exponential lag of mean `FEED_FRESH_DAYS` after it, else a
     uniform lag up to a year (older papers found later). The pairs are CiteULike-a's; only
     the times are made up."""
-    def iso(day: float) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 + day * 86400.0))
-
     papers = sorted({e[1] for e in events})
     published = dict(zip(papers, rng.uniform(0, FEED_DAYS, len(papers))))
     out = []
     for u, p, k, _ in events:
         lag = rng.exponential(FEED_FRESH_DAYS) if rng.random() < FEED_FRESH else rng.uniform(0, 365)
-        out.append((u, p, k, iso(published[p] + lag)))
-    return out, {p: iso(day) for p, day in published.items()}
+        out.append((u, p, k, feed_day(published[p] + lag)))
+    return out, {p: feed_day(day) for p, day in published.items()}
 
 
 def global_cut(events: list, share: float = 0.8) -> tuple[list, list]:
@@ -164,9 +169,14 @@ def derive(name: str, out: Path, root: Path = ROOT, movielens: Path = MOVIELENS)
             known = {e[0] for e in train}
             test = [e for e in events if e[1] in new and e[0] in known]
             return write_set(folder, papers, train, test, sorted(new))
-        if name == "cul800-feed":
+        if name in ("cul800-feed", "cul800-feed-unread"):
             timed, published = feed_times(events, rng)
             papers = [{**p, "published_at": published[p["paper_id"]]} for p in papers]
+            if name == "cul800-feed-unread":  # and papers none of them reads, published alike
+                unread = [p for p in read_papers(root / "papers.jsonl.gz") if p["paper_id"] not in read]
+                pick = np.sort(rng.choice(len(unread), min(FEED_UNREAD, len(unread)), replace=False))
+                days = rng.uniform(0, FEED_DAYS, len(pick))
+                papers += [{**unread[i], "published_at": feed_day(d)} for i, d in zip(pick, days)]
             return write_set(folder, papers, *global_cut(timed))
         train, test = per_reader_split(events, rng)
         if name == "cul800-titles":

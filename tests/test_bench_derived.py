@@ -32,7 +32,8 @@ def _read(folder, name):
 def cul_sets(tmp_path_factory):
     out = tmp_path_factory.mktemp("derived")
     return {name: derived.derive(name, out)
-            for name in ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "cul100-warm")}
+            for name in ("cul800-warm", "cul800-titles", "cul800-cold", "cul800-feed", "cul800-feed-unread",
+                         "cul100-warm")}
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,17 @@ def test_the_feed_tests_what_came_after_its_cut_mostly_papers_new_since(cul_sets
     published = {p["paper_id"]: datetime.fromisoformat(p["published_at"].replace("Z", "+00:00")).timestamp()
                  for p in map(json.loads, open(folder / "papers.jsonl", encoding="utf-8"))}
     assert all(min(t) >= published[p] for p, t in times.items())  # nobody reads before publication
+
+
+def test_the_feed_with_unread_papers_is_the_feed_with_papers_nobody_reads_added(cul_sets):
+    feed, unread = cul_sets["cul800-feed"], cul_sets["cul800-feed-unread"]
+    for name in ("train.csv", "test.csv"):
+        assert _read(unread, name) == _read(feed, name)
+    papers = {p["paper_id"]: p for p in map(json.loads, open(feed / "papers.jsonl", encoding="utf-8"))}
+    more = [p for p in map(json.loads, open(unread / "papers.jsonl", encoding="utf-8")) if p["paper_id"] not in papers]
+    assert len(more) == derived.FEED_UNREAD and all(p["published_at"] for p in more)
+    read = {e[1] for e in _read(feed, "train.csv") + _read(feed, "test.csv")}
+    assert not read & {p["paper_id"] for p in more}
 
 
 def test_a_film_set_with_new_films_ranks_only_them(ml_sets):
