@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.core.ranking import top_k
-from recommender.model.hybrid import HybridModel, not_yet_published
+from recommender.model.hybrid import HybridModel, first_reads, not_yet_published
 from tests.helpers import CONFIG, TOPICS
 
 DAY = 86400.0
@@ -18,11 +18,29 @@ DAY = 86400.0
 def test_only_unread_papers_published_after_the_newest_event_are_not_yet_published():
     C = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 1, 0, 0, 0]], np.float32))
     published = np.array([50.0, 200.0, 200.0, np.nan, 90.0])
-    np.testing.assert_array_equal(not_yet_published(published, C, now=100.0), [False, False, True, False, False])
-    assert not_yet_published(None, C, now=100.0) is None  # no publication times
-    assert not_yet_published(published, C, now=None) is None  # no event times: no "newest"
+    mask, ignored = not_yet_published(published, C, now=100.0)
+    np.testing.assert_array_equal(mask, [False, False, True, False, False])
+    assert ignored is None
+    assert not_yet_published(None, C, now=100.0) == (None, None)  # no publication times
+    assert not_yet_published(published, C, now=None) == (None, None)  # no event times: no "newest"
     with pytest.raises(ValueError, match="published"):
         not_yet_published(published[:3], C, now=100.0)
+
+
+def test_publication_times_after_their_papers_first_readings_are_not_trusted():
+    """A catalog stamped when it was crawled (after the readings) would hide every unread
+    paper from the blend: such times are ignored, with the reason; a day's slack is kept."""
+    C = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0]], np.float32))
+    first = first_reads(np.array([0, 1, 1, 2]), np.array([10.0, 20.0, 5.0, 30.0]) * DAY, 4)
+    np.testing.assert_array_equal(first, np.array([10.0, 5.0, 30.0, np.nan]) * DAY)
+    crawled = np.full(4, 100.0 * DAY)
+    mask, ignored = not_yet_published(crawled, C, now=30.0 * DAY, first_read=first)
+    assert mask is None and "read before their publication" in ignored
+    dated = np.array([9.5, 5.0, 29.2, 60.0]) * DAY  # within a day of the first reading: fine
+    mask, ignored = not_yet_published(dated, C, now=30.0 * DAY, first_read=first)
+    np.testing.assert_array_equal(mask, [False, False, False, True])
+    assert ignored is None
+    assert first_reads(np.array([0]), None, 4) is None
 
 
 def feed(seed: int = 0, n_papers: int = 240, n_readers: int = 160, cut_day: float = 80.0):
@@ -76,6 +94,10 @@ def test_the_blend_learns_new_papers_from_what_existed_at_the_slice():
     blind, aware = fit(None), fit(published)
     assert "not_yet_published" not in blind.stats["validation"]
     assert aware.stats["validation"]["not_yet_published"] == int(unread_later.sum())
+    crawled = fit(np.full(len(texts), ts.max() + 10 * DAY))  # a crawl date, after every reading
+    assert "not_yet_published" not in crawled.stats["validation"]
+    assert "read before" in crawled.stats["validation"]["publication_times_ignored"]
+    np.testing.assert_array_equal(crawled.blender.weights, blind.blender.weights)
     new_offset = lambda m: float(m.blender.weights[-2])  # noqa: E731
     assert new_offset(aware) > new_offset(blind)
     assert hit_rate(aware, train, test, n_readers) > hit_rate(blind, train, test, n_readers) + 0.05
