@@ -183,7 +183,8 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
         # content-neighbour search with the refit on all events below
         neighbors = active.model.refit_neighbors(past, events)
         candidate = active.model.refit(past.users, past.items, past.kinds, past.ts, n_users=past.n_users,
-                                       prior_upvotes=papers.upvotes, neighbors=neighbors)
+                                       prior_upvotes=papers.upvotes, neighbors=neighbors,
+                                       published=papers.published_ts)
         candidate.stats["continued_from"] = active_row["version"]
         why += f"; the candidate is {active_row['version']} refit (its blend and words kept)"
     else:
@@ -207,7 +208,7 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
 
     t = time.perf_counter()
     final = candidate.refit(events.users, events.items, events.kinds, events.ts, n_users=events.n_users,
-                            prior_upvotes=papers.upvotes, neighbors=neighbors)
+                            prior_upvotes=papers.upvotes, neighbors=neighbors, published=papers.published_ts)
     manifest = {
         **final.manifest(),
         "trained_at": datetime.now(timezone.utc).isoformat(),

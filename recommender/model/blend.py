@@ -22,11 +22,12 @@ These are product defaults, not fitted to any evaluation split.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recommender.core.ranking import ndcg_from_hits, smallest_k
+from recommender.model.freshness import Freshness
 
 FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
 PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
@@ -155,6 +156,8 @@ class Blender:
     weights: np.ndarray  # (n_expanded,)
     learned: bool
     info: dict
+    # a paper's age as a signal beside the weights (freshness.py); off unless learnt
+    freshness: Freshness = field(default_factory=Freshness)
 
     @classmethod
     def prior(cls, reason: str = "no validation slice", words: bool = False, text: bool = True,
@@ -234,10 +237,14 @@ class Blender:
     def to_arrays(self, prefix: str = "blend_") -> dict[str, np.ndarray]:
         return {f"{prefix}weights": self.weights}
 
+    def manifest(self) -> dict:
+        return {"learned": self.learned, "info": self.info, "coefficients": self.coefficients(),
+                "freshness": self.freshness.to_dict()}
+
     @classmethod
     def from_arrays(cls, arrays, info: dict, prefix: str = "blend_") -> "Blender":
         return cls(np.asarray(arrays[f"{prefix}weights"], np.float32), bool(info.get("learned", True)),
-                   dict(info.get("info", {})))
+                   dict(info.get("info", {})), Freshness.from_dict(info.get("freshness")))
 
 
 @dataclass
@@ -246,13 +253,15 @@ class RankingTask:
 
     F: (U, P, n_features) standardised component scores; cold, valid, label: (U, P) bool;
     n_rel: (U,) number of held-out papers of the reader in this task (pool or not);
-    h: (U,) history scale."""
+    h: (U,) history scale; age: (U, P) each slot's paper's age in days at the slice's time
+    (NaN unknown), or None without publication times (`freshness.calibrate`)."""
     F: np.ndarray
     cold: np.ndarray
     valid: np.ndarray
     label: np.ndarray
     n_rel: np.ndarray
     h: np.ndarray
+    age: np.ndarray | None = None
 
     def scores(self, W: np.ndarray) -> np.ndarray:
         c = self.cold.astype(np.float32)
@@ -269,7 +278,7 @@ class RankingTask:
     def readers(self, idx: np.ndarray) -> "RankingTask":
         """The task over the readers `idx` only."""
         return RankingTask(self.F[idx], self.cold[idx], self.valid[idx], self.label[idx], self.n_rel[idx],
-                           self.h[idx])
+                           self.h[idx], None if self.age is None else self.age[idx])
 
 
 def _column(t: RankingTask, j: int) -> np.ndarray:

@@ -22,14 +22,17 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
-                        carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None):
+                        carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None,
+                        age_days: np.ndarray | None = None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
     samples for the logistic regression and each reader's candidate pool for the ascent.
 
     `carved_new`: the papers the slice made new on purpose (all their events held out);
-    `not_yet`: papers published after the data's newest event, no reader's candidates.
+    `not_yet`: papers published after the data's newest event, no reader's candidates;
+    `age_days`: each paper's age at the slice's time (NaN unknown), carried into the pools
+    for the freshness signal (`freshness.calibrate`).
     Besides the two regimes' pools ("warm": papers with readers; "cold": new papers among
     new papers) it returns a "joint" pool where papers with readers and new papers compete,
     the carved ones left out: there, new papers are only those the data itself leaves
@@ -76,7 +79,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         # ranking tasks: papers with readers among themselves, new papers among themselves,
         # and both together without the carved new papers (for the new papers' offset)
         for name, allowed in (("warm", ~cold), ("cold", new_pool), ("joint", joint)):
-            pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature))
+            pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature,
+                                                        age_days))
         Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
         rows_X.append(Xb)
         rows_y.append(yb)
@@ -184,7 +188,7 @@ def pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_mat
     return np.r_[D, -D], np.r_[np.ones(len(rr)), np.zeros(len(rr))], np.r_[w, w]
 
 
-def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
+def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age_days: np.ndarray | None = None) -> RankingTask:
     """Each reader's candidate pool: the union of the top `per_feature` papers by every
     component (optionally only among `allowed` papers). Fz is (features, readers, papers).
     Duplicates are dropped and the pool is cut to the widest reader's real candidates, so
@@ -218,7 +222,8 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature) -> RankingTask:
     rel = Pd & ok
     F = np.stack([np.take_along_axis(Fz[f], idx, 1) for f in range(nf)], axis=2)
     return RankingTask(F=F, cold=cold[idx], valid=valid, label=np.take_along_axis(rel, idx, 1),
-                       n_rel=rel.sum(1), h=np.asarray(h, np.float32))
+                       n_rel=rel.sum(1), h=np.asarray(h, np.float32),
+                       age=None if age_days is None else np.asarray(age_days, np.float32)[idx])
 
 
 def neutral_weights(only: str | None = None) -> np.ndarray:
@@ -251,7 +256,8 @@ def concat_tasks(parts: list[RankingTask]) -> RankingTask:
         extra = width - a.shape[1]
         return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
 
+    aged = all(p.age is not None for p in parts)
     t = RankingTask(*(np.concatenate([pad(getattr(p, a)) for p in parts]) for a in ("F", "cold", "valid", "label")),
-                    np.concatenate([p.n_rel for p in parts]), np.concatenate([p.h for p in parts]))
-    m = t.n_rel > 0
-    return RankingTask(t.F[m], t.cold[m], t.valid[m], t.label[m], t.n_rel[m], t.h[m])
+                    np.concatenate([p.n_rel for p in parts]), np.concatenate([p.h for p in parts]),
+                    np.concatenate([pad(p.age) for p in parts]) if aged else None)
+    return t.readers(np.flatnonzero(t.n_rel > 0))

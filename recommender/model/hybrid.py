@@ -39,6 +39,7 @@ from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.papers import prior_upvotes
 from recommender.core.ranking import top_k
+from recommender.core.times import DAY_S
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
@@ -52,6 +53,7 @@ from recommender.model.components import (Components, event_matrix, fit_componen
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text, relates_papers
+from recommender.model.freshness import Freshness, calibrate as calibrate_freshness
 from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
@@ -130,11 +132,20 @@ def first_reads(items, ts, n_items: int) -> np.ndarray | None:
     return first
 
 
+def _published(arrays) -> np.ndarray | None:
+    """The papers' publication times from a model's arrays (NaN unknown); None (all unknown)
+    for a model written before models kept them."""
+    if "published_ts" not in arrays:
+        return None
+    return np.where(np.asarray(arrays["published_known"], bool), np.asarray(arrays["published_ts"], np.float64),
+                    np.nan)
+
+
 class HybridModel:
     def __init__(self, encoder: ContentEncoder, X: sp.csr_matrix, V: np.ndarray, lengths: np.ndarray,
                  titles: list[str], comps: Components, blender: Blender, config: HybridConfig,
                  conf_config: ConfidenceConfig, now: float | None, stats: dict | None = None,
-                 pop_config: PopularityConfig | None = None):
+                 pop_config: PopularityConfig | None = None, published: np.ndarray | None = None):
         self.encoder = encoder
         self.X = sp.csr_matrix(X, dtype=np.float32)
         self.V = np.asarray(V, np.float32)
@@ -147,6 +158,12 @@ class HybridModel:
         self.now = now
         self.stats = stats or {}
         self.pop_config = pop_config or PopularityConfig()
+        # each paper's publication time (unix seconds, NaN unknown): its age, for the blend's
+        # freshness signal (freshness.py)
+        self.published = (np.full(self.n_items, np.nan) if published is None
+                          else np.asarray(published, np.float64).copy())
+        if self.published.shape != (self.n_items,):
+            raise ValueError(f"published: {self.published.shape[0]} times for {self.n_items} papers")
 
     # ------------------------------------------------------------------ fitting
     @property
@@ -190,8 +207,11 @@ class HybridModel:
         if "hybrid" in strategies:
             t = time.perf_counter()
             not_yet, ignored = not_yet_published(published, C, now, first_reads(items, ts, n_items))
+            age_days = None
+            if published is not None and now is not None and not ignored:
+                age_days = (now - np.asarray(published, np.float64)) / DAY_S
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, not_yet)
+                                                                config, progress, not_yet, age_days)
             if ignored:
                 vstats["publication_times_ignored"] = ignored
             stats["validation"] = vstats
@@ -213,7 +233,7 @@ class HybridModel:
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = timings
         return cls(encoder, X, V, lengths, titles if titles is not None else list(texts), comps, blender,
-                   config, conf_config, now, stats, pop_config)
+                   config, conf_config, now, stats, pop_config, published)
 
     @staticmethod
     def _choose_settings(users, items, kinds, ts, n_users, n_items, now, config: HybridConfig, strategies,
@@ -265,14 +285,16 @@ class HybridModel:
         return (config, confidence, fixed_pop or choice.popularity, vslice, record)
 
     def refit(self, users, items, kinds=None, ts=None, n_users: int | None = None, prior_upvotes=None,
-              now: float | None = None, neighbors: NeighborCache | None = None) -> "HybridModel":
+              now: float | None = None, neighbors: NeighborCache | None = None,
+              published=None) -> "HybridModel":
         """The same model on more events: components refit on the new confidence matrix,
         ALS continuing from this model's factors for `config.refine_sweeps` sweeps; the
         content encoder and the learned blend are kept (the papers are the same, and the blend
         was learned on a held-out slice, which is what it is for). The nightly job uses this
         to turn the candidate it checked on the recent slice into the model it promotes,
         instead of a second fit from scratch. `neighbors`: content-neighbour candidates
-        shared with another refit (`refit_neighbors`)."""
+        shared with another refit (`refit_neighbors`); `published`: the papers' publication
+        times as the catalog has them now (the model's own when None)."""
         t0 = time.perf_counter()
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, self.n_items, now, self.conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, self.pop_config)
@@ -288,7 +310,8 @@ class HybridModel:
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
         return HybridModel(self.encoder, self.X, self.V, self.lengths, self.titles, comps, self.blender,
-                           config, self.conf_config, now, stats, self.pop_config)
+                           config, self.conf_config, now, stats, self.pop_config,
+                           self.published if published is None else published)
 
     def refit_neighbors(self, fewer, more) -> NeighborCache | None:
         """One content-neighbour search for two refits of this model's recipe: on the events
@@ -307,12 +330,15 @@ class HybridModel:
 
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
-                   config: HybridConfig, progress=None, not_yet: np.ndarray | None = None):
+                   config: HybridConfig, progress=None, not_yet: np.ndarray | None = None,
+                   age_days: np.ndarray | None = None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors. `not_yet`: papers
         no reader could have read yet (`not_yet_published`), left out of every validation
-        reader's candidates."""
+        reader's candidates; `age_days`: each paper's age at the newest event (NaN unknown),
+        None where publication times are not known or not trusted: the freshness signal
+        (freshness.py) is learnt only with them."""
         _progress(progress, "validation: slice + components")
         rng = np.random.default_rng(config.seed + 1)
         n_users, n_items = C.shape
@@ -388,7 +414,8 @@ class HybridModel:
         _progress(progress, "validation: features")
         tt = time.perf_counter()
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
-                                                           carved_new=vslice.cold_items, not_yet=not_yet)
+                                                           carved_new=vslice.cold_items, not_yet=not_yet,
+                                                           age_days=age_days)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)
@@ -421,11 +448,14 @@ class HybridModel:
             W = share_warm_weights(W)
         info = {**blender.info, "val_ndcg_lr": round(before, 4), "val_ndcg": round(after, 4),
                 "val_ndcg_ends": [round(v, 4) for v in ends]}
+        fresh = Freshness()
         if len(joint.n_rel) >= config.min_task_users:
             W, before, after = calibrate_new_offset(joint, W)
             info.update(joint_users=int(len(joint.n_rel)), joint_ndcg_before=round(before, 4),
                         joint_ndcg=round(after, 4))
-        blender = Blender(W, True, info)
+            if joint.age is not None:
+                W, fresh, vstats["freshness"] = calibrate_freshness(joint, W, joint.age)
+        blender = Blender(W, True, info, fresh)
         vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
         vstats["val_users"] = int(len(eligible))
@@ -453,9 +483,16 @@ class HybridModel:
             return S[None, :]
         return self.score_batch(rows, strategy)
 
-    def score_batch(self, rows: sp.csr_matrix, strategy: str) -> np.ndarray:
+    def freshness_bonus(self, now: float | None = None) -> np.ndarray | None:
+        """What each paper's hybrid score gains for its age at `now` (the model's newest
+        event when None), or None when the blend has no freshness signal (freshness.py)."""
+        return self.blender.freshness.bonus(self.published, self.comps.cold_mask,
+                                            self.now if now is None else now)
+
+    def score_batch(self, rows: sp.csr_matrix, strategy: str, now: float | None = None) -> np.ndarray:
         """score_rows for B readers at once (offline evaluation): sparse products over the
-        batch. For B = 1 it gives what the single-reader path gives, to the bit."""
+        batch. For B = 1 it gives what the single-reader path gives, to the bit. `now`:
+        the time the papers' ages are measured at (the model's newest event when None)."""
         B = rows.shape[0]
         pop = self.popular_scores()
         if strategy == "popular":
@@ -471,6 +508,9 @@ class HybridModel:
             feats = self._raw_features(rows)
             z = {f: zscore_rows(S) for f, S in feats.items()}
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
+            fresh = self.freshness_bonus(now)
+            if fresh is not None:
+                S += fresh[None, :]
         S = np.asarray(S, np.float32)
         empty = np.diff(rows.indptr) == 0
         if empty.any():
@@ -502,7 +542,8 @@ class HybridModel:
     def score_history(self, history, strategy: str = "hybrid", now: float | None = None) -> np.ndarray:
         """Scores over all papers for one reader's history [(paper index, kind, ts), ...]."""
         row, _ = self.history_row(history, now)
-        return self.score_rows(row, strategy)[0]
+        S, _ = self.one_reader().scores(OneHistory.from_row(row, np.zeros(0, np.int64)), strategy, now)
+        return S
 
     def recommend(self, history, k: int = 20, strategy: str = "hybrid", exclude_seen: bool = True,
                   candidates=None, now: float | None = None, with_reasons: bool = True) -> list[Recommendation]:
@@ -511,7 +552,7 @@ class HybridModel:
         row, seen = self.history_row(history, now)
         one = self.one_reader()
         h = OneHistory.from_row(row, seen)
-        S, z = one.scores(h, strategy)
+        S, z = one.scores(h, strategy, now)
         top = top_k(S, k, h.seen if exclude_seen else None,
                     None if candidates is None else np.asarray(candidates, np.int64))
         why = (self.reasons(row, top, strategy, strongest_interest(history), z) if with_reasons
@@ -567,8 +608,9 @@ class HybridModel:
         return int(self.add_papers([(title, abstract, upvotes)])[0])
 
     def add_papers(self, papers: list[tuple]) -> np.ndarray:
-        """Make new papers [(title, abstract, upvotes), ...] recommendable at once from their
-        text; returns their indices. A batch is encoded, searched for content neighbours and
+        """Make new papers [(title, abstract, upvotes[, published]), ...] recommendable at
+        once from their text; returns their indices. `published`: the publication time in
+        unix seconds (NaN or absent: unknown), each paper's age for the freshness signal. A batch is encoded, searched for content neighbours and
         mapped into the factor space in one pass: the map's cost (every thin paper's mapped
         factors) is paid once per batch, not once per paper."""
         m = len(papers)
@@ -583,6 +625,8 @@ class HybridModel:
         lengths = text_lengths(texts)
         self.lengths = np.r_[self.lengths, lengths]
         self.titles.extend(p[0] or "" for p in papers)
+        self.published = np.r_[self.published, [float(p[3]) if len(p) > 3 and p[3] is not None else np.nan
+                                                for p in papers]]
         c = self.comps
         c.pop.add_items(x, lengths)
         upvotes = prior_upvotes([p[2] if len(p) > 2 else None for p in papers])
@@ -614,6 +658,9 @@ class HybridModel:
         a.update({"X_data": self.X.data, "X_indices": self.X.indices.astype(np.int32),
                   "X_indptr": self.X.indptr.astype(np.int64), "V": self.V, "lengths": self.lengths,
                   "titles": np.asarray(self.titles, dtype=np.str_)})
+        # every float array of a model is finite (a loaded one is checked): unknown times as a mask
+        known = np.isfinite(self.published)
+        a.update({"published_ts": np.where(known, self.published, 0.0), "published_known": known})
         c = self.comps
         a.update(c.pop.to_arrays())
         if c.cf is not None:
@@ -640,8 +687,7 @@ class HybridModel:
             "cold_start": None if c.cold is None else c.cold.params(),
             "ease": None if c.ease is None else c.ease.params(),
             "text_rows": None if c.text_rows is None else c.text_rows.params(),
-            "blend": {"learned": self.blender.learned, "info": self.blender.info,
-                      "coefficients": self.blender.coefficients()},
+            "blend": self.blender.manifest(),
             "stats": self.stats,
         }
 
@@ -678,5 +724,6 @@ class HybridModel:
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
-                   manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")))
+                   manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")),
+                   _published(arrays))
 

@@ -57,6 +57,7 @@ class OneReaderScorer:
         self.V_rows = RowBlocks(model.V)
         self.Y_rows = RowBlocks(c.item_factors) if c.cf is not None else None
         self._topics: dict[int, str] = {}
+        self._fresh: tuple | None = None  # (minute, freshness bonus) (`freshness_bonus`)
 
     def fresh_for(self, model) -> bool:
         return model is self.model and model.n_items == self.n_items
@@ -120,8 +121,21 @@ class OneReaderScorer:
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 
     # -- the list --------------------------------------------------------------------------
-    def scores(self, h: OneHistory, strategy: str) -> tuple[np.ndarray, dict | None]:
-        """(n_items,) scores with the tie-break, and the standardised features (hybrid)."""
+    def freshness_bonus(self, now: float | None) -> np.ndarray | None:
+        """The model's `freshness_bonus` at `now`, kept for the minute it was asked in: ages
+        move by days, and a request should not pay for the catalog's exponentials."""
+        key = None if now is None else int(now // 60)
+        kept = self._fresh
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        bonus = self.model.freshness_bonus(now)
+        self._fresh = (key, bonus)
+        return bonus
+
+    def scores(self, h: OneHistory, strategy: str, now: float | None = None) -> tuple[np.ndarray, dict | None]:
+        """(n_items,) scores with the tie-break, and the standardised features (hybrid).
+        `now`: the time the papers' ages are measured at (the model's newest event when
+        None), for the blend's freshness signal."""
         if strategy == "popular":  # as the batch path: popularity alone, no tie-break
             return self.pop, None
         if len(h.items) == 0:
@@ -136,6 +150,9 @@ class OneReaderScorer:
         else:
             z = self.features(h)
             S = self.model.blender.combine(z, self.cold, history_scale([len(h.items)]))[0]
+            fresh = self.freshness_bonus(now)
+            if fresh is not None:
+                S = S + fresh
         return np.asarray(S, np.float32) + self.tie, z
 
     def trending_reason(self, j: int) -> str:

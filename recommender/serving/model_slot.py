@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.core.times import to_unix
 from recommender.model.artifacts import ArtifactError, read_artifact, read_artifact_files
 from recommender.model.hybrid import STRATEGIES, HybridModel
 
@@ -141,7 +142,8 @@ class ServedModel:
     def align(self, catalog_ids, fetch_paper) -> int:
         """Add the catalog's papers the model has not seen; returns how many were added.
 
-        `fetch_paper(paper_id)` returns the stored paper (title, abstract, upvotes)."""
+        `fetch_paper(paper_id)` returns the stored paper (title, abstract, upvotes,
+        published_at)."""
         n = len(self.paper_ids)
         if tuple(catalog_ids[:n]) != tuple(self.paper_ids):
             raise ModelMismatch(f"model {self.version} was trained on a different catalog")
@@ -149,7 +151,8 @@ class ServedModel:
         rows = []
         for pid in new:
             paper = fetch_paper(pid)
-            rows.append((paper["title"], paper.get("abstract"), float(paper.get("upvotes") or 0)))
+            rows.append((paper["title"], paper.get("abstract"), float(paper.get("upvotes") or 0),
+                         to_unix(paper.get("published_at"))))
         if len(new) >= self.COPY_FROM:
             return self._align_on_copy(new, rows)
         if new:

@@ -171,7 +171,7 @@ class ModelStrategy(Strategy):
         n = len(served.paper_ids)
         history = [(int(r), kind, float(t)) for r, kind, t in zip(h.rows, h.kinds, h.ts) if r < n]
         row, _ = model.history_row(history, reader.now)
-        S, z = model.one_reader().scores(OneHistory.from_row(row, EMPTY_ROWS), self.name)
+        S, z = model.one_reader().scores(OneHistory.from_row(row, EMPTY_ROWS), self.name, reader.now)
         return Scored(S, (model, row, history, z))
 
     def reasons(self, view: View, reader: Reader, rows: np.ndarray, scored: Scored) -> list[str]:
