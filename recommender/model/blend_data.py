@@ -23,7 +23,7 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
                         carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None,
-                        age_days: np.ndarray | None = None):
+                        ages=None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
@@ -31,8 +31,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
 
     `carved_new`: the papers the slice made new on purpose (all their events held out);
     `not_yet`: papers published after the data's newest event, no reader's candidates;
-    `age_days`: each paper's age at the slice's time (NaN unknown), carried into the pools
-    for the freshness signal (`freshness.calibrate`).
+    `ages`: readers -> each paper's age in days as those readers saw it (NaN unknown;
+    `freshness.reader_ages`), carried into the pools for the freshness signal.
     Besides the two regimes' pools ("warm": papers with readers; "cold": new papers among
     new papers) it returns a "joint" pool where papers with readers and new papers compete,
     the carved ones left out: there, new papers are only those the data itself leaves
@@ -76,11 +76,12 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
             excl |= not_yet[None, :]
         P = V_pos[ub]
         Pd = dense_mask(P)
+        age = ages(ub) if ages is not None else None
         # ranking tasks: papers with readers among themselves, new papers among themselves,
         # and both together without the carved new papers (for the new papers' offset)
         for name, allowed in (("warm", ~cold), ("cold", new_pool), ("joint", joint)):
             pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature,
-                                                        age_days))
+                                                        age))
         Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
         rows_X.append(Xb)
         rows_y.append(yb)
@@ -188,9 +189,10 @@ def pair_samples(Fz: np.ndarray, excl: np.ndarray, Pd: np.ndarray, P: sp.csr_mat
     return np.r_[D, -D], np.r_[np.ones(len(rr)), np.zeros(len(rr))], np.r_[w, w]
 
 
-def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age_days: np.ndarray | None = None) -> RankingTask:
+def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | None = None) -> RankingTask:
     """Each reader's candidate pool: the union of the top `per_feature` papers by every
-    component (optionally only among `allowed` papers). Fz is (features, readers, papers).
+    component (optionally only among `allowed` papers), and with `age` (readers x papers,
+    days) each reader's `per_feature` most recently published. Fz is (features, readers, papers).
     Duplicates are dropped and the pool is cut to the widest reader's real candidates, so
     the ascent does not score padding."""
     nf, B, n = Fz.shape
@@ -208,7 +210,16 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age_days: np.ndarray 
         top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
         return top if cols is None else cols[top]
 
-    pools = in_threads(best_of, range(nf))  # one feature a thread: argpartition releases the GIL
+    def newest() -> np.ndarray:
+        # the freshness signal's candidates: a paper it lifts must be in the pool to be weighed
+        A = age if cols is None else age[:, cols]
+        S = np.where(okc & np.isfinite(A), A, np.inf)
+        top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
+        return top if cols is None else cols[top]
+
+    sources = list(range(nf)) + (["newest"] if age is not None else [])
+    # one source a thread: argpartition releases the GIL
+    pools = in_threads(lambda f: newest() if f == "newest" else best_of(f), sources)
     idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
     idx.sort(axis=1)
     dup = np.zeros(idx.shape, bool)
@@ -223,7 +234,7 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age_days: np.ndarray 
     F = np.stack([np.take_along_axis(Fz[f], idx, 1) for f in range(nf)], axis=2)
     return RankingTask(F=F, cold=cold[idx], valid=valid, label=np.take_along_axis(rel, idx, 1),
                        n_rel=rel.sum(1), h=np.asarray(h, np.float32),
-                       age=None if age_days is None else np.asarray(age_days, np.float32)[idx])
+                       age=None if age is None else np.take_along_axis(age, idx, 1))
 
 
 def neutral_weights(only: str | None = None) -> np.ndarray:

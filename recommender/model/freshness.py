@@ -27,15 +27,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommender.core.ranking import ndcg_from_hits, smallest_k
 from recommender.core.times import DAY_S
+from recommender.model.tuning import beyond_noise, latest_pair_times, pair_keys
 
 # half-lives tried, in days: a day's feed to a year's
 HALF_LIVES_DAYS = (1.0, 3.0, 10.0, 30.0, 100.0, 365.0)
 # weights tried for the freshness columns (the blend's scores are z-scores, so a weight of
-# 1 moves a paper published now by about one standard deviation of a reader's scores)
-WEIGHTS = (0.0, *np.geomspace(0.1, 10.0, 9))
+# 1 moves a paper published now by about one standard deviation of a reader's scores; at
+# 100 the newest papers come first and the blend orders them, what a feed whose readers
+# read little else wants: `cul800-feed-unread` chose the top of a grid that ended at 10)
+WEIGHTS = (0.0, *np.geomspace(0.1, 100.0, 13))
 
 
 def fresh_values(published: np.ndarray, now: float, half_life_days: float) -> np.ndarray:
@@ -47,6 +51,33 @@ def fresh_values(published: np.ndarray, now: float, half_life_days: float) -> np
     with np.errstate(invalid="ignore"):
         out = np.exp2(-age / float(half_life_days))
     return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
+
+
+def reader_ages(published, users, items, ts, C_fit: sp.csr_matrix, now: float):
+    """The ages the validation slice's readers saw the papers at: a function of some
+    readers (indices into C_fit's rows) giving (readers x papers) float32 days, each reader's
+    ages measured from their newest event left in `C_fit` (the data's `now` for a reader
+    without a timed one), NaN where a publication time is unknown.
+
+    Why each reader's own time and not the data's newest event: the slice holds out each
+    reader's latest papers, read after that time, so the papers published since a reader's
+    last event are the question a feed asks at a reader's next visit (what came out while
+    they were away). Measured from the data's newest event, a reader last seen a year ago
+    would have had every paper they read after it scored as a year old."""
+    published = np.asarray(published, np.float64)
+    keys, last = latest_pair_times(users, items, ts, C_fit.shape[1])
+    fit_keys = pair_keys(C_fit)
+    at = np.minimum(np.searchsorted(keys, fit_keys), max(len(keys) - 1, 0))
+    t = np.where((keys[at] == fit_keys) & np.isfinite(last[at]), last[at], -np.inf) if len(keys) else \
+        np.full(len(fit_keys), -np.inf)
+    newest = np.full(C_fit.shape[0], -np.inf)
+    np.maximum.at(newest, np.repeat(np.arange(C_fit.shape[0]), np.diff(C_fit.indptr)), t)
+    newest = np.where(np.isfinite(newest), newest, float(now))
+
+    def ages(readers) -> np.ndarray:
+        return ((newest[np.asarray(readers, np.int64)][:, None] - published[None, :]) / DAY_S).astype(np.float32)
+
+    return ages
 
 
 @dataclass(frozen=True)
@@ -101,7 +132,6 @@ def calibrate(task, W: np.ndarray, age_days: np.ndarray, passes: int = 2, k: int
     a record for the manifest)."""
     # imported here: the blend (blend.py) holds a `Freshness`, and this search its tasks
     from recommender.model.blend import OFFSET_SHIFTS
-    from recommender.model.tuning import beyond_noise
 
     W = np.asarray(W, np.float32)
     known = np.isfinite(age_days) & task.valid

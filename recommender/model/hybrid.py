@@ -39,7 +39,6 @@ from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.papers import prior_upvotes
 from recommender.core.ranking import top_k
-from recommender.core.times import DAY_S
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
@@ -53,7 +52,7 @@ from recommender.model.components import (Components, event_matrix, fit_componen
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text, relates_papers
-from recommender.model.freshness import Freshness, calibrate as calibrate_freshness
+from recommender.model.freshness import Freshness, calibrate as calibrate_freshness, reader_ages
 from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
@@ -207,11 +206,11 @@ class HybridModel:
         if "hybrid" in strategies:
             t = time.perf_counter()
             not_yet, ignored = not_yet_published(published, C, now, first_reads(items, ts, n_items))
-            age_days = None
+            events = None
             if published is not None and now is not None and not ignored:
-                age_days = (now - np.asarray(published, np.float64)) / DAY_S
+                events = (published, users, items, ts, now)
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, not_yet, age_days)
+                                                                config, progress, not_yet, events)
             if ignored:
                 vstats["publication_times_ignored"] = ignored
             stats["validation"] = vstats
@@ -331,12 +330,13 @@ class HybridModel:
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
                    config: HybridConfig, progress=None, not_yet: np.ndarray | None = None,
-                   age_days: np.ndarray | None = None):
+                   timed: tuple | None = None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors. `not_yet`: papers
         no reader could have read yet (`not_yet_published`), left out of every validation
-        reader's candidates; `age_days`: each paper's age at the newest event (NaN unknown),
+        reader's candidates; `timed`: (publication times, users, items, event times, now)
+        for the papers' ages as each validation reader saw them (`freshness.reader_ages`),
         None where publication times are not known or not trusted: the freshness signal
         (freshness.py) is learnt only with them."""
         _progress(progress, "validation: slice + components")
@@ -352,6 +352,10 @@ class HybridModel:
         hist = np.diff(C_fit.indptr)
         posn = np.diff(V_pos.indptr)
         eligible = np.nonzero((hist > 0) & (posn > 0))[0]
+        ages = None
+        if timed is not None:
+            published, users, items, ts, now = timed
+            ages = reader_ages(published, users, items, ts, C_fit, now)
         vstats = {"cold_items": int(n_cold), "held_out": int(V_pos.nnz), "eligible_users": int(len(eligible)),
                   "one_paper_share": round(share, 4), "one_paper_stand_ins": n_stand_ins}
         if not_yet is not None and not_yet.any():
@@ -415,7 +419,7 @@ class HybridModel:
         tt = time.perf_counter()
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
                                                            carved_new=vslice.cold_items, not_yet=not_yet,
-                                                           age_days=age_days)
+                                                           ages=ages)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
         w = np.concatenate(rows_w)

@@ -1,0 +1,159 @@
+"""A paper's age as a signal (recommender/model/freshness.py): learnt on the validation
+slice only where the data says fresh papers are the ones read, applied at the time a list is
+asked for, kept through the model's arrays, and off without publication times."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.core.times import to_unix
+from recommender.model.blend import FEATURES, RankingTask
+from recommender.model.blend_data import neutral_weights
+from recommender.model.freshness import Freshness, calibrate, fresh_values
+from recommender.model.hybrid import HybridModel
+from recommender.model.one_reader import OneHistory
+from recommender.serving.model_slot import ServedModel
+from tests.helpers import CONFIG, TOPICS
+from tests.test_not_yet_published import DAY, feed, hit_rate
+
+
+def test_freshness_halves_each_half_life_and_is_zero_without_a_time():
+    now = 100 * DAY
+    published = np.array([100 * DAY, 90 * DAY, 80 * DAY, 250 * DAY, np.nan])
+    np.testing.assert_allclose(fresh_values(published, now, 10.0), [1.0, 0.5, 0.25, 1.0, 0.0])
+
+
+def test_the_bonus_weighs_each_regime_and_is_off_until_learnt():
+    published = np.array([100 * DAY, 100 * DAY, 90 * DAY])
+    cold = np.array([True, False, True])
+    assert Freshness().bonus(published, cold, 100 * DAY) is None
+    fresh = Freshness(10.0, cold_weight=2.0, warm_weight=0.5)
+    assert fresh.bonus(published, cold, None) is None  # no time to measure ages from
+    np.testing.assert_allclose(fresh.bonus(published, cold, 100 * DAY), [2.0, 0.5, 1.0])
+    # ages to the minute: every list of one minute gets the same bonus
+    np.testing.assert_array_equal(fresh.bonus(published, cold, 100 * DAY + 5),
+                                  fresh.bonus(published, cold, 100 * DAY + 55))
+    assert Freshness.from_dict(fresh.to_dict()) == fresh and Freshness.from_dict(None) == Freshness()
+
+
+def pool(age_tells: bool, readers: int = 300, slots: int = 40, seed: int = 0) -> RankingTask:
+    """New papers only, component scores that are noise; each reader's held-out papers are
+    the recently published ones when `age_tells`, else ages have nothing to do with them."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros((readers, slots), bool)
+    label[:, :3] = True
+    age = np.where(label, rng.uniform(0, 5, label.shape), rng.uniform(0, 700, label.shape))
+    if not age_tells:
+        age = rng.permuted(age, axis=1)
+    order = rng.permuted(np.tile(np.arange(slots), (readers, 1)), axis=1)
+    take = lambda a: np.take_along_axis(a, order, 1)  # noqa: E731
+    F = rng.normal(size=(readers, slots, len(FEATURES))).astype(np.float32)
+    return RankingTask(F=F, cold=np.ones((readers, slots), bool), valid=np.ones((readers, slots), bool),
+                       label=take(label), n_rel=np.full(readers, 3), h=np.ones(readers, np.float32),
+                       age=take(age).astype(np.float32))
+
+
+def test_freshness_is_taken_only_where_the_slice_reads_fresh_papers():
+    W = neutral_weights()
+    W2, fresh, record = calibrate(pool(age_tells=True), W, pool(age_tells=True).age)
+    assert fresh.used and fresh.cold_weight > 0 and "not_taken" not in record
+    assert record["ndcg"] > record["ndcg_before"] + 0.3
+    task = pool(age_tells=False)
+    W3, none, record = calibrate(task, W, task.age)
+    assert not none.used and "not_taken" in record
+    np.testing.assert_array_equal(W3, W)
+    unknown = np.full(task.age.shape, np.nan, np.float32)
+    assert not calibrate(task, W, unknown)[1].used
+
+
+def feed_with_old_unread(seed: int = 0, n_papers: int = 600, n_readers: int = 200, n_unread: int = 600,
+                         cut_day: float = 90.0):
+    """A daily feed's catalog: papers published over 100 days, each read within days of its
+    publication by a few readers who like its topic; and as many papers on the same topics,
+    published over the same days, that nobody reads (most old papers were never wanted).
+    Train: the readings before `cut_day`; test: later readings by readers seen before
+    (papers published near or after the cut). Returns (texts, publication times, train
+    (users, items, ts), test (users, items))."""
+    rng = np.random.default_rng(seed)
+    names = list(TOPICS)
+    n = n_papers + n_unread
+    topic = rng.integers(0, len(names), n)
+    texts = []
+    for i in range(n):
+        words = TOPICS[names[topic[i]]].split()
+        texts.append(f"{' '.join(rng.choice(words, 3))} study {i} {' '.join(rng.choice(words, 12))}")
+    day = rng.uniform(0, 100, n)
+    likes = [rng.choice(len(names), 1 + (u % 2), replace=False) for u in range(n_readers)]
+    fans = [np.array([u for u in range(n_readers) if t in likes[u]]) for t in range(len(names))]
+    users, items, ts = [], [], []
+    for i in range(n_papers):
+        for u in rng.choice(fans[topic[i]], 4, replace=False):
+            users.append(int(u))
+            items.append(i)
+            ts.append((day[i] + rng.exponential(1.5)) * DAY)
+    users, items, ts = np.asarray(users), np.asarray(items), np.asarray(ts)
+    train = ts < cut_day * DAY
+    test = ~train & np.isin(users, users[train])
+    return texts, day * DAY, (users[train], items[train], ts[train]), (users[test], items[test])
+
+
+def fit(texts, train, n_readers, published):
+    users, items, ts = train
+    return HybridModel.fit(texts, users, items, ["read"] * len(users), ts, n_users=n_readers, config=CONFIG,
+                           published=published)
+
+
+def test_a_feed_with_old_unread_papers_learns_freshness_and_lists_fresh_papers():
+    texts, published, train, test = feed_with_old_unread()
+    n_readers = int(max(train[0].max(), test[0].max())) + 1
+    aware = fit(texts, train, n_readers, published)
+    record = aware.stats["validation"]["freshness"]
+    assert aware.blender.freshness.used and "not_taken" not in record
+    with_it = hit_rate(aware, train, test, n_readers)
+    learnt = aware.blender.freshness
+    aware.blender.freshness = Freshness()
+    without = hit_rate(aware, train, test, n_readers)
+    aware.blender.freshness = learnt
+    assert with_it > without + 0.05
+    blind = fit(texts, train, n_readers, None)
+    assert "freshness" not in blind.stats["validation"] and not blind.blender.freshness.used
+    assert with_it > hit_rate(blind, train, test, n_readers) + 0.05
+    # the same times stamped after every reading (a crawl date) are not trusted: no freshness
+    crawled = fit(texts, train, n_readers, np.full(len(texts), train[2].max() + DAY * 10))
+    assert not crawled.blender.freshness.used
+
+
+def test_freshness_survives_the_arrays_and_both_paths_agree_at_any_time():
+    texts, published, train, test = feed_with_old_unread()
+    n_readers = int(max(train[0].max(), test[0].max())) + 1
+    model = fit(texts, train, n_readers, published)
+    model.published[5] = np.nan  # an unknown time round-trips too
+    copy = HybridModel.from_arrays(model.to_arrays(), model.manifest())
+    np.testing.assert_array_equal(copy.published, model.published)
+    assert copy.blender.freshness == model.blender.freshness and copy.blender.freshness.used
+    users, items, ts = train
+    C = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(n_readers, model.n_items))
+    later = model.now + 40 * DAY
+    for now in (None, later):
+        for r in range(3):  # a batch of one reader is the single-reader path's arithmetic
+            one, _ = copy.one_reader().scores(OneHistory.from_row(C[r], np.zeros(0, np.int64)), "hybrid", now)
+            np.testing.assert_array_equal(one, copy.score_batch(C[r], "hybrid", now=now)[0])
+    # forty days on, every paper with a publication time has lost some of its bonus
+    gain = copy.freshness_bonus() - copy.freshness_bonus(later)
+    known = np.isfinite(copy.published)
+    assert (gain[known] >= 0).all() and gain[known].max() > 0 and (gain[~known] == 0).all()
+
+
+def test_papers_added_after_training_bring_their_publication_times():
+    texts, published, train, test = feed_with_old_unread()
+    n_readers = int(max(train[0].max(), test[0].max())) + 1
+    model = fit(texts, train, n_readers, published)
+    ids = [f"p{i}" for i in range(model.n_items)]
+    served = ServedModel("v1", model, list(ids))
+    stored = {"new1": {"title": "graph clustering", "abstract": "spectral random walk", "upvotes": 0,
+                       "published_at": "2026-12-01T00:00:00Z"},
+              "new2": {"title": "gene expression", "abstract": None, "upvotes": 0, "published_at": None}}
+    assert served.align(ids + ["new1", "new2"], stored.__getitem__) == 2
+    assert model.published[-2] == to_unix("2026-12-01T00:00:00Z") and np.isnan(model.published[-1])
+    bonus = model.freshness_bonus(to_unix("2026-12-01T00:00:00Z"))
+    assert bonus[-2] == np.float32(model.blender.freshness.cold_weight) > 0 and bonus[-1] == 0
