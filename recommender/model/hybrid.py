@@ -458,7 +458,9 @@ class HybridModel:
             info.update(joint_users=int(len(joint.n_rel)), joint_ndcg_before=round(before, 4),
                         joint_ndcg=round(after, 4))
             if joint.age is not None:
+                tf = time.perf_counter()
                 W, fresh, vstats["freshness"] = calibrate_freshness(joint, W, joint.age)
+                vstats["freshness"]["s"] = round(time.perf_counter() - tf, 2)
         blender = Blender(W, True, info, fresh)
         vstats["ascent_s"] = round(time.perf_counter() - tt, 2)
         vstats.update(blender.info)
