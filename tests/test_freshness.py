@@ -12,6 +12,7 @@ from recommender.model.blend_data import neutral_weights
 from recommender.model.freshness import Freshness, calibrate, fresh_values
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
+from recommender.model.tuning import carve
 from recommender.serving.model_slot import ServedModel
 from tests.helpers import CONFIG, TOPICS
 from tests.test_not_yet_published import DAY, feed, hit_rate
@@ -157,3 +158,45 @@ def test_papers_added_after_training_bring_their_publication_times():
     assert model.published[-2] == to_unix("2026-12-01T00:00:00Z") and np.isnan(model.published[-1])
     bonus = model.freshness_bonus(to_unix("2026-12-01T00:00:00Z"))
     assert bonus[-2] == np.float32(model.blender.freshness.cold_weight) > 0 and bonus[-1] == 0
+
+
+def test_with_trusted_publication_times_the_slice_makes_the_newest_papers_new():
+    rng = np.random.default_rng(0)
+    n_readers, n_papers = 60, 100
+    C = sp.random(n_readers, n_papers, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    C.data[:] = 1.0
+    pair_time = rng.uniform(0, 100, C.nnz) * DAY
+    published = rng.permutation(n_papers) * DAY
+    sliced = carve(C, pair_time, 0.1, 0.2, np.random.default_rng(0), published=published)
+    read = np.unique(C.indices)
+    newest = read[np.argsort(published[read])[-len(sliced.cold_items):]]
+    assert sliced.new_by_time and sliced.stats()["new_papers"] == "the most recently published"
+    np.testing.assert_array_equal(sliced.cold_items, np.sort(newest))
+    # without event times, or without publication times for most papers: drawn at random
+    for times, pub in ((None, published), (pair_time, np.where(np.arange(n_papers) < 70, np.nan, published))):
+        drawn = carve(C, times, 0.1, 0.2, np.random.default_rng(0), published=pub)
+        assert not drawn.new_by_time and not np.array_equal(drawn.cold_items, np.sort(newest))
+
+
+def dense_feed_with_old_unread(n_unread: int = 240):
+    """`feed`, where a third of each topic's readers read every paper within days, plus as
+    many old papers nobody reads: in a slice that held out papers at random, no recent
+    paper was without readers."""
+    texts, published, train, test = feed(0)
+    rng = np.random.default_rng(7)
+    names = list(TOPICS)
+    for i in range(n_unread):
+        words = TOPICS[names[i % len(names)]].split()
+        texts.append(f"{' '.join(rng.choice(words, 3))} survey {i} {' '.join(rng.choice(words, 12))}")
+    return texts, np.r_[published, rng.uniform(0, 100, n_unread) * DAY], train, test
+
+
+def test_a_dense_feed_learns_from_its_newest_papers_how_new_papers_rank():
+    texts, published, train, test = dense_feed_with_old_unread()
+    n_readers = int(max(train[0].max(), test[0].max())) + 1
+    model = fit(texts, train, n_readers, published)
+    assert model.stats["tuning"]["slice"]["new_papers"] == "the most recently published"
+    assert model.blender.freshness.cold_weight > 0
+    with_it = hit_rate(model, train, test, n_readers)
+    model.blender.freshness = Freshness()
+    assert with_it > 0.2 and with_it > hit_rate(model, train, test, n_readers) + 0.1

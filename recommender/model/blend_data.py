@@ -23,13 +23,15 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
                         carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None,
-                        ages=None):
+                        ages=None, carved_in_joint: bool = False):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
     samples for the logistic regression and each reader's candidate pool for the ascent.
 
-    `carved_new`: the papers the slice made new on purpose (all their events held out);
+    `carved_new`: the papers the slice made new on purpose (all their events held out),
+    in the joint pool only with `carved_in_joint` (the slice made the most recently
+    published papers new, as a feed meets them: `tuning.carve`);
     `not_yet`: papers published after the data's newest event, no reader's candidates;
     `ages`: readers -> each paper's age in days as those readers saw it (NaN unknown;
     `freshness.reader_ages`), carried into the pools for the freshness signal.
@@ -54,7 +56,7 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     n_items = C_fit.shape[1]
     cold = comps.cold_mask
     carved = np.isin(np.arange(n_items), np.asarray(carved_new if carved_new is not None else [], np.int64))
-    joint = ~cold | ~carved
+    joint = np.ones(n_items, bool) if carved_in_joint else (~cold | ~carved)
     # new papers are ranked among those the slice's readers read (see the docstring), not
     # among every paper the training data leaves unread
     read_in_slice = np.asarray(V_pos.sum(axis=0)).ravel() > 0

@@ -110,13 +110,26 @@ def not_yet_published(published, C: sp.csr_matrix, now: float | None,
     if published.shape != (C.shape[1],):
         raise ValueError(f"published: {published.shape[0]} times for {C.shape[1]} papers")
     if first_read is not None:
-        known = np.isfinite(published) & np.isfinite(first_read)
-        early = float(np.mean(first_read[known] < published[known] - 86400.0)) if known.any() else 0.0
-        if early > MAX_READ_BEFORE_PUBLISHED:
-            return None, f"{early:.0%} of the read papers were read before their publication time"
+        why = publication_times_ignored(published, first_read)
+        if why:
+            return None, why
     unread = np.diff(sp.csc_matrix(C).indptr) == 0
     with np.errstate(invalid="ignore"):
         return unread & (published > now), None
+
+
+def publication_times_ignored(published: np.ndarray, first_read: np.ndarray | None) -> str | None:
+    """Why the catalog's publication times are not publication times, or None: more than
+    `MAX_READ_BEFORE_PUBLISHED` of the read papers were first read (`first_read`, NaN
+    unread) over a day before them (`not_yet_published`)."""
+    if first_read is None:
+        return None
+    published = np.asarray(published, np.float64)
+    known = np.isfinite(published) & np.isfinite(first_read)
+    early = float(np.mean(first_read[known] < published[known] - 86400.0)) if known.any() else 0.0
+    if early > MAX_READ_BEFORE_PUBLISHED:
+        return f"{early:.0%} of the read papers were read before their publication time"
+    return None
 
 
 def first_reads(items, ts, n_items: int) -> np.ndarray | None:
@@ -193,8 +206,14 @@ class HybridModel:
         lengths = text_lengths(list(texts))
         timings["content_s"] = time.perf_counter() - t
         t = time.perf_counter()
+        # publication times that are not (a crawl date) are used nowhere in the fit
+        ignored = None
+        if published is not None:
+            ignored = publication_times_ignored(published, first_reads(items, ts, n_items))
+        trusted = published if published is not None and ts is not None and not ignored else None
         config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
-            users, items, kinds, ts, n_users, n_items, now, config, strategies, progress, text=X)
+            users, items, kinds, ts, n_users, n_items, now, config, strategies, progress, text=X,
+            published=trusted)
         timings["tuning_s"] = time.perf_counter() - t
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
@@ -205,10 +224,8 @@ class HybridModel:
         start, neighbors = None, None
         if "hybrid" in strategies:
             t = time.perf_counter()
-            not_yet, ignored = not_yet_published(published, C, now, first_reads(items, ts, n_items))
-            events = None
-            if published is not None and now is not None and not ignored:
-                events = (published, users, items, ts, now)
+            not_yet, _ = not_yet_published(trusted, C, now)
+            events = (trusted, users, items, ts, now) if trusted is not None and now is not None else None
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
                                                                 config, progress, not_yet, events)
             if ignored:
@@ -236,7 +253,7 @@ class HybridModel:
 
     @staticmethod
     def _choose_settings(users, items, kinds, ts, n_users, n_items, now, config: HybridConfig, strategies,
-                         progress=None, text: sp.csr_matrix | None = None):
+                         progress=None, text: sp.csr_matrix | None = None, published=None):
         """The validation slice and what is chosen on it (`tuning.py`): returns (config with
         the chosen ALS settings filled in, confidence config, popularity config, the slice,
         the record for the manifest). Settings the config fixes are kept as they are."""
@@ -257,7 +274,7 @@ class HybridModel:
             where = np.searchsorted(keys, pair_keys(C0))
             pair_time = last[np.minimum(where, len(last) - 1)] if len(last) else np.zeros(0)
         vslice = carve(C0, pair_time, config.val_item_frac, config.val_user_frac, rng,
-                       latest_share=config.val_latest_share)
+                       latest_share=config.val_latest_share, published=published)
         wanted = any(s in strategies for s in ("popular", "collaborative", "hybrid"))
         if not wanted or (fixed_conf is not None and config.repeats is not None and fixed_pop is not None
                           and config.als_alpha is not None
@@ -419,6 +436,7 @@ class HybridModel:
         tt = time.perf_counter()
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
                                                            carved_new=vslice.cold_items, not_yet=not_yet,
+                                                           carved_in_joint=vslice.new_by_time,
                                                            ages=ages)
         Xs = np.concatenate(rows_X)
         y = np.concatenate(rows_y)
