@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core import reasons
 from recommender.core.times import to_unix
 from recommender.model.blend import FEATURES, RankingTask
 from recommender.model.blend_data import neutral_weights
@@ -200,3 +201,25 @@ def test_a_dense_feed_learns_from_its_newest_papers_how_new_papers_rank():
     with_it = hit_rate(model, train, test, n_readers)
     model.blender.freshness = Freshness()
     assert with_it > 0.2 and with_it > hit_rate(model, train, test, n_readers) + 0.1
+
+
+def test_a_paper_its_recency_placed_says_how_new_it_is():
+    assert reasons.published(0.4) == "new: published today"
+    assert reasons.published(1.5) == "new: published yesterday"
+    assert reasons.published(12.2) == "new: published 12 days ago"
+    texts, published, train, test = dense_feed_with_old_unread()
+    n_readers = int(max(train[0].max(), test[0].max())) + 1
+    model = fit(texts, train, n_readers, published)
+    users, items, ts = train
+    at = model.now + 2 * DAY
+    said = []
+    for u in np.unique(test[0])[:20]:
+        history = [(int(j), "read", float(t)) for j, t in zip(items[users == u], ts[users == u])]
+        for rec in model.recommend(history, k=10, now=at):
+            if rec.reason.startswith("new: published"):
+                age = (at - model.published[rec.index]) / DAY
+                said.append(rec.reason == reasons.published(age))
+    assert said and all(said)
+    model.blender.freshness = Freshness()  # without the signal no reason speaks of it
+    history = [(int(j), "read", float(t)) for j, t in zip(items[users == users[0]], ts[users == users[0]])]
+    assert not any(r.reason.startswith("new:") for r in model.recommend(history, k=10, now=at))

@@ -32,6 +32,14 @@ def trending(terms: Sequence[str], word: str = "trending") -> str:
     return f"{word} in {', '.join(terms)}" if terms else f"{word} now"
 
 
+def published(age_days: float) -> str:
+    """A paper whose recency placed it (the blend's freshness signal), by its age."""
+    days = int(max(age_days, 0.0))
+    if days == 0:
+        return "new: published today"
+    return f"new: published {'yesterday' if days == 1 else f'{days} days ago'}"
+
+
 def _quoted(words: Sequence[str]) -> str:
     return ", ".join(f"\u201c{w}\u201d" for w in words)
 

@@ -39,6 +39,7 @@ from recommender.core import reasons
 from recommender.core.kinds import strongest_interest
 from recommender.core.papers import prior_upvotes
 from recommender.core.ranking import top_k
+from recommender.core.times import DAY_S
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
@@ -579,16 +580,18 @@ class HybridModel:
         S, z = one.scores(h, strategy, now)
         top = top_k(S, k, h.seen if exclude_seen else None,
                     None if candidates is None else np.asarray(candidates, np.int64))
-        why = (self.reasons(row, top, strategy, strongest_interest(history), z) if with_reasons
+        why = (self.reasons(row, top, strategy, strongest_interest(history), z, now) if with_reasons
                else [""] * len(top))
         return [Recommendation(int(j), float(S[j]), r) for j, r in zip(top, why)]
 
     def reasons(self, row: sp.csr_matrix, items: np.ndarray, strategy: str = "hybrid",
-                interest: dict[int, str] | None = None, z: dict[str, np.ndarray] | None = None) -> list[str]:
+                interest: dict[int, str] | None = None, z: dict[str, np.ndarray] | None = None,
+                now: float | None = None) -> list[str]:
         """A short reason per recommended item, from its largest blend contribution (the
         words are core/reasons.py). `interest`: paper -> the reader's strongest kind of
         interest in it (strongest_interest); `z`: the reader's standardised features when
-        the caller has them (hybrid)."""
+        the caller has them (hybrid); `now`: the list's time, for a paper its recency
+        placed (the freshness signal's bonus is then its largest contribution)."""
         items = np.asarray(items, np.int64)
         if len(items) == 0:
             return []
@@ -605,9 +608,15 @@ class HybridModel:
                 z = one.features(OneHistory.from_row(row, np.zeros(0, np.int64)))
             z = {f: S[0, items] for f, S in z.items()}
             contrib = self.blender.contributions(z, self.comps.cold_mask[items], float(history_scale([len(hist)])[0]))
-            best = np.argmax(np.stack([contrib[f] for f in FEATURES]), axis=0)  # first on ties
-            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab"}
-            kinds = [kind_of.get(FEATURES[b], "trend") for b in best]
+            names = list(FEATURES)
+            fresh = self.freshness_bonus(now)
+            if fresh is not None:  # a paper its recency placed says so
+                contrib["fresh"] = fresh[items]
+                names.append("fresh")
+            best = np.argmax(np.stack([contrib[f] for f in names]), axis=0)  # first on ties
+            kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
+                       "fresh": "new"}
+            kinds = [kind_of.get(names[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
         if content:  # only the papers explained by content need their similarities
             sims = np.asarray((self.X[items[content]] @ self.X[hist].T).toarray())  # (., |hist|)
@@ -619,6 +628,9 @@ class HybridModel:
                 out.append(reasons.similar_to(self.titles[h], (interest or {}).get(int(h), "read")))
             elif kinds[n] == "collab":
                 out.append(reasons.LIKE_YOU)
+            elif kinds[n] == "new":
+                at = self.now if now is None else now
+                out.append(reasons.published((at - self.published[j]) / DAY_S))
             else:
                 out.append(one.trending_reason(int(j)))
         return out

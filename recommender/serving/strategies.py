@@ -172,11 +172,11 @@ class ModelStrategy(Strategy):
         history = [(int(r), kind, float(t)) for r, kind, t in zip(h.rows, h.kinds, h.ts) if r < n]
         row, _ = model.history_row(history, reader.now)
         S, z = model.one_reader().scores(OneHistory.from_row(row, EMPTY_ROWS), self.name, reader.now)
-        return Scored(S, (model, row, history, z))
+        return Scored(S, (model, row, history, z, reader.now))
 
     def reasons(self, view: View, reader: Reader, rows: np.ndarray, scored: Scored) -> list[str]:
-        model, row, history, z = scored.detail
-        return model.reasons(row, rows, self.name, strongest_interest(history), z)
+        model, row, history, z, now = scored.detail
+        return model.reasons(row, rows, self.name, strongest_interest(history), z, now)
 
     def rank(self, view: View, reader: Reader, k: int, excluded: np.ndarray = EMPTY_ROWS,
              candidates: np.ndarray | None = None) -> Ranked:
