@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from recommender.core import reasons
 from recommender.core.times import to_unix
 from recommender.model.blend import FEATURES, RankingTask
-from recommender.model.blend_data import neutral_weights
+from recommender.model.blend_data import neutral_weights, pool_task
 from recommender.model.freshness import Freshness, calibrate, fresh_values
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
@@ -223,3 +223,23 @@ def test_a_paper_its_recency_placed_says_how_new_it_is():
     model.blender.freshness = Freshness()  # without the signal no reason speaks of it
     history = [(int(j), "read", float(t)) for j, t in zip(items[users == users[0]], ts[users == users[0]])]
     assert not any(r.reason.startswith("new:") for r in model.recommend(history, k=10, now=at))
+
+
+def test_the_newest_papers_join_a_pool_only_when_dated():
+    rng = np.random.default_rng(0)
+    B, n = 6, 200
+    Fz = rng.normal(size=(len(FEATURES), B, n)).astype(np.float32)
+    excl = rng.random((B, n)) < 0.1
+    Pd = rng.random((B, n)) < 0.05
+    cold = rng.random(n) < 0.3
+    h = np.ones(B, np.float32)
+    plain = pool_task(Fz, excl, Pd, cold, h, None, 5)
+    undated = pool_task(Fz, excl, Pd, cold, h, None, 5, np.full((B, n), np.nan, np.float32))
+    np.testing.assert_array_equal(undated.F[undated.valid], plain.F[plain.valid])  # nothing added
+    age = np.where(np.arange(n) < 20, np.arange(n, dtype=np.float32), np.nan)[None, :].repeat(B, 0)
+    dated = pool_task(Fz, excl, Pd, cold, h, None, 5, age)
+    for r in range(B):
+        newest = [j for j in np.argsort(age[r])[:40] if not excl[r, j]][:5]
+        listed = dated.age[r][dated.valid[r]]
+        assert set(newest) <= {round(float(a)) for a in listed[np.isfinite(listed)]}
+        assert dated.valid[r].sum() >= plain.valid[r].sum()

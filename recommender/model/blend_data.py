@@ -212,16 +212,20 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
         top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
         return top if cols is None else cols[top]
 
-    def newest() -> np.ndarray:
+    def newest(first: np.ndarray) -> np.ndarray:
         # the freshness signal's candidates: a paper it lifts must be in the pool to be weighed
         A = age if cols is None else age[:, cols]
         S = np.where(okc & np.isfinite(A), A, np.inf)
         top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
-        return top if cols is None else cols[top]
+        dated = np.isfinite(np.take_along_axis(S, top, 1))
+        top = top if cols is None else cols[top]
+        # a reader with fewer dated candidates than m: the rest of the picks (no age, or not
+        # allowed) repeat the reader's first candidate by the first component, and are dropped
+        return np.where(dated, top, first[:, :1]) if top.shape[1] else top
 
-    sources = list(range(nf)) + (["newest"] if age is not None else [])
-    # one source a thread: argpartition releases the GIL
-    pools = in_threads(lambda f: newest() if f == "newest" else best_of(f), sources)
+    pools = in_threads(best_of, range(nf))  # one feature a thread: argpartition releases the GIL
+    if age is not None and pools:
+        pools.append(newest(pools[0]))
     idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
     idx.sort(axis=1)
     dup = np.zeros(idx.shape, bool)

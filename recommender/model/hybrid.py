@@ -211,7 +211,8 @@ class HybridModel:
         ignored = None
         if published is not None:
             ignored = publication_times_ignored(published, first_reads(items, ts, n_items))
-        trusted = published if published is not None and ts is not None and not ignored else None
+        trusted = (published if published is not None and ts is not None and not ignored
+                   and np.isfinite(np.asarray(published, np.float64)).any() else None)
         config, conf_config, pop_config, vslice, tuning = cls._choose_settings(
             users, items, kinds, ts, n_users, n_items, now, config, strategies, progress, text=X,
             published=trusted)
