@@ -296,14 +296,19 @@ def _column(t: RankingTask, j: int) -> np.ndarray:
     return x * regime * (h if slot % 2 else 1.0)
 
 
-def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
-    """Mean NDCG@k of the task's readers ranked by S (pool slots, invalid ones never shown)."""
+def per_reader_ndcg(t: RankingTask, S: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each of the task's readers ranked by S (pool slots, invalid ones never shown)."""
     # ranks as top_k(where(valid, S, -inf), k) does, without its copy and padding: a slot
     # that is not valid is never labelled, so it cannot count as a hit (the ascent calls
     # this ~1,000 times a fit)
     top = smallest_k(np.where(t.valid, -S, np.inf), k)
     hits = np.take_along_axis(t.label & t.valid, top, 1)
-    return float(np.mean(ndcg_from_hits(hits, t.n_rel, k)))
+    return ndcg_from_hits(hits, t.n_rel, k)
+
+
+def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
+    """Mean NDCG@k of the task's readers ranked by S."""
+    return float(np.mean(per_reader_ndcg(t, S, k)))
 
 
 def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,

@@ -25,7 +25,8 @@ the costs: validation readers x papers scored, and readers per scoring batch, ar
 
 The pieces: config.py (HybridConfig), components.py (what is fit on one confidence matrix),
 tuning.py (the validation slice and what is chosen on it), blend.py and blend_data.py (the
-learned blend and its validation data), one_reader.py (scoring one reader).
+learned blend and its validation data), freshness.py (a paper's age, learnt beside the blend
+where the catalog has publication times), one_reader.py (scoring one reader).
 """
 from __future__ import annotations
 
