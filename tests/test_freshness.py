@@ -3,7 +3,11 @@ slice only where the data says fresh papers are the ones read, applied at the ti
 asked for, kept through the model's arrays, and off without publication times."""
 from __future__ import annotations
 
+import json
+import time
+
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from recommender.core import reasons
@@ -243,3 +247,50 @@ def test_the_newest_papers_join_a_pool_only_when_dated():
         listed = dated.age[r][dated.valid[r]]
         assert set(newest) <= {round(float(a)) for a in listed[np.isfinite(listed)]}
         assert dated.valid[r].sum() >= plain.valid[r].sum()
+
+
+def test_through_the_service_a_paper_just_posted_is_listed_as_new(tmp_path):
+    """The whole path: a feed's store trained by the nightly job, the real app serving it;
+    a paper posted with a recent publication time reaches the model with its time and is
+    listed for a reader of its topic as new, aged at the request's time."""
+    from recommender.core.times import to_iso
+    from recommender.storage import open_store
+    from recommender.storage.interface import EventRow
+    from tests.helpers import AUTH, make_client
+    from training.train_job import train
+
+    texts, published, train_events, _ = dense_feed_with_old_unread()
+    shift = (time.time() // DAY - 101) * DAY  # feed day 100 is yesterday; its training ends at day 80
+    db = tmp_path / "feed.db"
+    store = open_store(db)
+    store.upsert_papers([{"paper_id": f"f{i}", "title": t.split(" study ")[0].split(" survey ")[0],
+                          "abstract": t, "published_at": to_iso(published[i] + shift)}
+                         for i, t in enumerate(texts)])
+    users, items, ts = train_events
+    store.add_events([EventRow(f"r{u}", f"f{i}", "read", to_iso(t + shift)) for u, i, t in zip(users, items, ts)])
+    result = train(store, tmp_path / "models", progress=False)
+    store.close()
+    assert result.promoted, result.reason
+    with make_client(db, model_dir=tmp_path / "models", list_ttl_s=0) as client:
+        reader = f"r{users[0]}"
+        topic_words = texts[int(items[users == users[0]][0])].split(" study ")[0]
+        paper = {"paper_id": "just-posted", "title": f"{topic_words} a new result",
+                 "abstract": texts[int(items[users == users[0]][0])],
+                 "published_at": to_iso(time.time() - 12 * DAY)}
+        assert client.post("/papers", json=[paper], headers=AUTH).status_code == 201
+
+        def listed(**params) -> dict[str, tuple[str, float]]:
+            body = client.get("/recommendations", params={"user_id": reader, "k": 100, **params}).json()
+            return {i["paper_id"]: (i["reason"], i["score"]) for i in body["items"]}
+
+        # asked as of half a day after its publication (the reader's history is the same:
+        # it ends three weeks ago), the paper is listed as new ...
+        then = listed(as_of=to_iso(time.time() - 11.5 * DAY))
+        assert then["just-posted"][0] == "new: published today"
+        # ... and asked now it is twelve days old: aged at the request's time, not at the
+        # model's newest event (before its publication, where it would be new forever)
+        now = listed()
+        assert now["just-posted"][0] != "new: published today"
+        fresh = Freshness.from_dict(json.loads((result.path / "manifest.json").read_text())["blend"]["freshness"])
+        lost = fresh.cold_weight * (0.5 ** (0.5 / fresh.half_life_days) - 0.5 ** (12 / fresh.half_life_days))
+        assert lost > 0.5 and then["just-posted"][1] - now["just-posted"][1] == pytest.approx(lost, abs=0.05)
