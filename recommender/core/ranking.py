@@ -120,3 +120,15 @@ def ndcg_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarr
     d = discounts(k)
     idcg = np.r_[0.0, np.cumsum(d)][np.minimum(n_relevant, k)]
     return np.where(n_relevant > 0, (hits * d).sum(axis=1) / np.where(idcg > 0, idcg, 1.0), 0.0)
+
+
+def pool_ndcg(S: np.ndarray, valid: np.ndarray, label: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each row of S (B, n) over its `valid` slots, `label` marking the relevant
+    ones (a validation reader's candidate pool; `n_relevant` counts their relevant papers
+    in or out of it)."""
+    # ranks as top_k(where(valid, S, -inf), k) does, without its copy and padding: a slot
+    # that is not valid is never labelled, so it cannot count as a hit (the blend's ascent
+    # ranks pools thousands of times a fit)
+    top = smallest_k(np.where(valid, -S, np.inf), k)
+    hits = np.take_along_axis(label & valid, top, 1)
+    return ndcg_from_hits(hits, n_relevant, k)

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.core.ranking import ndcg_from_hits, smallest_k
+from recommender.core.ranking import pool_ndcg
 from recommender.model.freshness import Freshness
+from recommender.model.top_reach import LineSearch
 
 FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
 PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
@@ -281,8 +282,10 @@ class RankingTask:
                            self.h[idx], None if self.age is None else self.age[idx])
 
 
-def _column(t: RankingTask, j: int) -> np.ndarray:
-    """The (U, P) expanded feature that weight j multiplies (same layout as `expand`)."""
+def _column(t: RankingTask, j: int, by_feature: np.ndarray | None = None) -> np.ndarray:
+    """The (U, P) expanded feature that weight j multiplies (same layout as `expand`).
+    `by_feature`: t.F as (n_features, U, P), contiguous per feature (the ascent asks for
+    every column of a task several times)."""
     c = t.cold.astype(np.float32)
     h = t.h[:, None]
     n = len(FEATURES)
@@ -291,19 +294,14 @@ def _column(t: RankingTask, j: int) -> np.ndarray:
     if j == 4 * n + 1:
         return c * h
     f, slot = divmod(j, 4)
-    x = t.F[:, :, f]
+    x = t.F[:, :, f] if by_feature is None else by_feature[f]
     regime = (1.0 - c) if slot < 2 else c
     return x * regime * (h if slot % 2 else 1.0)
 
 
 def per_reader_ndcg(t: RankingTask, S: np.ndarray, k: int) -> np.ndarray:
     """NDCG@k of each of the task's readers ranked by S (pool slots, invalid ones never shown)."""
-    # ranks as top_k(where(valid, S, -inf), k) does, without its copy and padding: a slot
-    # that is not valid is never labelled, so it cannot count as a hit (the ascent calls
-    # this ~1,000 times a fit)
-    top = smallest_k(np.where(t.valid, -S, np.inf), k)
-    hits = np.take_along_axis(t.label & t.valid, top, 1)
-    return ndcg_from_hits(hits, t.n_rel, k)
+    return pool_ndcg(S, t.valid, t.label, t.n_rel, k)
 
 
 def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
@@ -329,13 +327,17 @@ def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
     W = starts[int(np.argmax(values))]
     start = best = max(values)
     cur = [np.where(t.valid, t.scores(W), 0.0).astype(np.float32) for t in tasks]
+    by_feature = [np.ascontiguousarray(np.moveaxis(t.F, 2, 0)) for t in tasks]
     for _ in range(passes):
         improved = False
         for j in range(len(W)):
-            cols = [_column(t, j) for t in tasks]
+            cols = [_column(t, j, F) for t, F in zip(tasks, by_feature)]
             if all(not np.any(c) for c in cols):
                 continue
             scale = max(abs(float(W[j])), 0.1)
+            # every trial below ranks only the slots that can reach a top k (`top_reach`)
+            reach = scale * max(abs(s) for s in steps)
+            lines = [LineSearch(S, c, t.valid, t.label, t.n_rel, reach, k) for t, S, c in zip(tasks, cur, cols)]
             best_delta = 0.0
             for s in steps:
                 delta = s * scale
@@ -343,7 +345,7 @@ def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
                 trial[j] += delta
                 if not personal_ok(trial):
                     continue
-                val = objective_of([S + delta * c for S, c in zip(cur, cols)])
+                val = float(np.mean([float(np.mean(line.ndcg(delta))) for line in lines]))
                 if val > best + 1e-5:
                     best, best_delta = val, delta
             if best_delta:
