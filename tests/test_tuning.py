@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
-from recommender.model.tuning import (PopularityConfig, beyond_noise, carve, choose, latest_pair_times, pair_keys,
-                                     repeats_common, validation_ndcg)
+from recommender.model.tuning import (PopularityConfig, beyond_noise, carve, choose, decays_can_differ,
+                                     latest_pair_times, pair_keys, repeats_common, validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
@@ -55,8 +55,11 @@ def readers(drift: bool, n_users: int = 300, seed: int = 0):
     return users, np.asarray(items), np.full(len(users), "upvote", dtype=object), np.asarray(ts)
 
 
-def chosen(drift: bool):
+def chosen(drift: bool, squeeze: float = 1.0):
+    """What `choose` picks on a fit's slice; `squeeze` scales every event's time from the
+    first (0.0001: three years into under three hours, the order kept)."""
     users, items, kinds, ts = readers(drift)
+    ts = T0 + (ts - T0) * squeeze
     shape = (int(users.max()) + 1, N_PAPERS)
     C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
     keys, last = latest_pair_times(users, items, ts, N_PAPERS)
@@ -75,6 +78,23 @@ def test_drifting_taste_gets_a_strong_decay():
 def test_stable_taste_over_years_gets_a_weak_decay_or_none():
     c = chosen(drift=False).confidence
     assert not c.decays or c.half_life_days >= 730, c.describe()
+
+
+def test_times_within_hours_try_no_decay_and_keep_the_latest_slice():
+    choice = chosen(drift=True, squeeze=1e-4)  # the drift above, stamped within 2.6 hours
+    assert not choice.confidence.decays
+    tried = [e for e in choice.log if "proxy_ndcg" in e]
+    assert tried and all(e["decay"] == "no decay" for e in tried)
+    assert any(str(e.get("decay", "")).startswith("not tried") for e in choice.log)
+    assert not any("half-life" in str(e.get("popularity", "")) for e in choice.log)
+
+
+def test_decays_are_tried_once_the_shortest_half_life_moves_a_confidence_by_one_percent():
+    # 30 days' half-life: 1% below the newest at 30 * log2(1 / 0.99) = 0.435 days
+    for span_days, expected in ((0.0, False), (0.43, False), (0.44, True), (3.0, True)):
+        assert decays_can_differ(np.array([T0, np.nan, T0 + span_days * DAY])) is expected
+    assert not decays_can_differ(None) and not decays_can_differ(np.array([np.nan, np.nan]))
+    assert not decays_can_differ(np.array([T0]))
 
 
 def test_the_slice_holds_out_each_readers_latest_events():

@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from recommender.core.ranking import ndcg_from_hits, top_k
+from recommender.core.times import DAY_S
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, kind_weights
 from recommender.model.item_graph import ItemGraph
 from recommender.model.text_rows import TextRows
@@ -40,6 +41,10 @@ from recommender.model.text_rows import TextRows
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)
 REGULARIZATIONS = (10.0, 50.0, 200.0)
 HALF_LIVES_DAYS = (30.0, 180.0, 730.0)
+# Where every event falls within a few hours (a library imported at once, each event
+# stamped at the import) even the shortest half-life moves no confidence by more than this
+# share: such decays cannot be told from none, so none is tried (`decays_can_differ`).
+DECAY_MIN_EFFECT = 0.01
 # the item graph's random-walk exponent and popularity penalty (RP3beta's alpha, beta)
 GRAPH_ALPHAS = (0.5, 0.8, 1.0)
 GRAPH_BETAS = (0.2, 0.4, 0.6)
@@ -307,6 +312,21 @@ def repeats_common(users, items, kinds, min_share: float = 0.05) -> bool:
     return bool(len(repeated_pairs) >= min_share * len(np.unique(pair)))
 
 
+def decays_can_differ(ts) -> bool:
+    """Whether the events' times (unix seconds, NaN unknown) span long enough for the
+    shortest half-life tried to weigh the oldest event `DECAY_MIN_EFFECT` below the newest:
+    otherwise every decay gives the matrix no decay gives, to within 1%, and trying them is
+    a dozen ALS fits that can only tie (7 s of a CiteULike-a first run, store-stamped)."""
+    if ts is None:
+        return False
+    t = np.asarray(ts, np.float64)
+    t = t[np.isfinite(t)]
+    if not len(t):
+        return False
+    span_days = float(t.max() - t.min()) / DAY_S
+    return 1.0 - 0.5 ** (span_days / min(HALF_LIVES_DAYS)) >= DECAY_MIN_EFFECT
+
+
 def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice: ValidationSlice,
            fixed: dict, budget_s: float = 90.0, proxy_factors: int = 32, proxy_iterations: int = 8,
            max_readers: int = 2000, seed: int = 0, collaborative: bool = True,
@@ -321,9 +341,11 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     budget = _Budget(budget_s)
     users, items, kinds, ts = events
     shape = (n_users, n_items)
-    has_time = ts is not None and np.isfinite(np.asarray(ts, np.float64)).any()
     rng = np.random.default_rng(seed)
     log: list = []
+    times_differ = decays_can_differ(ts)
+    if ts is not None and not times_differ and np.isfinite(np.asarray(ts, np.float64)).any():
+        log.append({"decay": "not tried: the events' times span too little for any half-life to matter"})
 
     def matrices(conf: ConfidenceConfig):
         C, _ = confidence_matrix(users, items, kinds, ts, shape, now=now, config=conf)
@@ -348,7 +370,7 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
 
     # 3 (cheap, first): how popularity is counted
     pops = [PopularityConfig(True, 0.0), PopularityConfig(False, 0.0)]
-    if has_time:
+    if times_differ:
         pops += [PopularityConfig(True, h) for h in HALF_LIVES_DAYS]
     best_pop = None
     for pc in pops:
@@ -434,7 +456,7 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     if fixed.get("regularization") is None:
         reg = search(REGULARIZATIONS, reg, lambda r: (conf, r, alpha), "regularization")
     # 2. the time decay, with those
-    if has_time and fixed.get("half_life_days") is None:
+    if times_differ and fixed.get("half_life_days") is None:
         options = [base] + [replace(base, half_life_days=h, decay_from=d)
                             for d in ("reader", "newest") for h in HALF_LIVES_DAYS]
         best = search(options, base, lambda c: (c, reg, alpha), "decay")
