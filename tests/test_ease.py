@@ -66,6 +66,14 @@ def with_readers(n_users: int, seed: int) -> sp.csr_matrix:
     return sp.csr_matrix(sp.hstack([read.tocsr(), sp.csr_matrix((n_users, 2), dtype=np.float32)]))
 
 
+@pytest.mark.parametrize("n,block", [(1, 128), (7, 3), (130, 128), (300, 64)])
+def test_the_inverse_s_upper_triangle_is_mirrored_exactly(n, block):
+    rng = np.random.default_rng(n)
+    P = np.triu(rng.normal(size=(n, n)).astype(np.float32))
+    expected = np.triu(P) + np.triu(P, 1).T
+    np.testing.assert_array_equal(ease_module._mirror_upper(P.copy(), block), expected)
+
+
 @pytest.mark.parametrize("block_cells", [2_000_000, 150])
 def test_fewer_readers_than_papers_solve_on_the_readers_side_to_the_same_weights(monkeypatch, block_cells):
     """15 readers, 70 papers (two never read): the solve is 15 wide (Woodbury) and its

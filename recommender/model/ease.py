@@ -249,7 +249,22 @@ def _spd_inverse(A: np.ndarray, dtype) -> np.ndarray:
         P, info = potri(c, lower=0, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
-    return np.triu(P) + np.triu(P, 1).T  # potri fills the upper triangle only
+    return _mirror_upper(P)  # potri fills the upper triangle only
+
+
+def _mirror_upper(P: np.ndarray, block: int = 128) -> np.ndarray:
+    """P with its upper triangle copied onto the lower one, in place, a block of rows at a
+    time: a whole transposed copy of CiteULike-a's 5,551² inverse (np.triu(P) +
+    np.triu(P, 1).T) took 0.54 s, reading P column-wise, of a 2.3 s solve; by blocks it is
+    0.09 s, the same array to the bit."""
+    n = P.shape[0]
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        P[a:b, :a] = P[:a, a:b].T
+        square = P[a:b, a:b]
+        below = np.tril_indices(b - a, -1)
+        square[below] = square.T[below]
+    return P
 
 
 def _by_papers(G: np.ndarray, lam: float) -> np.ndarray:
