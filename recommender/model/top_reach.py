@@ -36,8 +36,8 @@ class LineSearch:
         spread = np.abs(col)
         spread *= np.float32(reach)
         low = S - spread
-        low[~valid] = -np.inf
-        n = S.shape[1]
+        np.copyto(low, -np.inf, where=~valid)
+        U, n = S.shape
         kk = min(k, n)
         # the kth best lowest score: k slots score at least this in every trial
         bar = np.partition(low, n - kk, axis=1)[:, n - kk]
@@ -45,19 +45,22 @@ class LineSearch:
         high += S
         keep = high >= bar[:, None]
         keep &= valid
-        rows, cols = np.nonzero(keep)
-        counts = np.bincount(rows, minlength=S.shape[0])
-        width = int(counts.max()) if len(rows) else 0
-        slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        shape = (S.shape[0], width)
-        # left-packed rows; an empty slot scores -inf in every trial (its column is 0)
-        self.S_k = np.full(shape, -np.inf, S.dtype)
-        self.col_k = np.zeros(shape, col.dtype)
-        self.S_k[rows, slot] = S[rows, cols]
-        self.col_k[rows, slot] = col[rows, cols]
-        held = label[rows, cols]
+        # packed to the left, by flat indices (2-d fancy indexing took twice as long)
+        counts = np.count_nonzero(keep, axis=1)
+        flat = np.flatnonzero(keep)
+        width = int(counts.max()) if len(flat) else 0
+        rows = np.repeat(np.arange(U), counts)
+        dest = np.arange(len(flat)) + np.repeat(np.arange(U) * width - (np.cumsum(counts) - counts), counts)
+        # an empty slot scores -inf in every trial (its column is 0)
+        self.S_k = np.full(U * width, -np.inf, S.dtype)
+        self.col_k = np.zeros(U * width, col.dtype)
+        self.S_k[dest] = S.ravel()[flat]
+        self.col_k[dest] = col.ravel()[flat]
+        self.S_k, self.col_k = self.S_k.reshape(U, width), self.col_k.reshape(U, width)
+        held = label.ravel()[flat]
         # the kept held-out slots: (reader, packed slot)
-        self.pos_rows, self.pos_slots = rows[held], slot[held]
+        self.pos_rows = rows[held]
+        self.pos_slots = dest[held] - self.pos_rows * width
 
     def ndcg(self, d: float) -> np.ndarray:
         """Each reader's NDCG@k ranked by S + d * col, as `ranking.pool_ndcg` gives it."""
