@@ -71,7 +71,10 @@ def test_the_inverse_s_upper_triangle_is_mirrored_exactly(n, block):
     rng = np.random.default_rng(n)
     P = np.triu(rng.normal(size=(n, n)).astype(np.float32))
     expected = np.triu(P) + np.triu(P, 1).T
-    np.testing.assert_array_equal(ease_module._mirror_upper(P.copy(), block), expected)
+    for given in (P.copy(), np.asfortranarray(P)):  # LAPACK's inverse comes column-major
+        mirrored = ease_module._mirror_upper(given, block)
+        np.testing.assert_array_equal(mirrored, expected)
+        assert mirrored.flags.c_contiguous
 
 
 @pytest.mark.parametrize("block_cells", [2_000_000, 150])
