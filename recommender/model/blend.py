@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recommender.core.ranking import pool_ndcg
+from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
 
@@ -383,11 +384,13 @@ def restarted_ascent(tasks: list[RankingTask], starts: list, rng: np.random.Gene
     tasks = [t for t in tasks if len(t.n_rel)]
     if not tasks:
         return make_personal_ok(np.asarray(starts[0], np.float32)), 0.0, 0.0, []
-    ends = []
-    for w in starts:
-        part = [t.readers(np.sort(rng.choice(len(t.n_rel), max(1, int(round(share * len(t.n_rel)))),
-                                             replace=False))) for t in tasks]
-        ends.append(coordinate_ascent(part, [w], passes=passes, k=k)[0])
+    halves = [[np.sort(rng.choice(len(t.n_rel), max(1, int(round(share * len(t.n_rel)))), replace=False))
+               for t in tasks] for _ in starts]
+
+    def ascend(i: int) -> np.ndarray:
+        return coordinate_ascent([t.readers(h) for t, h in zip(tasks, halves[i])], [starts[i]], passes=passes, k=k)[0]
+
+    ends = list(side_by_side(ascend, range(len(starts))))
     kept = [(W, float(np.abs(W[:-2]).sum())) for W in ends]
     kept = [(W, n) for W, n in kept if n > 0]
     W = ends[0] if not kept else (np.mean([W / n for W, n in kept], axis=0) * np.mean([n for _, n in kept]))
