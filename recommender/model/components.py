@@ -67,8 +67,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     if not collab:
         return Components(None, None, None, pop, None)
     params = collab_params(C, config)
-    text_rows = TextRows.fit(X, config.text_weight or 0.0, config.text_min_df)
-    side = text_rows.matrix(X) if text_rows.active and params.algorithm == "als" else None
+    text_rows, side = words_for_als(X, config, params)
     cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps, side=side)
     graph = ItemGraph.fit(C, alpha=config.graph_alpha or 0.8, beta=config.graph_beta or 0.4)
     mass = np.asarray(C.sum(axis=0)).ravel()
@@ -80,6 +79,13 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     if ease is None and config.ease and config.ease_lambda is not None:
         ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k)
     return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
+
+
+def words_for_als(X: sp.csr_matrix, config: HybridConfig, params) -> tuple[TextRows, sp.csr_matrix | None]:
+    """The papers' words ALS factorises beside the readers (`text_rows.py`), and their rows
+    as ALS takes them (None where it takes none)."""
+    text_rows = TextRows.fit(X, config.text_weight or 0.0, config.text_min_df)
+    return text_rows, (text_rows.matrix(X) if text_rows.active and params.algorithm == "als" else None)
 
 
 def _absent(B: int, n: int) -> np.ndarray:

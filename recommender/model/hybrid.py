@@ -49,11 +49,12 @@ from recommender.model.blend_data import (concat_tasks, neutral_weights, one_pap
                                           stand_in_one_paper_readers, validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
 from recommender.model.collaborative import CollaborativeModel
-from recommender.model.components import (Components, event_matrix, fit_components, latest_time,
-                                          raw_features)
+from recommender.model.components import (Components, event_matrix, fit_components, latest_time, raw_features,
+                                          words_for_als)
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, history_rows
 from recommender.model.content import ContentEncoder, paper_text, relates_papers
+from recommender.model.factors import choose_factors
 from recommender.model.freshness import Freshness, calibrate as calibrate_freshness, reader_ages
 from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
 from recommender.model.item_graph import ItemGraph
@@ -234,6 +235,9 @@ class HybridModel:
             if ignored:
                 vstats["publication_times_ignored"] = ignored
             stats["validation"] = vstats
+            sizes = vstats.get("als_factors") or {}
+            if sizes.get("chosen") is not None and sizes["chosen"] != sizes["rule"]:
+                config = replace(config, factors=int(sizes["chosen"]))
             if vstats.get("ease_lambda") is not None:
                 config = replace(config, ease=True, ease_lambda=float(vstats["ease_lambda"]))
             elif config.ease is None:
@@ -433,6 +437,16 @@ class HybridModel:
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
                                     ease=ease)
+        if not config.factors and params.algorithm == "als" and comps.cf is not None:
+            # the rule's factors, or fewer where the slice says so (factors.py)
+            tf = time.perf_counter()
+            factors, vstats["als_factors"] = choose_factors(comps.cf, C_fit, V_pos, eligible, params,
+                                                            words_for_als(X, vconfig, params)[1], sweeps)
+            vstats["als_factors"]["s"] = round(time.perf_counter() - tf, 2)
+            if factors != params.factors:
+                vconfig = replace(vconfig, factors=factors)
+                comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps,
+                                       neighbors=neighbors, ease=ease)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
