@@ -3,7 +3,7 @@
 `collaborative.default_params` sizes ALS by the data (1.25 sqrt(pairs), 16 to 512: more
 factors where there is more to explain, the cap a cost every list pays). A rule is not a
 choice, and a data set can want fewer: on MovieLens warm's *test* split ALS alone peaked at
-128 factors (0.2662 NDCG@20) against the rule's 352 (0.2649). So once the validation fit
+128 factors (0.2662 NDCG@20) against the rule's 248 (0.2649). So once the validation fit
 has its ALS at the rule's size, ALS at half and then at a quarter of it is fit on the same
 slice with the same settings, and a smaller size is taken only when it ranks the slice's
 held-out papers better beyond noise (`tuning.beyond_noise`, the rule every setting follows
@@ -14,8 +14,8 @@ new paper's come from its words or its neighbours, `cold_start.py`).
 What it costs: the smaller fits get at most `PROBE_SWEEPS` sweeps (a smaller model
 converges sooner, and one that wins with fewer sweeps than the rule's surely would with
 as many), and the quarter is not tried once the half loses beyond noise. On CiteULike-a
-warm the half (248 factors: 0.1395 against 0.1526 at 504) lost and the search took ~5 s
-(14 s with 15 sweeps at both sizes); on MovieLens, where neither lost, ~2 s.
+warm the half (248 factors: 0.1404 against 0.1526 at 504) lost and the search took 5.2 s
+(13.9 s with 15 sweeps at both sizes); on MovieLens, where neither lost, 1.4 s.
 """
 from __future__ import annotations
 
