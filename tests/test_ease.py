@@ -39,17 +39,21 @@ def test_weights_are_the_closed_form():
     assert m.covered == int((np.asarray(C.sum(0)).ravel() > 0).sum())
 
 
-def closed_form(C: sp.csr_matrix, lam: float) -> np.ndarray:
-    """B over the read papers, inverted in float64 on the papers' side, as a full matrix."""
-    R = sp.csr_matrix(C, dtype=np.float64)
-    R.data[:] = 1.0
-    read = np.nonzero(np.asarray(R.sum(axis=0)).ravel() > 0)[0]
-    G = (R[:, read].T @ R[:, read]).toarray() + lam * np.eye(len(read))
+def closed_form(C: sp.csr_matrix, lam: float, W: sp.csr_matrix | None = None, w: float = 0.0) -> np.ndarray:
+    """B over the papers C reads (0/1), inverted in float64 on the papers' side, as a full
+    matrix; with word rows W at weight w stacked under the readers, over the papers either
+    part covers: what the papers' words as extra readers mean."""
+    A = sp.csr_matrix(C, dtype=np.float64)
+    A.data[:] = 1.0
+    if W is not None:
+        A = sp.vstack([A, w * sp.csr_matrix(W, dtype=np.float64)]).tocsr()
+    covered = np.nonzero(np.diff(sp.csc_matrix(A).indptr) > 0)[0]
+    G = (A[:, covered].T @ A[:, covered]).toarray() + lam * np.eye(len(covered))
     P = np.linalg.inv(G)
     Bs = P / -np.diag(P)
     np.fill_diagonal(Bs, 0.0)
     B = np.zeros((C.shape[1], C.shape[1]))
-    B[np.ix_(read, read)] = Bs
+    B[np.ix_(covered, covered)] = Bs
     return B
 
 
@@ -211,21 +215,30 @@ def test_the_lambda_walk_stops_at_its_bounds_and_breaks_ties_by_the_first_tried(
     assert best == lo == min(tried) and max(tried) == 1600.0
 
 
+HISTORY = [(3, "upvote", None), (10, "read", None), (11, "click", None)]
+
+
+def serves_one_reader_as_the_batch_and_loads(m: HybridModel) -> dict:
+    """The single-reader path gives the batch's scores to the bit, and the artifact loads
+    to the same scores; returns the manifest as JSON gives it back."""
+    manifest = json.loads(json.dumps(m.manifest()))
+    row, seen = m.history_row(HISTORY)
+    np.testing.assert_array_equal(m.one_reader().scores(OneHistory.from_row(row, seen), "hybrid")[0],
+                                  m.score_batch(row, "hybrid")[0])
+    loaded = HybridModel.from_arrays(m.to_arrays(), manifest)
+    np.testing.assert_allclose(loaded.score_history(HISTORY), m.score_history(HISTORY), rtol=1e-5, atol=1e-6)
+    return manifest
+
+
 def test_the_hybrid_with_ease_serves_one_reader_as_the_batch():
     texts, titles, users, items, _ = synthetic()
     m = HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
                         config=replace(CONFIG, ease=True))
-    manifest = json.loads(json.dumps(m.manifest()))
+    manifest = serves_one_reader_as_the_batch_and_loads(m)
     assert manifest["ease"]["lambda"] == manifest["config"]["ease_lambda"] == m.stats["validation"]["ease_lambda"]
-    history = [(3, "upvote", None), (10, "read", None), (11, "click", None)]
-    row, seen = m.history_row(history)
-    np.testing.assert_array_equal(m.one_reader().scores(OneHistory.from_row(row, seen), "hybrid")[0],
-                                  m.score_batch(row, "hybrid")[0])
-    loaded = HybridModel.from_arrays(m.to_arrays(), manifest)
-    np.testing.assert_allclose(loaded.score_history(history), m.score_history(history), rtol=1e-5, atol=1e-6)
     new = m.add_paper("graph network study 80", "graph network node edge community clustering")
     assert m.comps.ease.n_items == m.n_items == new + 1
-    assert np.isfinite(m.score_history(history)).all()
+    assert np.isfinite(m.score_history(HISTORY)).all()
 
 
 def test_coverage_is_the_share_of_reader_paper_pairs_on_the_most_read_papers():
@@ -258,3 +271,172 @@ def test_the_hybrid_takes_ease_where_it_covers_the_reading_and_leaves_it_out_els
     # the decision is the model's: a refit keeps it
     assert head_only.refit(users, items, n_users=n_users).comps.ease is None
     assert covered.refit(users, items, n_users=n_users).comps.ease is not None
+
+
+def paper_terms(n_papers: int = 70, n_terms: int = 30, seed: int = 3) -> sp.csr_matrix:
+    """(papers x terms) TF-IDF-like rows: every term in 5 or more papers, term t used by more
+    papers the smaller t is."""
+    rng = np.random.default_rng(seed)
+    use = rng.random((n_papers, n_terms)) < np.linspace(0.5, 0.1, n_terms)[None, :]
+    use[np.arange(n_terms) % n_papers, np.arange(n_terms)] = True
+    use[:, (use.sum(axis=0) < 5)] |= rng.random((n_papers, 1)) < 0.3
+    T = sp.csr_matrix(use * rng.uniform(0.05, 0.6, use.shape), dtype=np.float32)
+    return T
+
+
+def test_word_rows_are_the_terms_most_used_first_at_their_tf_idf():
+    T = paper_terms()
+    W = ease_module.word_rows(T, min_df=5)
+    df = np.diff(sp.csc_matrix(T).indptr)
+    assert W.shape == (int((df >= 5).sum()), 70)
+    assert (np.diff(np.diff(W.indptr)) <= 0).all()  # most used first
+    top = int(np.argmax(df))
+    np.testing.assert_array_equal(W[0].toarray().ravel(), T[:, top].toarray().ravel())
+    assert ease_module.word_rows(T, min_df=71) is None and ease_module.word_rows(None) is None
+    unit = ease_module._unit_mean(W * 7.0)
+    assert unit.data.mean() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("n_users", [15, 120])
+def test_the_words_are_extra_readers_on_either_side_of_the_solve(n_users):
+    """15 readers (readers' side, the word rows fill the room under max_solve) and 120
+    (papers' side, WᵀW added to the Gram matrix): the weights are EASE's closed form over
+    the readers stacked on the word rows at weight w (each row of words scaled to a unit
+    mean), and two papers nobody read are covered through their words on the readers' side."""
+    C = with_readers(n_users, seed=9)
+    T = paper_terms()
+    words = ease_module.word_rows(T)
+    gram = Gram(C, max_solve=100, words=words)
+    assert gram.by_readers == (n_users == 15) and gram.has_words
+    for w in (0.5, 2.0):
+        m = gram.solve(10.0, top_k=1000, words=w)
+        unit = ease_module._unit_mean(words[:100 - n_users] if n_users == 15 else words)
+        expected = closed_form(C, 10.0, unit, w)
+        if n_users == 120:  # the papers' side covers the read papers only; WᵀW over them
+            read = np.asarray(C.sum(axis=0)).ravel() > 0
+            Ws = ease_module._unit_mean(sp.csr_matrix(words)[:, np.nonzero(read)[0]])
+            sub = closed_form(C[:, read], 10.0, Ws, w)
+            expected = np.zeros((70, 70))
+            expected[np.ix_(read, read)] = sub
+        np.testing.assert_allclose(weights_of(m, 70), expected, rtol=2e-3, atol=2e-5)
+        assert m.words == w
+    plain = gram.solve(10.0, top_k=1000)
+    np.testing.assert_allclose(weights_of(plain, 70), closed_form(C, 10.0), rtol=1e-3, atol=1e-5)
+    if n_users == 15:
+        assert gram.solve(10.0, 1000, 2.0).covered == 70 and plain.covered == 68
+        # no room under the bound: readers alone
+        assert not Gram(C, max_solve=15, words=words).has_words
+        narrow = Gram(C, max_solve=20, words=words)
+        assert narrow.W.shape[0] == 5 and narrow.solve(10.0, 1000, 1.0).K.shape == (20, 20)
+
+
+def test_ease_with_words_round_trips_through_arrays_and_serves_one_row_as_the_batch():
+    C = with_readers(15, seed=6)
+    m = fit_ease(C, 25.0, max_solve=100, text=paper_terms(), words=1.5)
+    assert m.word_rows > 0 and m.params()["words"] == 1.5
+    arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
+    loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
+    rows = C[:5]
+    np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
+    listed = loaded.for_lists()
+    S = listed.scores(rows)
+    for i in range(5):
+        np.testing.assert_array_equal(listed.row_scores(rows[i].indices, rows[i].data), S[i])
+    # without words nothing changes in the artifact: 0/1 rows, no data array
+    plain = fit_ease(C, 25.0, max_solve=100, text=paper_terms(), words=0.0)
+    assert "ease_X_data" not in plain.to_arrays() and "words" not in plain.params()
+
+
+@pytest.mark.parametrize("peak,expected", [(3.0, 4.0), (1.9, 2.0), (0.3, 0.25), (0.0, 0.0), (1.0, 1.0)])
+def test_the_word_weight_walk_doubles_or_halves_to_the_best(peak, expected):
+    calls = []
+
+    def score_of(w):
+        calls.append(w)
+        return -abs(np.log((w + 1e-9) / (peak + 1e-9)))
+
+    best, tried = ease_module.walk_word_weights(score_of)
+    assert best == expected and 0.0 in tried and 1.0 in tried
+    assert len(calls) == len(set(calls))
+    lo, hi = ease_module.WORD_WEIGHT_BOUNDS
+    assert all(w == 0.0 or lo <= w <= hi for w in tried)
+
+
+def topical(seed: int, words_follow_topics: bool, n_users: int = 160):
+    """Readers who each read 5 papers of one of 8 topics (each paper read by a few), one held
+    out; each paper's terms are its topic's 4 (or, when the words do not follow the topics,
+    4 drawn at random from all 32)."""
+    rng = np.random.default_rng(seed)
+    n_topics, per_topic = 8, 15
+    n_papers = n_topics * per_topic
+    topic = np.repeat(np.arange(n_topics), per_topic)
+    rows, cols = [], []
+    for u in range(n_users):
+        t = u % n_topics
+        for j in rng.choice(np.nonzero(topic == t)[0], 5, replace=False):
+            rows.append(u)
+            cols.append(j)
+    full = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_papers))
+    held = full.copy().tolil()
+    fit = full.copy().tolil()
+    for u in range(n_users):
+        j = full[u].indices[0]
+        fit[u, j] = 0
+        held[u] = 0
+        held[u, j] = 1
+    T = np.zeros((n_papers, 4 * n_topics), np.float32)
+    for j in range(n_papers):
+        terms = (4 * topic[j] + np.arange(4) if words_follow_topics
+                 else rng.choice(4 * n_topics, 4, replace=False))
+        T[j, terms] = rng.uniform(0.3, 0.6, 4)
+    return sp.csr_matrix(fit), sp.csr_matrix(held), sp.csr_matrix(T)
+
+
+@pytest.mark.parametrize("seed,n_users", [(0, 160), (1, 80), (2, 80)])
+def test_the_words_weight_is_chosen_on_the_slice_where_they_tell_topics_apart(seed, n_users):
+    """The papers' words enter EASE where they rank the held-out papers better (terms that
+    follow the readers' topics), and stay out where they are noise (terms drawn at random);
+    on the papers' side of the solve (160 readers, 120 papers) and the readers' (80)."""
+    from recommender.model.tuning import validation_ndcg
+    for follow in (True, False):
+        C_fit, V_pos, T = topical(seed, follow, n_users)
+        assert Gram(C_fit, 1000).by_readers == (n_users < 120)
+        readers = np.arange(C_fit.shape[0])
+
+        def ndcg(S):
+            return validation_ndcg(S, C_fit, V_pos)
+
+        model, trials = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=None)
+        by_weight = {t["words"]: t["ndcg"] for t in trials if "words" in t}
+        plain = max(t["ndcg"] for t in trials if "words" not in t)
+        if follow:
+            assert model.words > 0 and by_weight[model.words] > plain + 0.05
+        else:
+            assert model.words == 0.0 and max(by_weight.values()) < plain
+        # fixed: no walk; none: no words at all
+        fixed, log = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=2.0)
+        assert fixed.words == 2.0 and not any("words" in t for t in log)
+        none, _ = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=0.0)
+        assert none.words == 0.0 and "words" not in none.params()
+
+
+@pytest.mark.parametrize("n_papers,n_users", [(80, 160), (240, 120)])
+def test_the_hybrid_with_words_in_ease_keeps_them_in_its_manifest_its_refit_and_one_reader(n_papers, n_users):
+    """A fit whose EASE takes the papers' words, on the papers' side of the solve (80
+    papers, 160 readers) and the readers' (240 papers, 120 readers): the weight is the
+    config's and the manifest's, the single-reader path equals the batch, the artifact
+    round-trips to the same scores, and the nightly refit keeps the weight."""
+    texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
+    n_users = int(users.max()) + 1
+    m = HybridModel.fit(texts, users, items, n_users=n_users, titles=titles,
+                        config=replace(CONFIG, ease=True, ease_words=2.0))
+    assert m.comps.ease.words == 2.0
+    assert isinstance(m.comps.ease, ease_module.FactoredEase) == (n_users < n_papers)
+    manifest = serves_one_reader_as_the_batch_and_loads(m)
+    assert manifest["ease"]["words"] == manifest["config"]["ease_words"] == m.stats["validation"]["ease_words"] == 2.0
+    assert m.refit(users, items, n_users=n_users).comps.ease.words == 2.0
+    # searched: whatever the slice chose is what the model has
+    searched = HybridModel.fit(texts, users, items, n_users=n_users, titles=titles, config=replace(CONFIG, ease=True))
+    tried = [t for t in searched.stats["validation"]["ease_trials"] if "words" in t]
+    assert tried and searched.config.ease_words == searched.comps.ease.words
+    assert searched.comps.ease.words in {0.0} | {t["words"] for t in tried}

@@ -70,6 +70,8 @@ def test_a_fit_with_the_kept_settings_skips_the_search_and_keeps_every_setting(s
     # EASE's λ is kept too: the kept fit solves EASE once, without trying λs
     assert model.config.ease and "ease_trials" in model.stats["validation"]
     assert fixed["ease_lambda"] == again.config.ease_lambda and "ease_trials" not in again.stats["validation"]
+    # and the weight of the papers' words in it, whatever the search chose
+    assert fixed["ease_words"] == model.config.ease_words == again.comps.ease.words == model.comps.ease.words
 
 
 @pytest.fixture

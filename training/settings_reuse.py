@@ -41,9 +41,10 @@ def chosen_settings(model: HybridModel) -> dict:
             "als_alpha": model.config.als_alpha, "als_regularization": model.config.als_regularization,
             "graph_alpha": model.config.graph_alpha, "graph_beta": model.config.graph_beta,
             "text_weight": model.config.text_weight,
-            # whether EASE is in the blend, and its λ where it is (ease False needs no λ)
+            # whether EASE is in the blend, and its λ and words' weight where it is
             "ease": bool(model.config.ease),
-            **({"ease_lambda": model.config.ease_lambda} if model.config.ease else {})}
+            **({"ease_lambda": model.config.ease_lambda, "ease_words": model.config.ease_words or 0.0}
+               if model.config.ease else {})}
 
 
 def plan(serving: HybridModel | None, serving_version: str | None, n_events: int, now: float,

@@ -77,7 +77,8 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
         cold.own_floor = float(config.cold_own_floor)
     Y = cold.effective_factors(cf.item_factors, V)
     if ease is None and config.ease and config.ease_lambda is not None:
-        ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k)
+        ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k, text=X,
+                        words=config.ease_words or 0.0)
     return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 

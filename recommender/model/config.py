@@ -56,6 +56,9 @@ class HybridConfig:
     # since a paper outside them gets no EASE score; True / False fix it
     ease: bool | None = None
     ease_lambda: float | None = None  # None: chosen; set by fit
+    # the papers' words as extra rows of EASE's input, at this weight (ease.word_rows;
+    # 0: none). None: chosen on the validation slice with λ; set by fit
+    ease_words: float | None = None
     # the n³ solve's side (readers or papers, whichever is smaller; ease.Gram): ~3 s a λ at
     # 5,551 readers on 2 cores; beyond it on both sides, the most-read papers only
     ease_max_solve: int = 8000

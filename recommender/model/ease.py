@@ -15,6 +15,16 @@ over the papers, each row of B is pruned to its `top_k` largest weights by magni
 sparse matrix like the item graph (300 a row kept MovieLens warm at 0.2569 of the dense
 0.2575 NDCG@20 at top-500, 0.2528 at top-200). λ is chosen by `fit_on_validation` on the
 validation slice.
+
+The papers' words can enter as extra rows of X (collective EASE: Jeunen, Van Balen and
+Goethals, "Closed-form models for collaborative filtering with side-information", RecSys
+2020), as they enter ALS (`text_rows.py`): each term a pseudo-reader of the papers that use
+it. Two papers that share words then share "readers", so a paper read by few gets weights
+its readers alone cannot support. Measured on the *test* splits, EASE alone at its best λ:
+CiteULike-a warm 0.2889 -> 0.3070 NDCG@20 (2,449 terms, the room under `max_solve`),
+MovieLens warm 0.2575 -> 0.2692 and user-temporal 0.1221 -> 0.1255 (its 1,463 terms are
+title words, years and genres). How strongly, none included, is chosen on the validation
+slice after λ (`fit_on_validation`, `walk_word_weights`).
 """
 from __future__ import annotations
 
@@ -35,9 +45,44 @@ FIRST_LAMBDAS = (100.0, 400.0, 1600.0)
 LAMBDA_STEP = 4.0
 LAMBDA_BOUNDS = (100.0 / 4 ** 3, 100.0 * 4 ** 5)  # 1.5625 .. 102,400
 BLOCK_CELLS = 2_000_000  # the readers' side works in blocks of ~8 MB of float32
-# A model that serves lists keeps XᵀK (papers x readers, float32) when it is at most this
-# large (`FactoredEase.for_lists`): CiteULike-a's is 377 MB.
-LIST_FORM_BYTES = 512 << 20
+# A model that serves lists keeps XᵀK (papers x rows, float32) when it is at most this
+# large (`FactoredEase.for_lists`): CiteULike-a's is 377 MB over its readers, 543 MB with
+# the word rows that fill the solve's room.
+LIST_FORM_BYTES = 640 << 20
+# The papers' words in EASE (`word_rows`): terms in at least this many papers, their
+# entries scaled to average 1 (a reader's entry) times the weight. The weights tried after
+# λ (`walk_word_weights`): none and the first, then doubled or halved within the bounds
+# while the slice's NDCG@20 rises.
+WORD_MIN_DF = 5
+WORD_WEIGHT_FIRST = 1.0
+WORD_WEIGHT_BOUNDS = (0.25, 4.0)
+
+
+def word_rows(text: sp.csr_matrix | None, min_df: int = WORD_MIN_DF) -> sp.csr_matrix | None:
+    """(terms x papers) from the papers' TF-IDF rows (papers x vocabulary): the terms used by
+    at least `min_df` papers, most used first (where the solve has room for only some, those
+    link the most papers), each entry the term's TF-IDF in the paper. None without any."""
+    if text is None or text.shape[0] == 0:
+        return None
+    T = sp.csc_matrix(text, dtype=np.float32)
+    df = np.diff(T.indptr)
+    order = np.argsort(-df, kind="stable")
+    order = order[df[order] >= min_df]
+    if len(order) == 0:
+        return None
+    return sp.csr_matrix(T[:, order].T, dtype=np.float32)
+
+
+def _unit_mean(W: sp.csr_matrix) -> sp.csr_matrix:
+    """W scaled so that its stored entries average 1: weight 1 makes a term "read" its papers
+    about as strongly as a reader does, whatever the TF-IDF's scale (a long abstract spreads
+    its norm over more terms than a genre list: mean entries 0.12 on CiteULike-a, 0.31 on
+    MovieLens)."""
+    W = sp.csr_matrix(W, dtype=np.float32, copy=True)
+    W.eliminate_zeros()
+    if W.nnz:
+        W.data /= np.float32(W.data.mean())
+    return W
 
 
 class Gram:
@@ -56,9 +101,15 @@ class Gram:
     best, over 5,000 nothing.
 
     `max_solve` bounds the solve's side: all read papers when the readers are at most that
-    many, else the `max_solve` most-read papers on the papers' side."""
+    many, else the `max_solve` most-read papers on the papers' side.
 
-    def __init__(self, C: sp.csr_matrix, max_solve: int):
+    `words` (`word_rows`): the papers' terms as extra rows of X. Over the readers they fill
+    the room the readers leave under `max_solve` (the most used first), and a paper nobody
+    read is covered through its words; over the papers they add WᵀW to the Gram matrix at
+    no cost to the solve's size. Their blocks are kept apart so that every weight's solve
+    assembles its matrix from them (`solve(..., words=w)`)."""
+
+    def __init__(self, C: sp.csr_matrix, max_solve: int, words: sp.csr_matrix | None = None):
         R = sp.csr_matrix(C, dtype=np.float32)
         R.data = np.ones_like(R.data)
         R.eliminate_zeros()
@@ -67,36 +118,67 @@ class Gram:
         readers = np.nonzero(np.diff(R.indptr) > 0)[0]
         self.n_items = C.shape[1]
         self.by_readers = 0 < len(readers) <= max_solve and len(readers) < len(observed)
+        self.W = None  # the word rows (unit mean), and their blocks of the Gram matrix
         if self.by_readers:
             self.items = observed.astype(np.int64)
             self.X = sp.csr_matrix(R[readers])  # every paper's column: unread ones are empty
             self.H = np.asarray((self.X @ self.X.T).toarray(), dtype=np.float32)
             self.G = None
+            room = max_solve - self.X.shape[0]
+            if words is not None and room > 0 and words.shape[0]:
+                self.W = _unit_mean(words[:room])
+                self.HW = np.asarray((self.X @ self.W.T).toarray(), dtype=np.float32)
+                self.WW = np.asarray((self.W @ self.W.T).toarray(), dtype=np.float32)
         else:
             keep = observed[np.argsort(-counts[observed], kind="stable")[:max_solve]]
             self.items = np.sort(keep).astype(np.int64)
             Xs = R[:, self.items]
             self.G = np.asarray((Xs.T @ Xs).toarray(), dtype=np.float32)
+            if words is not None and words.shape[0]:
+                Ws = _unit_mean(sp.csr_matrix(words)[:, self.items])
+                if Ws.nnz:
+                    self.W = Ws
+                    self.WG = np.asarray((Ws.T @ Ws).toarray(), dtype=np.float32)
 
-    def solve(self, lam: float, top_k: int) -> "EaseModel | FactoredEase":
-        """One λ's model. The readers' side keeps B exact as its factors (`FactoredEase`),
-        K inverted in float32: λ ≥ 25 keeps XXᵀ + λI well conditioned (K agrees with a
-        float64 inverse to ~1e-6 of its largest entry on CiteULike-a), the products were
-        float32 already, and the Cholesky costs 2.2 s against 3.8 s in float64 there. The
-        papers' side keeps each row's `top_k` largest weights (`EaseModel`)."""
+    @property
+    def has_words(self) -> bool:
+        return self.W is not None
+
+    def solve(self, lam: float, top_k: int, words: float = 0.0) -> "EaseModel | FactoredEase":
+        """One λ's model, with the word rows at weight `words` (0: readers alone). The
+        readers' side keeps B exact as its factors (`FactoredEase`), K inverted in float32:
+        λ ≥ 25 keeps XXᵀ + λI well conditioned (K agrees with a float64 inverse to ~1e-6 of
+        its largest entry on CiteULike-a), the products were float32 already, and the
+        Cholesky costs 2.2 s against 3.8 s in float64 there (~6 s with 2,449 word rows
+        beside the 5,551 readers). The papers' side keeps each row's `top_k` largest
+        weights (`EaseModel`)."""
+        w = float(words) if self.W is not None else 0.0
         n = len(self.items)
         if self.by_readers:
-            A = self.H.copy()  # float32 throughout: no readers² float64 temporary
+            X = self.X
+            if w == 0:
+                A = self.H.copy()  # float32 throughout: no readers² float64 temporary
+            else:
+                r = self.H.shape[0]
+                A = np.empty((r + self.W.shape[0],) * 2, np.float32)
+                A[:r, :r] = self.H
+                A[:r, r:] = np.float32(w) * self.HW
+                A[r:, :r] = A[:r, r:].T
+                A[r:, r:] = np.float32(w * w) * self.WW
+                X = sp.vstack([self.X, self.W * np.float32(w)], format="csr", dtype=np.float32)
+                n = int((np.diff(sp.csc_matrix(X).indptr) > 0).sum())  # read papers and worded ones
             A[np.diag_indices_from(A)] += np.float32(lam)
             K = _spd_inverse(A, np.float32)
-            return FactoredEase(self.X, K, _diag_q(self.X, K), float(lam), n)
+            return FactoredEase(X, K, _diag_q(X, K), float(lam), n, words=w,
+                                word_rows=int(self.W.shape[0]) if w > 0 else 0)
         if n == 0:
             return EaseModel(sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32), float(lam), 0, top_k)
-        rows, cols, vals = _pruned(_by_papers(self.G, lam), int(min(top_k, n - 1)), 0)
+        G = self.G if w == 0 else self.G + np.float32(w * w) * self.WG
+        rows, cols, vals = _pruned(_by_papers(G, lam), int(min(top_k, n - 1)), 0)
         W = sp.csr_matrix((vals, (self.items[rows], self.items[cols])),
                           shape=(self.n_items, self.n_items), dtype=np.float32)
         W.eliminate_zeros()
-        return EaseModel(W, float(lam), n, top_k)
+        return EaseModel(W, float(lam), n, top_k, words=w)
 
 
 def _diag_q(X: sp.csr_matrix, K: np.ndarray) -> np.ndarray:
@@ -132,12 +214,14 @@ class FactoredEase:
     Batch and single rows run the same scipy products row by row, so one reader's scores
     equal the batch's to the bit."""
 
-    X: sp.csr_matrix  # readers x papers, 0/1
-    K: np.ndarray  # (readers x readers) float32, (XXᵀ + λI)⁻¹
+    X: sp.csr_matrix  # readers x papers, 0/1; then the word rows, if any (their TF-IDF, scaled)
+    K: np.ndarray  # (rows x rows) float32, (XXᵀ + λI)⁻¹
     q: np.ndarray  # (papers,) float32, diag(XᵀKX)
     lam: float
     covered: int
-    XK: np.ndarray | None = field(default=None, repr=False, compare=False)  # (papers x readers) XᵀK
+    XK: np.ndarray | None = field(default=None, repr=False, compare=False)  # (papers x rows) XᵀK
+    words: float = 0.0  # the word rows' weight (`Gram.solve`), 0 without them
+    word_rows: int = 0
 
     def __post_init__(self):
         self.X = sp.csr_matrix(self.X, dtype=np.float32)
@@ -224,19 +308,26 @@ class FactoredEase:
         self.__post_init__()
 
     def params(self) -> dict:
-        return {"lambda": self.lam, "covered_items": self.covered, "form": "factored"}
+        return {"lambda": self.lam, "covered_items": self.covered, "form": "factored",
+                **({"words": self.words, "word_rows": self.word_rows} if self.word_rows else {})}
 
     def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
-        return {f"{prefix}X_indices": self.X.indices.astype(np.int32), f"{prefix}X_indptr": self.X.indptr.astype(np.int64),
-                f"{prefix}K": self.K, f"{prefix}q": self.q}
+        arrays = {f"{prefix}X_indices": self.X.indices.astype(np.int32), f"{prefix}X_indptr": self.X.indptr.astype(np.int64),
+                  f"{prefix}K": self.K, f"{prefix}q": self.q}
+        if self.word_rows:  # the readers' rows are 0/1; the words' are not
+            arrays[f"{prefix}X_data"] = self.X.data.astype(np.float32)
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays, params: dict, prefix: str = "ease_") -> "FactoredEase":
         indices = np.asarray(arrays[f"{prefix}X_indices"], np.int32)
         indptr = np.asarray(arrays[f"{prefix}X_indptr"], np.int64)
         q = np.asarray(arrays[f"{prefix}q"], np.float32)
-        X = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(indptr) - 1, len(q)))
-        return cls(X, arrays[f"{prefix}K"], q, float(params["lambda"]), int(params.get("covered_items", 0)))
+        data = (np.asarray(arrays[f"{prefix}X_data"], np.float32) if f"{prefix}X_data" in arrays
+                else np.ones(len(indices), np.float32))
+        X = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, len(q)))
+        return cls(X, arrays[f"{prefix}K"], q, float(params["lambda"]), int(params.get("covered_items", 0)),
+                   words=float(params.get("words", 0.0)), word_rows=int(params.get("word_rows", 0)))
 
 
 def _spd_inverse(A: np.ndarray, dtype) -> np.ndarray:
@@ -308,6 +399,7 @@ class EaseModel:
     lam: float
     covered: int
     top_k: int
+    words: float = 0.0  # the word rows' weight in the Gram matrix (`Gram.solve`)
 
     @property
     def n_items(self) -> int:
@@ -329,7 +421,8 @@ class EaseModel:
         self.weights = grown(self.weights, n_new)
 
     def params(self) -> dict:
-        return {"lambda": self.lam, "covered_items": self.covered, "top_k": self.top_k}
+        return {"lambda": self.lam, "covered_items": self.covered, "top_k": self.top_k,
+                **({"words": self.words} if self.words else {})}
 
     def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
         return square_to_arrays(self.weights, prefix)
@@ -338,12 +431,14 @@ class EaseModel:
     def from_arrays(cls, arrays, params: dict, prefix: str = "ease_") -> "EaseModel":
         W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("lambda", 0.0)), int(params.get("covered_items", 0)),
-                   int(params.get("top_k", 0)))
+                   int(params.get("top_k", 0)), float(params.get("words", 0.0)))
 
 
-def fit(C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300) -> "EaseModel | FactoredEase":
-    """EASE at one λ over C: factored where the readers' side solves it, else pruned."""
-    return Gram(C, max_solve).solve(lam, top_k)
+def fit(C: sp.csr_matrix, lam: float, max_solve: int = 8000, top_k: int = 300, text: sp.csr_matrix | None = None,
+        words: float = 0.0) -> "EaseModel | FactoredEase":
+    """EASE at one λ over C: factored where the readers' side solves it, else pruned; with
+    the papers' words (`text`: their TF-IDF rows) at weight `words` where that is > 0."""
+    return Gram(C, max_solve, word_rows(text) if words > 0 else None).solve(lam, top_k, words)
 
 
 def from_arrays(arrays, params: dict) -> "EaseModel | FactoredEase":
@@ -391,22 +486,61 @@ def walk_lambdas(score_of) -> tuple[float, dict[float, float]]:
             tried[lam] = score_of(lam)
 
 
+def walk_word_weights(score_of) -> tuple[float, dict[float, float]]:
+    """The word rows' weight the validation score prefers: none and `WORD_WEIGHT_FIRST`,
+    then doubled while the score rises (where the first beats none), then halved while it
+    rises if doubling did not, within `WORD_WEIGHT_BOUNDS`. Returns (best, {weight: score}),
+    0 included; ties go to the first tried."""
+    lo, hi = WORD_WEIGHT_BOUNDS
+    tried = {0.0: score_of(0.0), WORD_WEIGHT_FIRST: score_of(WORD_WEIGHT_FIRST)}
+    steps = (2.0, 0.5) if tried[WORD_WEIGHT_FIRST] > tried[0.0] else (0.5,)
+    for step in steps:
+        w = WORD_WEIGHT_FIRST
+        while lo <= w * step <= hi:
+            tried[w * step] = score_of(w * step)
+            if tried[w * step] <= tried[w]:
+                break
+            w *= step
+        if w != WORD_WEIGHT_FIRST:  # the walk moved: the other way cannot do better
+            break
+    return max(tried, key=tried.get), tried
+
+
 def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.ndarray, max_solve: int,
-                      top_k: int, evaluate) -> tuple["EaseModel | FactoredEase", list[dict]]:
-    """Choose λ on the validation slice (`walk_lambdas`). `evaluate(scores_rows) -> ndcg`
-    scores the readers' rows. Returns the best model (fit on C_fit) and the trials."""
-    gram = Gram(C_fit, max_solve)
+                      top_k: int, evaluate, text: sp.csr_matrix | None = None,
+                      words: float | None = 0.0) -> tuple["EaseModel | FactoredEase", list[dict]]:
+    """Choose λ on the validation slice (`walk_lambdas`), then the papers' words' weight at
+    that λ (`walk_word_weights`; `words` None: chosen, a number: fixed; `text`: the papers'
+    TF-IDF rows). The weight is the best on the slice, none included, as λ is: the slice
+    scores EASE itself at full size, not a proxy of it (the ALS settings are chosen on a
+    32-factor proxy, and the item graph's and the decay's on a slice that ranked the test
+    splits otherwise, hence their "beyond noise" rule). `evaluate(scores_rows) -> ndcg`
+    scores the readers' rows. Returns the best model (fit on C_fit) and the trials.
+
+    Why λ first, at no words: λ's walk solves over the readers alone (5,551 on
+    CiteULike-a: ~2 s a solve, ~6 s with 2,449 word rows), and the λ the words want was the
+    same in the measurements (CiteULike-a warm 25 at weights 0 and 0.74; MovieLens warm 100
+    at 0, 0.9 and 1.9)."""
+    gram = Gram(C_fit, max_solve, word_rows(text) if text is not None and words != 0 else None)
+    fixed_w = 0.0 if words is None or not gram.has_words else float(words)
     rows = C_fit[readers]
     kept: list = [None, -np.inf]  # the best model so far, its score (a factored one is readers² floats)
+    scores: dict = {}
 
-    def score_of(lam: float) -> float:
-        model = gram.solve(lam, top_k)
-        value = evaluate(model.scores(rows))
-        if value > kept[1]:  # ties keep the first tried, as `walk_lambdas` does
-            kept[:] = [model, value]
-        return value
+    def score_at(lam: float, w: float) -> float:
+        if (lam, w) not in scores:
+            model = gram.solve(lam, top_k, w)
+            scores[(lam, w)] = value = float(evaluate(model.scores(rows)))
+            if value > kept[1]:  # ties keep the first tried, as `walk_lambdas` does
+                kept[:] = [model, value]
+        return scores[(lam, w)]
 
-    best, tried = walk_lambdas(score_of)
+    best, tried = walk_lambdas(lambda lam: score_at(lam, fixed_w))
     assert kept[0].lam == best
     log = [{"ease_lambda": lam, "ndcg": round(v, 4)} for lam, v in sorted(tried.items())]
+    if words is None and gram.has_words:
+        w, by_weight = walk_word_weights(lambda w: score_at(best, w))
+        log += [{"ease_lambda": best, "words": v, "ndcg": round(by_weight[v], 4)} for v in sorted(by_weight) if v]
+        if kept[0].words != w:  # a tie with none: the first tried, none
+            kept[0] = gram.solve(best, top_k, w)
     return kept[0], log

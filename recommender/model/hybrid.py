@@ -239,7 +239,8 @@ class HybridModel:
             if sizes.get("chosen") is not None and sizes["chosen"] != sizes["rule"]:
                 config = replace(config, factors=int(sizes["chosen"]))
             if vstats.get("ease_lambda") is not None:
-                config = replace(config, ease=True, ease_lambda=float(vstats["ease_lambda"]))
+                config = replace(config, ease=True, ease_lambda=float(vstats["ease_lambda"]),
+                                 ease_words=float(vstats["ease_words"]))
             elif config.ease is None:
                 config = replace(config, ease=False)
             timings["blend_s"] = time.perf_counter() - t
@@ -430,10 +431,13 @@ class HybridModel:
                 def ndcg(S, readers=eligible):
                     return validation_ndcg(S, C_fit[readers], V_pos[readers])
                 ease, vstats["ease_trials"] = fit_on_validation(C_fit, V_pos, eligible, config.ease_max_solve,
-                                                                config.ease_top_k, ndcg)
+                                                                config.ease_top_k, ndcg, text=X,
+                                                                words=config.ease_words)
             else:
-                ease = fit_ease(C_fit, ease_config, config.ease_max_solve, config.ease_top_k)
+                ease = fit_ease(C_fit, ease_config, config.ease_max_solve, config.ease_top_k, text=X,
+                                words=config.ease_words or 0.0)
             vstats["ease_lambda"] = ease.lam
+            vstats["ease_words"] = ease.words
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
                                     ease=ease)
