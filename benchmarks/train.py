@@ -275,12 +275,14 @@ def citeulike_train_job(store_dir: Path | None = None) -> dict:
 
 
 def chosen_settings(model_path: Path) -> str:
-    """What the model's settings are (searched or kept): ALS, the words, the graph, decay."""
+    """What the model's settings are (searched or kept): ALS, the words, the graph, EASE, decay."""
     manifest = json.loads((Path(model_path) / "manifest.json").read_text())
     c = manifest.get("config", {})
     decay = (manifest.get("confidence") or {}).get("half_life_days") or 0
+    ease = (f"EASE λ {c.get('ease_lambda'):g} / words {c.get('ease_words') or 0:g}" if c.get("ease")
+            else "no EASE")
     return (f"ALS alpha {c.get('als_alpha')} / reg {c.get('als_regularization')}, words "
-            f"{c.get('text_weight')}, graph {c.get('graph_alpha')} / {c.get('graph_beta')}, "
+            f"{c.get('text_weight')}, graph {c.get('graph_alpha')} / {c.get('graph_beta')}, {ease}, "
             f"decay {f'{decay:g} days' if decay else 'none'}")
 
 
