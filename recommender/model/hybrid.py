@@ -565,7 +565,7 @@ class HybridModel:
 
     def for_lists(self, like: "HybridModel | None" = None) -> "HybridModel":
         """Ready this model to serve lists one reader at a time; returns self. What it keeps
-        costs memory a batch does not need (EASE's `FactoredEase.for_lists`: 377 MB on
+        costs memory a batch does not need (EASE's `FactoredEase.for_lists`: 543 MB on
         CiteULike-a), so a model that serves asks for it (`serving.model_slot`) and the
         training job's models do not. `like`: a model with the same components (a copy
         of this one before papers were added), whose arrays are shared instead of rebuilt."""
