@@ -58,23 +58,10 @@ WORD_WEIGHT_FIRST = 1.0
 WORD_WEIGHT_BOUNDS = (0.25, 4.0)
 
 
-@dataclass
-class WordRows:
-    """The papers' terms as rows of EASE's input: `W` (terms x papers, each entry the term's
-    TF-IDF in the paper) and `terms`, each row's column in the TF-IDF vocabulary, which a
-    paper added after the fit needs to be given its entries (`FactoredEase.add_items`)."""
-
-    W: sp.csr_matrix
-    terms: np.ndarray
-
-    def __getitem__(self, rows: slice) -> "WordRows":
-        return WordRows(self.W[rows], self.terms[rows])
-
-
-def word_rows(text: sp.csr_matrix | None, min_df: int = WORD_MIN_DF) -> WordRows | None:
-    """The terms used by at least `min_df` papers (`text`: papers x vocabulary), most used
-    first (where the solve has room for only some, those link the most papers). None
-    without any."""
+def word_rows(text: sp.csr_matrix | None, min_df: int = WORD_MIN_DF) -> sp.csr_matrix | None:
+    """(terms x papers) from the papers' TF-IDF rows (papers x vocabulary): the terms used by
+    at least `min_df` papers, most used first (where the solve has room for only some, those
+    link the most papers), each entry the term's TF-IDF in the paper. None without any."""
     if text is None or text.shape[0] == 0:
         return None
     T = sp.csc_matrix(text, dtype=np.float32)
@@ -83,13 +70,7 @@ def word_rows(text: sp.csr_matrix | None, min_df: int = WORD_MIN_DF) -> WordRows
     order = order[df[order] >= min_df]
     if len(order) == 0:
         return None
-    return WordRows(sp.csr_matrix(T[:, order].T, dtype=np.float32), order.astype(np.int32))
-
-
-def _mean_entry(W: sp.csr_matrix) -> float:
-    """The mean of W's nonzero entries (1 when it has none)."""
-    data = W.data[W.data != 0]
-    return float(data.mean()) if len(data) else 1.0
+    return sp.csr_matrix(T[:, order].T, dtype=np.float32)
 
 
 def _unit_mean(W: sp.csr_matrix) -> sp.csr_matrix:
@@ -100,7 +81,7 @@ def _unit_mean(W: sp.csr_matrix) -> sp.csr_matrix:
     W = sp.csr_matrix(W, dtype=np.float32, copy=True)
     W.eliminate_zeros()
     if W.nnz:
-        W.data /= np.float32(_mean_entry(W))
+        W.data /= np.float32(W.data.mean())
     return W
 
 
@@ -128,7 +109,7 @@ class Gram:
     no cost to the solve's size. Their blocks are kept apart so that every weight's solve
     assembles its matrix from them (`solve(..., words=w)`)."""
 
-    def __init__(self, C: sp.csr_matrix, max_solve: int, words: WordRows | None = None):
+    def __init__(self, C: sp.csr_matrix, max_solve: int, words: sp.csr_matrix | None = None):
         R = sp.csr_matrix(C, dtype=np.float32)
         R.data = np.ones_like(R.data)
         R.eliminate_zeros()
@@ -138,17 +119,14 @@ class Gram:
         self.n_items = C.shape[1]
         self.by_readers = 0 < len(readers) <= max_solve and len(readers) < len(observed)
         self.W = None  # the word rows (unit mean), and their blocks of the Gram matrix
-        self.word_terms, self.word_scale = None, 1.0  # their terms, and what divided their TF-IDF
         if self.by_readers:
             self.items = observed.astype(np.int64)
             self.X = sp.csr_matrix(R[readers])  # every paper's column: unread ones are empty
             self.H = np.asarray((self.X @ self.X.T).toarray(), dtype=np.float32)
             self.G = None
             room = max_solve - self.X.shape[0]
-            if words is not None and room > 0 and words.W.shape[0]:
-                kept = words[:room]
-                self.word_terms, self.word_scale = kept.terms, _mean_entry(kept.W)
-                self.W = _unit_mean(kept.W)
+            if words is not None and room > 0 and words.shape[0]:
+                self.W = _unit_mean(words[:room])
                 self.HW = np.asarray((self.X @ self.W.T).toarray(), dtype=np.float32)
                 self.WW = np.asarray((self.W @ self.W.T).toarray(), dtype=np.float32)
         else:
@@ -156,8 +134,8 @@ class Gram:
             self.items = np.sort(keep).astype(np.int64)
             Xs = R[:, self.items]
             self.G = np.asarray((Xs.T @ Xs).toarray(), dtype=np.float32)
-            if words is not None and words.W.shape[0]:
-                Ws = _unit_mean(sp.csr_matrix(words.W)[:, self.items])
+            if words is not None and words.shape[0]:
+                Ws = _unit_mean(sp.csr_matrix(words)[:, self.items])
                 if Ws.nnz:
                     self.W = Ws
                     self.WG = np.asarray((Ws.T @ Ws).toarray(), dtype=np.float32)
@@ -191,11 +169,8 @@ class Gram:
                 n = int((np.diff(sp.csc_matrix(X).indptr) > 0).sum())  # read papers and worded ones
             A[np.diag_indices_from(A)] += np.float32(lam)
             K = _spd_inverse(A, np.float32)
-            worded = w > 0
             return FactoredEase(X, K, _diag_q(X, K), float(lam), n, words=w,
-                                word_rows=int(self.W.shape[0]) if worded else 0,
-                                word_terms=self.word_terms if worded else None,
-                                word_scale=self.word_scale if worded else 1.0)
+                                word_rows=int(self.W.shape[0]) if w > 0 else 0)
         if n == 0:
             return EaseModel(sp.csr_matrix((self.n_items, self.n_items), dtype=np.float32), float(lam), 0, top_k)
         G = self.G if w == 0 else self.G + np.float32(w * w) * self.WG
@@ -237,14 +212,7 @@ class FactoredEase:
     rows of the reader's own papers instead of their co-readers'.
 
     Batch and single rows run the same scipy products row by row, so one reader's scores
-    equal the batch's to the bit.
-
-    A paper added after the fit (`add_items`) has no readers, but with the word rows it has
-    their entries: its column of X is its TF-IDF over `word_terms`, divided by `word_scale`
-    and times `words`, as the fit made the columns of the papers nobody had read. K stays
-    the fit's (as ALS keeps its factors when it folds a paper in), so the new paper scores
-    as such a paper would: through the papers that share its words, on the day it
-    arrives, where its column was empty before."""
+    equal the batch's to the bit."""
 
     X: sp.csr_matrix  # readers x papers, 0/1; then the word rows, if any (their TF-IDF, scaled)
     K: np.ndarray  # (rows x rows) float32, (XXᵀ + λI)⁻¹
@@ -254,8 +222,6 @@ class FactoredEase:
     XK: np.ndarray | None = field(default=None, repr=False, compare=False)  # (papers x rows) XᵀK
     words: float = 0.0  # the word rows' weight (`Gram.solve`), 0 without them
     word_rows: int = 0
-    word_terms: np.ndarray | None = None  # each word row's column of the TF-IDF vocabulary
-    word_scale: float = 1.0  # what the word rows' TF-IDF was divided by (`_unit_mean`)
 
     def __post_init__(self):
         self.X = sp.csr_matrix(self.X, dtype=np.float32)
@@ -297,8 +263,7 @@ class FactoredEase:
         Papers added later have no readers: their rows of XᵀK would be zero, so they are
         left out of it. The values equal the K form's to float32 rounding (~6e-6 of the
         largest score on CiteULike-a), and a model's batch and single rows both go through
-        the form it has. A paper added after XᵀK was built reaches K through its own
-        column instead (`_block`)."""
+        the form it has."""
         n_papers, n_readers = self.XT.shape
         shared = getattr(like, "XK", None)
         if self.XK is None and shared is not None and shared.shape[1] == n_readers:
@@ -319,12 +284,8 @@ class FactoredEase:
         r * q, over 1 - q."""
         if self.XK is not None:
             n = self.XK.shape[0]
-            head = r if r.shape[1] == n else sp.csr_matrix(r[:, :n])
+            head = r if r.shape[1] == n else sp.csr_matrix(r[:, :n])  # later papers: zero rows
             Z = np.asarray(head @ self.XK, np.float32)  # r (XᵀK)
-            if r.shape[1] > n:  # papers added after XᵀK was built: (r Xᵀ) K over their columns
-                tail = sp.csr_matrix(sp.csr_matrix(r[:, n:]) @ self.XT[n:])
-                if tail.nnz:
-                    Z += np.asarray(tail @ self.K, np.float32)
         else:
             Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
         M = times_rows(self.XT, Z)  # r Q
@@ -339,34 +300,22 @@ class FactoredEase:
                             shape=(1, self.n_items))
         return self._block(row)[0]
 
-    def add_items(self, n_new: int, text: sp.csr_matrix | None = None) -> None:
-        """Columns for papers added after the fit (`text`: their TF-IDF rows over the
-        vocabulary the fit's words came from). A new paper has no readers yet; with the word
-        rows it gets its words' entries (see the class), else an empty column, q = 0 and
-        score 0."""
-        new = sp.csr_matrix((self.X.shape[0], n_new), dtype=np.float32)
-        if text is not None and self.word_terms is not None and self.word_rows:
-            words = sp.csr_matrix(text, dtype=np.float32)[:, self.word_terms].T
-            words = words * np.float32(self.words / self.word_scale)
-            readers = self.X.shape[0] - self.word_rows
-            new = sp.vstack([sp.csr_matrix((readers, n_new), dtype=np.float32), words], format="csr")
-            new.eliminate_zeros()
-        self.X = sp.hstack([self.X, new], format="csr", dtype=np.float32)
-        self.q = np.concatenate([self.q, _diag_q(new, self.K) if new.nnz else np.zeros(n_new, np.float32)])
+    def add_items(self, n_new: int) -> None:
+        """A new paper has no co-readers yet: an empty column, q = 0, score 0."""
+        X = self.X
+        self.X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], X.shape[1] + n_new))
+        self.q = np.concatenate([self.q, np.zeros(n_new, np.float32)])
         self.__post_init__()
 
     def params(self) -> dict:
         return {"lambda": self.lam, "covered_items": self.covered, "form": "factored",
-                **({"words": self.words, "word_rows": self.word_rows, "word_scale": self.word_scale}
-                   if self.word_rows else {})}
+                **({"words": self.words, "word_rows": self.word_rows} if self.word_rows else {})}
 
     def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
         arrays = {f"{prefix}X_indices": self.X.indices.astype(np.int32), f"{prefix}X_indptr": self.X.indptr.astype(np.int64),
                   f"{prefix}K": self.K, f"{prefix}q": self.q}
         if self.word_rows:  # the readers' rows are 0/1; the words' are not
             arrays[f"{prefix}X_data"] = self.X.data.astype(np.float32)
-            if self.word_terms is not None:
-                arrays[f"{prefix}word_terms"] = np.asarray(self.word_terms, np.int32)
         return arrays
 
     @classmethod
@@ -377,15 +326,8 @@ class FactoredEase:
         data = (np.asarray(arrays[f"{prefix}X_data"], np.float32) if f"{prefix}X_data" in arrays
                 else np.ones(len(indices), np.float32))
         X = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, len(q)))
-        word_rows = int(params.get("word_rows", 0))
-        name = f"{prefix}word_terms"  # absent from artifacts before session 25: no fold-in then
-        terms = arrays[name] if word_rows and name in arrays else None
-        if terms is not None and len(terms) != word_rows:
-            raise ValueError(f"{len(terms)} word terms for {word_rows} word rows")
         return cls(X, arrays[f"{prefix}K"], q, float(params["lambda"]), int(params.get("covered_items", 0)),
-                   words=float(params.get("words", 0.0)), word_rows=word_rows,
-                   word_terms=None if terms is None else np.asarray(terms, np.int32),
-                   word_scale=float(params.get("word_scale", 1.0)))
+                   words=float(params.get("words", 0.0)), word_rows=int(params.get("word_rows", 0)))
 
 
 def _spd_inverse(A: np.ndarray, dtype) -> np.ndarray:
@@ -474,10 +416,8 @@ class EaseModel:
         """The pruned weights are already a gather per paper (see `FactoredEase.for_lists`)."""
         return self
 
-    def add_items(self, n_new: int, text: sp.csr_matrix | None = None) -> None:
-        """A new paper has no co-readers yet: empty rows and columns. Its words (`text`) are
-        not folded in here: the papers' side keeps B, whose new row and column would need
-        the solve's inverse, which the pruned model does not keep."""
+    def add_items(self, n_new: int) -> None:
+        """A new paper has no co-readers yet: empty rows and columns."""
         self.weights = grown(self.weights, n_new)
 
     def params(self) -> dict:

@@ -705,7 +705,7 @@ class HybridModel:
             c.item_factors = np.vstack([c.item_factors, effective])
             c.graph.add_items(m)
             if c.ease is not None:
-                c.ease.add_items(m, x)  # with words in EASE, their entries
+                c.ease.add_items(m)
         return np.arange(n0, n0 + m, dtype=np.int64)
 
     # ------------------------------------------------------------------ persistence
