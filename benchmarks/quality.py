@@ -56,6 +56,18 @@ def split_files(split: str, root: Path = ROOT, movielens: Path = MOVIELENS) -> d
             "test_path": d / "test.csv.gz", "candidates_path": cands if cands.exists() else None}
 
 
+def available(splits: list[str], root: Path = ROOT, movielens: Path = MOVIELENS):
+    """(split, its evaluate arguments) for each split whose data is on this machine; a line
+    saying so for each that is not."""
+    for split in splits:
+        files = split_files(split, root, movielens)
+        if files is None:
+            print(f"[{split}] skipped: {movielens} is not on this machine (its licence forbids a copy "
+                  "in the repository)", flush=True)
+            continue
+        yield split, files
+
+
 def over_seeds(per_seed: dict[int, dict]) -> dict:
     """One split's `evaluate_files` results at several seeds -> the same shape with each
     strategy's figures averaged over the seeds, plus `ndcg_by_seed` per strategy and the
@@ -97,12 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     all_results = {}
     t0 = time.perf_counter()
-    for split in splits:
-        files = split_files(split, args.root, args.movielens)
-        if files is None:
-            print(f"[{split}] skipped: {args.movielens} is not on this machine (its licence forbids a copy "
-                  "in the repository)", flush=True)
-            continue
+    for split, files in available(splits, args.root, args.movielens):
         per_seed = {}
         for seed in seeds:
             print(f"[{split}] fitting and evaluating {', '.join(strategies)} (seed {seed}) ...", file=sys.stderr,

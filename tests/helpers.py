@@ -119,6 +119,26 @@ def synthetic(n_papers=80, n_users=160, seed=0):
 CONFIG = HybridConfig(seed=0, min_val_positives=10, max_val_users=300, content_dim=16, pool_per_feature=20)
 
 
+def write_split(root: Path, split: str, topic, rng, train: list, test: list, topics: list[str]) -> None:
+    """A split in the layout `benchmarks.quality.split_files` reads: papers.jsonl.gz under
+    `root` (paper i of topic[i]: a title and an abstract of its topic's words) and the
+    split's gzipped train and test events (rows [user, paper, kind, ts])."""
+    import csv
+    import gzip
+    import json
+    with gzip.open(root / "papers.jsonl.gz", "wt") as fh:
+        for i, t in enumerate(topic):
+            words = topics[t].split()
+            fh.write(json.dumps({"paper_id": f"p{i}", "title": f"{words[i % 4]} study {i}",
+                                 "abstract": " ".join(rng.choice(words, 10))}) + "\n")
+    (root / split).mkdir()
+    for name, rows in (("train.csv.gz", train), ("test.csv.gz", test)):
+        with gzip.open(root / split / name, "wt", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["user_id", "paper_id", "kind", "ts"])
+            w.writerows(rows)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,14 +3,13 @@ one seed gives the evaluate figures as they are; several give their means, the h
 figure at each seed, and targets judged on the means."""
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 
 import numpy as np
 import pytest
 
 from benchmarks import quality
+from tests.helpers import write_split
 
 TOPICS = ["graph network node community", "gene protein expression genome",
           "image pixel convolutional camera", "language word translation corpus"]
@@ -23,22 +22,12 @@ def root(tmp_path_factory):
     rng = np.random.default_rng(3)
     n_papers, n_users = 70, 140
     topic = rng.integers(0, 4, n_papers)
-    with gzip.open(root / "papers.jsonl.gz", "wt") as fh:
-        for i in range(n_papers):
-            words = TOPICS[topic[i]].split()
-            fh.write(json.dumps({"paper_id": f"p{i}", "title": f"{words[i % 4]} study {i}",
-                                 "abstract": " ".join(rng.choice(words, 10))}) + "\n")
     train, test = [], []
     for u in range(n_users):
         mine = rng.choice(np.nonzero(topic == u % 4)[0], 7, replace=False)
         for j, i in enumerate(mine):
             (test if j >= 5 else train).append([f"u{u}", f"p{i}", "upvote", ""])
-    (root / "warm").mkdir()
-    for name, rows in (("train.csv.gz", train), ("test.csv.gz", test)):
-        with gzip.open(root / "warm" / name, "wt", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["user_id", "paper_id", "kind", "ts"])
-            w.writerows(rows)
+    write_split(root, "warm", topic, rng, train, test, TOPICS)
     return root
 
 
