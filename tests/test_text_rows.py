@@ -129,27 +129,27 @@ def test_papers_added_in_one_batch_equal_papers_added_one_by_one(model):
     assert (Y[graph_papers] @ Y[N_PAPERS]).mean() > (Y[gene_papers] @ Y[N_PAPERS]).mean()
 
 
-def test_a_paper_folded_in_from_its_words_gets_the_factors_the_fit_gave_it(model):
-    """A paper nobody read, folded in again from its words (as `add_papers` folds in a paper
-    published after the fit), lands where the fit put it: its solve holds the Gram matrix of
-    every row the fit factorised, readers too, whose 0s it is also fit to. With the word
-    rows' Gram alone it landed farther out (CiteULike-a: 9.5% larger), above the same
-    paper had it been in the fit. The Gram round-trips; an artifact without it still folds
-    papers in."""
+def test_an_unread_paper_and_the_same_paper_added_after_the_fit_get_the_same_factors(model):
+    """A paper nobody read has the ALS factors its words alone give it, the readers' entries
+    unobserved rather than 0s (`CollaborativeModel.solve_unread`), as a paper added after
+    the fit is folded in: the same words added after the fit get the same factors, so the
+    two kinds of unread paper compete on equal terms. (Left to ALS's own solve, which
+    counts every reader's 0, the fit's unread papers pointed elsewhere: cosine 0.95 to
+    their folded-in factors here.)"""
     cf = model.comps.cf
-    rows = model.comps.text_rows.columns(model.X[list(UNREAD)])
-    own = cf.item_factors[list(UNREAD)]
-    folded = cf.fold_in_items(rows)
-    cos = (own * folded).sum(1) / (np.linalg.norm(own, axis=1) * np.linalg.norm(folded, axis=1))
-    ratio = np.linalg.norm(folded, axis=1) / np.linalg.norm(own, axis=1)
-    assert cos.min() > 0.999 and np.abs(ratio - 1).max() < 0.01, (cos, ratio)
-    back = copy_of(model)
-    np.testing.assert_array_equal(back.comps.cf.row_gram, cf.row_gram)
-    np.testing.assert_array_equal(back.comps.cf.fold_in_items(rows), folded)
-    arrays = model.to_arrays()
-    del arrays["cf_row_gram"]
-    old = HybridModel.from_arrays(arrays, model.manifest())
-    assert old.comps.cf.row_gram is None and np.isfinite(old.comps.cf.fold_in_items(rows)).all()
+    unread = list(UNREAD)
+    rows = model.comps.text_rows.columns(model.X[unread])
+    np.testing.assert_allclose(cf.fold_in_items(rows), cf.item_factors[unread], rtol=1e-4, atol=1e-6)
+    texts = catalog()
+    for j in unread[:2]:
+        m = copy_of(model)
+        new = m.add_paper(texts[j])
+        # its own factors mixed with its content neighbours' map, as the fit mixed paper j's
+        np.testing.assert_allclose(m.comps.item_factors[new], model.comps.item_factors[j], rtol=1e-4, atol=1e-5)
+    # read papers keep the factors ALS's sweeps gave them
+    read = [i for i in range(N_PAPERS) if i not in UNREAD]
+    folded = cf.fold_in_items(model.comps.text_rows.columns(model.X[read]))
+    assert not np.allclose(folded, cf.item_factors[read], atol=1e-3)
 
 
 def test_the_word_factors_round_trip_and_a_mismatch_is_refused(model):
