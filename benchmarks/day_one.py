@@ -26,7 +26,6 @@ hybrid, with its papers added after the fit, does not beat each single signal so
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.quality import MOVIELENS, ROOT, SPLITS, available
-from benchmarks.tables import format_table, pick
+from benchmarks.tables import pick, report
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.offline.dataset import Interactions, Papers, load_candidates, load_interactions, load_papers
 from recommender.offline.evaluation import evaluate_model, fit_model
@@ -173,13 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"{res['new_papers']} of {res['papers']}" if name == "hybrid" else "", name,
                          f"{a['ndcg@20']:.4f}", f"{b['ndcg@20']:.4f}",
                          f"{b['ndcg@20'] / a['ndcg@20']:.3f}" if a["ndcg@20"] else "-", recall, verdict))
-    print(format_table(rows, left=(0, 1, 2, 7)))
-    print(f"\n(NDCG@20, protocol of DESIGN.md; {args.share:g} of the papers nobody reads in train left out of "
-          f"the fit and added after it, against a fit with them in its catalog; seed {args.seed}; "
-          f"total {time.perf_counter() - t0:.0f}s)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    return 0 if ok else 1
+    return report(rows, (0, 1, 2, 7),
+                  f"NDCG@20, protocol of DESIGN.md; {args.share:g} of the papers nobody reads in train left out of "
+                  f"the fit and added after it, against a fit with them in its catalog; seed {args.seed}; "
+                  f"total {time.perf_counter() - t0:.0f}s", results, args.json, ok)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ alone moves (CiteULike-a warm 0.3139-0.3179), and one seed cannot show that.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.tables import format_table, pick
+from benchmarks.tables import pick, report
 from training.evaluate_cmd import STRATEGY_NAMES, evaluate_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,13 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(" / ".join(f"{v:.4f}" for v in r["ndcg_by_seed"].values()))
             rows.append((split, name, f"{r['ndcg@20']:.4f}", f"{r['recall@20']:.4f}", f"{r['hitrate@20']:.4f}",
                          str(r["users"]), f"{r['fit_s']:.1f}", *cells))
-    print(format_table(rows, left=(0, 1, 7, 9, 10)))
-    print(f"\n(CiteULike-a and MovieLens-small, protocol of DESIGN.md; "
-          f"{'means over seeds ' + ', '.join(map(str, seeds)) if several else f'seed {seeds[0]}'}; "
-          f"total {time.perf_counter() - t0:.0f}s)")
-    if args.json:
-        args.json.write_text(json.dumps(all_results, indent=2))
-    return 0 if ok else 1
+    return report(rows, (0, 1, 7, 9, 10),
+                  f"CiteULike-a and MovieLens-small, protocol of DESIGN.md; "
+                  f"{'means over seeds ' + ', '.join(map(str, seeds)) if several else f'seed {seeds[0]}'}; "
+                  f"total {time.perf_counter() - t0:.0f}s", all_results, args.json, ok)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""What the quality benchmarks share: picking names from a comma-separated option, and the
-plain-text table they print."""
+"""What the quality benchmarks share: picking names from a comma-separated option, the
+plain-text table they print and how they end (`report`)."""
 from __future__ import annotations
 
+import json
 import sys
 
 
@@ -24,3 +25,14 @@ def format_table(rows: list[tuple[str, ...]], left: tuple[int, ...]) -> str:
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def report(rows: list[tuple[str, ...]], left: tuple[int, ...], footnote: str, results: dict,
+           json_path, ok: bool) -> int:
+    """A quality benchmark's ending: the table, its footnote in brackets, the results as
+    JSON where asked (`json_path`); returns the exit code (1 when a goal was missed)."""
+    print(format_table(rows, left=left))
+    print(f"\n({footnote})")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2))
+    return 0 if ok else 1
