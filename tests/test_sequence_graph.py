@@ -24,8 +24,9 @@ def test_reading_order_is_each_readers_papers_by_first_event():
     users = np.array([1, 0, 0, 1, 0, 0])
     items = np.array([5, 2, 3, 4, 2, 1])
     ts = np.array([9.0, 3.0, 1.0, 2.0, 0.5, 4.0])  # reader 0: 2 (0.5), 3, 2 again, 1
-    readers, papers = reading_order(users, items, ts, 10)
+    readers, papers, times = reading_order(users, items, ts, 10)
     assert readers.tolist() == [0, 0, 0, 1, 1] and papers.tolist() == [2, 3, 1, 4, 5]
+    assert times.tolist() == [0.5, 1.0, 4.0, 2.0, 9.0]
 
 
 def test_no_order_without_times_or_with_one_time_for_all():
@@ -48,27 +49,52 @@ def test_shifted_times_give_the_same_graph(seed, shift):
     assert abs(Wa - Wb).max() == 0
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_the_order_of_the_events_given_changes_nothing(seed):
+    """Times with many ties (readings in the same second, as MovieLens's bulk ratings): the
+    events in another order give the same graph, to the bit."""
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, 8, 80), rng.integers(0, 20, 80)
+    ts = rng.integers(0, 30, 80).astype(np.float64)  # ten events a reader: ties in most histories
+    shuffle = rng.permutation(80)
+    a = reading_order(users, items, ts, 20)
+    b = reading_order(users[shuffle], items[shuffle], ts[shuffle], 20)
+    assert a is not None and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert abs(SequenceGraph.fit(*a, 20).weights - SequenceGraph.fit(*b, 20).weights).max() == 0
+
+
 def test_a_paper_links_forward_to_near_papers_only():
     # one reader takes up papers 0..14 in order; another reads 14, then 0
     readers = np.r_[np.zeros(15, np.int64), [1, 1]]
     papers = np.r_[np.arange(15), [14, 0]]
-    W = SequenceGraph.fit(readers, papers, 15, reach=10, beta=0.0).weights.toarray()
+    times = np.r_[np.arange(15.0), [0.0, 1.0]]
+    W = SequenceGraph.fit(readers, papers, times, 15, reach=10, beta=0.0).weights.toarray()
     assert (W[0, 1:11] > 0).all() and (W[0, 11:] == 0).all()  # within reach, forward
     assert W[0, 1] > W[0, 2] > W[0, 10]  # nearer, stronger
     assert W[14, 0] > 0 and (W[5, :5] == 0).all()  # what came after, never what came before
     assert np.allclose(W.sum(axis=1), 1.0) and (np.diag(W) == 0).all()
     # a reader's own steps only: the second reader's papers do not follow the first's
-    Wc = SequenceGraph.fit(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), 4).weights.toarray()
+    Wc = SequenceGraph.fit(np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), np.arange(4.0), 4).weights.toarray()
     assert Wc[1, 2] == 0 and Wc[0, 1] > 0 and Wc[2, 3] > 0 and Wc[1, 0] == 0
+
+
+def test_papers_taken_up_at_one_instant_link_both_ways():
+    readers = np.zeros(4, np.int64)
+    papers = np.array([0, 1, 2, 3])
+    W = SequenceGraph.fit(readers, papers, np.array([1.0, 5.0, 5.0, 9.0]), 4, beta=0.0).weights.toarray()
+    assert W[1, 2] > 0 and W[2, 1] > 0  # 1 and 2 at the same time: no order between them
+    assert W[0, 1] > 0 and W[1, 0] == 0 and W[3].sum() == 0  # the others keep theirs
 
 
 def test_pairs_in_blocks_equal_one_block(monkeypatch):
     rng = np.random.default_rng(0)
     readers = np.sort(rng.integers(0, 30, 400))
     papers = rng.integers(0, 50, 400)
-    whole = SequenceGraph.fit(readers, papers, 50).weights
+    times = rng.integers(0, 100, 400).astype(np.float64)
+    whole = SequenceGraph.fit(readers, papers, times, 50).weights
     monkeypatch.setattr(sequence_graph, "PAIR_BLOCK", 50)
-    blocks = SequenceGraph.fit(readers, papers, 50).weights
+    blocks = SequenceGraph.fit(readers, papers, times, 50).weights
     np.testing.assert_allclose(blocks.toarray(), whole.toarray(), rtol=1e-6, atol=1e-7)
 
 
@@ -81,7 +107,8 @@ def test_a_pair_the_matrix_does_not_hold_leaves_the_order():
     readers = np.array([0, 0, 0])
     papers = np.array([1, 2, 3])
     C = sp.csr_matrix((np.ones(2, np.float32), ([0, 0], [1, 3])), shape=(1, n))  # (0, 2) held out
-    comps = fit_components(C, C, model.X, model.V, model.lengths, None, model.config, order=(readers, papers))
+    comps = fit_components(C, C, model.X, model.V, model.lengths, None, model.config,
+                           order=(readers, papers, np.arange(3.0)))
     W = comps.seq.weights.toarray()
     assert W[1, 3] > 0 and W[1, 2] == 0 and W[2].sum() == 0
 

@@ -62,7 +62,7 @@ def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now
 def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                    start: CollaborativeModel | None = None, sweeps: int | None = None,
                    neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None,
-                   order: tuple[np.ndarray, np.ndarray] | None = None) -> Components:
+                   order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Components:
     """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
     those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
     content-neighbour candidates shared by the validation and the final fit. `Cp`: the
@@ -89,14 +89,15 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
                       sequence_graph(C, order))
 
 
-def sequence_graph(C: sp.csr_matrix, order: tuple[np.ndarray, np.ndarray] | None) -> SequenceGraph | None:
+def sequence_graph(C: sp.csr_matrix, order: tuple[np.ndarray, ...] | None) -> SequenceGraph | None:
     """The sequence graph of the (reader, paper) pairs C holds, in `order`: a validation
     slice's held-out papers leave the order too, so the graph it learns from does not know
     what comes next where the slice asks."""
     if order is None:
         return None
     kept = np.isin(order[0] * C.shape[1] + order[1], pair_keys(C))
-    return SequenceGraph.fit(order[0][kept], order[1][kept], C.shape[1]) if kept.any() else None
+    readers, papers, times = (a[kept] for a in order)
+    return SequenceGraph.fit(readers, papers, times, C.shape[1]) if kept.any() else None
 
 
 def words_for_als(X: sp.csr_matrix, config: HybridConfig, params) -> tuple[TextRows, sp.csr_matrix | None]:

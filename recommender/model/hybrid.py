@@ -364,7 +364,7 @@ class HybridModel:
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
                    config: HybridConfig, progress=None, not_yet: np.ndarray | None = None,
-                   timed: tuple | None = None, order: tuple[np.ndarray, np.ndarray] | None = None):
+                   timed: tuple | None = None, order: tuple[np.ndarray, ...] | None = None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors. `not_yet`: papers

@@ -13,13 +13,18 @@ signal's, so where order says nothing it weighs nothing.
 
 Why forward only: a live list answers "what next". Measured on MovieLens-small (NDCG@20 of
 the hybrid, means of seeds 0, 1, 2; the README's "What each component adds"): without the
-graph warm 0.2738, user-temporal 0.1263; with links both ways (reach 30) 0.2766 / 0.1268;
-forward only 0.2758 / **0.1286**; both directions as two features 0.2726 / 0.1271. Session
-12 had measured the two-way graph with reach 10 under the single-ascent blend as a trade
-(warm +0.0045, user-temporal -0.0020); under today's blend (the mean of restarted ascents)
-the forward graph gains on both splits at every seed. Reach and decay: 10 / 0.9 gave
-0.2757 / 0.1271 and 100 / 0.98 0.2754 / 0.1277, so 30 / 0.95; these are product defaults
-(a reach in papers, not a setting the data's size moves), the weight is the data's.
+graph warm 0.2738, user-temporal 0.1263; forward links 0.2747 / 0.1277 (every seed of
+user-temporal gains, warm +0.0027 / +0.0001 / -0.0003); links both ways (reach 30, ties
+in the file's order) 0.2766 / 0.1268; both directions as two features 0.2726 / 0.1271.
+Reach and decay (tried with ties in the file's order): 10 / 0.9 and 100 / 0.98 within
+0.001 of 30 / 0.95 on warm and under it on user-temporal. These are product defaults (a
+reach in papers, not a setting the data's size moves); the weight is the data's.
+
+Papers taken up at the same instant (MovieLens: 17% of a reader's steps, ratings given in
+one second) link both ways, and their order is by paper index, so the events' order in a
+file changes nothing. Ordered as the file had them (by film id there), the same graph
+scored 0.2758 / 0.1286: an order the readers never gave, which the latest-20% split's own
+tie-break shares, so that figure is not claimed. Ties left unlinked: 0.2729 / 0.1286.
 
 When it exists (`reading_order`): only when events carry times that order a reader's
 history -- at least half of the steps between a reader's consecutive events strictly later.
@@ -47,10 +52,11 @@ BETA = 0.4
 TOP_K = 200
 
 
-def reading_order(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(readers, papers): every reader's distinct papers in the order first engaged with
-    (grouped by reader, ties in time kept in the events' order), or None when the times do
-    not order the histories (module docstring)."""
+def reading_order(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(readers, papers, times): every reader's distinct papers in the order first engaged
+    with and when (grouped by reader; papers taken up at the same time by paper index, so
+    that the order of the events given changes nothing), or None when the times do not
+    order the histories (module docstring)."""
     if ts is None or len(users) < 2:
         return None
     users = np.asarray(users, np.int64)
@@ -58,19 +64,22 @@ def reading_order(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarra
     t = np.asarray(ts, np.float64)
     if not np.isfinite(t).all():
         return None
-    order = np.lexsort((t, users))
+    order = np.lexsort((items, t, users))
     u, i, t = users[order], items[order], t[order]
     step = u[1:] == u[:-1]
     if not step.any() or (t[1:] > t[:-1])[step].mean() < MIN_ORDERED_SHARE:
         return None
     _, first = np.unique(u * n_items + i, return_index=True)
     first = np.sort(first)  # each (reader, paper) at its first event, still in reading order
-    return u[first], i[first]
+    return u[first], i[first], t[first]
 
 
-def forward_pairs(readers: np.ndarray, papers: np.ndarray, reach: int, decay: float, n_items: int) -> sp.csr_matrix:
+def forward_pairs(readers: np.ndarray, papers: np.ndarray, times: np.ndarray, reach: int, decay: float,
+                  n_items: int) -> sp.csr_matrix:
     """(n_items x n_items) sums of `decay ** (k - 1)` over every reader's step from a paper
-    to the paper k places later, k <= reach (`reading_order`'s arrays)."""
+    to the paper k places later, k <= reach (`reading_order`'s arrays). Papers taken up at
+    the same instant link both ways: nothing says which came first, and the order they
+    happen to have (the events file's) must not decide it."""
     counts = sp.csr_matrix((n_items, n_items), dtype=np.float32)
     n = len(papers)
     block = max(1, PAIR_BLOCK // reach)
@@ -79,10 +88,12 @@ def forward_pairs(readers: np.ndarray, papers: np.ndarray, reach: int, decay: fl
         for k in range(1, reach + 1):
             p = np.arange(s, min(s + block, n - k))
             p = p[readers[p] == readers[p + k]]
-            if len(p):
-                rows.append(papers[p])
-                cols.append(papers[p + k])
-                vals.append(np.full(len(p), decay ** (k - 1), np.float32))
+            tied = p[times[p + k] == times[p]]
+            frm, to = np.r_[papers[p], papers[tied + k]], np.r_[papers[p + k], papers[tied]]
+            if len(frm):
+                rows.append(frm)
+                cols.append(to)
+                vals.append(np.full(len(frm), decay ** (k - 1), np.float32))
         if vals:
             counts = counts + sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                             shape=(n_items, n_items), dtype=np.float32)
@@ -101,10 +112,11 @@ class SequenceGraph(PaperGraph):
     PREFIX = "seq_"
 
     @classmethod
-    def fit(cls, readers: np.ndarray, papers: np.ndarray, n_items: int, reach: int = REACH, decay: float = DECAY,
-            beta: float = BETA, top_k: int = TOP_K) -> "SequenceGraph":
-        """`readers`, `papers`: `reading_order`'s arrays."""
-        counts = forward_pairs(np.asarray(readers, np.int64), np.asarray(papers, np.int64), reach, decay, n_items)
+    def fit(cls, readers: np.ndarray, papers: np.ndarray, times: np.ndarray, n_items: int, reach: int = REACH,
+            decay: float = DECAY, beta: float = BETA, top_k: int = TOP_K) -> "SequenceGraph":
+        """`readers`, `papers`, `times`: `reading_order`'s arrays."""
+        counts = forward_pairs(np.asarray(readers, np.int64), np.asarray(papers, np.int64),
+                               np.asarray(times, np.float64), reach, decay, n_items)
         pop = np.bincount(np.asarray(papers, np.int64), minlength=n_items).astype(np.float32)
         W = normalize(counts, norm="l1")
         W = sp.csr_matrix(W @ sp.diags((1.0 / np.maximum(pop, 1.0) ** beta).astype(np.float32)), dtype=np.float32)
