@@ -98,6 +98,17 @@ def test_pairs_in_blocks_equal_one_block(monkeypatch):
     np.testing.assert_allclose(blocks.toarray(), whole.toarray(), rtol=1e-6, atol=1e-7)
 
 
+def test_the_reach_shrinks_with_the_log_within_its_budget(monkeypatch):
+    assert sequence_graph.bounded_reach(41_265, 30) == 30  # MovieLens-small
+    assert sequence_graph.bounded_reach(5_000_000, 30) == 8
+    assert sequence_graph.bounded_reach(10**9, 30) == sequence_graph.MIN_REACH
+    monkeypatch.setattr(sequence_graph, "LINK_BUDGET", 15 * 6)  # 15 positions: reach 6
+    readers, papers, times = np.zeros(15, np.int64), np.arange(15), np.arange(15.0)
+    g = SequenceGraph.fit(readers, papers, times, 15, reach=30, beta=0.0)
+    W = g.weights.toarray()
+    assert g.reach == 6 and (W[0, 1:7] > 0).all() and (W[0, 7:] == 0).all()
+
+
 def test_a_pair_the_matrix_does_not_hold_leaves_the_order():
     """The validation fit's confidence matrix lacks the held-out pairs: the graph built
     beside it must not link them either (it would leak the answers into the blend)."""
