@@ -13,8 +13,8 @@ signal's, so where order says nothing it weighs nothing.
 
 Why forward only: a live list answers "what next". Measured on MovieLens-small (NDCG@20 of
 the hybrid, means of seeds 0, 1, 2; the README's "What each component adds"): without the
-graph warm 0.2738, user-temporal 0.1263; forward links 0.2747 / 0.1277 (every seed of
-user-temporal gains, warm +0.0027 / +0.0019 / -0.0021); links both ways (reach 30, ties
+graph warm 0.2738, user-temporal 0.1263; forward links 0.2747 / 0.1276 (every seed of
+user-temporal gains, warm +0.0021 / +0.0023 / -0.0018); links both ways (reach 30, ties
 in the file's order) 0.2766 / 0.1268; both directions as two features 0.2726 / 0.1271.
 Reach and decay (tried with ties in the file's order): 10 / 0.9 and 100 / 0.98 within
 0.001 of 30 / 0.95 on warm and under it on user-temporal. These are product defaults (a
