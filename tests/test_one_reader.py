@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.core.ranking import top_k
-from recommender.model.blend import FEATURES
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from recommender.core.sparse_rows import gather_rows
 from recommender.model.one_reader import OneHistory
@@ -27,25 +26,16 @@ history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
                                 st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=30)
 
 
-def fitted(n_papers: int = 80, n_users: int = 160, timed: bool = False) -> HybridModel:
-    """`timed`: the events carry times in reading order, so the model has the sequence graph
-    too, and it is weighed (the blend may leave it at 0 on this data)."""
+def fitted(n_papers: int = 80, n_users: int = 160) -> HybridModel:
     texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
-    ts = 1.6e9 + 60.0 * np.arange(len(users)) if timed else None
-    model = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                            config=replace(CONFIG, ease=True))
-    assert (model.comps.seq is not None) is timed
-    if timed:
-        k = FEATURES.index("seq")
-        model.blender.weights[4 * k: 4 * k + 4] = [0.5, 0.1, 0.3, 0.1]
-    return model
+    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
+                           config=replace(CONFIG, ease=True))
 
 
 # EASE in each form: pruned weights (more readers than papers: the papers' side solve),
 # factored (fewer readers: the readers' side keeps B as K and X), and factored as a model
-# that serves keeps it (XᵀK beside K: `HybridModel.for_lists`); and with the sequence graph
-FORMS = {"pruned": (80, 160), "factored": (160, 120), "factored, for lists": (160, 120),
-         "factored, timed": (160, 120, True)}
+# that serves keeps it (XᵀK beside K: `HybridModel.for_lists`)
+FORMS = {"pruned": (80, 160), "factored": (160, 120), "factored, for lists": (160, 120)}
 
 
 def fitted_form(form: str) -> HybridModel:

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from recommender.core.kinds import VERBS
 
 LIKE_YOU = "popular with readers like you"
-# the sequence graph placed it: readers of the reader's papers took it up after them
-READ_NEXT = "read next by readers of your papers"
 PROFILE = "matches your reading profile"
 SEARCH_FALLBACK = "matches your search"
 CLOSE_IN_TOPIC = "close in topic"

@@ -31,17 +31,15 @@ from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
 
-FEATURES = ("cf", "graph", "ease", "seq", "tfidf", "dense", "pop", "pop_text")
-PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "seq": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
+FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
+PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
 # how far above chance popularity's readers-out hit rate (`popularity.readers_out_hit_rate`)
 # may be with PRIOR's weights; beyond it, both popularity weights grow in proportion
 # (`prior_pop_scale`)
 PRIOR_HIT_RATE = 0.01
 
 
-PERSONAL = ("cf", "graph", "ease", "seq", "tfidf", "dense")
-# the features of a format-2 model's blend (before the sequence graph), in its weights' order
-V2_FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
+PERSONAL = ("cf", "graph", "ease", "tfidf", "dense")
 # each restart of the blend's ascent searches this share of the validation readers
 RESTART_SHARE = 0.5
 # history lengths the blend must stay sensible over: one paper to a thousand
@@ -187,22 +185,13 @@ class Blender:
 
     @classmethod
     def fit(cls, Xs: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
-            C: float = 1.0, seed: int = 0, fit_intercept: bool = True, absent=()) -> "Blender":
-        """The pairwise logistic regression on expanded samples Xs. `absent`: features the
-        model does not have; their columns (zeros) are left out of the regression rather
-        than fit at 0, since extra columns change the solver's arithmetic and so where it
-        stops on the others."""
+            C: float = 1.0, seed: int = 0, fit_intercept: bool = True) -> "Blender":
         from sklearn.linear_model import LogisticRegression
 
-        used = np.ones(Xs.shape[1], bool)
-        for f in absent:
-            j = FEATURES.index(f)
-            used[4 * j: 4 * j + 4] = False
         lr = LogisticRegression(C=C, max_iter=1000, random_state=seed, fit_intercept=fit_intercept)
-        lr.fit(Xs if used.all() else Xs[:, used], y, sample_weight=sample_weight)
-        weights = np.zeros(Xs.shape[1], np.float32)
-        weights[used] = lr.coef_.ravel()
-        return cls(weights, True, {"samples": int(len(y)), "positives": int(y.sum()), "C": C})
+        lr.fit(Xs, y, sample_weight=sample_weight)
+        return cls(lr.coef_.ravel().astype(np.float32), True,
+                   {"samples": int(len(y)), "positives": int(y.sum()), "C": C})
 
     def coefficients(self) -> dict[str, float]:
         return {n: float(w) for n, w in zip(expanded_names(), self.weights)}
@@ -255,29 +244,9 @@ class Blender:
                 "freshness": self.freshness.to_dict()}
 
     @classmethod
-    def from_arrays(cls, arrays, info: dict, prefix: str = "blend_", features: tuple[str, ...] | None = None
-                    ) -> "Blender":
-        """`features`: the features the stored weights are laid out for, when not FEATURES
-        (an older model's); each one this code has and they lack weighs 0."""
-        weights = np.asarray(arrays[f"{prefix}weights"], np.float32)
-        if features is not None:
-            weights = in_layout(weights, features)
-        return cls(weights, bool(info.get("learned", True)), dict(info.get("info", {})),
-                   Freshness.from_dict(info.get("freshness")))
-
-
-def in_layout(weights: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
-    """Weights laid out for `features` (four each, then the new-paper offset's two), in
-    FEATURES' layout: a feature they lack at 0."""
-    weights = np.asarray(weights, np.float32)
-    if weights.shape != (4 * len(features) + 2,):
-        raise ValueError(f"blend weights: {weights.shape[0]} for {len(features)} features")
-    out = np.zeros(4 * len(FEATURES) + 2, np.float32)
-    for j, f in enumerate(features):
-        k = FEATURES.index(f)
-        out[4 * k: 4 * k + 4] = weights[4 * j: 4 * j + 4]
-    out[-2:] = weights[-2:]
-    return out
+    def from_arrays(cls, arrays, info: dict, prefix: str = "blend_") -> "Blender":
+        return cls(np.asarray(arrays[f"{prefix}weights"], np.float32), bool(info.get("learned", True)),
+                   dict(info.get("info", {})), Freshness.from_dict(info.get("freshness")))
 
 
 @dataclass

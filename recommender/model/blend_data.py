@@ -208,8 +208,6 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
     m = int(min(per_feature, okc.shape[1] - 1))
 
     def best_of(f: int) -> np.ndarray:
-        if not Fz[f].any():  # a component the model does not have (all zeros) picks nobody
-            return np.zeros((B, 0), np.int64)
         S = np.where(okc, -(Fz[f] if cols is None else Fz[f][:, cols]), np.inf)
         top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
         return top if cols is None else cols[top]
@@ -225,8 +223,7 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
         # allowed) repeat the reader's first candidate by the first component, and are dropped
         return np.where(dated, top, first[:, :1]) if top.shape[1] else top
 
-    # one feature a thread: argpartition releases the GIL
-    pools = [p for p in in_threads(best_of, range(nf)) if p.shape[1]]
+    pools = in_threads(best_of, range(nf))  # one feature a thread: argpartition releases the GIL
     if age is not None and pools:
         pools.append(newest(pools[0]))
     idx = np.concatenate(pools, axis=1) if pools else np.zeros((B, 0), np.int64)
@@ -246,16 +243,14 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
                        age=None if age is None else np.take_along_axis(age, idx, 1))
 
 
-def neutral_weights(only: str | None = None, absent=()) -> np.ndarray:
-    """Every personal signal (cf, graph, ease, seq, tfidf, dense) the model has (not in
-    `absent`) at weight 1 in both regimes, or `only` that one: the ascent also starts from
-    each single signal, so among the ends it averages (blend.restarted_ascent) is one at
-    least as good on validation as the best component alone. An absent signal's weight
-    would change nothing the blend ranks but the norm each end is scaled by before the
-    mean, so it stays 0."""
+def neutral_weights(only: str | None = None) -> np.ndarray:
+    """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
+    `only` that one: the ascent also starts from each single signal, so among the ends it
+    averages (blend.restarted_ascent) is one at least as good on validation as the best
+    component alone."""
     W = np.zeros(4 * len(FEATURES) + 2, np.float32)
     for j, f in enumerate(FEATURES):
-        if f in PERSONAL and f not in absent and (only is None or f == only):
+        if f in PERSONAL and (only is None or f == only):
             W[4 * j] = W[4 * j + 2] = 1.0
     return W
 

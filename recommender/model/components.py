@@ -1,6 +1,6 @@
 """The hybrid's components, fit on one confidence matrix: collaborative (ALS or BPR), the
-item graph, the cold-start map, popularity, (optionally) EASE and (where times order the
-reading) the sequence graph; and the raw score of each for a batch of readers."""
+item graph, the cold-start map, popularity and (optionally) EASE; and the raw score of each
+for a batch of readers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,9 +17,7 @@ from recommender.model.ease import EaseModel, FactoredEase, fit as fit_ease
 from recommender.model.item_graph import ItemGraph
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
-from recommender.model.sequence_graph import SequenceGraph
 from recommender.model.text_rows import TextRows
-from recommender.model.tuning import pair_keys
 
 
 @dataclass
@@ -32,7 +30,6 @@ class Components:
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
     ease: EaseModel | FactoredEase | None = None
     text_rows: TextRows | None = None  # the words ALS factorised with the readers, if any
-    seq: SequenceGraph | None = None  # what readers take up next, where times order the reading
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -61,14 +58,11 @@ def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now
 
 def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                    start: CollaborativeModel | None = None, sweeps: int | None = None,
-                   neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None,
-                   order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Components:
+                   neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None) -> Components:
     """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
     those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
     content-neighbour candidates shared by the validation and the final fit. `Cp`: the
-    matrix popularity is counted from (see `tuning.PopularityConfig`). `order`: the
-    readers' papers in reading order (`sequence_graph.reading_order`) of the events C
-    holds, or None: no sequence graph."""
+    matrix popularity is counted from (see `tuning.PopularityConfig`)."""
     pop = Popularity.fit(Cp, X, lengths, prior)
     if not collab:
         return Components(None, None, None, pop, None)
@@ -85,19 +79,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     if ease is None and config.ease and config.ease_lambda is not None:
         ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k, text=X,
                         words=config.ease_words or 0.0)
-    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None,
-                      sequence_graph(C, order))
-
-
-def sequence_graph(C: sp.csr_matrix, order: tuple[np.ndarray, ...] | None) -> SequenceGraph | None:
-    """The sequence graph of the (reader, paper) pairs C holds, in `order`: a validation
-    slice's held-out papers leave the order too, so the graph it learns from does not know
-    what comes next where the slice asks."""
-    if order is None:
-        return None
-    kept = np.isin(order[0] * C.shape[1] + order[1], pair_keys(C))
-    readers, papers, times = (a[kept] for a in order)
-    return SequenceGraph.fit(readers, papers, times, C.shape[1]) if kept.any() else None
+    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
 
 
 def words_for_als(X: sp.csr_matrix, config: HybridConfig, params) -> tuple[TextRows, sp.csr_matrix | None]:
@@ -124,10 +106,8 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
                          else _absent(B, X.shape[0]))
-        feats["seq"] = (c.cold.smooth_scores(c.seq.scores(rows)) if c.seq is not None
-                        else _absent(B, X.shape[0]))
     else:
-        for f in ("cf", "graph", "ease", "seq"):
+        for f in ("cf", "graph", "ease"):
             feats[f] = _absent(B, X.shape[0])
     feats["tfidf"] = tfidf_scores(rows, X)
     feats["dense"] = dense_scores(rows, V)

@@ -43,7 +43,7 @@ from recommender.core.ranking import top_k
 from recommender.core.times import DAY_S
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
-from recommender.model.blend import (FEATURES, PERSONAL, V2_FEATURES, Blender, calibrate_new_offset, history_scale,
+from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
                                      prior_pop_scale, restarted_ascent, zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, one_paper_share, share_warm_weights,
                                           stand_in_one_paper_readers, validation_samples)
@@ -61,16 +61,13 @@ from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, readers_out_hit_rate, text_lengths
 from recommender.model.profiles import tfidf_scores
-from recommender.model.sequence_graph import SequenceGraph, reading_order
 from recommender.model.text_rows import TextRows
 from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlice, carve, choose,
                                       latest_pair_times, pair_keys, popularity_matrix, validation_ndcg)
 
 __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
-FORMAT_VERSION = 3  # 2: the blend has an EASE feature; 3: and a sequence-graph feature
-# formats a model of this code still loads (`from_arrays`): a 2's blend has no sequence graph
-READS_FORMATS = (2, 3)
+FORMAT_VERSION = 2  # 2: the blend has an EASE feature
 
 
 @dataclass
@@ -224,10 +221,8 @@ class HybridModel:
         timings["tuning_s"] = time.perf_counter() - t
         C, n_users, now = event_matrix(users, items, kinds, ts, n_users, n_items, now, conf_config)
         Cp = popularity_matrix(users, items, kinds, ts, C.shape, now, pop_config)
-        # only the blend weighs the sequence graph, so only a blend learned with it keeps it
-        order = reading_order(users, items, ts, n_items) if "hybrid" in strategies else None
         stats: dict = {"n_items": n_items, "n_users": n_users, "n_events": int(len(users)),
-                       "nnz": int(C.nnz), "tuning": tuning, "reading_ordered": order is not None}
+                       "nnz": int(C.nnz), "tuning": tuning}
 
         blender = Blender.prior("hybrid not fit")
         start, neighbors = None, None
@@ -236,9 +231,7 @@ class HybridModel:
             not_yet, _ = not_yet_published(trusted, C, now)
             events = (trusted, users, items, ts, now) if trusted is not None and now is not None else None
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, not_yet, events, order)
-            if not vstats.get("sequence_graph"):
-                order = None
+                                                                config, progress, not_yet, events)
             if ignored:
                 vstats["publication_times_ignored"] = ignored
             stats["validation"] = vstats
@@ -258,7 +251,7 @@ class HybridModel:
         t = time.perf_counter()
         sweeps = config.refine_sweeps if start is not None else None
         comps = fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
-                               sweeps=sweeps, neighbors=neighbors, order=order)
+                                    sweeps=sweeps, neighbors=neighbors)
         stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
@@ -333,12 +326,10 @@ class HybridModel:
         # the model's capacity is part of what is kept: factors that followed the grown data
         # (collab_params) would change the model and lose ALS's start (15 sweeps from random)
         config = replace(self.config, factors=cf.factors) if cf is not None else self.config
-        # the sequence graph where the blend was learned with it
-        order = reading_order(users, items, ts, self.n_items) if self.comps.seq is not None else None
         comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, config,
-                               collab=cf is not None, start=cf,
-                               sweeps=self.config.refine_sweeps if cf is not None else None,
-                               neighbors=neighbors, order=order)
+                                     collab=cf is not None, start=cf,
+                                     sweeps=self.config.refine_sweeps if cf is not None else None,
+                                     neighbors=neighbors)
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
@@ -364,7 +355,7 @@ class HybridModel:
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
                    config: HybridConfig, progress=None, not_yet: np.ndarray | None = None,
-                   timed: tuple | None = None, order: tuple[np.ndarray, ...] | None = None):
+                   timed: tuple | None = None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors. `not_yet`: papers
@@ -372,8 +363,7 @@ class HybridModel:
         reader's candidates; `timed`: (publication times, users, items, event times, now)
         for the papers' ages as each validation reader saw them (`freshness.reader_ages`),
         None where publication times are not known or not trusted: the freshness signal
-        (freshness.py) is learnt only with them. `order`: the reading order of C's events
-        (`sequence_graph.reading_order`), or None: no sequence graph."""
+        (freshness.py) is learnt only with them."""
         _progress(progress, "validation: slice + components")
         rng = np.random.default_rng(config.seed + 1)
         n_users, n_items = C.shape
@@ -450,7 +440,7 @@ class HybridModel:
             vstats["ease_words"] = ease.words
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
-                               ease=ease, order=order)
+                                    ease=ease)
         if not config.factors and params.algorithm == "als" and comps.cf is not None:
             # the rule's factors, or fewer where the slice says so (factors.py)
             tf = time.perf_counter()
@@ -460,8 +450,7 @@ class HybridModel:
             if factors != params.factors:
                 vconfig = replace(vconfig, factors=factors)
                 comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps,
-                                       neighbors=neighbors, ease=ease, order=order)
-        vstats["sequence_graph"] = comps.seq is not None
+                                       neighbors=neighbors, ease=ease)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
@@ -477,9 +466,7 @@ class HybridModel:
         vstats["features_s"] = round(time.perf_counter() - tt, 2)
         _progress(progress, "validation: blend (LR + ascent)")
         tt = time.perf_counter()
-        # the signals the model lacks: no column of the regression, no start of the ascent
-        absent = [f for f, c in (("ease", comps.ease), ("seq", comps.seq)) if c is None]
-        blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False, absent=absent)
+        blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
         # refine the pairwise-LR weights by direct search on validation NDCG@20
@@ -494,7 +481,7 @@ class HybridModel:
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        starts = [neutral_weights(absent=absent)] + [neutral_weights(f) for f in PERSONAL if f not in absent]
+        starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
         W, before, after, ends = restarted_ascent(tasks, [blender.weights, *starts],
@@ -648,7 +635,7 @@ class HybridModel:
                 names.append("fresh")
             best = np.argmax(np.stack([contrib[f] for f in names]), axis=0)  # first on ties
             kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
-                       "seq": "next", "fresh": "new"}
+                       "fresh": "new"}
             kinds = [kind_of.get(names[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
         if content:  # only the papers explained by content need their similarities
@@ -661,8 +648,6 @@ class HybridModel:
                 out.append(reasons.similar_to(self.titles[h], (interest or {}).get(int(h), "read")))
             elif kinds[n] == "collab":
                 out.append(reasons.LIKE_YOU)
-            elif kinds[n] == "next":
-                out.append(reasons.READ_NEXT)
             elif kinds[n] == "new":
                 at = self.now if now is None else now
                 out.append(reasons.published((at - self.published[j]) / DAY_S))
@@ -721,8 +706,6 @@ class HybridModel:
             c.graph.add_items(m)
             if c.ease is not None:
                 c.ease.add_items(m)
-            if c.seq is not None:
-                c.seq.add_items(m)
         return np.arange(n0, n0 + m, dtype=np.int64)
 
     # ------------------------------------------------------------------ persistence
@@ -743,8 +726,6 @@ class HybridModel:
             a["cf_effective_factors"] = c.item_factors
             if c.ease is not None:
                 a.update(c.ease.to_arrays())
-            if c.seq is not None:
-                a.update(c.seq.to_arrays())
             if c.text_rows is not None:
                 a.update(c.text_rows.to_arrays())
         a.update(self.blender.to_arrays())
@@ -761,7 +742,6 @@ class HybridModel:
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
             "ease": None if c.ease is None else c.ease.params(),
-            "sequence": None if c.seq is None else c.seq.params(),
             "text_rows": None if c.text_rows is None else c.text_rows.params(),
             "blend": self.blender.manifest(),
             "stats": self.stats,
@@ -771,8 +751,7 @@ class HybridModel:
     def from_arrays(cls, arrays, manifest: dict) -> "HybridModel":
         if manifest.get("kind") != "paperrec.hybrid":
             raise ValueError(f"not a hybrid model manifest (kind={manifest.get('kind')!r})")
-        version = int(manifest.get("format_version", -1))
-        if version not in READS_FORMATS:
+        if int(manifest.get("format_version", -1)) != FORMAT_VERSION:
             raise ValueError(f"unsupported model format_version {manifest.get('format_version')!r}")
         n = int(manifest["n_items"])
         encoder = ContentEncoder.from_arrays(arrays)
@@ -787,19 +766,17 @@ class HybridModel:
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
             ease = ease_from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
-            seq = SequenceGraph.from_arrays(arrays, manifest["sequence"]) if manifest.get("sequence") else None
             text_rows = TextRows.from_arrays(arrays, manifest["text_rows"]) if manifest.get("text_rows") else None
             if (text_rows is None) != (cf.side_factors is None) or (
                     text_rows is not None and cf.side_factors.shape != (len(text_rows.terms), cf.factors)):
                 raise ValueError("the word rows of the collaborative model do not match its factors")
             comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease,
-                               text_rows, seq)
-            if cf.item_factors.shape[0] != n or graph.n_items != n or any(
-                    m is not None and m.n_items != n for m in (ease, seq)):
+                               text_rows)
+            if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
             comps = Components(None, None, None, pop, None)
-        blender = Blender.from_arrays(arrays, manifest.get("blend", {}), features=V2_FEATURES if version == 2 else None)
+        blender = Blender.from_arrays(arrays, manifest.get("blend", {}))
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),

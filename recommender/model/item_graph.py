@@ -58,30 +58,8 @@ def square_from_arrays(arrays, prefix: str) -> sp.csr_matrix:
 
 
 @dataclass
-class PaperGraph:
-    """A paper-to-paper weight matrix a reader's history is scored through, `history_row @
-    W`: what the item graph and the sequence graph (sequence_graph.py) share."""
+class ItemGraph:
     weights: sp.csr_matrix  # (n_items, n_items): row = from item, col = to item
-    PREFIX = "graph_"  # of its arrays in a model's artifact
-
-    @property
-    def n_items(self) -> int:
-        return int(self.weights.shape[0])
-
-    def scores(self, rows: sp.csr_matrix) -> np.ndarray:
-        """(B x n_items) history rows -> dense (B x n_items) scores."""
-        return np.asarray((sp.csr_matrix(rows, dtype=np.float32) @ self.weights).toarray(), dtype=np.float32)
-
-    def add_items(self, n_new: int) -> None:
-        """New papers have no readers yet: grow the graph with empty rows/columns."""
-        self.weights = grown(self.weights, n_new)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return square_to_arrays(self.weights, self.PREFIX)
-
-
-@dataclass
-class ItemGraph(PaperGraph):
     alpha: float = 0.8
     beta: float = 0.4
     top_k: int = 200
@@ -119,7 +97,22 @@ class ItemGraph(PaperGraph):
         W = normalize(W, norm="l1").astype(np.float32)
         return cls(W.tocsr(), alpha, beta, top_k)
 
+    @property
+    def n_items(self) -> int:
+        return int(self.weights.shape[0])
+
+    def scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        """(B x n_items) history rows -> dense (B x n_items) scores."""
+        return np.asarray((sp.csr_matrix(rows, dtype=np.float32) @ self.weights).toarray(), dtype=np.float32)
+
+    def add_items(self, n_new: int) -> None:
+        """New papers have no co-occurrence yet: grow the graph with empty rows/columns."""
+        self.weights = grown(self.weights, n_new)
+
+    def to_arrays(self, prefix: str = "graph_") -> dict[str, np.ndarray]:
+        return square_to_arrays(self.weights, prefix)
+
     @classmethod
-    def from_arrays(cls, arrays, params: dict) -> "ItemGraph":
-        W = square_from_arrays(arrays, cls.PREFIX)
+    def from_arrays(cls, arrays, params: dict, prefix: str = "graph_") -> "ItemGraph":
+        W = square_from_arrays(arrays, prefix)
         return cls(W, float(params.get("alpha", 0.8)), float(params.get("beta", 0.4)), int(params.get("top_k", 200)))

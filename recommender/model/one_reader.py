@@ -82,31 +82,26 @@ class OneReaderScorer:
     def fold_in(self, h: OneHistory) -> np.ndarray:
         return self.model.comps.cf.fold_in_one(h.items, h.conf, cg_steps=6)[None, :]
 
-    def neighbours(self, h: OneHistory) -> dict[str, np.ndarray]:
-        """The item graph's, EASE's and the sequence graph's rows, smoothed over thin papers in
-        one pass (each 1 x n): the product is bound by reading `neighbors`, so three rows cost
-        about one. A component the model does not have scores zeros."""
+    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray]:
+        """The item graph's and EASE's rows, smoothed over thin papers in one pass (each 1 x n):
+        the product is bound by reading `neighbors`, so two rows cost about one."""
         c = self.model.comps
-        rows = {"graph": gather_rows(c.graph.weights, h.items, h.conf)}
+        rows = [gather_rows(c.graph.weights, h.items, h.conf)]
         if c.ease is not None:
-            rows["ease"] = c.ease.row_scores(h.items, h.conf)
-        if c.seq is not None:
-            rows["seq"] = gather_rows(c.seq.weights, h.items, h.conf)
-        smoothed = c.cold.smooth_scores(np.stack(list(rows.values())))
-        out = {f: smoothed[k: k + 1] for k, f in enumerate(rows)}
-        for f in ("ease", "seq"):
-            out.setdefault(f, np.zeros((1, self.n_items), np.float32))
-        return out
+            rows.append(c.ease.row_scores(h.items, h.conf))
+        smoothed = c.cold.smooth_scores(np.stack(rows))
+        ease = smoothed[1:] if c.ease is not None else np.zeros((1, self.n_items), np.float32)
+        return smoothed[:1], ease
 
     def features(self, h: OneHistory) -> dict[str, np.ndarray]:
         """Standardised component scores, each (1 x n_items) like the batch path's rows.
 
-        The components are independent until the z-scores, so the item graph, EASE (a
+        The components are independent until the z-scores, so the item graph and EASE (a
         product with the reader's co-readers' rows of K: 1.05 ms for a median CiteULike-a
         reader, 3.3 ms for one of 130 papers or more, the largest part of a long history's
-        list) and the sequence graph run on a helper (`threads.Alongside`) while this thread
-        folds the reader in and takes the catalog-sized products; each value is the same
-        computation on either thread, so the scores keep their bits."""
+        list) run on a helper (`threads.Alongside`) while this thread folds the reader in
+        and takes the catalog-sized products; each value is the same computation on either
+        thread, so the scores keep their bits."""
         c = self.model.comps
         n = self.n_items
         if c.cf is not None:
@@ -118,10 +113,10 @@ class OneReaderScorer:
         tfidf = self.tfidf(h)[None, :]
         dense = self.dense(h)[None, :]
         if neighbours is not None:
-            rows = neighbours.result()
+            graph, ease = neighbours.result()
         else:
-            rows = {f: np.zeros((1, n), np.float32) for f in ("graph", "ease", "seq")}
-        return {"cf": zscore_rows(cf), **{f: zscore_rows(rows[f]) for f in ("graph", "ease", "seq")},
+            graph = ease = np.zeros((1, n), np.float32)
+        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease),
                 "tfidf": zscore_rows(tfidf), "dense": zscore_rows(dense),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 
