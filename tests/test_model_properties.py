@@ -189,12 +189,13 @@ def test_a_big_batch_ranks_as_each_row_alone(n_rows, n_items, k, seed):
     scores = (rng.integers(0, 4, (n_rows, n_items)) + fine).astype(np.float32)
     excluded = sp.random(n_rows, n_items, density=0.3, format="csr", random_state=seed)
     candidates = rng.choice(n_items, int(rng.integers(1, n_items + 1)), replace=False) if seed % 2 else None
-    old = ranking.PARALLEL_CELLS
-    ranking.PARALLEL_CELLS = 1  # every batch goes to the threads
+    old = ranking.PARALLEL_CELLS, ranking.ROW_BLOCK_CELLS
+    # every batch goes to the threads, cut into blocks of two rows (one where a row is larger)
+    ranking.PARALLEL_CELLS, ranking.ROW_BLOCK_CELLS = 1, 2 * n_items
     try:
         batch = top_k(scores, k, excluded, candidates)
     finally:
-        ranking.PARALLEL_CELLS = old
+        ranking.PARALLEL_CELLS, ranking.ROW_BLOCK_CELLS = old
     assert batch.shape == (n_rows, min(k, n_items))
     kk = min(k, n_items)
     for r in range(n_rows):

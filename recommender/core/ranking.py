@@ -41,31 +41,39 @@ def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndar
     (B, min(k, n)) array padded with -1 where a row allows fewer."""
     scores = np.asarray(scores)
     # float32 scores stay float32 (half the memory to rank; the order and ties are the same)
-    S = np.array(scores, dtype=scores.dtype if scores.dtype in (np.float32, np.float64) else np.float64, copy=True)
-    single = S.ndim == 1
-    if single:
-        S = S[None, :]
-    B, n = S.shape
-    if candidates is not None:
-        mask = np.ones(n, bool)
-        mask[np.asarray(candidates, np.int64)] = False
-        S[:, mask] = -np.inf
-    if excluded is not None:
-        if sp.issparse(excluded):
-            ex = sp.csr_matrix(excluded)
-            S[np.repeat(np.arange(ex.shape[0]), np.diff(ex.indptr)), ex.indices] = -np.inf
-        else:
-            ex = np.asarray(excluded, np.int64)
-            if len(ex):
-                S[:, ex] = -np.inf
-    allowed = np.isfinite(S).sum(axis=1)
+    dtype = scores.dtype if scores.dtype in (np.float32, np.float64) else np.float64
+    single = scores.ndim == 1
+    rows = scores[None, :] if single else scores
+    B, n = rows.shape
     kk = int(min(k, n))
-    if kk <= 0:
-        return np.zeros(0 if single else (B, 0), np.int64)
-    # S is our own copy: negated in place, not into a second array (the validation search
-    # ranks 2,000 readers x the catalog many times; the copy was a third of this function)
-    np.negative(S, out=S)
-    top = _select(S, kk)
+    if kk <= 0 or B == 0:
+        return np.zeros(0 if single else (B, max(kk, 0)), np.int64)
+    masked = None
+    if candidates is not None:
+        masked = np.ones(n, bool)
+        masked[np.asarray(candidates, np.int64)] = False
+    ex = None
+    if excluded is not None:
+        ex = sp.csr_matrix(excluded) if sp.issparse(excluded) else np.asarray(excluded, np.int64)
+
+    def rank(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        # a copy of the block's rows, negated in place, not a second array (the validation
+        # search ranks 2,000 readers x the catalog many times)
+        S = np.array(rows[a:b], dtype=dtype, copy=True)
+        if masked is not None:
+            S[:, masked] = -np.inf
+        if sp.issparse(ex):
+            part = ex[a:b]
+            S[np.repeat(np.arange(b - a), np.diff(part.indptr)), part.indices] = -np.inf
+        elif ex is not None and len(ex):
+            S[:, ex] = -np.inf
+        allowed = np.isfinite(S).sum(axis=1)
+        np.negative(S, out=S)
+        return _select_rows(S, kk), allowed
+
+    parts = _by_row_blocks(rank, B, n)
+    top = np.concatenate([t for t, _ in parts], axis=0)
+    allowed = np.concatenate([c for _, c in parts])
     if single:
         return top[0, :int(min(kk, allowed[0]))]
     if (allowed < kk).any():
@@ -73,11 +81,26 @@ def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndar
     return top
 
 
-# A batch this large (readers x papers) is cut into row blocks ranked on several threads:
-# numpy's argpartition releases the GIL and ranks each row on its own, so the indices are
-# those of one call (the tuning search ranks 2,000 readers x the catalog dozens of times in
-# a fit, the blend's ascent 2,000 x ~800 a thousand times: 6.5 -> 4.7 ms a call on 2 cores).
+# A batch this large (readers x papers) is ranked on several threads: numpy's argpartition
+# releases the GIL and ranks each row on its own, so the indices are those of one call (the
+# tuning search ranks 2,000 readers x the catalog dozens of times in a fit, the blend's
+# ascent 2,000 x ~800 a thousand times: 6.5 -> 4.7 ms a call on 2 cores).
 PARALLEL_CELLS = 500_000
+# Rows are ranked a block of about this many cells at a time. argpartition returns an int64
+# index for every cell it is given: on a whole 2,000 x 16,980 batch that is 272 MB of fresh
+# memory the kernel faults in on each call, and ranking the batch took 0.11-2.0 s on one
+# thread where 64-row blocks took 0.07 s, the same indices (each row is ranked on its own).
+ROW_BLOCK_CELLS = 1 << 20
+
+
+def _by_row_blocks(fn, n_rows: int, n_cols: int) -> list:
+    """[fn(a, b)] over consecutive row blocks of ~ROW_BLOCK_CELLS cells, in order; on the
+    worker threads when the batch has at least PARALLEL_CELLS cells."""
+    step = max(1, min(ROW_BLOCK_CELLS // max(1, n_cols), -(-n_rows // WORKERS)))  # every worker busy
+    blocks = [(a, min(a + step, n_rows)) for a in range(0, n_rows, step)]
+    if n_rows * n_cols < PARALLEL_CELLS or WORKERS < 2 or len(blocks) < 2:
+        return [fn(a, b) for a, b in blocks]
+    return in_threads(lambda ab: fn(*ab), blocks)
 
 
 def _select_rows(S: np.ndarray, kk: int) -> np.ndarray:
@@ -93,15 +116,10 @@ def smallest_k(N: np.ndarray, kk: int) -> np.ndarray:
     place of `top_k` on -N for a caller that already holds its own negated scores (+inf
     where a column is not allowed; such columns come last and are the caller's to mask):
     the same indices, without `top_k`'s copy, exclusions and padding."""
-    return _select(N, int(min(kk, N.shape[1])))
-
-
-def _select(S: np.ndarray, kk: int) -> np.ndarray:
-    if S.size < PARALLEL_CELLS or WORKERS < 2 or S.shape[0] < 2:
-        return _select_rows(S, kk)
-    bounds = np.linspace(0, S.shape[0], WORKERS + 1).astype(int)
-    blocks = [S[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    return np.concatenate(in_threads(lambda block: _select_rows(block, kk), blocks), axis=0)
+    kk = int(min(kk, N.shape[1]))
+    if N.shape[0] == 0:
+        return np.zeros((0, kk), np.int64)
+    return np.concatenate(_by_row_blocks(lambda a, b: _select_rows(N[a:b], kk), *N.shape), axis=0)
 
 
 def discounts(k: int) -> np.ndarray:
