@@ -330,6 +330,26 @@ def test_the_words_are_extra_readers_on_either_side_of_the_solve(n_users):
         assert narrow.W.shape[0] == 5 and narrow.solve(10.0, 1000, 1.0).K.shape == (20, 20)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_word_weights_scores_from_the_readers_solve_are_each_weights_own_solve(seed):
+    """`WordWeightScores` (the walk's trials through a Schur complement of the readers'
+    solve at λ) scores weighted history rows as the whole (readers + words)² solve at each
+    weight does: rows with confidences, not 0/1, so the r ∘ q term is checked too."""
+    C = with_readers(15, seed=seed)
+    gram = Gram(C, max_solve=100, words=ease_module.word_rows(paper_terms()))
+    assert gram.by_readers and gram.has_words
+    rng = np.random.default_rng(seed)
+    rows = sp.csr_matrix(C[:12], dtype=np.float32)
+    rows.data = rng.uniform(0.5, 3.0, rows.nnz).astype(np.float32)
+    for lam in (4.0, 25.0):
+        at_zero = gram.solve(lam, 1000)
+        trials = ease_module.WordWeightScores(gram, at_zero, rows, at_zero.scores(rows))
+        np.testing.assert_allclose(trials.scores(0.0), at_zero.scores(rows), rtol=1e-4, atol=1e-5)
+        for w in (0.25, 1.0, 3.0):
+            whole = gram.solve(lam, 1000, w).scores(rows)
+            np.testing.assert_allclose(trials.scores(w), whole, rtol=2e-3, atol=2e-4 * np.abs(whole).max())
+
+
 def test_ease_with_words_round_trips_through_arrays_and_serves_one_row_as_the_batch():
     C = with_readers(15, seed=6)
     m = fit_ease(C, 25.0, max_solve=100, text=paper_terms(), words=1.5)
