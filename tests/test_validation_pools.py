@@ -85,3 +85,32 @@ def test_the_datas_share_of_one_paper_readers_is_stood_in_for_by_validation_read
     assert stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.0, rng)[3] == 0
     # at most half of them, however many of the data's readers have one paper
     assert stand_in_one_paper_readers(C_fit, V_pos, Cp_fit, 0.9, rng)[3] == round(0.5 * len(candidates))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_pool_is_the_same_searched_a_few_readers_at_a_time(seed, monkeypatch):
+    """`pool_task` searches each reader's best papers a block of rows at a time (a whole
+    batch's argpartition index was hundreds of MB of fresh memory a call): the pools, their
+    features, labels and ages are those of the whole batch searched at once, with or without
+    an `allowed` subset (its columns searched alone) and the freshness candidates, ties
+    included."""
+    from recommender.model import blend_data
+
+    rng = np.random.default_rng(seed)
+    nf, B, n = 3, int(rng.integers(2, 40)), int(rng.integers(5, 300))
+    Fz = rng.integers(0, 5, (nf, B, n)).astype(np.float32)  # many ties
+    excl = rng.random((B, n)) < 0.3
+    Pd = rng.random((B, n)) < 0.05
+    cold = rng.random(n) < 0.3
+    h = rng.random(B)
+    allowed = (rng.random(n) < 0.2) if seed % 2 else None
+    age = np.where(rng.random((B, n)) < 0.5, rng.integers(0, 9, (B, n)).astype(float), np.nan) if seed % 3 else None
+    per = int(rng.integers(1, 30))
+    monkeypatch.setattr(blend_data, "ROW_BLOCK_CELLS", 10 ** 9)
+    whole = blend_data.pool_task(Fz, excl, Pd, cold, h, allowed, per, age)
+    monkeypatch.setattr(blend_data, "ROW_BLOCK_CELLS", int(rng.integers(1, 3)) * n)  # 1-2 rows a block
+    blocked = blend_data.pool_task(Fz, excl, Pd, cold, h, allowed, per, age)
+    for name in ("F", "cold", "valid", "label", "n_rel", "age"):
+        a, b = getattr(whole, name), getattr(blocked, name)
+        assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True), name
+    assert whole.valid.any()

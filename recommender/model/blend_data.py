@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.ranking import ROW_BLOCK_CELLS
 from recommender.core.threads import in_threads
 from recommender.model.blend import FEATURES, PERSONAL, RankingTask, expand, history_scale, zscore_rows
 from recommender.model.components import Components, raw_features
@@ -207,17 +208,28 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
     okc = ok if cols is None else ok[:, cols]
     m = int(min(per_feature, okc.shape[1] - 1))
 
+    step = max(1, ROW_BLOCK_CELLS // max(1, okc.shape[1]))
+
+    def smallest(key) -> np.ndarray:
+        """Each reader's m smallest of `key(a, b)` (rows a..b, the searched columns), in
+        argpartition's order, a block of rows at a time (`ranking.ROW_BLOCK_CELLS`: the
+        index array of a whole batch was fresh memory every call)."""
+        top = np.zeros((B, max(m, 0)), np.int64)
+        if m > 0:
+            for a in range(0, B, step):
+                top[a:a + step] = np.argpartition(key(a, a + step), m, axis=1)[:, :m]
+        return top
+
     def best_of(f: int) -> np.ndarray:
-        S = np.where(okc, -(Fz[f] if cols is None else Fz[f][:, cols]), np.inf)
-        top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
+        F = Fz[f] if cols is None else Fz[f][:, cols]
+        top = smallest(lambda a, b: np.where(okc[a:b], -F[a:b], np.inf))
         return top if cols is None else cols[top]
 
     def newest(first: np.ndarray) -> np.ndarray:
         # the freshness signal's candidates: a paper it lifts must be in the pool to be weighed
         A = age if cols is None else age[:, cols]
-        S = np.where(okc & np.isfinite(A), A, np.inf)
-        top = np.argpartition(S, m, axis=1)[:, :m] if m > 0 else np.zeros((B, 0), np.int64)
-        dated = np.isfinite(np.take_along_axis(S, top, 1))
+        top = smallest(lambda a, b: np.where(okc[a:b] & np.isfinite(A[a:b]), A[a:b], np.inf))
+        dated = np.isfinite(np.take_along_axis(A, top, 1)) & np.take_along_axis(okc, top, 1)
         top = top if cols is None else cols[top]
         # a reader with fewer dated candidates than m: the rest of the picks (no age, or not
         # allowed) repeat the reader's first candidate by the first component, and are dropped
