@@ -131,6 +131,28 @@ def test_shared_neighbour_search_is_exact_for_the_final_fit_and_close_for_the_sl
     assert cache.neighbors(np.r_[thin, 200], pool, 5) is None  # rows it never searched
 
 
+@pytest.mark.parametrize("rows_a_block", [1, 3])
+def test_content_neighbours_searched_a_few_rows_at_a_time_are_the_whole_batch_s(rows_a_block, monkeypatch):
+    """`top_cosines` cuts its argpartition into row blocks (`ranking.argpartition_rows`):
+    the neighbours, their order and their cosines are those of one search over the batch."""
+    from recommender.core import ranking
+    from recommender.model.cold_start import top_cosines
+
+    texts, *_ = synthetic(n_papers=80)
+    _, X = ContentEncoder.fit_transform(texts, dim=8)
+    X = sp.csr_matrix(X)
+    X.data = np.round(X.data, 1)  # ties among the cosines
+    pool = np.arange(0, 80, 2)
+    thin = np.arange(80)
+    monkeypatch.setattr(ranking, "ROW_BLOCK_CELLS", 10 ** 9)
+    whole = top_cosines(X[thin], X[pool], pool, 80, k=5, exclude=thin)
+    monkeypatch.setattr(ranking, "ROW_BLOCK_CELLS", rows_a_block * len(pool))
+    blocked = top_cosines(X[thin], X[pool], pool, 80, k=5, exclude=thin)
+    for a in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(blocked, a), getattr(whole, a)), a
+    assert whole.nnz > 0
+
+
 def _batch(seed=0, B=6, n=50):
     rng = np.random.default_rng(seed)
     Fz = rng.standard_normal((len(FEATURES), B, n)).astype(np.float32)

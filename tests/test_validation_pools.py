@@ -94,6 +94,7 @@ def test_a_pool_is_the_same_searched_a_few_readers_at_a_time(seed, monkeypatch):
     features, labels and ages are those of the whole batch searched at once, with or without
     an `allowed` subset (its columns searched alone) and the freshness candidates, ties
     included."""
+    from recommender.core import ranking
     from recommender.model import blend_data
 
     rng = np.random.default_rng(seed)
@@ -106,9 +107,9 @@ def test_a_pool_is_the_same_searched_a_few_readers_at_a_time(seed, monkeypatch):
     allowed = (rng.random(n) < 0.2) if seed % 2 else None
     age = np.where(rng.random((B, n)) < 0.5, rng.integers(0, 9, (B, n)).astype(float), np.nan) if seed % 3 else None
     per = int(rng.integers(1, 30))
-    monkeypatch.setattr(blend_data, "ROW_BLOCK_CELLS", 10 ** 9)
+    monkeypatch.setattr(ranking, "ROW_BLOCK_CELLS", 10 ** 9)
     whole = blend_data.pool_task(Fz, excl, Pd, cold, h, allowed, per, age)
-    monkeypatch.setattr(blend_data, "ROW_BLOCK_CELLS", int(rng.integers(1, 3)) * n)  # 1-2 rows a block
+    monkeypatch.setattr(ranking, "ROW_BLOCK_CELLS", int(rng.integers(1, 3)) * n)  # 1-2 rows a block
     blocked = blend_data.pool_task(Fz, excl, Pd, cold, h, allowed, per, age)
     for name in ("F", "cold", "valid", "label", "n_rel", "age"):
         a, b = getattr(whole, name), getattr(blocked, name)

@@ -93,6 +93,19 @@ PARALLEL_CELLS = 500_000
 ROW_BLOCK_CELLS = 1 << 20
 
 
+def argpartition_rows(key, n_rows: int, n_cols: int, kth: int, keep: int) -> np.ndarray:
+    """`np.argpartition(key(0, n_rows), kth, axis=1)[:, :keep]`, computed a block of rows
+    (a..b, `key(a, b)`) of ~ROW_BLOCK_CELLS cells at a time: the same indices, without a
+    whole batch's index array (the blend's candidate pools, the content neighbours of the
+    cold-start map)."""
+    top = np.empty((n_rows, keep), np.int64)
+    step = max(1, ROW_BLOCK_CELLS // max(1, n_cols))
+    for a in range(0, n_rows, step):
+        b = min(a + step, n_rows)
+        top[a:b] = np.argpartition(key(a, b), kth, axis=1)[:, :keep]
+    return top
+
+
 def _by_row_blocks(fn, n_rows: int, n_cols: int) -> list:
     """[fn(a, b)] over consecutive row blocks of ~ROW_BLOCK_CELLS cells, in order; on the
     worker threads when the batch has at least PARALLEL_CELLS cells."""

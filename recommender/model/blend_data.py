@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.core.ranking import ROW_BLOCK_CELLS
+from recommender.core.ranking import argpartition_rows
 from recommender.core.threads import in_threads
 from recommender.model.blend import FEATURES, PERSONAL, RankingTask, expand, history_scale, zscore_rows
 from recommender.model.components import Components, raw_features
@@ -208,17 +208,13 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
     okc = ok if cols is None else ok[:, cols]
     m = int(min(per_feature, okc.shape[1] - 1))
 
-    step = max(1, ROW_BLOCK_CELLS // max(1, okc.shape[1]))
-
     def smallest(key) -> np.ndarray:
         """Each reader's m smallest of `key(a, b)` (rows a..b, the searched columns), in
-        argpartition's order, a block of rows at a time (`ranking.ROW_BLOCK_CELLS`: the
-        index array of a whole batch was fresh memory every call)."""
-        top = np.zeros((B, max(m, 0)), np.int64)
-        if m > 0:
-            for a in range(0, B, step):
-                top[a:a + step] = np.argpartition(key(a, a + step), m, axis=1)[:, :m]
-        return top
+        argpartition's order, a block of rows at a time (the index array of a whole batch
+        was fresh memory every call)."""
+        if m <= 0:
+            return np.zeros((B, 0), np.int64)
+        return argpartition_rows(key, B, okc.shape[1], m, m)
 
     def best_of(f: int) -> np.ndarray:
         F = Fz[f] if cols is None else Fz[f][:, cols]

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender.core.ranking import argpartition_rows
 from recommender.core.sparse_rows import times_rows
 from recommender.model.item_graph import top_k_per_row
 
@@ -64,7 +65,8 @@ def top_cosines(X_rows: sp.csr_matrix, X_pool: sp.csr_matrix, pool_index: np.nda
             pos = np.clip(pos, 0, len(pool_index) - 1)
             hit = (ex >= 0) & (pool_index[pos] == ex)
             S[np.nonzero(hit)[0], pos[hit]] = 0.0
-        top = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(S), 1))
+        top = (argpartition_rows(lambda a, b: -S[a:b], *S.shape, k - 1, k) if k < S.shape[1]
+               else np.tile(np.arange(S.shape[1]), (len(S), 1)))
         v = np.take_along_axis(S, top, 1)
         nz = v > 0
         data.append(v[nz])
