@@ -41,6 +41,22 @@ def test_zscore_rows_is_numpys_formula_to_the_bit(B, n, log_scale, seed):
         S = rng.integers(0, 3, (B, n)).astype(np.float32)  # ties
     got, want = zscore_rows(S), zscore_written_out(S)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    # in place, into a slice of a caller's array, and summed a row or two at a time: the same bits
+    from recommender.core import ranking
+    from recommender.model import blend as blend_module
+    old_cells = blend_module.ROW_BLOCK_CELLS
+    blend_module.ROW_BLOCK_CELLS = n * (1 + seed % 2)
+    try:
+        own = S.copy()
+        assert zscore_rows(own, out=own) is own
+        into = np.full((3, B, n), np.nan, np.float32)
+        zscore_rows(S, out=into[1])
+    finally:
+        blend_module.ROW_BLOCK_CELLS = old_cells
+    assert ranking.ROW_BLOCK_CELLS == old_cells
+    for Z in (own, into[1]):
+        np.testing.assert_array_equal(Z.view(np.uint32), want.view(np.uint32))
+    assert np.isnan(into[0]).all() and np.isnan(into[2]).all()
     # a row broadcast down a batch: every row is that row standardised alone, as the
     # single-reader path standardises it (a reduction over a materialised batch may sum
     # in another order, so this is not the batch formula's rounding)

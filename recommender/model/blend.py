@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recommender.core.ranking import pool_ndcg
+from recommender.core.ranking import ROW_BLOCK_CELLS, pool_ndcg
 from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
@@ -78,22 +78,37 @@ def make_personal_ok(W: np.ndarray, h_range=H_RANGE) -> np.ndarray:
     return W
 
 
-def zscore_rows(S: np.ndarray) -> np.ndarray:
+def zscore_rows(S: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Each row minus its mean, over its standard deviation (0 where a row is constant).
 
     The same float32 operations as `(S - S.mean(1)) / S.std(1)` in numpy (a test holds them
     to the bit), in fewer passes over the B x n array: the deviations are computed once and
     divided in place. Ranking a batch z-scores seven such arrays, and this was a third of
     `score_batch`'s time. A row broadcast down the batch (popularity: the same for every
-    reader) is standardised once and broadcast back."""
+    reader) is standardised once and broadcast back. `out`: where the result goes (S itself
+    when the caller owns S, or a slice of the caller's array), instead of a new array.
+
+    The squared deviations are summed a block of rows at a time (each row is reduced on its
+    own, so the sums are the same bits): a whole batch's squares were a second B x n array
+    of fresh memory a call."""
     S = np.asarray(S, dtype=np.float32)
     if S.ndim == 2 and S.shape[0] > 1 and S.strides[0] == 0:
-        return np.broadcast_to(zscore_rows(S[:1]), S.shape)
+        Z = np.broadcast_to(zscore_rows(S[:1]), S.shape)
+        if out is None:
+            return Z
+        out[...] = Z
+        return out
     n = np.intp(S.shape[1])
     mu = np.add.reduce(S, axis=1, keepdims=True)
     np.true_divide(mu, n, out=mu, casting="unsafe")
-    D = np.subtract(S, mu)
-    var = np.add.reduce(np.square(D), axis=1, keepdims=True)
+    D = np.subtract(S, mu, out=out)
+    if D.ndim == 2 and D.flags.c_contiguous:
+        var = np.empty((D.shape[0], 1), np.float32)
+        step = max(1, ROW_BLOCK_CELLS // max(1, D.shape[1]))
+        for a in range(0, D.shape[0], step):
+            var[a:a + step] = np.add.reduce(np.square(D[a:a + step]), axis=1, keepdims=True)
+    else:
+        var = np.add.reduce(np.square(D), axis=1, keepdims=True)
     np.true_divide(var, n, out=var, casting="unsafe")
     sd = np.sqrt(var, out=var)
     ok = sd > 1e-12
@@ -101,6 +116,14 @@ def zscore_rows(S: np.ndarray) -> np.ndarray:
     if not ok.all():
         D[~ok[:, 0]] = 0.0
     return D
+
+
+def own_rows(S: np.ndarray) -> np.ndarray | None:
+    """S itself as `zscore_rows`'s `out` where it is a plain writable float32 batch (a
+    component's fresh scores the caller will not read again), else None (a new array)."""
+    ok = (isinstance(S, np.ndarray) and S.dtype == np.float32 and S.ndim == 2 and S.flags.writeable
+          and S.flags.c_contiguous and S.strides[0] != 0)
+    return S if ok else None
 
 
 def _zero_row_broadcast(Z: np.ndarray) -> bool:

@@ -71,7 +71,11 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
         raw = raw_features(comps, X, V, R)
         Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
         for j, f in enumerate(FEATURES):
-            Fz[j] = zscore_rows(raw.pop(f))
+            S = raw.pop(f)
+            if S.flags.c_contiguous or S.strides[0] == 0:
+                zscore_rows(S, out=Fz[j])
+            else:  # summed in its own memory order, as the batch path sums it (the same bits)
+                Fz[j] = zscore_rows(S)
         del raw
         h = history_scale(np.diff(R.indptr)).astype(np.float32)
         excl = dense_mask(R)

@@ -44,7 +44,7 @@ from recommender.core.times import DAY_S
 from recommender.core.threads import row_scores
 from recommender.model import STRATEGIES
 from recommender.model.blend import (FEATURES, PERSONAL, Blender, calibrate_new_offset, history_scale,
-                                     prior_pop_scale, restarted_ascent, zscore_rows)
+                                     prior_pop_scale, own_rows, restarted_ascent, zscore_rows)
 from recommender.model.blend_data import (concat_tasks, neutral_weights, one_paper_share, share_warm_weights,
                                           stand_in_one_paper_readers, validation_samples)
 from recommender.model.cold_start import ColdStartMap, NeighborCache
@@ -551,7 +551,7 @@ class HybridModel:
             S = row_scores(c.item_factors, c.cf.fold_in(rows, cg_steps=6))
         else:
             feats = self._raw_features(rows)
-            z = {f: zscore_rows(S) for f, S in feats.items()}
+            z = {f: zscore_rows(S, out=own_rows(S)) for f, S in feats.items()}  # each its own
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
             fresh = self.freshness_bonus(now)
             if fresh is not None:
