@@ -72,8 +72,11 @@ def top_k(scores: np.ndarray, k: int, excluded=None, candidates=None) -> np.ndar
         return _select_rows(S, kk), allowed
 
     parts = _by_row_blocks(rank, B, n)
-    top = np.concatenate([t for t, _ in parts], axis=0)
-    allowed = np.concatenate([c for _, c in parts])
+    if len(parts) == 1:  # one reader's list: no copies
+        top, allowed = parts[0]
+    else:
+        top = np.concatenate([t for t, _ in parts], axis=0)
+        allowed = np.concatenate([c for _, c in parts])
     if single:
         return top[0, :int(min(kk, allowed[0]))]
     if (allowed < kk).any():

@@ -102,7 +102,7 @@ def zscore_rows(S: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     mu = np.add.reduce(S, axis=1, keepdims=True)
     np.true_divide(mu, n, out=mu, casting="unsafe")
     D = np.subtract(S, mu, out=out)
-    if D.ndim == 2 and D.flags.c_contiguous:
+    if D.ndim == 2 and D.flags.c_contiguous and D.size > ROW_BLOCK_CELLS:
         var = np.empty((D.shape[0], 1), np.float32)
         step = max(1, ROW_BLOCK_CELLS // max(1, D.shape[1]))
         for a in range(0, D.shape[0], step):

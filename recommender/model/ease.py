@@ -588,7 +588,9 @@ def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.nd
     Why λ first, at no words: λ's walk solves over the readers alone (5,551 on
     CiteULike-a: ~2 s a solve, ~6 s with 2,449 word rows), and the λ the words want was the
     same in most measurements (CiteULike-a warm 25 at weights 0 and 0.74; MovieLens warm 100
-    at 0, 0.9 and 1.9, but 1,600 at 3.7, a weight its slice does not choose)."""
+    at 0, 0.9 and 1.9, but 1,600 at 3.7, a weight its slice does not choose). Over the
+    readers, the weights' trials are then scored from λ's solve (`WordWeightScores`) and
+    only the chosen weight is solved whole: CiteULike-a's EASE stage 39.7 -> 19.5 s."""
     gram = Gram(C_fit, max_solve, word_rows(text) if text is not None and words != 0 else None)
     fixed_w = 0.0 if words is None or not gram.has_words else float(words)
     rows = C_fit[readers]
