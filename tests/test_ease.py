@@ -350,6 +350,30 @@ def test_the_word_weights_scores_from_the_readers_solve_are_each_weights_own_sol
             np.testing.assert_allclose(trials.scores(w), whole, rtol=2e-3, atol=2e-4 * np.abs(whole).max())
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_word_weights_walk_chooses_as_with_every_weight_solved_whole(seed, monkeypatch):
+    """The walk over the words' weights, its trials scored from λ's solve, and the same walk
+    with every trial solved whole (what a catalog past `WORD_TRIALS_BYTES` gets): the same
+    trials, NDCG to rounding, the same weight and the same model."""
+    from recommender.model.tuning import validation_ndcg
+    C_fit, V_pos, T = topical(seed, True, 80)
+    readers = np.arange(C_fit.shape[0])
+
+    def ndcg(S):
+        return validation_ndcg(S, C_fit, V_pos)
+
+    assert ease_module.WordWeightScores.fits(Gram(C_fit, 1000, ease_module.word_rows(T)))
+    model, trials = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=None)
+    monkeypatch.setattr(ease_module, "WORD_TRIALS_BYTES", 0)
+    assert not ease_module.WordWeightScores.fits(Gram(C_fit, 1000, ease_module.word_rows(T)))
+    whole, whole_trials = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=None)
+    assert [t.get("words") for t in trials] == [t.get("words") for t in whole_trials]
+    for a, b in zip(trials, whole_trials):
+        assert a["ndcg"] == pytest.approx(b["ndcg"], abs=1e-4)
+    assert model.words == whole.words > 0 and model.lam == whole.lam
+    np.testing.assert_array_equal(model.scores(C_fit), whole.scores(C_fit))
+
+
 def test_ease_with_words_round_trips_through_arrays_and_serves_one_row_as_the_batch():
     C = with_readers(15, seed=6)
     m = fit_ease(C, 25.0, max_solve=100, text=paper_terms(), words=1.5)

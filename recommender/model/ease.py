@@ -183,6 +183,12 @@ class Gram:
         return EaseModel(W, float(lam), n, top_k, words=w)
 
 
+# `WordWeightScores` keeps two (papers x word rows) float32 arrays; past this many bytes the
+# weights' trials are solved whole instead (CiteULike-a's are 333 MB; a 100,000-paper
+# catalog beside 7,000 word rows would need 5.6 GB)
+WORD_TRIALS_BYTES = 1 << 30
+
+
 class WordWeightScores:
     """Some readers' EASE scores at one λ for any weight w of the word rows, from the readers'
     solve at that λ alone: the word weights' walk (`walk_word_weights`) without a
@@ -203,6 +209,13 @@ class WordWeightScores:
     here after a ~5 s setup; the scores agree with the whole solve's to ~2e-5 of the
     largest and gave the same top 20s. Only the walk's trials use it: the weight chosen is
     then solved whole (`fit_on_validation`)."""
+
+    @staticmethod
+    def fits(gram: Gram) -> bool:
+        """Whether the trials of `gram`'s weights go this way: over the readers, with word
+        rows, within `WORD_TRIALS_BYTES`."""
+        return (gram.by_readers and gram.W is not None
+                and 2 * 4 * gram.n_items * gram.W.shape[0] <= WORD_TRIALS_BYTES)
 
     def __init__(self, gram: Gram, at_zero: FactoredEase, rows: sp.csr_matrix, zero_scores: np.ndarray):
         assert gram.by_readers and gram.W is not None and at_zero.word_rows == 0
@@ -611,7 +624,7 @@ def fit_on_validation(C_fit: sp.csr_matrix, V_pos: sp.csr_matrix, readers: np.nd
     assert kept[0].lam == best
     log = [{"ease_lambda": lam, "ndcg": round(v, 4)} for lam, v in sorted(tried.items())]
     if words is None and gram.has_words:
-        if gram.by_readers:  # every weight from the readers' solve at λ (`WordWeightScores`)
+        if WordWeightScores.fits(gram):  # every weight from the readers' solve at λ
             at_weight = WordWeightScores(gram, kept[0], rows, kept[2])
             kept[2] = None
 
