@@ -124,6 +124,15 @@ def test_factored_ease_round_trips_and_grows_for_new_papers():
     loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
     rows = C[:5]
     np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
+    # K is stored as its upper triangle, and comes back the same matrix to the bit; an
+    # artifact written before, with the whole K, still loads
+    n = m.K.shape[0]
+    assert "ease_K" not in arrays and arrays["ease_K_upper"].shape == (n * (n + 1) // 2,)
+    np.testing.assert_array_equal(loaded.K.view(np.uint32), m.K.view(np.uint32))
+    older = {**{k: v for k, v in arrays.items() if k != "ease_K_upper"}, "ease_K": m.K}
+    np.testing.assert_array_equal(ease_module.from_arrays(older, m.params()).K, m.K)
+    with pytest.raises(ValueError):
+        ease_module.unpacked_upper(arrays["ease_K_upper"][:-1], n)
     loaded.add_items(3)
     assert loaded.n_items == 73
     grown = loaded.scores(sp.hstack([rows, sp.csr_matrix((5, 3), dtype=np.float32)]).tocsr())

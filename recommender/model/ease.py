@@ -385,8 +385,11 @@ class FactoredEase:
                 **({"words": self.words, "word_rows": self.word_rows} if self.word_rows else {})}
 
     def to_arrays(self, prefix: str = "ease_") -> dict[str, np.ndarray]:
+        """K goes as its upper triangle (`packed_upper`): it is symmetric, and the full matrix
+        was half the artifact's bytes on CiteULike-a (256 of 479 MB), which the job writes,
+        hashes and stores in the database every night and a replica reads back."""
         arrays = {f"{prefix}X_indices": self.X.indices.astype(np.int32), f"{prefix}X_indptr": self.X.indptr.astype(np.int64),
-                  f"{prefix}K": self.K, f"{prefix}q": self.q}
+                  f"{prefix}K_upper": packed_upper(self.K), f"{prefix}q": self.q}
         if self.word_rows:  # the readers' rows are 0/1; the words' are not
             arrays[f"{prefix}X_data"] = self.X.data.astype(np.float32)
         return arrays
@@ -399,8 +402,34 @@ class FactoredEase:
         data = (np.asarray(arrays[f"{prefix}X_data"], np.float32) if f"{prefix}X_data" in arrays
                 else np.ones(len(indices), np.float32))
         X = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, len(q)))
-        return cls(X, arrays[f"{prefix}K"], q, float(params["lambda"]), int(params.get("covered_items", 0)),
+        K = (arrays[f"{prefix}K"] if f"{prefix}K" in arrays  # written before the triangle was
+             else unpacked_upper(np.asarray(arrays[f"{prefix}K_upper"], np.float32), X.shape[0]))
+        return cls(X, K, q, float(params["lambda"]), int(params.get("covered_items", 0)),
                    words=float(params.get("words", 0.0)), word_rows=int(params.get("word_rows", 0)))
+
+
+def packed_upper(K: np.ndarray) -> np.ndarray:
+    """The upper triangle of a square K, row by row (K[0, 0:], K[1, 1:], ...), n(n+1)/2 values."""
+    n = K.shape[0]
+    out = np.empty(n * (n + 1) // 2, K.dtype)
+    at = 0
+    for i in range(n):
+        out[at:at + n - i] = K[i, i:]
+        at += n - i
+    return out
+
+
+def unpacked_upper(packed: np.ndarray, n: int) -> np.ndarray:
+    """The symmetric n x n matrix whose upper triangle `packed_upper` gave: the same values
+    to the bit (the fitted K is the mirror of its upper triangle already, `_mirror_upper`)."""
+    if len(packed) != n * (n + 1) // 2:
+        raise ValueError(f"a packed triangle of {n} rows has {n * (n + 1) // 2} values, not {len(packed)}")
+    K = np.empty((n, n), packed.dtype)
+    at = 0
+    for i in range(n):
+        K[i, i:] = packed[at:at + n - i]
+        at += n - i
+    return _mirror_upper(K)
 
 
 def _spd_inverse(A: np.ndarray, dtype) -> np.ndarray:
