@@ -213,8 +213,13 @@ class WordWeightScores:
     @staticmethod
     def fits(gram: Gram) -> bool:
         """Whether the trials of `gram`'s weights go this way: over the readers, with word
-        rows, within `WORD_TRIALS_BYTES`."""
-        return (gram.by_readers and gram.W is not None
+        rows, within `WORD_TRIALS_BYTES`, and with no more word rows than readers. Why the
+        last: E's eigendecomposition grows with the cube of the word rows, a whole solve with
+        the cube of readers and words together. At 2,449 word rows beside 5,551 readers
+        (CiteULike-a) it took ~1.5 s against ~2 s for one whole 8,000² inverse; 800 readers
+        beside 7,200 word rows (800 of its readers, `make bench-derived`'s cul800-warm)
+        made the EASE stage 55 s where whole solves took 25 s."""
+        return (gram.by_readers and gram.W is not None and gram.W.shape[0] <= gram.X.shape[0]
                 and 2 * 4 * gram.n_items * gram.W.shape[0] <= WORD_TRIALS_BYTES)
 
     def __init__(self, gram: Gram, at_zero: FactoredEase, rows: sp.csr_matrix, zero_scores: np.ndarray):
