@@ -372,6 +372,9 @@ def test_the_word_weights_walk_chooses_as_with_every_weight_solved_whole(seed, m
         return validation_ndcg(S, C_fit, V_pos)
 
     assert ease_module.WordWeightScores.fits(Gram(C_fit, 1000, ease_module.word_rows(T)))
+    # more word rows than readers: solved whole (the eigendecomposition would cost more)
+    many_words = Gram(with_readers(15, seed=seed), max_solve=100, words=ease_module.word_rows(paper_terms()))
+    assert many_words.W.shape[0] > 15 and not ease_module.WordWeightScores.fits(many_words)
     model, trials = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=None)
     monkeypatch.setattr(ease_module, "WORD_TRIALS_BYTES", 0)
     assert not ease_module.WordWeightScores.fits(Gram(C_fit, 1000, ease_module.word_rows(T)))
