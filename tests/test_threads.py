@@ -73,6 +73,11 @@ def test_the_bits_do_not_depend_on_how_many_threads_run_them(small_blocks, monke
     # a batch of readers is one matrix product: the same figures up to rounding
     both = row_scores(M, np.vstack([U, U]))
     np.testing.assert_allclose(both[0], alone[0], rtol=1e-5, atol=1e-4)
+    # in the batch's row order, float32, each row M times that reader's vector
+    many = rng.standard_normal((5, 48)).astype(np.float32)
+    S = row_scores(M, many)
+    assert S.shape == (5, 2000) and S.dtype == np.float32 and S.flags.c_contiguous
+    np.testing.assert_allclose(S, (M.astype(np.float64) @ many.T.astype(np.float64)).T, rtol=1e-4, atol=1e-4)
 
 
 @pytest.fixture

@@ -209,8 +209,10 @@ def row_scores(M: np.ndarray, U: np.ndarray) -> np.ndarray:
 
     The one definition both scoring paths use: one reader goes through `matvec`, so the
     single-reader path and a one-row batch give the same bits; larger batches are one
-    matrix product."""
+    matrix product, U Mᵀ, which BLAS writes in the batch's row order (before, (M Uᵀ)ᵀ and a
+    transposing copy: 2,000 readers x 16,980 papers x 512 factors 0.36 s against 0.12 s,
+    the same bits on this machine's OpenBLAS for every shape measured)."""
     U = np.asarray(U, np.float32)
     if U.shape[0] == 1:
         return matvec(M, U[0])[None, :]
-    return np.ascontiguousarray((M @ U.T).T, dtype=np.float32)
+    return np.asarray(U @ np.asarray(M, np.float32).T, dtype=np.float32)
