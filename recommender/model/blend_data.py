@@ -74,7 +74,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
             S = raw.pop(f)
             if S.flags.c_contiguous or S.strides[0] == 0:
                 zscore_rows(S, out=Fz[j])
-            else:  # summed in its own memory order, as the batch path sums it (the same bits)
+            else:  # column-major (the TF-IDF product): z-scored in its own order, as before, since
+                # its squares summed row-major would differ in the last bits
                 Fz[j] = zscore_rows(S)
         del raw
         h = history_scale(np.diff(R.indptr)).astype(np.float32)
