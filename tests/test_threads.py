@@ -239,6 +239,34 @@ def test_side_by_side_items_may_use_the_shared_workers(monkeypatch):
         threads._pool().shutdown()
 
 
+def test_in_threads_called_from_a_worker_runs_its_items_there(monkeypatch):
+    """An item that cuts its own work into items (EASE's scores through `times_dense`):
+    with every worker running an outer item, the inner items run on that worker, in order,
+    instead of waiting for a worker that is itself waiting."""
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    monkeypatch.setattr(threads, "_POOL", None)
+    result = {}
+
+    def outer(x):
+        inner = threads.in_threads(lambda y: (threading.current_thread().name, x * y), range(3))
+        return [v for _, v in inner], {name for name, _ in inner}
+
+    def run():
+        result["out"] = threads.in_threads(outer, range(4))
+        result["caller"] = threading.current_thread().name
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    caller.join(timeout=20)
+    try:
+        assert not caller.is_alive(), "in_threads deadlocked on its own pool"
+        assert [v for v, _ in result["out"]] == [[0, x, 2 * x] for x in range(4)]
+        for _, names in result["out"]:  # each outer item's inner items ran on its own worker
+            assert len(names) == 1 and next(iter(names)).startswith("paperrec-numpy")
+    finally:
+        threads._pool().shutdown(wait=False)  # a deadlocked pool must not hold up the report
+
+
 def test_an_error_in_an_item_reaches_the_consumer(monkeypatch):
     monkeypatch.setattr(threads, "WORKERS", 2)
 

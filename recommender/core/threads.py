@@ -49,11 +49,21 @@ _POOL: ThreadPoolExecutor | None = None
 _HELPERS: ThreadPoolExecutor | None = None
 
 
+# Set on the shared workers' threads: `in_threads` called from one runs its items there, since
+# a worker that waits for the pool can wait for a worker that is itself waiting.
+_ON_WORKER = threading.local()
+
+
+def _mark_worker() -> None:
+    _ON_WORKER.flag = True
+
+
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paperrec-numpy")
+            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="paperrec-numpy",
+                                       initializer=_mark_worker)
         return _POOL
 
 
@@ -69,9 +79,10 @@ def _helpers() -> ThreadPoolExecutor:
 
 def in_threads(fn, items) -> list:
     """[fn(x) for x in items], on the worker threads: for numpy work that releases the GIL
-    (argpartition, large elementwise operations), so 2 cores do two items at once."""
+    (argpartition, large elementwise operations), so 2 cores do two items at once. Called
+    from a worker (an item that itself cuts its work into items), the items run there."""
     items = list(items)
-    if len(items) < 2 or WORKERS < 2:
+    if len(items) < 2 or WORKERS < 2 or getattr(_ON_WORKER, "flag", False):
         return [fn(x) for x in items]
     return list(_pool().map(fn, items))
 

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
-from recommender.core.sparse_rows import gather_rows, times_rows
+from recommender.core.sparse_rows import gather_rows, times_dense, times_rows
 from recommender.core.threads import in_threads
 from recommender.model.item_graph import grown, square_from_arrays, square_to_arrays
 
@@ -47,6 +47,9 @@ FIRST_LAMBDAS = (100.0, 400.0)
 LAMBDA_STEP = 4.0
 LAMBDA_BOUNDS = (100.0 / 4 ** 3, 100.0 * 4 ** 5)  # 1.5625 .. 102,400
 BLOCK_CELLS = 2_000_000  # the readers' side works in blocks of ~8 MB of float32
+# `FactoredEase.scores` forms (r Xᵀ) K for this many cells of rows at a time (64 MB of
+# float32): a pass over K a block of its columns at a time serves them all (`times_dense`)
+LEFT_CELLS = 16_000_000
 # A model that serves lists keeps XᵀK (papers x rows, float32) when it is at most this
 # large (`FactoredEase.for_lists`): CiteULike-a's is 377 MB over its readers, 543 MB with
 # the word rows that fill the solve's room.
@@ -232,14 +235,14 @@ class WordWeightScores:
             e, V = np.linalg.eigh((E + E.T).astype(np.float64) / 2)
             self.e = np.maximum(e, 0.0)  # E is positive semidefinite; rounding can dip below 0
             V = V.astype(np.float32)
-            GT = np.asarray(at_zero.XT @ U, np.float32)  # Gᵀ = XᵀU - Wᵀ, papers x words
+            GT = np.asarray(times_dense(at_zero.XT, U), np.float32)  # Gᵀ = XᵀU - Wᵀ, papers x words
             Wc = gram.W.tocoo()
             GT[Wc.col, Wc.row] -= Wc.data
             self.PT = GT @ V  # Pᵀ
             del GT
             self.P2T = np.square(self.PT)
             a, b = rows @ at_zero.XT, rows @ gram.W.T
-            self.F = (np.asarray(a @ U, np.float32) - b.toarray()) @ V  # (a U - b) V
+            self.F = (np.asarray(times_dense(a, U), np.float32) - b.toarray()) @ V  # (a U - b) V
         self.q0 = at_zero.q
         self.base = zero_scores * at_zero.denom[None, :]  # r Q(0) - r ∘ q(0)
         self.rows = rows
@@ -313,15 +316,21 @@ class FactoredEase:
         return int(self.X.shape[1])
 
     def scores(self, rows: sp.csr_matrix) -> np.ndarray:
+        """The rows' scores, LEFT_CELLS of r Xᵀ K (or r XᵀK) at a time: that product over
+        many rows at once reads K a block of columns at a time (`times_dense`)."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
         m = rows.shape[0]
         S = np.empty((m, self.n_items), np.float32)
         step = max(1, BLOCK_CELLS // max(1, self.K.shape[0]))
+        chunk = max(step, LEFT_CELLS // max(1, self.K.shape[0]))
+        for c in range(0, m, chunk):
+            r = rows[c:c + chunk]
+            Z = self._left(r)
 
-        def block(a: int) -> None:
-            S[a:a + step] = self._block(rows[a:a + step])
+            def block(a: int) -> None:
+                S[c + a:c + a + step] = self._right(r[a:a + step], Z[a:a + step])
 
-        in_threads(block, range(0, m, step))
+            in_threads(block, range(0, r.shape[0], step))
         return S
 
     def for_lists(self, like: "FactoredEase | EaseModel | None" = None) -> "FactoredEase":
@@ -335,9 +344,10 @@ class FactoredEase:
         took p50 / p99 0.98 / 3.03 ms through K and 0.36 / 1.25 ms through XᵀK, and the
         whole list's p99 went from 4.8-5.2 to 4.3-4.6 ms on a quiet machine (6.4-6.8 to
         5.4-5.8 ms on a slower one; `benchmarks.train --serving-only`), for 377 MB more
-        memory and ~0.7 s more load. A batch of 2,000 readers takes 0.43 s through it
-        against 0.96 s, but building it costs 1.4 s, so the validation fit's trial λs and
-        the training job's models score through K; a model loaded to serve keeps it.
+        memory and ~0.5 s more load. A batch of 2,000 readers takes 0.4-0.5 s through it
+        against 1.8 s through K (3.2 s before `times_dense`), but building it costs 0.55 s
+        (1.2 s before) and 543 MB, so the validation fit's trial λs and the training job's
+        models score through K; a model loaded to serve keeps it.
         Papers added later have no readers: their rows of XᵀK would be zero, so they are
         left out of it. The values equal the K form's to float32 rounding (~6e-6 of the
         largest score on CiteULike-a), and a model's batch and single rows both go through
@@ -347,25 +357,26 @@ class FactoredEase:
         if self.XK is None and shared is not None and shared.shape[1] == n_readers:
             self.XK = shared
         if self.XK is None and n_papers * n_readers * 4 <= LIST_FORM_BYTES:
-            XK = np.empty((n_papers, n_readers), np.float32)
-            step = max(16, -(-n_papers // 8))
-
-            def block(a: int) -> None:
-                XK[a:a + step] = self.XT[a:a + step] @ self.K
-
-            in_threads(block, range(0, n_papers, step))
-            self.XK = XK
+            self.XK = np.asarray(times_dense(self.XT, self.K), np.float32)
         return self
 
     def _block(self, r: sp.csr_matrix) -> np.ndarray:
         """A few rows' scores: ((r Xᵀ) K) X, or r (XᵀK) X with XᵀK kept (`for_lists`), less
         r * q, over 1 - q."""
+        return self._right(r, self._left(r))
+
+    def _left(self, r: sp.csr_matrix) -> np.ndarray:
+        """(r Xᵀ) K, or r (XᵀK) with XᵀK kept: rows x (readers and word rows)."""
         if self.XK is not None:
             n = self.XK.shape[0]
             head = r if r.shape[1] == n else sp.csr_matrix(r[:, :n])  # later papers: zero rows
-            Z = np.asarray(head @ self.XK, np.float32)  # r (XᵀK)
-        else:
-            Z = np.asarray(sp.csr_matrix(r @ self.XT) @ self.K, np.float32)  # (r Xᵀ) K
+            # one row of XᵀK a paper of the reader's: few enough that the whole product is
+            # faster than `times_dense`'s copies of XᵀK's blocks (2,000 readers 0.38 against 0.57 s)
+            return np.asarray(head @ self.XK, np.float32)  # r (XᵀK)
+        return np.asarray(times_dense(sp.csr_matrix(r @ self.XT), self.K), np.float32)  # (r Xᵀ) K
+
+    def _right(self, r: sp.csr_matrix, Z: np.ndarray) -> np.ndarray:
+        """The rows' scores from their `_left`: Z X = r Q, less r * q, over 1 - q."""
         M = times_rows(self.XT, Z)  # r Q
         M -= r.toarray() * self.q[None, :]
         M /= self.denom[None, :]
