@@ -318,6 +318,91 @@ def test_the_search_budget_counts_cpu_time_not_waiting():
     assert not budget.left() and budget.spent() >= 0.2
 
 
+class _Switch:
+    """A budget whose end a test sets (`_Switch.ended = True`), in place of the CPU clock."""
+    ended = False
+
+    def __init__(self, cpu_seconds: float):
+        pass
+
+    def left(self) -> bool:
+        return not _Switch.ended
+
+    def spent(self) -> float:
+        return 0.0
+
+
+def _trials(log: list) -> list:
+    return [t for t in log if "proxy_ndcg" in t or "graph_alpha" in t or t.get("repeats") == "graph"]
+
+
+def test_a_spent_budget_tries_nothing_and_keeps_every_default():
+    """With no budget the search runs no ALS, graph or decay trial (the first popularity
+    count is read either way: it costs a column sum) and keeps the defaults, saying where it
+    stopped."""
+    users, items, kinds, ts = readers(drift=True)
+    shape = (int(users.max()) + 1, N_PAPERS)
+    C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(0))
+    c = choose((users, items, kinds, ts), shape[0], N_PAPERS, None, vslice, {}, budget_s=0.0)
+    assert _trials(c.log) == []
+    assert (c.alpha, c.regularization, c.graph_alpha, c.graph_beta) == (10.0, 50.0, 0.8, 0.4)
+    assert not c.confidence.decays
+    stops = {t["at"] for t in c.log if t.get("stopped") == "budget"}
+    assert {"alpha", "regularization", "decay", "graph_beta"} <= stops
+
+
+@pytest.fixture
+def switched_budget(monkeypatch):
+    """The search's budget is a `_Switch` the test ends; returns the tuning module."""
+    from recommender.model import tuning
+    _Switch.ended = False
+    monkeypatch.setattr(tuning, "_Budget", _Switch)
+    yield tuning
+    _Switch.ended = False
+
+
+def test_trials_run_before_the_budget_ended_still_count(switched_budget, monkeypatch):
+    """The repeats step tries every confidence scale for both ways; when the budget ends
+    right after it, the scale search still takes the best of those figures (free) instead of
+    the default, and runs no trial of its own."""
+    real = switched_budget._compare_repeats
+
+    def then_spent(*args, **kwargs):
+        out = real(*args, **kwargs)
+        _Switch.ended = True
+        return out
+
+    monkeypatch.setattr(switched_budget, "_compare_repeats", then_spent)
+    c = chosen_repeats(informative=False)
+    assert c.confidence.repeats == "log"
+    way = [t for t in c.log if "proxy_ndcg" in t and t.get("repeats") == "log" and t["regularization"] == 50.0]
+    best = max(way, key=lambda t: t["proxy_ndcg"])
+    assert best["alpha"] != 10.0  # else this data could not tell the two behaviours apart
+    assert c.alpha == best["alpha"]
+    after = c.log[c.log.index(next(t for t in c.log if t.get("repeats") == "graph")):]
+    assert not _trials(after[1:]), "no trial after the budget ended"
+
+
+def test_the_repeats_step_stops_with_the_budget(switched_budget, monkeypatch):
+    """The repeats step's ALS trials stop when the budget ends, and repeats stay summed."""
+    calls = []
+    real = switched_budget._proxy_als_ndcg
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            _Switch.ended = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(switched_budget, "_proxy_als_ndcg", counted)
+    c = chosen_repeats(informative=False)
+    assert len(calls) == 3
+    assert c.confidence.repeats == "sum"
+    assert {"stopped": "budget", "at": "repeats"} in c.log
+
+
 def test_a_setting_is_taken_only_beyond_noise():
     rng = np.random.default_rng(0)
     old = rng.random(400)
