@@ -58,6 +58,8 @@ def conjugate_gradient(apply, b: np.ndarray, cg_steps: int) -> np.ndarray:
     A x = b with A given by `apply` (a batch of vectors -> A times each). Rows that have
     converged stop moving. Shared by the batched and the one-reader fold-in, which must
     give equal factors."""
+    if b.shape[0] == 1:
+        return _conjugate_gradient_one(apply, b, cg_steps)
     X = np.zeros_like(b, dtype=np.float32)
     r = b.copy()
     p = r.copy()
@@ -74,6 +76,32 @@ def conjugate_gradient(apply, b: np.ndarray, cg_steps: int) -> np.ndarray:
         rs_new = np.einsum("bf,bf->b", r, r)
         beta = np.where(active, rs_new / np.where(active, rs, 1.0), 0.0).astype(np.float32)
         p = r + beta[:, None] * p
+        rs = rs_new
+    return X
+
+
+def _conjugate_gradient_one(apply, b: np.ndarray, cg_steps: int) -> np.ndarray:
+    """`conjugate_gradient` for one row: the same float32 operations in the same order, with
+    the step sizes as float32 scalars instead of (1,) arrays and no masks (a lone row that
+    has converged ends the loop). A live list folds one reader in, and the masks' dozen
+    small numpy calls a step were a fifth of it, each holding the GIL while the list's
+    helper thread waited: 0.80 -> 0.63 ms a fold-in over 400 random CiteULike-a histories
+    of 1-150 papers, and a whole list 0.12 ms faster (median of 3,000 paired lists), with
+    the same bits (tests/test_conjugate_gradient.py)."""
+    X = np.zeros_like(b, dtype=np.float32)
+    r = b.copy()
+    p = r.copy()
+    rs = np.einsum("bf,bf->b", r, r)[0]
+    for _ in range(cg_steps):
+        if not rs > 1e-12:
+            break
+        Ap = apply(p)
+        denom = np.einsum("bf,bf->b", p, Ap)[0]
+        a = rs / denom if denom > 0 else np.float32(0.0)
+        X += a * p
+        r -= a * Ap
+        rs_new = np.einsum("bf,bf->b", r, r)[0]
+        p = r + (rs_new / rs) * p
         rs = rs_new
     return X
 
