@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from dataclasses import replace
 
 from recommender.model import ease as ease_module
-from recommender.model.ease import (LAMBDA_BOUNDS, LAMBDA_STEP, Gram, covers_reading, fit as fit_ease,
+from recommender.model.ease import (FIRST_LAMBDAS, LAMBDA_BOUNDS, LAMBDA_STEP, Gram, covers_reading, fit as fit_ease,
                                     fit_on_validation, walk_lambdas)
 from recommender.model.hybrid import HybridModel
 from recommender.model.one_reader import OneHistory
@@ -212,16 +212,19 @@ def test_the_lambda_walk_goes_past_any_fixed_grid_to_an_interior_peak(peak):
     assert all(b == a * LAMBDA_STEP for a, b in zip(grid, grid[1:]))
     assert grid[0] < peak < grid[-1]
     # it stopped one step past the peak on each side, never further
-    assert grid[0] >= min(100.0, peak / LAMBDA_STEP) and grid[-1] <= max(400.0, peak * LAMBDA_STEP)
+    assert grid[0] >= min(min(FIRST_LAMBDAS), peak / LAMBDA_STEP)
+    assert grid[-1] <= max(max(FIRST_LAMBDAS), peak * LAMBDA_STEP)
 
 
 def test_the_lambda_walk_stops_at_its_bounds_and_breaks_ties_by_the_first_tried():
-    # a flat score: the first tried wins, one step below it is looked at, then it stops
+    # a flat score: the first tried (100) wins, the step above it is looked at, then it stops
     best, tried = walk_lambdas(lambda lam: 0.0)
     assert best == 100.0 and sorted(tried) == [25.0, 100.0, 400.0]
     lo, hi = LAMBDA_BOUNDS
     best, tried = walk_lambdas(lambda lam: -lam)
-    assert best == lo == min(tried) and max(tried) == 400.0
+    assert best == lo == min(tried) and max(tried) == max(FIRST_LAMBDAS)
+    best, tried = walk_lambdas(lambda lam: lam)
+    assert best == hi == max(tried) and min(tried) == min(FIRST_LAMBDAS)
 
 
 HISTORY = [(3, "upvote", None), (10, "read", None), (11, "click", None)]

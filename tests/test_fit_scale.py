@@ -229,8 +229,10 @@ def test_refit_keeps_encoder_and_blend_and_fits_the_new_events():
 def test_item_graph_in_blocks_equals_the_whole_product():
     C = _confidences(seed=3, n_users=200, n_items=120, density=0.1)
     whole = ItemGraph.fit(C, top_k=10, block_work=10**12).weights
-    blocks = ItemGraph.fit(C, top_k=10, block_work=50).weights
+    blocks = ItemGraph.fit(C, top_k=10, block_work=50).weights  # ~100 blocks, on the worker threads
     assert abs(whole - blocks).max() == 0
+    for a, b in ((whole.indptr, blocks.indptr), (whole.indices, blocks.indices), (whole.data, blocks.data)):
+        assert np.array_equal(a, b)
     assert (np.diff(whole.indptr) <= 10).all() and whole.diagonal().sum() == 0
 
 
