@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recommender.core.memory import release_free_memory
 from recommender.core.threads import WORKERS, in_threads
 
 # the least work (multiply-adds) a block of the walk matrix is cut to for the worker threads
@@ -106,6 +107,7 @@ class ItemGraph:
         blocks = in_threads(lambda se: block(*se), zip(bounds[:-1], bounds[1:]))
         W = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((n_items, n_items), dtype=np.float32)
         del blocks
+        release_free_memory()  # the workers' arenas keep their blocks' temporaries otherwise
         # Row-normalise so the weight a reader's history spreads is comparable across items:
         # in place (sklearn's own in-place function either way, so the same bits), since a
         # copy of the pruned graph is ~160 MB at 100,000 papers and the fit's peak is here
