@@ -6,7 +6,7 @@ fit prunes its blocks on the worker threads (`ItemGraph.fit`), ~200 MB of tempor
 block at 100,000 papers, and the arenas kept them: on `make bench-train`'s generated set
 two graph fits left the process 413 MB larger than the same fits on one thread (1,098
 against 685 MB resident), and every later stage of the fit ran that much higher (peak 3.15
-against 2.82 GB). `malloc_trim(0)` returns the free pages of every arena: 577 MB after
+against 2.82 GB). `malloc_trim(0)` returns the free pages of every arena: 592 MB after
 the same two fits, for 6-15 ms a call (it holds each arena's lock while it walks it, so a
 fit calls it once, after its threaded work, not after every batch). Elsewhere (musl,
 macOS) there is nothing to call and nothing is done.
