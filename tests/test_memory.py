@@ -10,10 +10,13 @@ import pytest
 
 from recommender.core.memory import _malloc_trim
 
-# Run in a process of its own: in a long test session a new thread joins an arena that
-# earlier threads left with free chunks, and what it frees is not the measured 256 MB.
+# Run in a process of its own, so that the thread's arena holds nothing from other tests.
+# The thread frees every other 64 KB array (64 KB come from its arena; larger ones are
+# mapped and unmapped alone) and keeps the rest: the freed ones are holes between live
+# arrays, which glibc never gives back by itself (it trims only a free top of a heap, and
+# how much of that it trims varied between runs), and which malloc_trim does return.
 SCENARIO = textwrap.dedent("""
-    import json, sys, threading
+    import json, threading
     from pathlib import Path
     import numpy as np
     from recommender.core.memory import release_free_memory
@@ -21,18 +24,21 @@ SCENARIO = textwrap.dedent("""
     def resident_mb():
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
 
-    def work():
-        # 64 KB arrays come from the thread's arena (larger ones are mapped and unmapped alone)
-        arrays = [np.ones(16_000, np.float32) for _ in range(4_000)]  # 256 MB
-        del arrays
+    kept_alive = []
 
-    before = resident_mb()
+    def work():
+        holes = []
+        for _ in range(2_000):
+            holes.append(np.ones(16_000, np.float32))
+            kept_alive.append(np.ones(16_000, np.float32))
+        del holes  # 128 MB freed between 128 MB still in use
+
     t = threading.Thread(target=work)
     t.start()
     t.join()
     kept = resident_mb()
     released = release_free_memory()
-    print(json.dumps({"before": before, "kept": kept, "released": released, "after": resident_mb()}))
+    print(json.dumps({"kept": kept, "released": released, "after": resident_mb()}))
 """)
 
 
@@ -42,6 +48,5 @@ def test_memory_freed_on_a_worker_thread_is_returned():
     out = subprocess.run([sys.executable, "-c", SCENARIO], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["kept"] > r["before"] + 150  # the thread's arena kept what it freed
     assert r["released"]
-    assert r["after"] < r["before"] + 50  # and the call gave it back
+    assert r["kept"] - r["after"] > 80  # most of the 128 MB of holes went back (114 MB measured)
