@@ -167,6 +167,27 @@ def test_the_list_form_scores_as_the_factors_one_row_or_many_and_with_papers_add
     assert fit_ease(C, 10.0, max_solve=100).for_lists().XK is None
 
 
+def test_a_scoring_of_many_readers_builds_the_list_form_for_its_time_only():
+    """`in_list_form_for` builds XᵀK where reading it costs less than reading K
+    (`list_form_pays`: many readers whose papers have many co-readers), and drops it after;
+    a model that keeps XᵀK already keeps it, and one reader is scored through K."""
+    C = with_readers(15, seed=8)  # 15 readers of 68 papers: each paper's column is long
+    model = fit_ease(C, 10.0, max_solve=100)
+    assert model.list_form_pays(C) and not model.list_form_pays(C[[3]])
+    by_k = model.scores(C)
+    with model.in_list_form_for(C) as inside:
+        assert inside.XK is not None and inside.XK.shape == (70, 15)
+        np.testing.assert_allclose(inside.scores(C), by_k, rtol=1e-5, atol=1e-5)
+    assert model.XK is None
+    with model.in_list_form_for(C[[3]]):
+        assert model.XK is None
+    model.for_lists()
+    kept = model.XK
+    with model.in_list_form_for(C):
+        assert model.XK is kept
+    assert model.XK is kept
+
+
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     C = random_matrix()
     full = fit_ease(C, 10.0, max_solve=100, top_k=1000).weights.toarray()

@@ -16,14 +16,13 @@ from recommender.offline.metrics import summarize
 from tests.helpers import CONFIG, synthetic
 
 
-@pytest.fixture(scope="module")
-def split():
-    texts, titles, users, items, _ = synthetic(n_papers=60, n_users=90, seed=3)
+def synthetic_split(n_papers: int, n_users: int, seed: int, held_seed: int):
+    """(papers, train, test) of the synthetic catalog, a quarter of the events held out."""
+    texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users, seed=seed)
     n = len(users)
-    papers = Papers([f"p{i}" for i in range(60)], titles, [t[len(ti):] for t, ti in zip(texts, titles)],
-                    np.full(60, np.nan), np.zeros(60, np.float32))
-    rng = np.random.default_rng(0)
-    held = rng.random(n) < 0.25
+    papers = Papers([f"p{i}" for i in range(n_papers)], titles, [t[len(ti):] for t, ti in zip(texts, titles)],
+                    np.full(n_papers, np.nan), np.zeros(n_papers, np.float32))
+    held = np.random.default_rng(held_seed).random(n) < 0.25
     user_ids = [f"u{u}" for u in range(int(users.max()) + 1)]
     kinds = np.array(["upvote"] * n, dtype=object)
 
@@ -31,6 +30,11 @@ def split():
         return Interactions(user_ids, users[mask].astype(np.int32), items[mask].astype(np.int32),
                             kinds[mask], np.full(int(mask.sum()), np.nan))
     return papers, part(~held), part(held)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return synthetic_split(60, 90, seed=3, held_seed=0)
 
 
 def _history(train, u):
@@ -67,6 +71,28 @@ def test_the_batch_evaluation_equals_ranking_each_reader_alone(split, strategy):
     only = np.arange(0, 60, 2)
     assert evaluate_model(model, strategy, train, test, candidates=only)["ndcg@20"] == \
         pytest.approx(by_hand(model, strategy, train, test, candidates=only)["ndcg@20"], abs=1e-9)
+
+
+def test_an_evaluation_of_many_readers_ranks_through_the_list_form_and_drops_it_after():
+    """With EASE solved over the readers (fewer readers than papers), the hybrid's batch
+    evaluation builds XᵀK for its time (`HybridModel.in_list_form_for`, where it pays): each
+    batch ranks through it, the figures are those of every reader ranked alone by the model
+    in the form that serves lists, and the model keeps no XᵀK after."""
+    papers, train, test = synthetic_split(160, 120, seed=5, held_seed=1)
+    model = fit_model(papers, train, config=replace(CONFIG, ease=True))
+    ease = model.comps.ease
+    assert type(ease).__name__ == "FactoredEase" and ease.XK is None
+    rows = sp.csr_matrix((np.ones(len(train)), (train.users, train.items)), shape=(train.n_users, 160))
+    assert ease.list_form_pays(rows[np.unique(test.users)])  # the data exercises the build
+    during = []
+    got = evaluate_model(model, "hybrid", train, test, batch=7,
+                         progress=lambda n: during.append(ease.XK is not None))
+    assert during and all(during)
+    assert ease.XK is None
+    model.for_lists()
+    want = by_hand(model, "hybrid", train, test)
+    for key in ("ndcg@20", "recall@20", "hitrate@20"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
 
 
 def test_evaluate_split_times_each_strategy_and_refuses_unknown_ones(split):

@@ -28,6 +28,7 @@ slice after λ (`fit_on_validation`, `walk_word_weights`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,8 +349,9 @@ class FactoredEase:
         5.4-5.8 ms on a slower one; `benchmarks.train --serving-only`), for 377 MB more
         memory and ~0.5 s more load. A batch of 2,000 readers takes 0.4-0.5 s through it
         against 1.8 s through K (3.2 s before `times_dense`), but building it costs 0.55 s
-        (1.2 s before) and 543 MB, so the validation fit's trial λs and the training job's
-        models score through K; a model loaded to serve keeps it.
+        (1.2 s before) and 543 MB, so the validation fit's trial λs score through K; a model
+        loaded to serve keeps it, and an evaluation of many readers builds it for its time
+        (`in_list_form_for`: the training job's holdout, `paperrec evaluate`).
         Papers added later have no readers: their rows of XᵀK would be zero, so they are
         left out of it. The values equal the K form's to float32 rounding (~6e-6 of the
         largest score on CiteULike-a), and a model's batch and single rows both go through
@@ -361,6 +363,35 @@ class FactoredEase:
         if self.XK is None and n_papers * n_readers * 4 <= LIST_FORM_BYTES:
             self.XK = np.asarray(times_dense(self.XT, self.K), np.float32)
         return self
+
+    def list_form_pays(self, rows: sp.csr_matrix) -> bool:
+        """Whether scoring `rows` through XᵀK, built for them, costs less than through K.
+        Each stored entry of a product reads one row of K (or of XᵀK): (r Xᵀ) K reads one
+        per co-reader and word of each reader's papers, counted here with repeats as the
+        stored entries of those papers' columns of X; building XᵀK reads one per stored
+        entry of X, and r (XᵀK) one per paper of the readers'. Double the second is still
+        less than the first on the training job's holdout (3,455 CiteULike-a readers:
+        ~4.6M against ~0.6M), never for a handful of readers."""
+        rows = sp.csr_matrix(rows)
+        through_k = int(np.diff(self.XT.indptr)[rows.indices].sum())
+        return through_k > 2 * (self.XT.nnz + rows.nnz)
+
+    @contextmanager
+    def in_list_form_for(self, rows: sp.csr_matrix):
+        """XᵀK (`for_lists`) for the time of one scoring of many readers, where it pays
+        (`list_form_pays`), dropped after unless the model kept it already. Why: the training
+        job scores its 3,455 CiteULike-a holdout readers with two models that keep no XᵀK
+        (a model that does not serve has no use for its memory); through K, EASE took 7.8
+        of their 12.0 s a model, through XᵀK 1.75 s after a 1.3 s build (one slow state of
+        the machine). Lists then come from the form a serving model has, to the bit."""
+        built = self.XK is None and self.list_form_pays(rows)
+        if built:
+            self.for_lists()
+        try:
+            yield self
+        finally:
+            if built:
+                self.XK = None
 
     def _block(self, r: sp.csr_matrix) -> np.ndarray:
         """A few rows' scores: ((r Xᵀ) K) X, or r (XᵀK) X with XᵀK kept (`for_lists`), less
@@ -543,6 +574,11 @@ class EaseModel:
     def for_lists(self, like=None) -> "EaseModel":
         """The pruned weights are already a gather per paper (see `FactoredEase.for_lists`)."""
         return self
+
+    @contextmanager
+    def in_list_form_for(self, rows: sp.csr_matrix):
+        """Nothing to build (see `for_lists`)."""
+        yield self
 
     def add_items(self, n_new: int) -> None:
         """A new paper has no co-readers yet: empty rows and columns."""

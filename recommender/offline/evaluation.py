@@ -8,6 +8,7 @@ events only (any hyperparameter it chooses comes from a validation slice of thos
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,7 +48,10 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
                        candidates: np.ndarray | None = None, k: int = 20, batch: int = 500,
                        progress=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(reader indices with test papers, ascending; {"recall", "ndcg", "hitrate"}: one
-    value per reader): what a paired comparison of two models on the same readers needs."""
+    value per reader): what a paired comparison of two models on the same readers needs.
+    The hybrid ranks them in the form a serving model has where that is cheaper for this
+    many readers (`HybridModel.in_list_form_for`: EASE through XᵀK, built for the time of
+    the evaluation), so the figures are those of the lists it would serve."""
     n_users = max(train.n_users, test.n_users)
     n_items = model.n_items
     C, seen = confidence_matrix(train.users, train.items, train.kinds, train.ts, (n_users, n_items),
@@ -69,11 +73,12 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
 
     batches = [users[s:s + batch] for s in range(0, len(users), batch)]
     width = CELLS_IN_FLIGHT // max(1, min(batch, len(users)) * n_items)
-    for ub, m in zip(batches, side_by_side(one_batch, batches, width)):
-        for key in per:
-            per[key].append(m[key])
-        if progress is not None:
-            progress(len(ub))
+    with model.in_list_form_for(C[users]) if strategy == "hybrid" else nullcontext():
+        for ub, m in zip(batches, side_by_side(one_batch, batches, width)):
+            for key in per:
+                per[key].append(m[key])
+            if progress is not None:
+                progress(len(ub))
     return users, {key: np.concatenate(v) if v else np.zeros(0) for key, v in per.items()}
 
 
