@@ -168,6 +168,20 @@ def test_a_train_file_with_no_known_paper_and_a_bad_k_are_errors_naming_them(dat
         capsys.readouterr().err
 
 
+def test_a_catalog_whose_papers_all_say_the_same_encodes_without_a_warning():
+    """Identical texts leave the TF-IDF rows without variance: the encoder still fits, every
+    vector the same, and nothing of scikit-learn's arithmetic on that reaches the output."""
+    import warnings
+
+    from recommender.model.content import ContentEncoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoder, X = ContentEncoder.fit_transform(["same words in every paper"] * 60, dim=8)
+    V = encoder.encode_tfidf(X)
+    assert np.isfinite(V).all() and np.allclose(V, V[0])
+
+
 def test_text_relates_papers_only_through_a_term_some_but_not_most_share():
     from recommender.model.content import ContentEncoder, relates_papers
 

@@ -85,8 +85,11 @@ class ContentEncoder:
         dim = max(1, min(dim, X.shape[1] - 1, n - 1))
         if dim >= 1 and X.shape[1] > 1 and n > 1:
             svd = TruncatedSVD(n_components=dim, random_state=seed, algorithm="randomized", n_iter=5)
-            with threadpool_limits(1, "blas"):  # threaded BLAS here is 10x slower on 2 busy cores
-                svd.fit(X)
+            # errstate: where every paper has the same words, the TF-IDF rows have no variance
+            # and scikit-learn's explained-variance ratio (which nothing here reads) divides
+            # 0 by 0, a RuntimeWarning in `paperrec evaluate`'s output about nothing
+            with threadpool_limits(1, "blas"), np.errstate(divide="ignore", invalid="ignore"):
+                svd.fit(X)  # threaded BLAS here is 10x slower on 2 busy cores
             components = svd.components_.astype(np.float32)
         else:
             components = np.eye(1, X.shape[1], dtype=np.float32)
