@@ -568,8 +568,9 @@ class HybridModel:
         """Ready this model to serve lists one reader at a time; returns self. What it keeps
         costs memory a batch does not need (EASE's `FactoredEase.for_lists`: 543 MB on
         CiteULike-a), so a model that serves asks for it (`serving.model_slot`) and the
-        training job's models do not. `like`: a model with the same components (a copy
-        of this one before papers were added), whose arrays are shared instead of rebuilt."""
+        training job's models keep it only while an evaluation ranks many readers
+        (`in_list_form_for`). `like`: a model with the same components (a copy of this one
+        before papers were added), whose arrays are shared instead of rebuilt."""
         if self.comps.ease is not None:
             self.comps.ease.for_lists(like.comps.ease if like is not None else None)
         return self
