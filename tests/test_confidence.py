@@ -111,3 +111,15 @@ def test_the_config_round_trips_through_the_manifest():
     assert ConfidenceConfig.from_dict(old).repeats == "sum"
     assert c.describe() == "half-life 30 days from the reader event"
     assert ConfidenceConfig(0).describe() == "no decay"
+
+
+def test_a_manifest_without_a_field_reads_as_the_rule_it_was_written_under():
+    """A model written before a field was chosen and recorded still serves with the rule it
+    was trained under: the 180-day half-life from the newest event, the kinds table, sums;
+    a null half-life is no decay, and weights of its own stay its own."""
+    assert ConfidenceConfig.from_dict({}) == ConfidenceConfig(180.0, dict(MODEL_WEIGHTS), "newest", "sum")
+    assert ConfidenceConfig.from_dict({"half_life_days": 30, "weights": None}).weights == dict(MODEL_WEIGHTS)
+    no_decay = ConfidenceConfig.from_dict({"half_life_days": None, "decay_from": "reader"})
+    assert no_decay.half_life_days is None and not no_decay.decays and no_decay.describe() == "no decay"
+    own = {"upvote": 1.0, "read": 0.25, "click": 0.0}
+    assert ConfidenceConfig.from_dict({"weights": own}).weights == own

@@ -61,6 +61,44 @@ def test_a_search_is_made_when_asked_or_nothing_records_one(searched):
     assert plan(bare, "v0", 1000, NOW, "v2").fixed is None
 
 
+
+def test_every_search_records_where_its_settings_come_from(searched):
+    """Whatever makes tonight search, the plan records this search (version, time, events):
+    a later night keeps settings only from a recorded search, so a search recorded as
+    nothing would make every night after it search again."""
+    model = searched[-1]
+    unrecorded = copy.copy(model)
+    unrecorded.stats = {k: v for k, v in model.stats.items() if k != "settings_origin"}
+    unchosen = copy.copy(model)  # EASE in the blend with its λ left to choose
+    unchosen.config = replace(model.config, ease=True, ease_lambda=None)
+    plans = {"asked to": plan(model, "v1", 1000, NOW, "v2", search=True),
+             "no model serving": plan(None, None, 1000, NOW, "v2"),
+             "v1 records no settings search": plan(unrecorded, "v1", 1000, NOW, "v2"),
+             "v1 has settings left unchosen": plan(unchosen, "v1", 1000, NOW, "v2")}
+    for why, p in plans.items():
+        assert (p.fixed, p.why) == (None, f"searched ({why})")
+        assert p.origin == {"version": "v2", "searched_at": NOW, "events": 1000}
+
+
+def test_a_search_on_a_store_of_one_event_is_made_again_on_two(searched):
+    """Growth is counted from the searched events, one at the least: a store searched on a
+    single event (or none) has doubled by its second."""
+    for searched_on in (0, 1):
+        model = copy.copy(searched[-1])
+        model.stats = {**model.stats, "settings_origin": {"version": "v1", "searched_at": NOW,
+                                                          "events": searched_on}}
+        assert plan(model, "v1", 1, NOW, "v2").fixed is not None
+        assert plan(model, "v1", 2, NOW, "v2").fixed is None
+
+
+def test_an_ease_without_words_hands_on_no_words(searched):
+    """A kept setting is a value, never None, since None in a HybridConfig means "search it":
+    an EASE that took no words hands on the weight 0, which a fit keeps as none."""
+    wordless = copy.copy(searched[-1])
+    wordless.config = replace(wordless.config, ease=True, ease_words=None)
+    assert chosen_settings(wordless)["ease_words"] == 0.0
+    assert all(v is not None for v in chosen_settings(searched[-1]).values())
+
 def test_a_fit_with_the_kept_settings_skips_the_search_and_keeps_every_setting(searched):
     texts, titles, users, items, model = searched
     fixed = plan(model, "v1", 1000, NOW, "v2").fixed
