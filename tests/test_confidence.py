@@ -76,8 +76,9 @@ KIND_NAMES = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote
        now=st.sampled_from([None, NOW]), repeats=st.sampled_from(["sum", "log"]))
 def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, now, repeats):
     """`history_rows` computes one reader's row without `confidence_matrix`'s sparse
-    conversions: the same papers, the same confidences (to float32 rounding: scipy sums a
-    paper's repeats in an order of its own), the same seen papers."""
+    conversions: the same papers, the same confidences to the bit (both sum a paper's events
+    in the history's order, `summed_by_key`: where an upvote, its removal and a decayed
+    click cancel, scipy's own order once kept an entry the row did not), the same seen papers."""
     config = ConfidenceConfig(half_life, decay_from=decay_from, repeats=repeats)
     row, seen = history_rows(history, 6, now=now, config=config)
     inside = [h for h in history if 0 <= h[0] < 6]
@@ -86,7 +87,7 @@ def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, 
                              np.array([np.nan if h[2] is None else h[2] for h in inside], np.float64),
                              (1, 6), now=now, config=config)
     assert row.indices.tolist() == sorted(C.indices.tolist())
-    np.testing.assert_allclose(row.toarray(), C.toarray(), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(row.toarray(), C.toarray())
     assert seen.tolist() == sorted(S.indices.tolist())
 
 
@@ -123,3 +124,35 @@ def test_a_manifest_without_a_field_reads_as_the_rule_it_was_written_under():
     assert no_decay.half_life_days is None and not no_decay.decays and no_decay.describe() == "no decay"
     own = {"upvote": 1.0, "read": 0.25, "click": 0.0}
     assert ConfidenceConfig.from_dict({"weights": own}).weights == own
+
+
+def test_a_models_own_kind_weights_hold_in_its_manifest_and_in_one_readers_row():
+    """Kind weights of a model's own (not the table's) are written with it, read back, and
+    weigh a live history exactly as they weighed its training matrix."""
+    own = {"upvote": 2.0, "read": 0.125, "click": 0.0}
+    config = ConfidenceConfig(0.0, weights=own)
+    assert ConfidenceConfig.from_dict(config.to_dict()).weights == own
+    history = [(0, "upvote", NOW), (1, "read", NOW), (1, "click", NOW), (2, "click", NOW)]
+    row, _ = history_rows(history, 3, now=NOW, config=config)
+    C, _ = confidence_matrix(np.zeros(4), np.array([0, 1, 1, 2]), np.array([h[1] for h in history], dtype=object),
+                             np.full(4, NOW), (1, 3), now=NOW, config=config)
+    assert row.toarray().tolist() == C.toarray().tolist() == [[2.0, 0.125, 0.0]]
+
+
+def test_a_history_may_leave_out_kinds_and_times():
+    """A history entry may be a paper alone or a paper and its kind: the kind then counts as
+    a read and the time as unknown, which does not decay; papers outside the catalog drop."""
+    row, seen = history_rows([(3,), (1, "upvote"), (1, "click", NOW - 30 * DAY_S)], 5, now=NOW,
+                             config=ConfidenceConfig(10.0))
+    assert row.toarray()[0].tolist() == pytest.approx([0.0, 1.0 + 0.25 / 8, 0.0, 0.5, 0.0])
+    assert seen.tolist() == [1, 3]
+    outside, none_seen = history_rows([(7, "read", NOW), (-1, "upvote", NOW)], 5, now=NOW)
+    assert outside.nnz == 0 and len(none_seen) == 0
+
+
+def test_a_single_event_and_events_without_kinds_make_a_matrix():
+    """One event is a matrix of one entry, seen; events logged without kinds are upvotes."""
+    C, seen = confidence_matrix([0], [2], np.array(["click"], dtype=object), [NOW], (1, 3))
+    assert C.toarray().tolist() == [[0.0, 0.0, 0.25]] and seen.toarray().tolist() == [[False, False, True]]
+    C, seen = confidence_matrix([0, 0], [0, 1], None, None, (1, 2))
+    assert C.toarray().tolist() == [[1.0, 1.0]] and seen.nnz == 2

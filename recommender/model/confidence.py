@@ -135,6 +135,24 @@ def seen_mask(kinds) -> np.ndarray:
     return np.array([kind_of(k).name in SEEN_KINDS for k in uniq], dtype=bool)[inv]
 
 
+def summed_by_key(keys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys ascending, float32 sum of w per key), each key's weights summed in
+    their given order. The one summation `confidence_matrix` (key: reader x paper) and
+    `history_rows` (key: paper) share, so a reader's live row has the bits of their row of
+    the matrix. Why not scipy's duplicate summing: it orders a pair's events in a way of
+    its own, and where they cancel (an upvote, its removal, a decayed click) a different
+    order left 0.0447 against 0.04469466, or an entry on one side and none on the other.
+    Its cost: 0.7 s for 5,000,000 events against scipy's 0.2 s (the stable sort), once per
+    matrix built; 197,000 CiteULike-a events take 0.02 s."""
+    keys = np.asarray(keys, np.int64)
+    if len(keys) == 0:
+        return keys, np.zeros(0, np.float32)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.add.reduceat(np.asarray(w, np.float32)[order], starts).astype(np.float32, copy=False)
+
+
 def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: float | None = None,
                       config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Return (confidence, seen): CSR float32 with entries > 0 only, and CSR bool."""
@@ -147,11 +165,15 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
         ts = np.full(users.shape, np.nan)
     if config.decay_from == "reader" and config.decays:
         now = reader_latest(users, ts)
-    w = kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)
-    C = sp.csr_matrix((w.astype(np.float32), (users, items)), shape=shape, dtype=np.float32)
-    C.sum_duplicates()
-    C.data = config.settle(C.data)
-    C.eliminate_zeros()
+    w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
+    pairs, sums = summed_by_key(users * shape[1] + items, w)
+    conf = config.settle(sums)
+    positive = conf > 0
+    pairs = pairs[positive]
+    rows = pairs // shape[1]
+    indptr = np.searchsorted(rows, np.arange(shape[0] + 1)).astype(np.int64)
+    C = sp.csr_matrix((conf[positive], (pairs - rows * shape[1]).astype(np.int32), indptr),
+                      shape=shape, dtype=np.float32)
     acted = seen_mask(kinds)
     seen = sp.csr_matrix((np.ones(int(acted.sum()), dtype=bool), (users[acted], items[acted])), shape=shape)
     seen.sum_duplicates()
@@ -163,12 +185,10 @@ def history_rows(history, n_items: int, now: float | None = None,
                  config: ConfidenceConfig | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
     """One reader's history [(paper index, kind, ts)] -> (1 x n_items confidence row, seen indices).
 
-    `confidence_matrix`'s rule for a one-row matrix, without its two sparse conversions
-    (a third of a live list's time outside scoring on CiteULike-a): each paper's weights
-    summed in the history's order, clipped at zero, kept where positive. The same values
-    as `confidence_matrix` (scipy sums a paper's duplicates in an order of its own, so a
-    decayed sum may differ in the last bit; tests/test_confidence.py holds them equal to
-    float32 rounding)."""
+    `confidence_matrix`'s rule for a one-row matrix, without building a sparse matrix from
+    coordinates (a third of a live list's time outside scoring on CiteULike-a): each paper's
+    weights summed by `summed_by_key` in the history's order, settled, kept where positive.
+    The same bits as the reader's row of `confidence_matrix` (tests/test_confidence.py)."""
     config = config or ConfidenceConfig()
     if not history:
         return sp.csr_matrix((1, n_items), dtype=np.float32), np.zeros(0, dtype=np.int64)
@@ -180,9 +200,8 @@ def history_rows(history, n_items: int, now: float | None = None,
     if config.decay_from == "reader" and config.decays:
         now = reader_latest(np.zeros(len(items), np.int64), ts)
     w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
-    order = np.argsort(items, kind="stable")
-    papers, first = np.unique(items[order], return_index=True)
-    conf = config.settle(np.add.reduceat(w[order], first).astype(np.float32)) if len(items) else w
+    papers, sums = summed_by_key(items, w)
+    conf = config.settle(sums)
     positive = conf > 0
     row = sp.csr_matrix((conf[positive], papers[positive].astype(np.int32), np.array([0, int(positive.sum())])),
                         shape=(1, n_items), dtype=np.float32)
