@@ -93,3 +93,31 @@ def test_the_ascent_ends_on_the_weights_whole_pools_give():
     assert best > 0.1 and not np.array_equal(W, W0)
     np.testing.assert_array_equal(W, W_ref)
     assert best == best_ref
+
+
+def test_only_readers_with_a_tie_in_their_top_k_are_ranked_on_their_whole_pool(monkeypatch):
+    """The narrow rows give every reader's rank except where a held-out paper ties another
+    slot inside the top k: those readers, and no others, are ranked on their whole pool
+    (with continuous scores, none; with integer scores, some). Counted by wrapping the real
+    `pool_ndcg` the line search calls for them."""
+    import recommender.model.top_reach as top_reach
+    whole_rows = []
+
+    def counted(S, *args):
+        whole_rows.append(S.shape[0])
+        return pool_ndcg(S, *args)
+
+    monkeypatch.setattr(top_reach, "pool_ndcg", counted)
+    S, col, valid, label, n_rel = _pool(5, 200, 300, None)
+    LineSearch(S, col, valid, label, n_rel, 0.5, 20).ndcg(0.25)
+    assert whole_rows == []
+    none_held = LineSearch(S, col, valid, np.zeros_like(label), np.zeros_like(n_rel), 0.5, 20)
+    assert not none_held.ndcg(0.25).any() and whole_rows == []
+    S, col, valid, label, n_rel = _pool(5, 200, 300, 3)
+    line = LineSearch(S, col, valid, label, n_rel, 0.5, 20)
+    line.ndcg(0.5)
+    mine = line.S_k[line.pos_rows, line.pos_slots] + np.float32(0.5) * line.col_k[line.pos_rows, line.pos_slots]
+    scored = line.S_k[line.pos_rows] + np.float32(0.5) * line.col_k[line.pos_rows]
+    ranks = (scored > mine[:, None]).sum(1)
+    tied_in_top = ((scored == mine[:, None]).sum(1) > 1) & (ranks < 20)
+    assert whole_rows == [len(np.unique(line.pos_rows[tied_in_top]))] and 0 < whole_rows[0] < 200
