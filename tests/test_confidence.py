@@ -21,6 +21,9 @@ def test_kind_weights_come_from_the_table_and_unknown_kinds_count_as_a_read():
     assert w.tolist() == [1.0, 0.25, 0.5, 0.5, 0.0]
     assert kind_weights(np.array(["upvote"], dtype=object), {"upvote": 3.0}).tolist() == [3.0]
     assert kind_weights(np.zeros(0, dtype=object)).shape == (0,)
+    # with weights of a model's own, an unknown kind still counts as its read, or as 0.5
+    assert kind_weights(np.array(["bookmark"], dtype=object), {"read": 0.3}).tolist() == pytest.approx([0.3])
+    assert kind_weights(np.array(["bookmark"], dtype=object), {"upvote": 2.0}).tolist() == [0.5]
     assert MODEL_WEIGHTS["remove_dismiss"] == -MODEL_WEIGHTS["dismiss"]  # an undo cancels exactly
 
 
@@ -28,6 +31,9 @@ def test_decay_halves_per_half_life_and_leaves_unknown_times_alone():
     f = decay_factors(np.array([NOW, NOW - 10 * DAY_S, np.nan]), NOW, half_life_days=10)
     assert f.tolist() == pytest.approx([1.0, 0.5, 1.0])
     assert decay_factors(np.array([NOW - DAY_S]), NOW, half_life_days=0).tolist() == [1.0]
+    # a half-life of a day or less decays too
+    assert decay_factors(np.array([NOW - DAY_S]), NOW, half_life_days=1).tolist() == [0.5]
+    assert decay_factors(np.array([NOW - DAY_S]), NOW, half_life_days=0.5).tolist() == [0.25]
     # without `now`, the newest event is now
     assert decay_factors(np.array([NOW, NOW - 10 * DAY_S]), None, 10).tolist() == pytest.approx([1, 0.5])
 
@@ -41,7 +47,7 @@ def test_each_readers_newest_event_when_decaying_from_the_reader():
                              config=ConfidenceConfig(10, decay_from="reader"))
     # reader 1's only event is their newest: undecayed, however old
     np.testing.assert_allclose(C.toarray(), [[1.0, 0.5, 0.0], [0.0, 0.0, 1.0]], rtol=1e-6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="decay_from must be one of .* not 'oldest'"):
         ConfidenceConfig(decay_from="oldest")
 
 
