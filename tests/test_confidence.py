@@ -40,6 +40,13 @@ def test_decay_halves_per_half_life_and_leaves_unknown_times_alone():
 
 def test_each_readers_newest_event_when_decaying_from_the_reader():
     assert reader_latest([0, 1, 0], [1.0, 5.0, 3.0]).tolist() == [3.0, 5.0, 3.0]
+    # an event without a time takes its reader's newest known one; a reader with none, NaN
+    latest = reader_latest([0, 0, 1], [5.0, np.nan, np.nan])
+    assert latest[:2].tolist() == [5.0, 5.0] and np.isnan(latest[2])
+    # one reader's live row decays from their own newest event too, whatever `now` says
+    row, _ = history_rows([(0, "upvote", NOW - 10 * DAY_S), (1, "upvote", NOW - 20 * DAY_S)], 2, now=NOW,
+                          config=ConfidenceConfig(10, decay_from="reader"))
+    assert row.toarray().tolist() == [[1.0, 0.5]]
     users, items = np.array([0, 0, 1]), np.array([0, 1, 2])
     ts = np.array([NOW - 10 * DAY_S, NOW - 20 * DAY_S, NOW - 100 * DAY_S])
     kinds = np.array(["upvote"] * 3, dtype=object)
