@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from recommender.core.kinds import MODEL_WEIGHTS
 from recommender.core.times import DAY_S
 from recommender.model.confidence import (ConfidenceConfig, confidence_matrix, decay_factors,
-                                          history_rows, kind_weights, reader_latest)
+                                          history_rows, kind_weights, reader_latest, summed_by_key)
 
 NOW = 1.8e9
 
@@ -169,3 +169,44 @@ def test_a_single_event_and_events_without_kinds_make_a_matrix():
     assert C.toarray().tolist() == [[0.0, 0.0, 0.25]] and seen.toarray().tolist() == [[False, False, True]]
     C, seen = confidence_matrix([0, 0], [0, 1], None, None, (1, 2))
     assert C.toarray().tolist() == [[1.0, 1.0]] and seen.nnz == 2
+
+
+def test_a_keys_sum_is_the_same_alone_as_among_other_keys_events():
+    """`summed_by_key` sums a key's weights in their given order, wherever the other keys'
+    events sit: so a reader's row of the matrix (their events among everyone's) has the
+    bits of their live row (their events alone). Weights of mixed magnitudes make the
+    order show in the float32 sum; the keys repeat out of order, not only the first."""
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 5, 300)
+    w = (rng.normal(size=300) * 10.0 ** rng.integers(-4, 8, 300)).astype(np.float32)
+    distinct, sums = summed_by_key(keys, w)
+    assert distinct.tolist() == [0, 1, 2, 3, 4]
+    for key, total in zip(distinct, sums):
+        alone_key, alone = summed_by_key(np.full(int((keys == key).sum()), key), w[keys == key])
+        assert alone_key.tolist() == [key] and alone[0] == total
+    assert summed_by_key([2, 1, 2, 1], np.float32([1, 10, 100, 1000])) [1].tolist() == [1010.0, 101.0]
+    # in the matrix: a reader's upvote, its removal and a decayed click on a paper other
+    # than their first, among another reader's events
+    users = np.array([1, 0, 1, 1, 0, 1, 1])
+    items = np.array([2, 0, 1, 1, 1, 1, 0])
+    kinds = np.array(["read", "upvote", "upvote", "remove_upvote", "click", "click", "read"], dtype=object)
+    ts = NOW - np.array([1, 2, 3, 3, 5, 40, 6]) * DAY_S
+    config = ConfidenceConfig(10.0)
+    C, _ = confidence_matrix(users, items, kinds, ts, (2, 3), now=NOW, config=config)
+    mine = users == 1
+    row, _ = history_rows(list(zip(items[mine], kinds[mine], ts[mine])), 3, now=NOW, config=config)
+    np.testing.assert_array_equal(C[1].toarray(), row.toarray())
+    assert C[1, 1] == pytest.approx(0.25 * 0.5 ** 4, rel=1e-3)  # the upvote and its removal cancel
+
+
+def test_decay_from_the_newest_event_is_one_time_for_every_reader():
+    """From the newest event overall, a reader whose only event is old has it decayed (from
+    their own newest, it would not be); events with no time at all never decay."""
+    users, items = np.array([0, 0, 1]), np.array([0, 1, 2])
+    ts = np.array([NOW - 10 * DAY_S, NOW - 20 * DAY_S, NOW - 100 * DAY_S])
+    kinds = np.array(["upvote"] * 3, dtype=object)
+    C, _ = confidence_matrix(users, items, kinds, ts, (2, 3), config=ConfidenceConfig(10, decay_from="newest"))
+    np.testing.assert_allclose(C.toarray(), [[1.0, 0.5, 0.0], [0.0, 0.0, 0.5 ** 9]], rtol=1e-6)
+    for decay_from in ("newest", "reader"):
+        C, _ = confidence_matrix(users, items, kinds, None, (2, 3), config=ConfidenceConfig(10, decay_from=decay_from))
+        assert C.toarray().tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
