@@ -210,3 +210,11 @@ def test_decay_from_the_newest_event_is_one_time_for_every_reader():
     for decay_from in ("newest", "reader"):
         C, _ = confidence_matrix(users, items, kinds, None, (2, 3), config=ConfidenceConfig(10, decay_from=decay_from))
         assert C.toarray().tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+
+def test_an_index_outside_the_shape_is_refused_not_folded_into_another_reader():
+    """The matrix keys a (reader, paper) pair as reader x papers + paper: a paper index past
+    the last would land on the next reader's first paper, so it is refused."""
+    for users, items in (([0], [3]), ([2], [0]), ([0], [-1]), ([-1], [0])):
+        with pytest.raises(ValueError, match="outside the matrix's shape"):
+            confidence_matrix(users, items, None, None, (2, 3))

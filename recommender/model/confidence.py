@@ -165,6 +165,9 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
         ts = np.full(users.shape, np.nan)
     if config.decay_from == "reader" and config.decays:
         now = reader_latest(users, ts)
+    if len(users) and (users.min() < 0 or users.max() >= shape[0] or items.min() < 0 or items.max() >= shape[1]):
+        # one key per (reader, paper) holds only inside the shape (scipy refused such indices)
+        raise ValueError(f"reader or paper index outside the matrix's shape {shape}")
     w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
     pairs, sums = summed_by_key(users * shape[1] + items, w)
     conf = config.settle(sums)
