@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
-from recommender.model.tuning import (PopularityConfig, beyond_noise, carve, choose, decays_can_differ,
+from recommender.model.tuning import (PopularityConfig, _Budget, beyond_noise, carve, choose, decays_can_differ,
                                      latest_pair_times, pair_keys, repeats_common, validation_ndcg)
 
 DAY = 86_400.0
@@ -428,3 +428,107 @@ def test_the_words_go_in_unless_readers_alone_beat_them_beyond_noise(drift_model
     else:
         assert tuning["text_weight"] == best["text_weight"]
     assert drift_model.manifest()["config"]["text_weight"] == tuning["text_weight"]
+
+
+# --- the search's small rules, each on its own (cheap: no ALS fit) ---
+
+def test_popularity_counting_reads_back_from_a_manifest_and_old_ones_count_readers_once():
+    """A loaded model counts popularity as its manifest says; a manifest from before the
+    counting was chosen (no field, or a field without a half-life) counts each reader once,
+    undecayed, as every model did then."""
+    for pc in (PopularityConfig(True, 0.0), PopularityConfig(False, 0.0), PopularityConfig(False, 180.0)):
+        assert PopularityConfig.from_dict(pc.to_dict()) == pc
+    assert PopularityConfig.from_dict(None) == PopularityConfig(True, 0.0)
+    assert PopularityConfig.from_dict({}) == PopularityConfig(True, 0.0)
+    assert PopularityConfig.from_dict({"readers_once": False, "half_life_days": None}) == PopularityConfig(False, 0.0)
+    got = PopularityConfig.from_dict({"readers_once": 0, "half_life_days": "30"})
+    assert got == PopularityConfig(False, 30.0) and type(got.readers_once) is bool
+    assert PopularityConfig(False, 30.0).describe() == "events, half-life 30 days"
+    assert PopularityConfig(True, 0.0).describe() == "readers (once each)"
+
+
+def test_the_choice_reads_out_every_setting_it_holds():
+    from recommender.model.tuning import Choice
+    conf = ConfidenceConfig(half_life_days=180.0, decay_from="reader")
+    c = Choice(conf, PopularityConfig(False, 30.0), 50.0, 10.0, [{"x": 1}], seconds=1.234, cpu_seconds=2.345,
+               graph_alpha=0.5, graph_beta=0.6, text_weight=0.25)
+    d = c.to_dict()
+    assert d == {"confidence": conf.to_dict(), "decay": conf.describe(),
+                 "popularity": {"readers_once": False, "half_life_days": 30.0},
+                 "popularity_counted": "events, half-life 30 days",
+                 "als_regularization": 50.0, "als_alpha": 10.0, "graph_alpha": 0.5, "graph_beta": 0.6,
+                 "text_weight": 0.25, "seconds": 1.23, "cpu_seconds": 2.35, "trials": [{"x": 1}]}
+
+
+def test_the_repeats_step_takes_the_first_of_tied_confidence_scales():
+    """Each way's ALS figures are those of its best scale; on a tie the first scale tried
+    (the smaller, `ALPHAS` ascending) keeps its per-reader figures."""
+    from recommender.model.tuning import _compare_repeats, NO_DECAY
+    from dataclasses import replace as dc_replace
+    ways = (NO_DECAY, dc_replace(NO_DECAY, repeats="log"))
+
+    def als_of(way, a):  # one mean for every scale, per-reader figures that tell them apart
+        return 0.5, np.full(3, a)
+
+    graph, als = _compare_repeats(ways, lambda w: np.full(3, 1.0 if w.repeats == "log" else 0.0),
+                                  als_of, (1.0, 3.0, 10.0), _Budget(60))
+    assert set(graph) == set(als) == {"sum", "log"}
+    assert graph["log"][0] == 1.0 and graph["sum"][0] == 0.0
+    assert als["sum"][0] == 1.0 and als["log"][0] == 1.0
+
+
+def topic_words():
+    """The papers' TF-IDF rows (papers x words): each paper's topic words, its own number."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    return TfidfVectorizer().fit_transform(texts()).tocsr().astype(np.float32)
+
+
+def sliced(users, items, ts, n_users):
+    C0, _ = confidence_matrix(users, items, None, ts, (n_users, N_PAPERS), config=ConfidenceConfig(half_life_days=0))
+    return carve(C0, None, 0.0, 0.2, np.random.default_rng(0))
+
+
+def test_the_words_weight_is_the_proxys_best_and_fixed_or_spent_tries_none():
+    """With the papers' words, the three weights are each tried by the proxy and the best is
+    taken (words that name each reader's topic help ALS on 300 readers); a weight the caller
+    fixes is kept with no trial; with the budget spent, none is tried and the words stay out."""
+    users, items, kinds, _ = readers(drift=False)
+    n = int(users.max()) + 1
+    vslice = sliced(users, items, None, n)
+    fixed = {"alpha": 10.0, "regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4}
+    c = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, text=topic_words())
+    words = [t for t in c.log if "text_weight" in t]
+    assert [t["text_weight"] for t in words] == [0.25, 0.5, 1.0]
+    assert c.text_weight == max(words, key=lambda t: t["proxy_ndcg"])["text_weight"] > 0
+    kept = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, {**fixed, "text_weight": 0.5},
+                  text=topic_words())
+    assert kept.text_weight == 0.5 and not any("text_weight" in t for t in kept.log)
+    spent = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, text=topic_words(), budget_s=0.0)
+    assert spent.text_weight == 0.0 and {"stopped": "budget", "at": "text_weight"} in spent.log
+    assert not any("proxy_ndcg" in t for t in spent.log)
+    without = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed)
+    assert without.text_weight == 0.0 and not any("text_weight" in t for t in without.log)
+
+
+def test_without_a_validation_reader_the_words_go_in_at_the_default_weight():
+    """Every reader has one paper: no slice to judge on, so nothing is searched; the words
+    go in at `TEXT_DEFAULT` (they are all ALS can place a paper by), or at a fixed weight,
+    and a fixed decay and repeats are kept."""
+    from recommender.model.tuning import TEXT_DEFAULT
+    users = np.arange(50)
+    items = np.arange(50) % N_PAPERS
+    ts = T0 + np.arange(50) * DAY * 30
+    vslice = sliced(users, items, ts, 50)
+    events = (users, items, None, ts)
+    c = choose(events, 50, N_PAPERS, None, vslice, {}, text=topic_words())
+    assert {"skipped": "no validation reader with a history"} in c.log
+    assert c.text_weight == TEXT_DEFAULT == 1.0 and not c.confidence.decays and c.confidence.repeats == "sum"
+    assert (c.alpha, c.regularization, c.graph_alpha, c.graph_beta) == (None, None, None, None)
+    f = choose(events, 50, N_PAPERS, None, vslice,
+               {"text_weight": 0.25, "half_life_days": 30.0, "decay_from": "reader", "repeats": "log",
+                "alpha": 3.0, "regularization": 10.0}, text=topic_words())
+    assert f.text_weight == 0.25 and (f.alpha, f.regularization) == (3.0, 10.0)
+    assert (f.confidence.half_life_days, f.confidence.decay_from, f.confidence.repeats) == (30.0, "reader", "log")
+    assert choose(events, 50, N_PAPERS, None, vslice, {"half_life_days": 30.0}).confidence.decay_from == "newest"
+    assert choose(events, 50, N_PAPERS, None, vslice, {}).text_weight == 0.0  # no words given
+    assert choose(events, 50, N_PAPERS, None, vslice, {}, text=topic_words(), collaborative=False).text_weight == 0.0
