@@ -10,14 +10,16 @@ import time
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
-from recommender.model.tuning import (PopularityConfig, _Budget, beyond_noise, carve, choose, decays_can_differ,
-                                     latest_pair_times, pair_keys, repeats_common, validation_ndcg)
+from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, PopularityConfig, _Budget, beyond_noise, carve,
+                                     choose, decays_can_differ, latest_pair_times, pair_keys, repeats_common,
+                                     validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
@@ -295,6 +297,14 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta, seed
 
     default = per_reader(0.8, 0.4)
     chosen = per_reader(c.graph_alpha, c.graph_beta)
+    # every setting tried is logged once, with its figure on the slice
+    tried = [t for t in c.log if "graph_alpha" in t]
+    assert len({(t["graph_alpha"], t["graph_beta"]) for t in tried}) == len(tried) >= 3
+    for t in tried:
+        assert t["ndcg"] == round(float(per_reader(t["graph_alpha"], t["graph_beta"]).mean()), 4)
+    # the repeats step's graph is the default one
+    from recommender.model.tuning import _graph_ndcg
+    np.testing.assert_array_equal(_graph_ndcg(C_fit, V_pos, readers), default)
     if beta == 0.4:
         assert (c.graph_alpha, c.graph_beta) == (0.8, 0.4)
         # (this seed: beta 0.2 wins by a hair, 0.1016 against 0.0983, and is not taken)
@@ -303,6 +313,28 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta, seed
     else:
         assert beyond_noise(chosen, default)
         assert not beyond_noise(per_reader(0.8, 0.8 - beta), chosen)  # the other side does not win
+
+
+def test_a_graph_trial_is_the_graph_of_its_own_settings():
+    """Readers of 2 to 30 papers (the walk's alpha weighs them apart only when their
+    numbers of papers differ): each setting's figures are those of its own graph."""
+    from recommender.model.tuning import _graph_ndcg
+    rng = np.random.default_rng(3)
+    pop = 1.0 / np.arange(1, 81) ** 0.8
+    users, items = [], []
+    for u in range(300):
+        got = rng.choice(80, int(rng.integers(2, 31)), replace=False, p=pop / pop.sum())
+        users += [u] * len(got)
+        items += list(got)
+    C0 = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(300, 80))
+    C_fit, V_pos = carve(C0, None, 0.0, 0.2, np.random.default_rng(0)).split(C0)
+    readers = np.nonzero(np.diff(V_pos.indptr) > 0)[0]
+    figures = {}
+    for a, b in ((0.5, 0.4), (1.0, 0.4), (0.8, 0.2)):
+        g = ItemGraph.fit(C_fit, alpha=a, beta=b)
+        figures[a, b] = validation_ndcg(g.scores(C_fit[readers]), C_fit[readers], V_pos[readers], per_reader=True)
+        np.testing.assert_array_equal(_graph_ndcg(C_fit, V_pos, readers, a, b), figures[a, b])
+    assert not np.array_equal(figures[0.5, 0.4], figures[1.0, 0.4])
 
 
 def test_the_search_budget_counts_cpu_time_not_waiting():
@@ -532,3 +564,120 @@ def test_without_a_validation_reader_the_words_go_in_at_the_default_weight():
     assert choose(events, 50, N_PAPERS, None, vslice, {"half_life_days": 30.0}).confidence.decay_from == "newest"
     assert choose(events, 50, N_PAPERS, None, vslice, {}).text_weight == 0.0  # no words given
     assert choose(events, 50, N_PAPERS, None, vslice, {}, text=topic_words(), collaborative=False).text_weight == 0.0
+
+
+def test_each_pairs_newest_known_time():
+    """One key per (reader, paper), sorted, with the newest of its events' times; an event
+    without a time does not hide a known one, a pair with none has NaN; no times at all, or
+    no events, work too; reader ids past 2**31 / papers do not overflow."""
+    users = np.array([2, 0, 2, 0, 1, 2], np.int32)
+    items = np.array([1, 3, 1, 3, 0, 1], np.int32)
+    ts = np.array([5.0, np.nan, 9.0, 4.0, np.nan, np.nan])
+    keys, last = latest_pair_times(users, items, ts, 4)
+    np.testing.assert_array_equal(keys, [0 * 4 + 3, 1 * 4 + 0, 2 * 4 + 1])
+    np.testing.assert_array_equal(last, [4.0, np.nan, 9.0])
+    keys, last = latest_pair_times(users, items, None, 4)
+    assert len(keys) == 3 and np.isnan(last).all()
+    keys, last = latest_pair_times(np.zeros(0, int), np.zeros(0, int), np.zeros(0), 4)
+    assert len(keys) == len(last) == 0
+    big = np.array([100_000, 100_000], np.int32)
+    keys, _ = latest_pair_times(big, np.array([49_999, 0], np.int32), np.array([1.0, 2.0]), 50_000)
+    np.testing.assert_array_equal(keys, [100_000 * 50_000, 100_000 * 50_000 + 49_999])
+
+
+def test_the_slice_says_how_it_was_carved():
+    from recommender.model.tuning import ValidationSlice
+    held, cold = np.array([1, 5, 9]), np.array([2])
+    s = ValidationSlice(held, cold, by_time=False, shape=(3, 4))
+    assert s.stats() == {"held_out": 3, "cold_items": 1, "held_out_by": "random per reader", "new_papers": "at random"}
+    assert ValidationSlice(held, cold, True, (3, 4)).held_out_by() == "latest per reader"
+    assert ValidationSlice(held, cold, True, (3, 4), latest_share=0.999).held_out_by() == \
+        "per reader: 100% their latest, the rest at random"
+    assert ValidationSlice(held, cold, True, (3, 4), 0.5, new_by_time=True).stats() == {
+        "held_out": 3, "cold_items": 1, "held_out_by": "per reader: 50% their latest, the rest at random",
+        "new_papers": "the most recently published"}
+
+
+def test_the_same_data_gives_the_same_choice_and_each_weight_its_own_figure():
+    """The search is a function of the data: two runs on one slice log the same trials and
+    choose the same settings (the proxies' seed is fixed); the words' weights are each a
+    different ALS, so their figures differ (to the log's four digits, two of them here)."""
+    users, items, kinds, _ = readers(drift=False)
+    n = int(users.max()) + 1
+    vslice = sliced(users, items, None, n)
+    fixed = {"regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4}
+    runs = [choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, text=topic_words()) for _ in range(2)]
+    a, b = (r.to_dict() for r in runs)
+    for d in (a, b):
+        d.pop("seconds"), d.pop("cpu_seconds")
+    assert a == b
+    words = [t["proxy_ndcg"] for t in runs[0].log if "text_weight" in t]
+    alone = [t["proxy_ndcg"] for t in runs[0].log if "alpha" in t and t["alpha"] == runs[0].alpha]
+    assert len(words) == 3 and len(set(words)) > 1 and set(words) != {alone[0]}
+
+
+def test_the_words_search_stops_with_the_budget_between_weights(switched_budget, monkeypatch):
+    """A budget that ends after the first weight's trial stops the words' search there: the
+    first weight is the best tried, kept unless readers alone beat it beyond noise."""
+    calls = []
+    real = switched_budget._proxy_als_ndcg
+
+    def counted(*args, **kwargs):
+        if kwargs.get("side") is not None:
+            calls.append(1)
+            _Switch.ended = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(switched_budget, "_proxy_als_ndcg", counted)
+    users, items, kinds, _ = readers(drift=False)
+    n = int(users.max()) + 1
+    c = choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n),
+               {"alpha": 10.0, "regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4}, text=topic_words())
+    assert len(calls) == 1
+    assert [t["text_weight"] for t in c.log if "text_weight" in t] == [0.25]
+    assert {"stopped": "budget", "at": "text_weight"} in c.log
+    assert c.text_weight == 0.25
+
+
+def graph_search(fixed: dict):
+    """`choose` on `_graph_data("canon")` with ALS and the decay fixed: the graph's search only."""
+    users, items, ts = _graph_data("canon", seed=1)
+    kinds = np.full(len(users), "read", dtype=object)
+    C0, _ = confidence_matrix(users, items, kinds, ts, (400, 80), config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(users, items, ts, 80)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(1),
+                   latest_share=HybridConfig().val_latest_share)
+    return choose((users, items, kinds, ts), 400, 80, None, vslice,
+                  {"alpha": 10.0, "regularization": 50.0, "half_life_days": 0, **fixed})
+
+
+def test_a_graph_setting_the_caller_fixes_is_kept_and_the_other_searched():
+    """(On these readers the search alone moves beta to 0.6.)"""
+    c = graph_search({"graph_alpha": 0.5})
+    tried = [t for t in c.log if "graph_alpha" in t]
+    assert c.graph_alpha == 0.5 and {t["graph_alpha"] for t in tried} == {0.5}
+    assert {t["graph_beta"] for t in tried} == {0.4, *GRAPH_BETAS}
+    c = graph_search({"graph_beta": 0.2})
+    tried = [t for t in c.log if "graph_alpha" in t]
+    assert c.graph_beta == 0.2 and {t["graph_beta"] for t in tried} == {0.2}
+    assert {t["graph_alpha"] for t in tried} == {0.8, *GRAPH_ALPHAS}
+    c = graph_search({"graph_alpha": 0.5, "graph_beta": 0.2})
+    assert (c.graph_alpha, c.graph_beta) == (0.5, 0.2) and not [t for t in c.log if "graph_alpha" in t]
+
+
+def test_the_graph_search_stops_with_the_budget_and_keeps_the_setting_in_hand(switched_budget, monkeypatch):
+    real = switched_budget._graph_ndcg
+    calls = []
+
+    def then_spent(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _Switch.ended = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(switched_budget, "_graph_ndcg", then_spent)
+    c = graph_search({})
+    assert len(calls) == 2 and {"stopped": "budget", "at": "graph_beta"} in c.log
+    # the second trial (beta 0.2) was the only other one: kept only were it beyond noise
+    assert c.graph_alpha == 0.8 and c.graph_beta in (0.4, 0.2)
+    assert not [t for t in c.log if t.get("at") == "graph_alpha"]
