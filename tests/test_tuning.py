@@ -443,6 +443,10 @@ def test_a_setting_is_taken_only_beyond_noise():
     noisy = old + rng.normal(0.005, 0.2, 400)  # a small mean gain in a lot of noise
     assert not beyond_noise(noisy, old)
     assert not beyond_noise(old[:1] + 1, old[:1])  # one reader says nothing
+    # two and a half standard errors: beyond the rule's two
+    d = np.tile([-1.0, 1.0], 200)
+    se = d.std(ddof=1) / np.sqrt(400)
+    assert beyond_noise(old + d + 2.5 * se, old) and not beyond_noise(old + d + 1.5 * se, old)
 
 
 def test_the_words_go_in_unless_readers_alone_beat_them_beyond_noise(drift_model):
@@ -681,3 +685,37 @@ def test_the_graph_search_stops_with_the_budget_and_keeps_the_setting_in_hand(sw
     # the second trial (beta 0.2) was the only other one: kept only were it beyond noise
     assert c.graph_alpha == 0.8 and c.graph_beta in (0.4, 0.2)
     assert not [t for t in c.log if t.get("at") == "graph_alpha"]
+
+
+def words_weight_given(monkeypatch, figures: list, without: np.ndarray, budget=None) -> tuple[float, list]:
+    """`_choose_text_weight` where the proxy's per-reader figures for the weights, in the
+    order tried, are `figures` (the rule under test is what it does with them)."""
+    from recommender.model import tuning
+    given_back = iter(figures)
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", lambda *a, **k: next(given_back))
+    log: list = []
+    C = sp.csr_matrix(np.eye(4, N_PAPERS, dtype=np.float32))
+    w = tuning._choose_text_weight((C, C), np.arange(4), topic_words(), 8, 2, 50.0, 10.0, 0,
+                                   budget or _Budget(60), log, without)
+    return w, log
+
+
+def test_a_words_weight_replaces_the_best_so_far_only_by_more_than_a_hair(monkeypatch):
+    m, hair = 0.25, 2.0 ** -14  # 6.1e-05, under the 1e-4 a weight must gain
+    base = np.full(400, m)
+    w, log = words_weight_given(monkeypatch, [base, base - hair, base + hair], base - 0.2)
+    assert w == 0.25 and [t["text_weight"] for t in log] == [0.25, 0.5, 1.0]
+    assert log[1]["proxy_ndcg"] == round(m - hair, 4)
+    w, _ = words_weight_given(monkeypatch, [base, base + 2 * hair, base + 4 * hair], base - 0.2)
+    assert w == 1.0  # 1.2e-4 over 0.25, then 1.2e-4 over 0.5
+
+
+def test_the_words_stay_out_when_readers_alone_beat_them_beyond_noise(monkeypatch):
+    rng = np.random.default_rng(0)
+    words = rng.random(400)
+    w, _ = words_weight_given(monkeypatch, [words, words - 0.01, words - 0.02], words + 0.01)
+    assert w == 0.0
+    w, _ = words_weight_given(monkeypatch, [words, words - 0.01, words - 0.02], words + rng.normal(0.005, 0.2, 400))
+    assert w == 0.25  # readers alone ahead, but not beyond noise
+    w, log = words_weight_given(monkeypatch, [], words, budget=_Budget(0.0))
+    assert w == 0.0 and log == [{"stopped": "budget", "at": "text_weight"}]
