@@ -335,6 +335,9 @@ def test_a_graph_trial_is_the_graph_of_its_own_settings():
         figures[a, b] = validation_ndcg(g.scores(C_fit[readers]), C_fit[readers], V_pos[readers], per_reader=True)
         np.testing.assert_array_equal(_graph_ndcg(C_fit, V_pos, readers, a, b), figures[a, b])
     assert not np.array_equal(figures[0.5, 0.4], figures[1.0, 0.4])
+    default = ItemGraph.fit(C_fit, alpha=0.8, beta=0.4)  # the repeats step's graph
+    np.testing.assert_array_equal(_graph_ndcg(C_fit, V_pos, readers), validation_ndcg(
+        default.scores(C_fit[readers]), C_fit[readers], V_pos[readers], per_reader=True))
 
 
 def test_the_search_budget_counts_cpu_time_not_waiting():
@@ -443,6 +446,7 @@ def test_a_setting_is_taken_only_beyond_noise():
     noisy = old + rng.normal(0.005, 0.2, 400)  # a small mean gain in a lot of noise
     assert not beyond_noise(noisy, old)
     assert not beyond_noise(old[:1] + 1, old[:1])  # one reader says nothing
+    assert beyond_noise(np.array([1.0, 1.1]), np.zeros(2))  # two readers can
     # two and a half standard errors: beyond the rule's two
     d = np.tile([-1.0, 1.0], 200)
     se = d.std(ddof=1) / np.sqrt(400)
