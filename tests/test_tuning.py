@@ -192,6 +192,11 @@ def test_a_funnel_of_kinds_is_not_a_repeat():
     funnel = np.tile(np.array(["click", "read", "upvote"], dtype=object), 100)
     assert not repeats_common(users, items, funnel)
     assert repeats_common(users, items, np.full(300, "click", dtype=object))
+    assert not repeats_common(np.zeros(0, int), np.zeros(0, int), None)
+    # readers past 65,535 in a catalog of 65,536 papers: the pair keys pass 2**32, and two
+    # readers of one paper are not one reader's repeat
+    wide = np.array([0, 65_536, 1], np.int32), np.array([5, 5, 65_535], np.int32)
+    assert not repeats_common(*wide, None) and not repeats_common(*wide, np.full(3, "click", dtype=object))
     log = chosen(drift=False).log
     assert not any("repeats" in t for t in log)
 
@@ -723,3 +728,28 @@ def test_the_words_stay_out_when_readers_alone_beat_them_beyond_noise(monkeypatc
     assert w == 0.25  # readers alone ahead, but not beyond noise
     w, log = words_weight_given(monkeypatch, [], words, budget=_Budget(0.0))
     assert w == 0.0 and log == [{"stopped": "budget", "at": "text_weight"}]
+
+
+def test_the_proxies_judge_at_most_max_readers_drawn_from_those_with_held_out_papers(monkeypatch):
+    """A big slice is judged on a sample of its readers (`max_readers`), drawn among those
+    with papers both kept and held out, the same sample for every trial."""
+    from recommender.model import tuning
+    seen = []
+    real = tuning._proxy_als_ndcg
+
+    def spy(C_fit, V_pos, readers, *args, **kwargs):
+        seen.append(np.array(readers))
+        return real(C_fit, V_pos, readers, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", spy)
+    users, items, kinds, _ = readers(drift=False)
+    n = int(users.max()) + 1
+    vslice = sliced(users, items, None, n)
+    C_fit, V_pos = vslice.split(confidence_matrix(users, items, kinds, None, (n, N_PAPERS))[0])
+    eligible = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
+    fixed = {"regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4}
+    for cap, expected in ((50, 50), (len(eligible), len(eligible)), (len(eligible) - 1, len(eligible) - 1)):
+        seen.clear()
+        choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, max_readers=cap)
+        assert seen and all(np.array_equal(r, seen[0]) for r in seen)
+        assert len(seen[0]) == expected and np.all(np.diff(seen[0]) > 0) and np.isin(seen[0], eligible).all()
