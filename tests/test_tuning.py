@@ -193,6 +193,10 @@ def test_a_funnel_of_kinds_is_not_a_repeat():
     assert not repeats_common(users, items, funnel)
     assert repeats_common(users, items, np.full(300, "click", dtype=object))
     assert not repeats_common(np.zeros(0, int), np.zeros(0, int), None)
+    # one pair in 20 held twice is 5%, the least that counts; events without kinds are upvotes
+    users, items = np.r_[np.arange(20), 0], np.r_[np.arange(20), 0]
+    assert repeats_common(users, items, None) and repeats_common(users, items, np.full(21, "click", dtype=object))
+    assert not repeats_common(np.r_[np.arange(21), 0], np.r_[np.arange(21), 0], None)  # 1 in 21
     # readers past 65,535 in a catalog of 65,536 papers: the pair keys pass 2**32, and two
     # readers of one paper are not one reader's repeat
     wide = np.array([0, 65_536, 1], np.int32), np.array([5, 5, 65_535], np.int32)
