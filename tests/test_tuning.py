@@ -757,3 +757,24 @@ def test_the_proxies_judge_at_most_max_readers_drawn_from_those_with_held_out_pa
         choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, max_readers=cap)
         assert seen and all(np.array_equal(r, seen[0]) for r in seen)
         assert len(seen[0]) == expected and np.all(np.diff(seen[0]) > 0) and np.isin(seen[0], eligible).all()
+
+
+def test_validation_ndcg_ranks_unread_papers_against_the_held_out_ones():
+    """NDCG@k of each row's best-scored papers, its fit papers left out, against its
+    held-out papers; `allowed` ranks among some papers only; k larger than the catalog
+    ranks what there is."""
+    S = np.array([[0.9, 0.1, 0.3, 0.5, 0.0],    # reader 0: fit {0}, held out {1, 3}
+                  [0.1, 0.5, 0.4, 0.3, 0.9]], np.float32)  # reader 1: fit {4}, held out {0}
+    fit = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 0, 0, 1]], np.float32))
+    held = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 0]], np.float32))
+    gain = lambda rank: 1 / np.log2(rank + 1)  # noqa: E731 (rank from 1)
+    # reader 0 ranks 3, 2, 1, 4: hits at 1 and 3; reader 1 ranks 1, 2, 3, 0: a hit at 4
+    expected = [(gain(1) + gain(3)) / (gain(1) + gain(2)), gain(4)]
+    np.testing.assert_allclose(validation_ndcg(S, fit, held, per_reader=True), expected, rtol=1e-6)
+    assert validation_ndcg(S, fit, held) == pytest.approx(np.mean(expected), rel=1e-6)
+    assert validation_ndcg(S, fit, held, k=1, per_reader=True).tolist() == [1.0, 0.0]
+    # among papers 0-2 only: reader 0 ranks 2, 1 (one of its two held out is not there),
+    # reader 1 ranks 1, 2, 0
+    allowed = np.array([True, True, True, False, False])
+    np.testing.assert_allclose(validation_ndcg(S, fit, held, allowed=allowed, per_reader=True),
+                               [gain(2) / (gain(1) + gain(2)), gain(3)], rtol=1e-6)
