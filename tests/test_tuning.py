@@ -778,3 +778,79 @@ def test_validation_ndcg_ranks_unread_papers_against_the_held_out_ones():
     allowed = np.array([True, True, True, False, False])
     np.testing.assert_allclose(validation_ndcg(S, fit, held, allowed=allowed, per_reader=True),
                                [gain(2) / (gain(1) + gain(2)), gain(3)], rtol=1e-6)
+
+
+def counted_matrix(counts: list[int], n_papers: int = 40) -> sp.csr_matrix:
+    """Reader r reads papers 0 .. counts[r] - 1."""
+    rows = np.repeat(np.arange(len(counts)), counts)
+    cols = np.concatenate([np.arange(c) for c in counts])
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(counts), n_papers))
+
+
+def test_the_slice_holds_out_a_share_of_each_reader_never_all_and_none_of_one_paper():
+    """round(share x papers), at least one, never all: a reader of one paper keeps it, of
+    two holds out one, of ten two (share 0.2) or five (0.45)."""
+    C = counted_matrix([1, 2, 3, 10, 11])
+    for share, expected in ((0.2, [0, 1, 1, 2, 2]), (0.45, [0, 1, 1, 4, 5]), (0.99, [0, 1, 2, 9, 10])):
+        s = carve(C, None, 0.0, share, np.random.default_rng(0))
+        fit, held = s.split(C)
+        assert np.diff(held.indptr).tolist() == expected
+        assert (np.diff(fit.indptr) + np.diff(held.indptr)).tolist() == [1, 2, 3, 10, 11]
+        assert np.all(np.diff(s.held) > 0) and not s.by_time and len(s.cold_items) == 0
+
+
+def test_new_papers_are_carved_from_twenty_read_papers_on_and_all_their_readers_lose_them():
+    C = counted_matrix([19] * 30)  # 19 papers with readers: too few to make any new
+    assert len(carve(C, None, 0.5, 0.2, np.random.default_rng(0)).cold_items) == 0
+    C = counted_matrix([20] * 30)
+    s = carve(C, None, 0.1, 0.2, np.random.default_rng(0))
+    assert len(s.cold_items) == 2 and np.all(np.diff(s.cold_items) > 0) and s.cold_items.max() < 20
+    fit, held = s.split(C)
+    assert fit[:, s.cold_items].nnz == 0 and held[:, s.cold_items].nnz == 60
+    # each reader's own share comes from the other 18: round(0.2 x 18) = 4 more
+    assert (np.diff(held.indptr) == 2 + 4).all()
+    drawn = {tuple(carve(C, None, 0.1, 0.2, np.random.default_rng(seed)).cold_items) for seed in range(5)}
+    assert len(drawn) > 1  # at random
+
+
+def test_times_carve_by_time_only_where_most_pairs_have_one():
+    """Held-out papers are each reader's latest when at least half the pairs carry a time;
+    `latest_share` of them (rounded up) are, the rest drawn at random."""
+    C = counted_matrix([10] * 20)
+    when = np.tile(np.arange(10.0), 20)  # each reader read paper j at time j
+    half = when.copy()
+    half[np.arange(len(half)) % 2 == 1] = np.nan  # half the pairs timed: still by time
+    for times in (when, half):
+        s = carve(C, times, 0.0, 0.3, np.random.default_rng(0))
+        assert s.by_time and s.held_out_by() == "latest per reader"
+        _, held = s.split(C)
+        expected = [9, 8, 7] if times is when else [8, 6, 4]  # untimed pairs count as oldest
+        assert all(sorted(held[r].indices.tolist(), reverse=True) == expected for r in range(20))
+    fewer = half.copy()
+    fewer[0] = np.nan  # under half timed: at random
+    s = carve(C, fewer, 0.0, 0.3, np.random.default_rng(0))
+    assert not s.by_time and s.latest_share == 1.0
+    s = carve(C, when, 0.0, 0.3, np.random.default_rng(0), latest_share=0.5)  # ceil(1.5) = 2 latest
+    _, held = s.split(C)
+    for r in range(20):
+        got = sorted(held[r].indices.tolist())
+        assert len(got) == 3 and got[1:] == [8, 9] and got[0] < 8
+
+
+def test_with_publication_times_the_new_papers_are_the_newest_published():
+    """(The feed's own test is in test_freshness.py.) Only with event times for at least half
+    the pairs and publication times for at least half the read papers; papers without one
+    count as the oldest."""
+    C = counted_matrix([30] * 20)
+    when = np.tile(np.arange(30.0), 20)
+    published = np.r_[np.arange(30.0)[::-1], np.zeros(10)]  # paper 0 the newest
+    s = carve(C, when, 0.1, 0.2, np.random.default_rng(0), published=published)
+    assert s.new_by_time and s.cold_items.tolist() == [0, 1, 2]
+    part = published.copy()
+    part[:15] = np.nan  # 15 of 30 read papers dated: half is enough, and the undated are never new
+    s = carve(C, when, 0.1, 0.2, np.random.default_rng(0), published=part)
+    assert s.new_by_time and s.cold_items.tolist() == [15, 16, 17]
+    part[15] = np.nan  # 14 of 30: under half
+    assert not carve(C, when, 0.1, 0.2, np.random.default_rng(0), published=part).new_by_time
+    assert not carve(C, None, 0.1, 0.2, np.random.default_rng(0), published=published).new_by_time
+    assert not carve(C, when, 0.0, 0.2, np.random.default_rng(0), published=published).new_by_time
