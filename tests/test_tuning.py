@@ -854,3 +854,22 @@ def test_with_publication_times_the_new_papers_are_the_newest_published():
     assert not carve(C, when, 0.1, 0.2, np.random.default_rng(0), published=part).new_by_time
     assert not carve(C, None, 0.1, 0.2, np.random.default_rng(0), published=published).new_by_time
     assert not carve(C, when, 0.0, 0.2, np.random.default_rng(0), published=published).new_by_time
+
+
+def test_popularity_mass_counts_readers_once_or_every_event_by_kind_and_decays_from_now():
+    from recommender.model.tuning import popularity_matrix
+    # reader 0 upvotes paper 0 three times (30 days before the newest event); reader 1
+    # clicks paper 1 at the newest event, reader 2 clicks paper 1 twice at it
+    users, items = np.array([0, 0, 0, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1])
+    kinds = np.array(["upvote"] * 3 + ["click"] * 3, dtype=object)
+    ts = np.r_[np.full(3, T0), np.full(3, T0 + 30 * DAY)]
+
+    def mass(config, now=None, kinds=kinds):
+        P = popularity_matrix(users, items, kinds, ts, (3, 2), now, config)
+        return np.asarray(P.sum(axis=0)).ravel().tolist()
+
+    assert mass(PopularityConfig(True, 0.0)) == [1.0, 0.25 + 0.5]  # a reader at most 1 a paper
+    assert mass(PopularityConfig(False, 0.0)) == [3.0, 0.75]  # every event by its kind's weight
+    assert mass(PopularityConfig(False, 0.0), kinds=None) == [3.0, 3.0]  # no kinds: upvotes
+    assert mass(PopularityConfig(False, 30.0)) == pytest.approx([1.5, 0.75])  # 30 days older: half
+    assert mass(PopularityConfig(False, 30.0), now=T0 + 60 * DAY) == pytest.approx([0.75, 0.375])
