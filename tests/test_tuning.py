@@ -797,6 +797,10 @@ def test_the_slice_holds_out_a_share_of_each_reader_never_all_and_none_of_one_pa
         assert np.diff(held.indptr).tolist() == expected
         assert (np.diff(fit.indptr) + np.diff(held.indptr)).tolist() == [1, 2, 3, 10, 11]
         assert np.all(np.diff(s.held) > 0) and not s.by_time and len(s.cold_items) == 0
+    # any matrix of the shape is cut the same way, into the float32 ALS fits on
+    fit64, held64 = s.split(C.astype(np.float64) * 2)
+    assert fit64.dtype == held64.dtype == fit.dtype == held.dtype == np.float32
+    assert (fit64 != 2 * fit).nnz == 0 and (held64 != held).nnz == 0
 
 
 def test_new_papers_are_carved_from_twenty_read_papers_on_and_all_their_readers_lose_them():
