@@ -815,6 +815,19 @@ def test_new_papers_are_carved_from_twenty_read_papers_on_and_all_their_readers_
     assert (np.diff(held.indptr) == 2 + 4).all()
     drawn = {tuple(carve(C, None, 0.1, 0.2, np.random.default_rng(seed)).cold_items) for seed in range(5)}
     assert len(drawn) > 1  # at random
+    half = carve(counted_matrix([100] * 3, 100), None, 0.5, 0.2, np.random.default_rng(0))
+    assert len(np.unique(half.cold_items)) == 50  # drawn without replacement
+
+
+def test_a_catalog_past_65536_papers_and_readers_is_carved_where_it_is_split():
+    """Pair keys pass 2**32: the slice's keys and the split's agree (int64 on both sides)."""
+    n = 70_000
+    rows = np.repeat(np.arange(n - 30, n), 5)
+    cols = (np.arange(150) * 467) % n
+    C = sp.csr_matrix((np.ones(150, np.float32), (rows, cols)), shape=(n, n))
+    s = carve(C, None, 0.0, 0.2, np.random.default_rng(0))
+    fit, held = s.split(C)
+    assert held.nnz == 30 and fit.nnz == 120 and (np.diff(held.indptr)[n - 30:] == 1).all()
 
 
 def test_times_carve_by_time_only_where_most_pairs_have_one():
@@ -858,6 +871,8 @@ def test_with_publication_times_the_new_papers_are_the_newest_published():
     assert not carve(C, when, 0.1, 0.2, np.random.default_rng(0), published=part).new_by_time
     assert not carve(C, None, 0.1, 0.2, np.random.default_rng(0), published=published).new_by_time
     assert not carve(C, when, 0.0, 0.2, np.random.default_rng(0), published=published).new_by_time
+    one = carve(C, when, 0.02, 0.2, np.random.default_rng(0), published=published)  # round(0.6): one new paper
+    assert one.new_by_time and one.cold_items.tolist() == [0]
 
 
 def test_popularity_mass_counts_readers_once_or_every_event_by_kind_and_decays_from_now():
