@@ -559,7 +559,7 @@ def test_the_words_weight_is_the_proxys_best_and_fixed_or_spent_tries_none():
     assert without.text_weight == 0.0 and not any("text_weight" in t for t in without.log)
 
 
-def test_without_a_validation_reader_the_words_go_in_at_the_default_weight():
+def test_without_a_validation_reader_the_words_enter_at_the_default_weight():
     """Every reader has one paper: no slice to judge on, so nothing is searched; the words
     go in at `TEXT_DEFAULT` (they are all ALS can place a paper by), or at a fixed weight,
     and a fixed decay and repeats are kept."""
