@@ -73,8 +73,14 @@ def chosen(drift: bool, squeeze: float = 1.0):
 
 
 def test_drifting_taste_gets_a_strong_decay():
-    c = chosen(drift=True).confidence
+    choice = chosen(drift=True)
+    c = choice.confidence
     assert c.decays and c.half_life_days <= 180, c.describe()
+    # popularity is counted every way there is: readers once or every event, and with times
+    # that differ, readers once under each half-life
+    counted = [t["popularity"] for t in choice.log if "popularity" in t]
+    assert counted == ["readers (once each)", "events"] + [f"readers (once each), half-life {h:g} days"
+                                                         for h in (30, 180, 730)]
 
 
 def test_stable_taste_over_years_gets_a_weak_decay_or_none():
@@ -146,6 +152,15 @@ def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
     vslice = carve(C0, None, 0.0, 0.34, np.random.default_rng(0))
     c = choose((users, items, kinds, ts), 201, 10, None, vslice, {}, collaborative=False)
     assert c.popularity == PopularityConfig(readers_once=True, half_life_days=0.0)
+    # each count's figure: NDCG@20 of its log mass on the slice, each reader's kept papers left out
+    C_fit, V_pos = vslice.split(C0)
+    judged = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
+    for once, t in zip((True, False), [t for t in c.log if "popularity" in t]):
+        from recommender.model.tuning import popularity_matrix
+        P_fit, _ = vslice.split(popularity_matrix(users, items, kinds, ts, (201, 10), None, PopularityConfig(once)))
+        mass = np.log1p(np.asarray(P_fit.sum(axis=0)).ravel()).astype(np.float32)
+        S = np.tile(mass, (len(judged), 1))
+        assert t["ndcg"] == round(validation_ndcg(S, C_fit[judged], V_pos[judged]), 4)
 
 
 def repeat_readers(informative: bool, n_users: int = 300, seed: int = 0):
@@ -572,6 +587,7 @@ def test_without_a_validation_reader_the_words_enter_at_the_default_weight():
     c = choose(events, 50, N_PAPERS, None, vslice, {}, text=topic_words())
     assert {"skipped": "no validation reader with a history"} in c.log
     assert c.text_weight == TEXT_DEFAULT == 1.0 and not c.confidence.decays and c.confidence.repeats == "sum"
+    assert 0 <= c.seconds < 60 and 0 <= c.cpu_seconds < 60
     assert (c.alpha, c.regularization, c.graph_alpha, c.graph_beta) == (None, None, None, None)
     f = choose(events, 50, N_PAPERS, None, vslice,
                {"text_weight": 0.25, "half_life_days": 30.0, "decay_from": "reader", "repeats": "log",
@@ -757,6 +773,10 @@ def test_the_proxies_judge_at_most_max_readers_drawn_from_those_with_held_out_pa
         choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, max_readers=cap)
         assert seen and all(np.array_equal(r, seen[0]) for r in seen)
         assert len(seen[0]) == expected and np.all(np.diff(seen[0]) > 0) and np.isin(seen[0], eligible).all()
+        first = seen[0]
+        seen.clear()
+        choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, max_readers=cap)
+        np.testing.assert_array_equal(seen[0], first)  # and the same on every run (the seed's)
 
 
 def test_validation_ndcg_ranks_unread_papers_against_the_held_out_ones():
@@ -892,3 +912,16 @@ def test_popularity_mass_counts_readers_once_or_every_event_by_kind_and_decays_f
     assert mass(PopularityConfig(False, 0.0), kinds=None) == [3.0, 3.0]  # no kinds: upvotes
     assert mass(PopularityConfig(False, 30.0)) == pytest.approx([1.5, 0.75])  # 30 days older: half
     assert mass(PopularityConfig(False, 30.0), now=T0 + 60 * DAY) == pytest.approx([0.75, 0.375])
+
+
+def test_a_decay_is_measured_from_the_now_given():
+    """With a decay measured from the newest event, a `now` a year past it weighs every event
+    2**-12 as much (30-day half-life), and ALS's figures on the slice move with it."""
+    users, items, kinds, ts = readers(drift=True, n_users=150)
+    n = int(users.max()) + 1
+    vslice = sliced(users, items, ts, n)
+    fixed = {"half_life_days": 30.0, "decay_from": "newest", "regularization": 50.0,
+             "graph_alpha": 0.8, "graph_beta": 0.4}
+    figures = [[t["proxy_ndcg"] for t in choose((users, items, kinds, ts), n, N_PAPERS, now, vslice, fixed).log
+                if "proxy_ndcg" in t] for now in (None, float(ts.max()) + 360 * DAY)]
+    assert figures[0] and figures[1] and figures[0] != figures[1]
