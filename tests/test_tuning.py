@@ -925,3 +925,75 @@ def test_a_decay_is_measured_from_the_now_given():
     figures = [[t["proxy_ndcg"] for t in choose((users, items, kinds, ts), n, N_PAPERS, now, vslice, fixed).log
                 if "proxy_ndcg" in t] for now in (None, float(ts.max()) + 360 * DAY)]
     assert figures[0] and figures[1] and figures[0] != figures[1]
+
+
+def repeats_given(monkeypatch, graph: dict, als: dict):
+    """`choose` on repeated clicks where the repeats step's figures are `graph` and `als`
+    (per reader, by way: "sum" / "log"): the rule under test is what it takes from them."""
+    from recommender.model import tuning
+    monkeypatch.setattr(tuning, "_compare_repeats", lambda *a, **k: (graph, als))
+    users, items, kinds, ts = repeat_readers(informative=False, n_users=120)
+    n = int(users.max()) + 1
+    C0, _ = confidence_matrix(users, items, kinds, ts, (n, N_PAPERS), config=ConfidenceConfig(half_life_days=0))
+    vslice = carve(C0, None, 0.0, 0.2, np.random.default_rng(0))
+    return choose((users, items, kinds, ts), n, N_PAPERS, None, vslice,
+                  {"alpha": 10.0, "regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4})
+
+
+def test_repeats_are_logged_when_the_graph_gains_beyond_noise_and_als_does_not_lose_beyond_it(monkeypatch):
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    better, noisy = base + 0.05, base + rng.normal(0.0, 0.2, 300)
+    c = repeats_given(monkeypatch, {"sum": base, "log": better}, {"sum": base, "log": noisy})
+    assert c.confidence.repeats == "log"
+    entry = next(t for t in c.log if t.get("repeats") == "graph")
+    assert entry == {"repeats": "graph", "sum": round(float(base.mean()), 4), "log": round(float(better.mean()), 4)}
+    c = repeats_given(monkeypatch, {"sum": base, "log": better}, {"sum": better, "log": base})  # ALS loses
+    assert c.confidence.repeats == "sum"
+    assert {"repeats": "log", "not_taken": "not beyond noise of summed"} in c.log
+    c = repeats_given(monkeypatch, {"sum": base, "log": noisy}, {"sum": base, "log": better})  # graph: noise
+    assert c.confidence.repeats == "sum"
+
+
+def test_repeats_or_a_decay_the_caller_fixes_are_kept_with_no_trial():
+    users, items, kinds, ts = repeat_readers(informative=False, n_users=120)
+    n = int(users.max()) + 1
+    C0, _ = confidence_matrix(users, items, kinds, ts, (n, N_PAPERS), config=ConfidenceConfig(half_life_days=0))
+    vslice = carve(C0, None, 0.0, 0.2, np.random.default_rng(0))
+    graph = {"graph_alpha": 0.8, "graph_beta": 0.4}
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, vslice, {"repeats": "log", **graph})
+    assert c.confidence.repeats == "log" and not any(t.get("repeats") == "graph" for t in c.log)
+    assert all(t.get("repeats") == "log" for t in c.log if "proxy_ndcg" in t)
+    # with the scale fixed, the repeats step compares each way at that scale only
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, vslice, {"alpha": 3.0, **graph})
+    assert {t["alpha"] for t in c.log if "proxy_ndcg" in t} == {3.0}
+    # a fixed decay (times or none): no decay trial, the fixed one in every ALS trial
+    du, di, dk, dts = readers(drift=True, n_users=120)
+    dn = int(du.max()) + 1
+    fixed = {"half_life_days": 180.0, "decay_from": "reader", **graph}
+    c = choose((du, di, dk, dts), dn, N_PAPERS, None, sliced(du, di, dts, dn), fixed)
+    assert (c.confidence.half_life_days, c.confidence.decay_from) == (180.0, "reader")
+    assert {t["decay"] for t in c.log if "proxy_ndcg" in t} == {c.confidence.describe()}
+
+
+def test_a_budget_that_ends_inside_a_search_says_so_once_and_keeps_the_best_so_far(switched_budget, monkeypatch):
+    real = switched_budget._proxy_als_ndcg
+    figures = []
+
+    def then_spent(*args, **kwargs):
+        per = real(*args, **kwargs)
+        figures.append(per)
+        if len(figures) == 2:
+            _Switch.ended = True
+        return per
+
+    monkeypatch.setattr(switched_budget, "_proxy_als_ndcg", then_spent)
+    users, items, kinds, _ = readers(drift=False)
+    n = int(users.max()) + 1
+    c = choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n),
+               {"regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4})
+    trials = [t for t in c.log if "proxy_ndcg" in t]
+    assert [t["alpha"] for t in trials] == [10.0, 1.0]  # the one in hand, then the first of the grid
+    assert [t["proxy_ndcg"] for t in trials] == [round(float(f.mean()), 4) for f in figures]
+    assert c.log.count({"stopped": "budget", "at": "alpha"}) == 1
+    assert c.alpha == (1.0 if figures[1].mean() > figures[0].mean() + 1e-4 else 10.0)
