@@ -84,8 +84,15 @@ def test_drifting_taste_gets_a_strong_decay():
 
 
 def test_stable_taste_over_years_gets_a_weak_decay_or_none():
-    c = chosen(drift=False).confidence
+    choice = chosen(drift=False)
+    c = choice.confidence
     assert not c.decays or c.half_life_days >= 730, c.describe()
+    # a decay that scored best on the slice but not beyond noise is named in the log
+    trials = [t for t in choice.log if "proxy_ndcg" in t and t["alpha"] == choice.alpha
+              and t["regularization"] == choice.regularization]
+    best = max(trials, key=lambda t: t["proxy_ndcg"])
+    if not c.decays and best["decay"] != "no decay":
+        assert {"decay": best["decay"], "not_taken": "not beyond noise of no decay"} in choice.log
 
 
 def test_times_within_hours_try_no_decay_and_keep_the_latest_slice():
@@ -967,6 +974,8 @@ def test_repeats_or_a_decay_the_caller_fixes_are_kept_with_no_trial():
     # with the scale fixed, the repeats step compares each way at that scale only
     c = choose((users, items, kinds, ts), n, N_PAPERS, None, vslice, {"alpha": 3.0, **graph})
     assert {t["alpha"] for t in c.log if "proxy_ndcg" in t} == {3.0}
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, vslice, {"regularization": 200.0, **graph})
+    assert {t["regularization"] for t in c.log if "proxy_ndcg" in t} == {200.0} and c.regularization == 200.0
     # a fixed decay (times or none): no decay trial, the fixed one in every ALS trial
     du, di, dk, dts = readers(drift=True, n_users=120)
     dn = int(du.max()) + 1
@@ -974,6 +983,13 @@ def test_repeats_or_a_decay_the_caller_fixes_are_kept_with_no_trial():
     c = choose((du, di, dk, dts), dn, N_PAPERS, None, sliced(du, di, dts, dn), fixed)
     assert (c.confidence.half_life_days, c.confidence.decay_from) == (180.0, "reader")
     assert {t["decay"] for t in c.log if "proxy_ndcg" in t} == {c.confidence.describe()}
+    # a fixed scale stays fixed after a decay is chosen (the scale is otherwise looked at again)
+    C0, _ = confidence_matrix(du, di, dk, dts, (dn, N_PAPERS), config=ConfidenceConfig(half_life_days=0))
+    keys, last = latest_pair_times(du, di, dts, N_PAPERS)
+    latest = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(0),
+                   latest_share=HybridConfig().val_latest_share)
+    c = choose((du, di, dk, dts), dn, N_PAPERS, None, latest, {"alpha": 3.0, **graph})
+    assert c.confidence.decays and c.alpha == 3.0 and {t["alpha"] for t in c.log if "proxy_ndcg" in t} == {3.0}
 
 
 def test_a_budget_that_ends_inside_a_search_says_so_once_and_keeps_the_best_so_far(switched_budget, monkeypatch):
