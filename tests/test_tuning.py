@@ -216,6 +216,11 @@ def test_a_funnel_of_kinds_is_not_a_repeat():
     assert repeats_common(users, items, np.full(300, "click", dtype=object))
     # one pair in a hundred clicked twice besides the funnels: under 5%
     assert not repeats_common(np.r_[users, 0], np.r_[items, 0], np.append(funnel, "click"))
+    # a paper shown again and again is no interest repeated: impressions (weight 0) do not count
+    shown = np.repeat(np.arange(100), 4), np.repeat(np.arange(100) % N_PAPERS, 4)
+    once_each = np.tile(np.array(["click", "impression", "impression", "impression"], dtype=object), 100)
+    assert not repeats_common(*shown, once_each)
+    assert not repeats_common(*shown, np.full(400, "impression", dtype=object))
     assert not repeats_common(np.zeros(0, int), np.zeros(0, int), None)
     # one pair in 20 held twice is 5%, the least that counts; events without kinds are upvotes
     users, items = np.r_[np.arange(20), 0], np.r_[np.arange(20), 0]
