@@ -7,19 +7,22 @@ data without timestamps trains and serves."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
-from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, PopularityConfig, _Budget, beyond_noise, carve,
-                                     choose, decays_can_differ, latest_pair_times, pair_keys, repeats_common,
-                                     validation_ndcg)
+from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, NO_DECAY, TEXT_DEFAULT, Choice, PopularityConfig,
+                                     ValidationSlice, _Budget, _compare_repeats, _graph_ndcg, beyond_noise, carve,
+                                     choose, decays_can_differ, latest_pair_times, pair_keys, popularity_matrix,
+                                     repeats_common, validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
@@ -163,7 +166,6 @@ def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
     C_fit, V_pos = vslice.split(C0)
     judged = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
     for once, t in zip((True, False), [t for t in c.log if "popularity" in t]):
-        from recommender.model.tuning import popularity_matrix
         P_fit, _ = vslice.split(popularity_matrix(users, items, kinds, ts, (201, 10), None, PopularityConfig(once)))
         mass = np.log1p(np.asarray(P_fit.sum(axis=0)).ravel()).astype(np.float32)
         S = np.tile(mass, (len(judged), 1))
@@ -341,7 +343,6 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta, seed
     for t in tried:
         assert t["ndcg"] == round(float(per_reader(t["graph_alpha"], t["graph_beta"]).mean()), 4)
     # the repeats step's graph is the default one
-    from recommender.model.tuning import _graph_ndcg
     np.testing.assert_array_equal(_graph_ndcg(C_fit, V_pos, readers), default)
     if beta == 0.4:
         assert (c.graph_alpha, c.graph_beta) == (0.8, 0.4)
@@ -356,7 +357,6 @@ def test_the_item_graphs_popularity_penalty_comes_from_the_data(kind, beta, seed
 def test_a_graph_trial_is_the_graph_of_its_own_settings():
     """Readers of 2 to 30 papers (the walk's alpha weighs them apart only when their
     numbers of papers differ): each setting's figures are those of its own graph."""
-    from recommender.model.tuning import _graph_ndcg
     rng = np.random.default_rng(3)
     pop = 1.0 / np.arange(1, 81) ** 0.8
     users, items = [], []
@@ -381,7 +381,6 @@ def test_a_graph_trial_is_the_graph_of_its_own_settings():
 def test_the_search_budget_counts_cpu_time_not_waiting():
     """A budget of CPU seconds is not spent by time the process does not run (here a sleep;
     on a busy machine, other jobs' turns on the cores), and is spent by work."""
-    from recommender.model.tuning import _Budget
     budget = _Budget(0.2)
     time.sleep(0.3)
     assert budget.left() and budget.spent() < 0.2
@@ -526,7 +525,6 @@ def test_popularity_counting_reads_back_from_a_manifest_and_old_ones_count_reade
 
 
 def test_the_choice_reads_out_every_setting_it_holds():
-    from recommender.model.tuning import Choice
     conf = ConfidenceConfig(half_life_days=180.0, decay_from="reader")
     c = Choice(conf, PopularityConfig(False, 30.0), 50.0, 10.0, [{"x": 1}], seconds=1.234, cpu_seconds=2.345,
                graph_alpha=0.5, graph_beta=0.6, text_weight=0.25)
@@ -541,9 +539,7 @@ def test_the_choice_reads_out_every_setting_it_holds():
 def test_the_repeats_step_takes_the_first_of_tied_confidence_scales():
     """Each way's ALS figures are those of its best scale; on a tie the first scale tried
     (the smaller, `ALPHAS` ascending) keeps its per-reader figures."""
-    from recommender.model.tuning import _compare_repeats, NO_DECAY
-    from dataclasses import replace as dc_replace
-    ways = (NO_DECAY, dc_replace(NO_DECAY, repeats="log"))
+    ways = (NO_DECAY, replace(NO_DECAY, repeats="log"))
 
     def als_of(way, a):  # one mean for every scale, per-reader figures that tell them apart
         return 0.5, np.full(3, a)
@@ -557,7 +553,6 @@ def test_the_repeats_step_takes_the_first_of_tied_confidence_scales():
 
 def topic_words():
     """The papers' TF-IDF rows (papers x words): each paper's topic words, its own number."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     return TfidfVectorizer().fit_transform(texts()).tocsr().astype(np.float32)
 
 
@@ -592,7 +587,6 @@ def test_without_a_validation_reader_the_words_enter_at_the_default_weight():
     """Every reader has one paper: no slice to judge on, so nothing is searched; the words
     go in at `TEXT_DEFAULT` (they are all ALS can place a paper by), or at a fixed weight,
     and a fixed decay and repeats are kept."""
-    from recommender.model.tuning import TEXT_DEFAULT
     users = np.arange(50)
     items = np.arange(50) % N_PAPERS
     ts = T0 + np.arange(50) * DAY * 30
@@ -633,7 +627,6 @@ def test_each_pairs_newest_known_time():
 
 
 def test_the_slice_says_how_it_was_carved():
-    from recommender.model.tuning import ValidationSlice
     held, cold = np.array([1, 5, 9]), np.array([2])
     s = ValidationSlice(held, cold, by_time=False, shape=(3, 4))
     assert s.stats() == {"held_out": 3, "cold_items": 1, "held_out_by": "random per reader", "new_papers": "at random"}
@@ -910,7 +903,6 @@ def test_with_publication_times_the_new_papers_are_the_newest_published():
 
 
 def test_popularity_mass_counts_readers_once_or_every_event_by_kind_and_decays_from_now():
-    from recommender.model.tuning import popularity_matrix
     # reader 0 upvotes paper 0 three times (30 days before the newest event); reader 1
     # clicks paper 1 at the newest event, reader 2 clicks paper 1 twice at it
     users, items = np.array([0, 0, 0, 1, 2, 2]), np.array([0, 0, 0, 1, 1, 1])
