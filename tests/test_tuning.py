@@ -19,8 +19,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
-from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, NO_DECAY, TEXT_DEFAULT, Choice, PopularityConfig,
-                                     ValidationSlice, _Budget, _compare_repeats, _graph_ndcg, beyond_noise, carve,
+from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, NO_DECAY, TEXT_DEFAULT, TEXT_WEIGHTS, Choice,
+                                     PopularityConfig, ValidationSlice, _Budget, _compare_repeats, _graph_ndcg, beyond_noise, carve,
                                      choose, decays_can_differ, latest_pair_times, pair_keys, popularity_matrix,
                                      repeats_common, validation_ndcg)
 
@@ -703,6 +703,52 @@ def test_a_graph_setting_the_caller_fixes_is_kept_and_the_other_searched():
     assert {t["graph_alpha"] for t in tried} == {0.8, *GRAPH_ALPHAS}
     c = graph_search({"graph_alpha": 0.5, "graph_beta": 0.2})
     assert (c.graph_alpha, c.graph_beta) == (0.5, 0.2) and not [t for t in c.log if "graph_alpha" in t]
+
+
+def test_a_setting_the_caller_fixes_at_zero_is_kept_at_zero():
+    """Zero is a setting, not "unset": RP3beta with beta 0 is the walk without a popularity
+    penalty, and ALS can run unregularised. (The search once read a fixed 0 as no value and
+    put its default, 0.4 or 50, in its place.)"""
+    c = graph_search({"graph_beta": 0.0})
+    tried = [t for t in c.log if "graph_alpha" in t]
+    assert c.graph_beta == 0.0 and tried and {t["graph_beta"] for t in tried} == {0.0}
+    c = graph_search({"graph_alpha": 0.0, "graph_beta": 0.4})
+    assert (c.graph_alpha, c.graph_beta) == (0.0, 0.4)
+    users, items, kinds, _ = readers(drift=False, n_users=120)
+    n = int(users.max()) + 1
+    c = choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n),
+               {"regularization": 0.0, "graph_alpha": 0.8, "graph_beta": 0.4})
+    assert c.regularization == 0.0 and {t["regularization"] for t in c.log if "proxy_ndcg" in t} == {0.0}
+
+
+def test_the_words_are_judged_on_the_chosen_confidences_and_against_readers_alone(monkeypatch):
+    """The words' trials fit ALS on the confidences the earlier steps chose (here a fixed
+    30-day decay from each reader's own latest event), the same matrix as the readers-alone
+    trial they are held against; and words that cost every reader are left out."""
+    from recommender.model import tuning
+    real = tuning._proxy_als_ndcg
+    calls = []
+
+    def costly_words(C_fit, V_pos, readers_, *args, side=None, **kwargs):
+        per = real(C_fit, V_pos, readers_, *args, side=side, **kwargs)
+        calls.append((side is not None, C_fit))
+        return per - 1.0 if side is not None else per
+
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", costly_words)
+    users, items, kinds, ts = readers(drift=True, n_users=120)
+    n = int(users.max()) + 1
+    vslice = sliced(users, items, ts, n)
+    fixed = {"half_life_days": 30.0, "decay_from": "reader", "alpha": 10.0, "regularization": 50.0,
+             "graph_alpha": 0.8, "graph_beta": 0.4}
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, vslice, fixed, text=topic_words())
+    assert c.text_weight == 0.0 and [t["text_weight"] for t in c.log if "text_weight" in t] == list(TEXT_WEIGHTS)
+    alone = [C for with_words, C in calls if not with_words]
+    words = [C for with_words, C in calls if with_words]
+    assert len(alone) == 1 and len(words) == len(TEXT_WEIGHTS)
+    undecayed, _ = vslice.split(confidence_matrix(users, items, kinds, ts, (n, N_PAPERS), config=NO_DECAY)[0])
+    assert (alone[0] != undecayed).nnz > 0  # the decay moved the confidences
+    for C in words:
+        assert (C != alone[0]).nnz == 0
 
 
 def test_the_graph_search_stops_with_the_budget_and_keeps_the_setting_in_hand(switched_budget, monkeypatch):

@@ -437,8 +437,8 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
         return best_v
 
     base = NO_DECAY
-    reg = fixed.get("regularization") or 50.0
-    alpha = fixed.get("alpha") or 10.0
+    reg = _given(fixed, "regularization", 50.0)
+    alpha = _given(fixed, "alpha", 10.0)
     # 0. how a reader's repeated events on a paper add up, where repeats are common: summed,
     # or log(1 + sum). The item graph, which weighs a paper by its confidences, tells them
     # apart where the ALS proxy does not (MovieLens warm, every rating repeated 1 + Pareto(1.2)
@@ -502,6 +502,14 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
         choice.graph_alpha, choice.graph_beta = _choose_graph(C_fit, V_pos, readers, fixed, budget, log)
     choice.seconds, choice.cpu_seconds = time.perf_counter() - t0, budget.spent()
     return choice
+
+
+def _given(fixed: dict, name: str, default: float) -> float:
+    """The setting the caller fixed, else the search's starting point. A fixed 0 is a
+    setting (RP3beta's beta 0 is the walk with no popularity penalty), not "unset", so
+    this is not `fixed.get(name) or default`."""
+    value = fixed.get(name)
+    return default if value is None else value
 
 
 def _compare_repeats(ways: tuple, graph_of, als_of, scales, budget: _Budget):
@@ -575,8 +583,8 @@ def _choose_graph(C_fit, V_pos, readers, fixed: dict, budget: _Budget, log: list
             log.append({"graph_alpha": a, "graph_beta": b, "ndcg": round(float(memo[(a, b)].mean()), 4)})
         return memo[(a, b)]
 
-    a = fixed.get("graph_alpha") or 0.8
-    b = fixed.get("graph_beta") or 0.4
+    a = _given(fixed, "graph_alpha", 0.8)
+    b = _given(fixed, "graph_beta", 0.4)
     for name, values in (("graph_beta", GRAPH_BETAS), ("graph_alpha", GRAPH_ALPHAS)):
         if fixed.get(name) is not None:
             continue
