@@ -3,6 +3,8 @@ the kinds table, time decay from the newest event or each reader's, clipping at 
 the `seen` rule."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -123,7 +125,8 @@ def test_the_config_round_trips_through_the_manifest():
     assert ConfidenceConfig.from_dict(logged.to_dict()).repeats == "log"
     old = {k: v for k, v in c.to_dict().items() if k != "repeats"}  # a manifest from before the choice
     assert ConfidenceConfig.from_dict(old).repeats == "sum"
-    assert c.describe() == "half-life 30 days from the reader event"
+    assert c.describe() == "half-life 30 days from each reader's latest event"
+    assert replace(c, decay_from="newest").describe() == "half-life 30 days from the newest event"
     assert ConfidenceConfig(0).describe() == "no decay"
 
 

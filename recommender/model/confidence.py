@@ -112,7 +112,8 @@ class ConfidenceConfig:
     def describe(self) -> str:
         if not self.decays:
             return "no decay"
-        return f"half-life {self.half_life_days:g} days from the {self.decay_from} event"
+        origin = "each reader's latest event" if self.decay_from == "reader" else "the newest event"
+        return f"half-life {self.half_life_days:g} days from {origin}"
 
     def to_dict(self) -> dict:
         return {"half_life_days": self.half_life_days, "decay_from": self.decay_from,
