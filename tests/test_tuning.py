@@ -84,6 +84,7 @@ def test_drifting_taste_gets_a_strong_decay():
     counted = [t["popularity"] for t in choice.log if "popularity" in t]
     assert counted == ["readers (once each)", "events"] + [f"readers (once each), half-life {h:g} days"
                                                          for h in (30, 180, 730)]
+    assert not [t for t in choice.log if str(t.get("decay", "")).startswith("not tried")]  # they were tried
 
 
 def test_stable_taste_over_years_gets_a_weak_decay_or_none():
@@ -1058,3 +1059,53 @@ def test_a_budget_that_ends_inside_a_search_says_so_once_and_keeps_the_best_so_f
     assert [t["proxy_ndcg"] for t in trials] == [round(float(f.mean()), 4) for f in figures]
     assert c.log.count({"stopped": "budget", "at": "alpha"}) == 1
     assert c.alpha == (1.0 if figures[1].mean() > figures[0].mean() + 1e-4 else 10.0)
+
+
+def test_a_budget_that_ends_after_the_decay_is_logged_at_the_scales_second_look(switched_budget, monkeypatch):
+    """A decay rescales the confidences, so the scale is searched again after it; a budget
+    that ends there keeps the scale in hand and says where it stopped."""
+    real = switched_budget._proxy_als_ndcg
+    calls = []
+    first_looks = len(switched_budget.ALPHAS) + 2 * len(switched_budget.HALF_LIVES_DAYS)  # the scale's, the decays
+
+    def then_spent(*args, **kwargs):
+        calls.append(args[6])
+        if len(calls) == first_looks:
+            _Switch.ended = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(switched_budget, "_proxy_als_ndcg", then_spent)
+    users, items, kinds, ts = readers(drift=True)
+    n = int(users.max()) + 1
+    C0, _ = confidence_matrix(users, items, kinds, ts, (n, N_PAPERS), config=NO_DECAY)
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    latest = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(0),
+                   latest_share=HybridConfig().val_latest_share)
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, latest,
+               {"regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4})
+    assert c.confidence.decays and len(calls) == first_looks  # no decay's trial was the scale's last
+    assert c.alpha == calls[-1] and calls[:len(switched_budget.ALPHAS)].count(c.alpha) == 1
+    assert c.log.count({"stopped": "budget", "at": "alpha after decay"}) == 1
+    assert [t for t in c.log if "stopped" in t] == [{"stopped": "budget", "at": "alpha after decay"}]
+
+
+def test_the_proxies_are_a_small_als_seeded_by_the_fit(monkeypatch):
+    """Every trial of the search is the same 32-factor, 8-sweep ALS (README, "What the data
+    decides"), started from the fit's seed: the same data and seed give the same choice."""
+    from recommender.model import tuning
+    real = tuning._proxy_als_ndcg
+    seen = set()
+
+    def spy(C_fit, V_pos, readers_, factors, iterations, reg, alpha, seed, **kwargs):
+        seen.add((factors, iterations, seed))
+        return real(C_fit, V_pos, readers_, factors, iterations, reg, alpha, seed, **kwargs)
+
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", spy)
+    users, items, kinds, _ = readers(drift=False, n_users=120)
+    n = int(users.max()) + 1
+    fixed = {"regularization": 50.0, "graph_alpha": 0.8, "graph_beta": 0.4}
+    choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n), fixed)
+    assert seen == {(32, 8, 0)}
+    seen.clear()
+    choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n), fixed, seed=3)
+    assert seen == {(32, 8, 3)}
