@@ -596,6 +596,7 @@ def test_without_a_validation_reader_the_words_enter_at_the_default_weight():
     c = choose(events, 50, N_PAPERS, None, vslice, {}, text=topic_words())
     assert {"skipped": "no validation reader with a history"} in c.log
     assert c.text_weight == TEXT_DEFAULT == 1.0 and not c.confidence.decays and c.confidence.repeats == "sum"
+    assert c.popularity == PopularityConfig()  # every reader once, undecayed: the manifest needs one
     assert 0 <= c.seconds < 60 and 0 <= c.cpu_seconds < 60
     assert (c.alpha, c.regularization, c.graph_alpha, c.graph_beta) == (None, None, None, None)
     f = choose(events, 50, N_PAPERS, None, vslice,
@@ -1109,3 +1110,63 @@ def test_the_proxies_are_a_small_als_seeded_by_the_fit(monkeypatch):
     seen.clear()
     choose((users, items, kinds, None), n, N_PAPERS, None, sliced(users, items, None, n), fixed, seed=3)
     assert seen == {(32, 8, 3)}
+
+
+def _spy_trials(monkeypatch) -> list:
+    """Each ALS proxy's and graph trial's (matrix it fits, readers it judges), in order."""
+    from recommender.model import tuning
+    seen: list = []
+    real_als, real_graph = tuning._proxy_als_ndcg, tuning._graph_ndcg
+
+    def als(C_fit, V_pos, readers_, *args, **kwargs):
+        seen.append((C_fit, np.array(readers_)))
+        return real_als(C_fit, V_pos, readers_, *args, **kwargs)
+
+    def graph(C_fit, V_pos, readers_, *args, **kwargs):
+        seen.append((C_fit, np.array(readers_)))
+        return real_graph(C_fit, V_pos, readers_, *args, **kwargs)
+
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", als)
+    monkeypatch.setattr(tuning, "_graph_ndcg", graph)
+    return seen
+
+
+def test_the_search_judges_readers_with_a_paper_kept_and_one_held_out(monkeypatch):
+    """A reader whose papers are all held out has no history to rank from, and one with
+    none held out has nothing to find: neither is judged. One kept paper is enough."""
+    seen = _spy_trials(monkeypatch)
+    users, items, kinds, _ = readers(drift=False, n_users=60)
+    C0, _ = confidence_matrix(users, items, kinds, None, (60, N_PAPERS))
+    keys = pair_keys(C0)
+    row = keys // N_PAPERS
+    held = [keys[row == 0][1:], keys[row == 1]]  # reader 0 keeps one paper, reader 1 none
+    held += [keys[row == r][:2] for r in range(3, 60)]  # reader 2 keeps all
+    vslice = ValidationSlice(np.sort(np.concatenate(held)), np.zeros(0, np.int64), False, C0.shape)
+    choose((users, items, kinds, None), 60, N_PAPERS, None, vslice, {"regularization": 50.0, "alpha": 10.0})
+    assert seen and all(np.array_equal(r, np.r_[0, np.arange(3, 60)]) for _, r in seen)
+
+
+def test_every_trial_weighs_events_by_their_kind(monkeypatch):
+    """An impression (weight 0) is no confidence: no trial's matrix has a paper a reader was
+    only shown, whatever is searched."""
+    seen = _spy_trials(monkeypatch)
+    users, items, kinds, ts = readers(drift=True, n_users=120)
+    rng = np.random.default_rng(1)
+    shown_u = np.repeat(np.arange(120), 5)
+    shown_i = rng.integers(0, N_PAPERS, len(shown_u))
+    users, items = np.r_[users, shown_u], np.r_[items, shown_i]
+    kinds = np.r_[kinds, np.full(len(shown_u), "impression", dtype=object)]
+    ts = np.r_[ts, np.full(len(shown_u), ts.max())]
+    C0, _ = confidence_matrix(users, items, kinds, ts, (120, N_PAPERS), config=NO_DECAY)
+    keys, last = latest_pair_times(users, items, ts, N_PAPERS)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(0),
+                   latest_share=HybridConfig().val_latest_share)
+    read = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=(120, N_PAPERS))
+    only_shown = sp.csr_matrix((np.ones(len(shown_u)), (shown_u, shown_i)), shape=(120, N_PAPERS))
+    only_shown = only_shown - only_shown.multiply(C0 != 0)
+    only_shown.eliminate_zeros()
+    assert only_shown.nnz > 400 and read.nnz > C0.nnz
+    choose((users, items, kinds, ts), 120, N_PAPERS, None, vslice, {})
+    assert len(seen) > 10
+    for C_fit, _ in seen:
+        assert C_fit.multiply(only_shown).nnz == 0
