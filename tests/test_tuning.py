@@ -423,7 +423,8 @@ def test_a_spent_budget_tries_nothing_and_keeps_every_default():
     assert (c.alpha, c.regularization, c.graph_alpha, c.graph_beta) == (10.0, 50.0, 0.8, 0.4)
     assert not c.confidence.decays
     stops = {t["at"] for t in c.log if t.get("stopped") == "budget"}
-    assert {"alpha", "regularization", "decay", "graph_beta"} <= stops
+    assert {"popularity", "alpha", "regularization", "decay", "graph_beta"} <= stops
+    assert len([t for t in c.log if "popularity" in t]) == 1
 
 
 @pytest.fixture
@@ -1166,7 +1167,18 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
     only_shown = only_shown - only_shown.multiply(C0 != 0)
     only_shown.eliminate_zeros()
     assert only_shown.nnz > 400 and read.nnz > C0.nnz
+    from recommender.model import tuning
+    counted = []
+    real_count = tuning.popularity_matrix
+    monkeypatch.setattr(tuning, "popularity_matrix", lambda *args: counted.append((args[-1], real_count(*args)))
+                        or counted[-1][1])
     choose((users, items, kinds, ts), 120, N_PAPERS, None, vslice, {})
     assert len(seen) > 10
     for C_fit, _ in seen:
         assert C_fit.multiply(only_shown).nnz == 0
+    # popularity is counted every way there is, each from the events as they are
+    assert [pc for pc, _ in counted] == [PopularityConfig(True, 0.0), PopularityConfig(False, 0.0)] + [
+        PopularityConfig(True, h) for h in tuning.HALF_LIVES_DAYS]
+    for pc, P in counted:
+        assert P.multiply(only_shown).nnz == 0
+        assert (P != popularity_matrix(users, items, kinds, ts, (120, N_PAPERS), None, pc)).nnz == 0
