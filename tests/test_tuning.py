@@ -1182,3 +1182,22 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
     for pc, P in counted:
         assert P.multiply(only_shown).nnz == 0
         assert (P != popularity_matrix(users, items, kinds, ts, (120, N_PAPERS), None, pc)).nnz == 0
+
+
+def test_the_proxy_is_the_als_it_is_asked_for():
+    """One factor cannot place four topics apart where 32 can, and one sweep from a random
+    start is not eight: the proxy fits the size it is given, and the same fit twice scores
+    the same."""
+    from recommender.model.tuning import _proxy_als_ndcg
+    users, items, kinds, _ = readers(drift=False, n_users=120)
+    n = int(users.max()) + 1
+    C_fit, V_pos = sliced(users, items, None, n).split(confidence_matrix(users, items, kinds, None, (n, N_PAPERS))[0])
+    judged = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
+
+    def proxy(factors, sweeps):
+        return _proxy_als_ndcg(C_fit, V_pos, judged, factors, sweeps, 50.0, 10.0, 0)
+
+    full = proxy(32, 8)
+    assert full.shape == (len(judged),) and full.mean() > proxy(1, 8).mean() + 0.05
+    assert not np.array_equal(full, proxy(32, 1))
+    np.testing.assert_array_equal(full, proxy(32, 8))

@@ -268,7 +268,9 @@ class _Budget:
 
 
 def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, alpha, seed,
-                    side: sp.csr_matrix | None = None, per_reader: bool = False):
+                    side: sp.csr_matrix | None = None) -> np.ndarray:
+    """Per-reader validation NDCG@20 of a small ALS fit on C_fit (with `side` rows, the
+    papers' words, stacked under the readers): the search's judge of confidence settings."""
     from implicit.cpu.als import AlternatingLeastSquares
 
     A = C_fit if side is None else sp.vstack([C_fit, side]).tocsr()
@@ -277,7 +279,7 @@ def _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, regularization, 
                                     iterations=iterations, random_state=seed, calculate_training_loss=False)
         m.fit(A, show_progress=False)
     S = np.asarray(m.user_factors[readers] @ m.item_factors.T, np.float32)
-    return validation_ndcg(S, C_fit[readers], V_pos[readers], per_reader=per_reader)
+    return validation_ndcg(S, C_fit[readers], V_pos[readers], per_reader=True)
 
 
 def beyond_noise(new: np.ndarray, old: np.ndarray, z: float = 2.0) -> bool:
@@ -404,7 +406,7 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
         k = key(conf, reg, alpha)
         if k not in memo:
             Cf, Vp = fit if fit is not None else matrices(conf)
-            per_reader[k] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed, per_reader=True)
+            per_reader[k] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed)
             memo[k] = float(per_reader[k].mean())
             entry = {"decay": conf.describe(), "regularization": reg, "alpha": alpha, "proxy_ndcg": round(memo[k], 4)}
             if conf.repeats != "sum":
@@ -552,8 +554,7 @@ def _choose_text_weight(fit_pos, readers, text, factors, iterations, reg, alpha,
             log.append({"stopped": "budget", "at": "text_weight"})
             break
         side = TextRows.fit(text, w).matrix(text)
-        per = _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, reg, alpha, seed, side=side,
-                              per_reader=True)
+        per = _proxy_als_ndcg(C_fit, V_pos, readers, factors, iterations, reg, alpha, seed, side=side)
         log.append({"text_weight": w, "proxy_ndcg": round(float(per.mean()), 4)})
         if best is None or per.mean() > best.mean() + 1e-4:
             best_w, best = w, per
