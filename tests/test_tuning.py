@@ -1172,7 +1172,8 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
     real_count = tuning.popularity_matrix
     monkeypatch.setattr(tuning, "popularity_matrix", lambda *args: counted.append((args[-1], real_count(*args)))
                         or counted[-1][1])
-    choose((users, items, kinds, ts), 120, N_PAPERS, None, vslice, {})
+    now = float(ts.max()) + 400 * DAY
+    choose((users, items, kinds, ts), 120, N_PAPERS, now, vslice, {})
     assert len(seen) > 10
     for C_fit, _ in seen:
         assert C_fit.multiply(only_shown).nnz == 0
@@ -1181,7 +1182,7 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
         PopularityConfig(True, h) for h in tuning.HALF_LIVES_DAYS]
     for pc, P in counted:
         assert P.multiply(only_shown).nnz == 0
-        assert (P != popularity_matrix(users, items, kinds, ts, (120, N_PAPERS), None, pc)).nnz == 0
+        assert (P != popularity_matrix(users, items, kinds, ts, (120, N_PAPERS), now, pc)).nnz == 0
 
 
 def test_the_proxy_is_the_als_it_is_asked_for():
@@ -1201,3 +1202,25 @@ def test_the_proxy_is_the_als_it_is_asked_for():
     assert full.shape == (len(judged),) and full.mean() > proxy(1, 8).mean() + 0.05
     assert not np.array_equal(full, proxy(32, 1))
     np.testing.assert_array_equal(full, proxy(32, 8))
+
+
+def test_a_trend_is_counted_with_a_half_life_when_that_ranks_better():
+    """Readers took up papers 0-19 over two years and papers 20-39 in the last month, and
+    the slice holds out their latest: counted undecayed, the old papers crowd the top;
+    counted with a half-life, the new trend leads, and the search takes it."""
+    rng = np.random.default_rng(0)
+    users, items, ts = [], [], []
+    for u in range(200):
+        for i in rng.choice(20, 8, replace=False):
+            users.append(u), items.append(i), ts.append(T0 + rng.uniform(0, 730) * DAY)
+        for i in rng.choice(np.arange(20, 40), 3, replace=False):
+            users.append(u), items.append(i), ts.append(T0 + (760 - rng.uniform(0, 30)) * DAY)
+    users, items, ts = np.asarray(users), np.asarray(items), np.asarray(ts)
+    kinds = np.full(len(users), "read", dtype=object)
+    C0, _ = confidence_matrix(users, items, kinds, ts, (200, 40), config=NO_DECAY)
+    keys, last = latest_pair_times(users, items, ts, 40)
+    vslice = carve(C0, last[np.searchsorted(keys, pair_keys(C0))], 0.0, 0.2, np.random.default_rng(0))
+    c = choose((users, items, kinds, ts), 200, 40, None, vslice, {}, collaborative=False)
+    figures = {t["popularity"]: t["ndcg"] for t in c.log if "popularity" in t}
+    assert c.popularity.readers_once and c.popularity.half_life_days > 0
+    assert figures[c.popularity.describe()] > figures["readers (once each)"] + 0.1
