@@ -163,6 +163,7 @@ def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
     vslice = carve(C0, None, 0.0, 0.34, np.random.default_rng(0))
     c = choose((users, items, kinds, ts), 201, 10, None, vslice, {}, collaborative=False)
     assert c.popularity == PopularityConfig(readers_once=True, half_life_days=0.0)
+    assert 0 <= c.seconds < 60 and not _trials(c.log)  # popularity alone: no ALS or graph trial
     # each count's figure: NDCG@20 of its log mass on the slice, each reader's kept papers left out
     C_fit, V_pos = vslice.split(C0)
     judged = np.nonzero((np.diff(C_fit.indptr) > 0) & (np.diff(V_pos.indptr) > 0))[0]
@@ -1155,6 +1156,7 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
     rng = np.random.default_rng(1)
     shown_u = np.repeat(np.arange(120), 5)
     shown_i = rng.integers(0, N_PAPERS, len(shown_u))
+    shown_u, shown_i = np.tile(shown_u, 3), np.tile(shown_i, 3)  # each shown three times: no repeated interest
     users, items = np.r_[users, shown_u], np.r_[items, shown_i]
     kinds = np.r_[kinds, np.full(len(shown_u), "impression", dtype=object)]
     ts = np.r_[ts, np.full(len(shown_u), ts.max())]
@@ -1173,8 +1175,8 @@ def test_every_trial_weighs_events_by_their_kind(monkeypatch):
     monkeypatch.setattr(tuning, "popularity_matrix", lambda *args: counted.append((args[-1], real_count(*args)))
                         or counted[-1][1])
     now = float(ts.max()) + 400 * DAY
-    choose((users, items, kinds, ts), 120, N_PAPERS, now, vslice, {})
-    assert len(seen) > 10
+    c = choose((users, items, kinds, ts), 120, N_PAPERS, now, vslice, {})
+    assert len(seen) > 10 and not [t for t in c.log if "repeats" in t]
     for C_fit, _ in seen:
         assert C_fit.multiply(only_shown).nnz == 0
     # popularity is counted every way there is, each from the events as they are
@@ -1224,3 +1226,16 @@ def test_a_trend_is_counted_with_a_half_life_when_that_ranks_better():
     figures = {t["popularity"]: t["ndcg"] for t in c.log if "popularity" in t}
     assert c.popularity.readers_once and c.popularity.half_life_days > 0
     assert figures[c.popularity.describe()] > figures["readers (once each)"] + 0.1
+
+
+def test_a_search_keeps_the_setting_in_hand_on_a_tie(monkeypatch):
+    """Trials that score alike move nothing: the scale, the regularisation and no decay stay
+    as they started, where a later setting with the same figure would otherwise win."""
+    from recommender.model import tuning
+    monkeypatch.setattr(tuning, "_proxy_als_ndcg", lambda C_fit, V_pos, readers_, *a, **k: np.full(len(readers_), 0.3))
+    users, items, kinds, ts = readers(drift=True, n_users=120)
+    n = int(users.max()) + 1
+    c = choose((users, items, kinds, ts), n, N_PAPERS, None, sliced(users, items, ts, n),
+               {"graph_alpha": 0.8, "graph_beta": 0.4})
+    assert len([t for t in c.log if "proxy_ndcg" in t]) >= len(tuning.ALPHAS) + len(tuning.REGULARIZATIONS)
+    assert (c.alpha, c.regularization, c.confidence.decays) == (10.0, 50.0, False)

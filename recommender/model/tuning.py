@@ -402,10 +402,10 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     def key(conf: ConfidenceConfig, reg: float, alpha: float) -> tuple:
         return (conf.half_life_days, conf.decay_from, conf.repeats, reg, alpha)
 
-    def trial(conf: ConfidenceConfig, reg: float, alpha: float, fit=None) -> float:
+    def trial(conf: ConfidenceConfig, reg: float, alpha: float) -> float:
         k = key(conf, reg, alpha)
         if k not in memo:
-            Cf, Vp = fit if fit is not None else matrices(conf)
+            Cf, Vp = matrices(conf)
             per_reader[k] = _proxy_als_ndcg(Cf, Vp, readers, f, proxy_iterations, reg, alpha, seed)
             memo[k] = float(per_reader[k].mean())
             entry = {"decay": conf.describe(), "regularization": reg, "alpha": alpha, "proxy_ndcg": round(memo[k], 4)}
