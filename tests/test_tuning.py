@@ -85,6 +85,9 @@ def test_drifting_taste_gets_a_strong_decay():
     assert counted == ["readers (once each)", "events"] + [f"readers (once each), half-life {h:g} days"
                                                          for h in (30, 180, 730)]
     assert not [t for t in choice.log if str(t.get("decay", "")).startswith("not tried")]  # they were tried
+    tried = {t["decay"] for t in choice.log if "proxy_ndcg" in t}
+    assert tried == {"no decay"} | {ConfidenceConfig(h, decay_from=d).describe()
+                                    for h in (30, 180, 730) for d in ("reader", "newest")}
 
 
 def test_stable_taste_over_years_gets_a_weak_decay_or_none():
