@@ -584,6 +584,9 @@ def test_the_words_weight_is_the_proxys_best_and_fixed_or_spent_tries_none():
     assert kept.text_weight == 0.5 and not any("text_weight" in t for t in kept.log)
     spent = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed, text=topic_words(), budget_s=0.0)
     assert spent.text_weight == 0.0 and {"stopped": "budget", "at": "text_weight"} in spent.log
+    fixed_spent = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, {**fixed, "text_weight": 0.5},
+                         text=topic_words(), budget_s=0.0)  # a fixed weight is no search the budget stops
+    assert fixed_spent.text_weight == 0.5 and {"stopped": "budget", "at": "text_weight"} not in fixed_spent.log
     assert not any("proxy_ndcg" in t for t in spent.log)
     without = choose((users, items, kinds, None), n, N_PAPERS, None, vslice, fixed)
     assert without.text_weight == 0.0 and not any("text_weight" in t for t in without.log)
