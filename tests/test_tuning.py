@@ -1245,3 +1245,4 @@ def test_a_search_keeps_the_setting_in_hand_on_a_tie(monkeypatch):
                {"graph_alpha": 0.8, "graph_beta": 0.4})
     assert len([t for t in c.log if "proxy_ndcg" in t]) >= len(tuning.ALPHAS) + len(tuning.REGULARIZATIONS)
     assert (c.alpha, c.regularization, c.confidence.decays) == (10.0, 50.0, False)
+    assert 0 < c.seconds < 60 and 0 < c.cpu_seconds  # the whole search, on the clock and in CPU time
