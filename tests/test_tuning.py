@@ -731,6 +731,21 @@ def test_a_setting_the_caller_fixes_at_zero_is_kept_at_zero():
     assert c.regularization == 0.0 and {t["regularization"] for t in c.log if "proxy_ndcg" in t} == {0.0}
 
 
+def test_a_fit_with_the_graphs_penalty_fixed_at_zero_walks_without_one():
+    """The fixed 0 reaches the fitted item graph too (the components once read it as unset)."""
+    users, items, kinds, ts = readers(drift=False, n_users=100)
+    config = replace(SMALL, half_life_days=0.0, repeats="sum", popularity={"readers_once": True},
+                     als_alpha=10.0, als_regularization=50.0, text_weight=0.0, graph_alpha=0.5, graph_beta=0.0,
+                     ease=False)
+    model = HybridModel.fit(texts(), users, items, kinds, ts, config=config)
+    assert (model.comps.graph.alpha, model.comps.graph.beta) == (0.5, 0.0)
+    assert model.manifest()["graph"] == {"alpha": 0.5, "beta": 0.0, "top_k": 200}
+    C, _ = confidence_matrix(users, items, kinds, ts, (100, N_PAPERS), config=NO_DECAY)
+    walk = ItemGraph.fit(C, alpha=0.5, beta=0.0).weights
+    assert abs(model.comps.graph.weights - walk).max() < 1e-6
+    assert abs(ItemGraph.fit(C, alpha=0.5, beta=0.4).weights - walk).max() > 1e-3  # the penalty matters here
+
+
 def test_the_words_are_judged_on_the_chosen_confidences_and_against_readers_alone(monkeypatch):
     """The words' trials fit ALS on the confidences the earlier steps chose (here a fixed
     30-day decay from each reader's own latest event), the same matrix as the readers-alone

@@ -69,7 +69,7 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     params = collab_params(C, config)
     text_rows, side = words_for_als(X, config, params)
     cf = CollaborativeModel.fit(C, params, start=start, iterations=sweeps, side=side)
-    graph = ItemGraph.fit(C, alpha=config.graph_alpha or 0.8, beta=config.graph_beta or 0.4)
+    graph = ItemGraph.fit(C, alpha=config.graph_alpha, beta=config.graph_beta)  # None: the default
     mass = np.asarray(C.sum(axis=0)).ravel()
     cold = ColdStartMap.fit(X, V, cf.item_factors, mass, k=config.neighbors_k, shrink=config.shrink,
                             candidates=neighbors)

@@ -20,6 +20,11 @@ from recommender.core.threads import WORKERS, in_threads
 
 # the least work (multiply-adds) a block of the walk matrix is cut to for the worker threads
 MIN_BLOCK_WORK = 1_000_000
+# RP3beta's walk exponent and popularity penalty where the data has not chosen them
+# (tuning.py searches around these): Paudel et al.'s region, and the best fixed pair on
+# this project's data sets before the search existed
+DEFAULT_ALPHA = 0.8
+DEFAULT_BETA = 0.4
 
 
 def top_k_per_row(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -66,17 +71,21 @@ def square_from_arrays(arrays, prefix: str) -> sp.csr_matrix:
 @dataclass
 class ItemGraph:
     weights: sp.csr_matrix  # (n_items, n_items): row = from item, col = to item
-    alpha: float = 0.8
-    beta: float = 0.4
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
     top_k: int = 200
 
     @classmethod
-    def fit(cls, C: sp.csr_matrix, alpha: float = 0.8, beta: float = 0.4, top_k: int = 200,
-            block_work: int = 10_000_000) -> "ItemGraph":
-        """The walk matrix is computed a block of item rows at a time and each block pruned
-        to its top_k before more are taken: the unpruned product of a 100,000-paper, 5M-event log
-        has hundreds of millions of entries (several GB), the pruned one n_items x top_k.
-        Blocks hold about `block_work` multiply-adds, an upper bound on their entries."""
+    def fit(cls, C: sp.csr_matrix, alpha: float | None = DEFAULT_ALPHA, beta: float | None = DEFAULT_BETA,
+            top_k: int = 200, block_work: int = 10_000_000) -> "ItemGraph":
+        """`alpha`, `beta`: None takes the default (0 is a setting: beta 0 is the walk with no
+        popularity penalty). The walk matrix is computed a block of item rows at a time and
+        each block pruned to its top_k before more are taken: the unpruned product of a
+        100,000-paper, 5M-event log has hundreds of millions of entries (several GB), the
+        pruned one n_items x top_k. Blocks hold about `block_work` multiply-adds, an upper
+        bound on their entries."""
+        alpha = DEFAULT_ALPHA if alpha is None else alpha
+        beta = DEFAULT_BETA if beta is None else beta
         R = sp.csr_matrix(C, dtype=np.float32)
         R.data = np.ones_like(R.data)
         n_items = R.shape[1]

@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from recommender.core.ranking import ndcg_from_hits, top_k
 from recommender.core.times import DAY_S
+from recommender.model import item_graph
 from recommender.model.confidence import ConfidenceConfig, confidence_matrix, kind_weights
 from recommender.model.item_graph import ItemGraph
 from recommender.model.text_rows import TextRows
@@ -563,7 +564,8 @@ def _choose_text_weight(fit_pos, readers, text, factors, iterations, reg, alpha,
     return best_w
 
 
-def _graph_ndcg(C_fit, V_pos, readers, alpha: float = 0.8, beta: float = 0.4) -> np.ndarray:
+def _graph_ndcg(C_fit, V_pos, readers, alpha: float = item_graph.DEFAULT_ALPHA,
+                beta: float = item_graph.DEFAULT_BETA) -> np.ndarray:
     """Per-reader validation NDCG@20 of the item graph fit on C_fit."""
     g = ItemGraph.fit(C_fit, alpha=alpha, beta=beta)
     return validation_ndcg(g.scores(C_fit[readers]), C_fit[readers], V_pos[readers], per_reader=True)
@@ -584,8 +586,8 @@ def _choose_graph(C_fit, V_pos, readers, fixed: dict, budget: _Budget, log: list
             log.append({"graph_alpha": a, "graph_beta": b, "ndcg": round(float(memo[(a, b)].mean()), 4)})
         return memo[(a, b)]
 
-    a = _given(fixed, "graph_alpha", 0.8)
-    b = _given(fixed, "graph_beta", 0.4)
+    a = _given(fixed, "graph_alpha", item_graph.DEFAULT_ALPHA)
+    b = _given(fixed, "graph_beta", item_graph.DEFAULT_BETA)
     for name, values in (("graph_beta", GRAPH_BETAS), ("graph_alpha", GRAPH_ALPHAS)):
         if fixed.get(name) is not None:
             continue
