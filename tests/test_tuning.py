@@ -20,9 +20,9 @@ from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.item_graph import ItemGraph
 from recommender.model.tuning import (GRAPH_ALPHAS, GRAPH_BETAS, NO_DECAY, TEXT_DEFAULT, TEXT_WEIGHTS, Choice,
-                                     PopularityConfig, ValidationSlice, _Budget, _compare_repeats, _graph_ndcg, beyond_noise, carve,
-                                     choose, decays_can_differ, latest_pair_times, pair_keys, popularity_matrix,
-                                     repeats_common, validation_ndcg)
+                                     PopularityConfig, ValidationSlice, _Budget, _compare_repeats, _graph_ndcg,
+                                     beyond_noise, carve, choose, decays_can_differ, latest_pair_times, pair_keys,
+                                     popularity_matrix, repeats_common, validation_ndcg)
 
 DAY = 86_400.0
 T0 = 1.5e9
