@@ -204,6 +204,23 @@ def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     assert few.covered == 8 and few.weights[outside].nnz == 0 and few.weights[:, outside].nnz == 0
 
 
+
+@pytest.mark.parametrize("words", [0.0, 1.5])
+def test_pruned_ease_round_trips_with_its_settings_and_scores(words):
+    """More readers than papers: the papers' side, B pruned. What the manifest says of it
+    (λ, the papers it covers, the weights kept a paper, the words' weight) comes back as
+    the model it was, and so do its scores."""
+    C = random_matrix(n_users=90, n_items=70, seed=4)
+    m = fit_ease(C, 10.0, max_solve=60, top_k=7, text=paper_terms(), words=words)
+    assert type(m).__name__ == "EaseModel"
+    assert (m.lam, m.covered, m.top_k, m.words) == (10.0, 60, 7, words)
+    arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
+    loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
+    assert type(loaded) is type(m)
+    assert (loaded.lam, loaded.covered, loaded.top_k, loaded.words) == (10.0, 60, 7, words)
+    assert loaded.params() == m.params()
+    np.testing.assert_array_equal(loaded.scores(C[:9]), m.scores(C[:9]))
+
 def test_lambda_is_chosen_by_the_validation_score():
     C = random_matrix()
     readers = np.arange(10)

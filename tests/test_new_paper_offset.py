@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.model.blend import FEATURES, RankingTask, calibrate_new_offset
+from recommender.model.blend import FEATURES, RankingTask, calibrate_new_offset, line_search, per_reader_ndcg
 
 N_W = 4 * len(FEATURES) + 2
 
@@ -61,6 +61,41 @@ def test_a_pool_without_new_papers_leaves_the_weights():
     W, before, after = calibrate_new_offset(task, _weights(3.0))
     np.testing.assert_array_equal(W, _weights(3.0))
     assert (before, after) == (0.0, 0.0)
+
+
+def test_the_line_search_steps_a_column_once_a_pass_while_it_gains():
+    """`line_search`, which sets the offset here and the papers' age in freshness.py: one
+    step of +1 a pass on the new papers' column climbs from -3 past the papers with readers
+    (spread from -3 to 3) until the new ones lead; a column of zeros and a grid of zeros
+    move nothing; what it returns is the NDCG of the scores it returns."""
+    task = _task(new_relevant=True)
+    spread = np.zeros(task.cold.shape, np.float32)
+    spread[:, :20] = np.linspace(-3.0, 3.0, 20)
+    S0 = task.scores(_weights(-3.0)) + spread
+    start = float(per_reader_ndcg(task, S0, 20).mean())
+    cold = task.cold.astype(np.float32)
+    seen = []
+
+    def plus_one(name, moved):
+        seen.append((name, moved))
+        return [0.0, 1.0]
+
+    columns = {"offset": cold, "nothing": np.zeros_like(cold)}
+    S, value, moved = line_search(task, S0, start, columns, plus_one, passes=2)
+    assert moved == {"offset": 2.0, "nothing": 0.0}  # both passes gained; each took one step
+    assert seen == [("offset", 0.0), ("offset", 1.0)]  # the zero column is never searched
+    np.testing.assert_array_equal(S, S0 + np.float32(1.0) * cold + np.float32(1.0) * cold)
+    assert value == float(per_reader_ndcg(task, S, 20).mean()) and value > start
+
+    S, value, moved = line_search(task, S0, start, columns, plus_one, passes=20)
+    assert value > 0.99 and 3.0 < moved["offset"] < 20.0  # it stopped once a pass gained nothing
+
+    S, value, moved = line_search(task, S0, start, columns, lambda name, moved: [0.0], passes=2)
+    assert moved == {"offset": 0.0, "nothing": 0.0} and value == start
+    np.testing.assert_array_equal(S, S0)
+    # a gain of no more than 1e-5 is not a gain
+    S, value, moved = line_search(task, S0, start + 1.0, columns, plus_one, passes=2)
+    assert moved["offset"] == 0.0 and value == start + 1.0
 
 
 def _fit_with_unread_twins(monkeypatch=None):

@@ -443,21 +443,41 @@ def calibrate_new_offset(task: RankingTask, W: np.ndarray, passes: int = 2, k: i
     if not len(task.n_rel) or not task.cold.any():
         return W, 0.0, 0.0
     c = task.cold.astype(np.float32)
-    ch = c * task.h[:, None]
     base = task.scores(W)
-    start = best = _ndcg_from_scores(task, base, k)
+    start = _ndcg_from_scores(task, base, k)
+    columns = {len(W) - 2: c, len(W) - 1: c * task.h[:, None]}
+    _, best, moved = line_search(task, base, start, columns, lambda j, done: OFFSET_SHIFTS[1:], passes, k)
+    for j, shift in moved.items():
+        W[j] += np.float32(shift)
+    return W, start, best
+
+
+def line_search(task: RankingTask, S: np.ndarray, value: float, columns: dict, grid, passes: int = 2,
+                k: int = 20) -> tuple[np.ndarray, float, dict]:
+    """Coordinate ascent on the mean NDCG@k of `task`'s readers over scores S plus a step
+    times each of `columns` ({name: (U, P) column}), one column at a time, `passes` times
+    over them or until a pass gains nothing. `grid(name, moved)` is the steps tried for a
+    column that has moved by `moved` so far (0 is passed over); a step is taken only where
+    it beats the best so far by more than 1e-5. `value` is the NDCG of S. Returns (the
+    scores, their NDCG, how far each column moved). The new-paper offset
+    (`calibrate_new_offset`) and the papers' age (`freshness.calibrate`) are searched so."""
+    moved = dict.fromkeys(columns, 0.0)
     for _ in range(passes):
         improved = False
-        for j, col in ((len(W) - 2, c), (len(W) - 1, ch)):
-            best_shift = 0.0
-            for shift in OFFSET_SHIFTS[1:]:
-                val = _ndcg_from_scores(task, base + np.float32(shift) * col, k)
-                if val > best + 1e-5:
-                    best, best_shift = val, float(shift)
-            if best_shift:
-                W[j] += best_shift
-                base = base + np.float32(best_shift) * col
+        for name, col in columns.items():
+            if not col.any():
+                continue
+            best_step = 0.0
+            for step in grid(name, moved[name]):
+                if step == 0.0:
+                    continue
+                v = _ndcg_from_scores(task, S + np.float32(step) * col, k)
+                if v > value + 1e-5:
+                    value, best_step = v, float(step)
+            if best_step:
+                moved[name] += best_step
+                S = S + np.float32(best_step) * col
                 improved = True
         if not improved:
             break
-    return W, start, best
+    return S, value, moved

@@ -129,7 +129,7 @@ def calibrate(task, W: np.ndarray, age_days: np.ndarray, passes: int = 2, k: int
     blend's beyond noise. Returns (blend weights with the offset it went with, the signal,
     a record for the manifest)."""
     # imported here: the blend (blend.py) holds a `Freshness`, and this search its tasks
-    from recommender.model.blend import OFFSET_SHIFTS, per_reader_ndcg
+    from recommender.model.blend import OFFSET_SHIFTS, line_search, per_reader_ndcg
 
     W = np.asarray(W, np.float32)
     known = np.isfinite(age_days) & task.valid
@@ -146,28 +146,11 @@ def calibrate(task, W: np.ndarray, age_days: np.ndarray, passes: int = 2, k: int
         with np.errstate(invalid="ignore"):
             f = np.where(known, np.exp2(-np.maximum(age_days, 0.0) / hl), 0.0).astype(np.float32)
         cols = {"cold_weight": c * f, "warm_weight": (1.0 - c) * f, "offset": c}
-        values = {"cold_weight": 0.0, "warm_weight": 0.0, "offset": 0.0}
-        S = base
-        val = float(before.mean())
-        for _ in range(passes):
-            improved = False
-            for name, col in cols.items():
-                if not col.any():
-                    continue
-                grid = OFFSET_SHIFTS[1:] if name == "offset" else [w - values[name] for w in WEIGHTS]
-                best_step = 0.0
-                for step in grid:
-                    if step == 0.0:
-                        continue
-                    v = float(np.mean(per_reader_ndcg(task, S + np.float32(step) * col, k)))
-                    if v > val + 1e-5:
-                        val, best_step = v, float(step)
-                if best_step:
-                    values[name] += best_step
-                    S = S + np.float32(best_step) * col
-                    improved = True
-            if not improved:
-                break
+
+        def grid(name: str, moved: float):
+            return OFFSET_SHIFTS[1:] if name == "offset" else [w - moved for w in WEIGHTS]
+
+        S, val, values = line_search(task, base, float(before.mean()), cols, grid, passes, k)
         if best is None or val > best[0]:
             best = (val, hl, dict(values), S)
     val, hl, values, S = best
