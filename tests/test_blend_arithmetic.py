@@ -79,3 +79,24 @@ def test_combine_with_broadcast_and_missing_components_is_the_formula(B, n, seed
     want = combine_written_out(W, full, cold, h)
     np.testing.assert_array_equal(got, want)
     assert got.shape == (B, n) and got.dtype == np.float32
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 120), st.integers(0, 2**31 - 1))
+def test_each_features_contribution_adds_up_to_the_blended_score(n, seed):
+    """What a reason names (`Blender.contributions`: each feature's weight in the paper's
+    regime at the reader's history length, times the feature) adds up, with the new papers'
+    offset, to the score the blend ranks by."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal(4 * len(FEATURES) + 2).astype(np.float32)
+    cold = rng.random(n) < 0.4
+    h = float(np.log1p(rng.integers(1, 200)))
+    z = {f: rng.standard_normal(n).astype(np.float32) for f in FEATURES}
+    parts = Blender(W, True, {}).contributions(z, cold, h)
+    assert sorted(parts) == sorted(FEATURES)
+    total = sum(parts.values()) + (W[-2] + W[-1] * h) * cold
+    want = combine_written_out(W, {f: v[None, :] for f, v in z.items()}, cold, np.array([h]))[0]
+    np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-5)
+    for j, f in enumerate(FEATURES):  # and each part is that feature's alone
+        ww, wwh, wc, wch = (float(x) for x in W[4 * j: 4 * j + 4])
+        np.testing.assert_allclose(parts[f], z[f] * np.where(cold, wc + wch * h, ww + wwh * h), rtol=1e-5, atol=1e-6)

@@ -122,6 +122,7 @@ def test_factored_ease_round_trips_and_grows_for_new_papers():
     m = fit_ease(C, 25.0, max_solve=100)
     arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
     loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
+    assert loaded.params() == m.params() == {"lambda": 25.0, "covered_items": 68, "form": "factored"}  # the read papers
     rows = C[:5]
     np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
     # K is stored as its upper triangle, and comes back the same matrix to the bit; an
@@ -165,6 +166,26 @@ def test_the_list_form_scores_as_the_factors_one_row_or_many_and_with_papers_add
     assert not grown[70:].any()
     monkeypatch.setattr(ease_module, "LIST_FORM_BYTES", 70 * 15 * 4 - 1)
     assert fit_ease(C, 10.0, max_solve=100).for_lists().XK is None
+    monkeypatch.setattr(ease_module, "LIST_FORM_BYTES", 70 * 15 * 4)  # exactly its size: kept
+    assert fit_ease(C, 10.0, max_solve=100).for_lists().XK.shape == (70, 15)
+
+
+def test_a_copy_of_the_same_ease_shares_its_list_form_and_another_ease_builds_its_own(monkeypatch):
+    """`for_lists(like=...)`: a copy of a serving model (made before papers were added, as
+    the model slot makes one) takes the original's XᵀK, the same array, instead of building
+    543 MB again; an EASE over other readers does not, and with no room for a list form
+    (`LIST_FORM_BYTES`) a shared one is still taken, since it costs nothing more."""
+    C = with_readers(15, seed=8)
+    listed = fit_ease(C, 10.0, max_solve=100).for_lists()
+    copy = fit_ease(C, 10.0, max_solve=100)
+    assert copy.for_lists(like=listed).XK is listed.XK
+    other = fit_ease(with_readers(16, seed=8), 10.0, max_solve=100)
+    other.for_lists(like=listed)
+    assert other.XK is not listed.XK and other.XK.shape == (70, 16)
+    monkeypatch.setattr(ease_module, "LIST_FORM_BYTES", 0)
+    assert fit_ease(C, 10.0, max_solve=100).for_lists(like=listed).XK is listed.XK
+    assert fit_ease(C, 10.0, max_solve=100).for_lists(like=copy).XK is listed.XK
+    assert fit_ease(C, 10.0, max_solve=100).for_lists(like=fit_ease(C, 10.0, max_solve=100)).XK is None
 
 
 def test_a_scoring_of_many_readers_builds_the_list_form_for_its_time_only():
@@ -433,6 +454,8 @@ def test_ease_with_words_round_trips_through_arrays_and_serves_one_row_as_the_ba
     assert m.word_rows > 0 and m.params()["words"] == 1.5
     arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
     loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
+    assert loaded.params() == m.params()
+    assert (loaded.lam, loaded.covered, loaded.words, loaded.word_rows) == (25.0, m.covered, 1.5, m.word_rows)
     rows = C[:5]
     np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
     listed = loaded.for_lists()
