@@ -209,6 +209,22 @@ def test_a_scoring_of_many_readers_builds_the_list_form_for_its_time_only():
     assert model.XK is kept
 
 
+def test_the_list_form_pays_where_the_rows_of_k_read_exceed_twice_its_build_and_reads():
+    """`list_form_pays`'s count, written out: through K a reader's paper reads one row of
+    K per reader of that paper; XᵀK costs one read per stored entry of X to build and one
+    per paper of the readers' to read, and is taken where K's reads are more than twice
+    that. 15 readers of 68 papers: the first 12 readers read 878 rows of K against twice
+    (258 + their 200 papers); the 13th tips it."""
+    C = with_readers(15, seed=8)
+    model = fit_ease(C, 10.0, max_solve=100)
+    readers_of = np.diff(sp.csc_matrix(C).indptr)
+    assert model.XT.nnz == C.nnz == 258
+    for n in range(1, 16):
+        rows = C[:n]
+        through_k = int(readers_of[rows.indices].sum())
+        assert model.list_form_pays(rows) == (through_k > 2 * (C.nnz + rows.nnz)) == (n >= 13), n
+
+
 def test_pruning_keeps_the_largest_magnitudes_and_only_covered_papers():
     C = random_matrix()
     full = fit_ease(C, 10.0, max_solve=100, top_k=1000).weights.toarray()
