@@ -123,6 +123,7 @@ def test_factored_ease_round_trips_and_grows_for_new_papers():
     arrays = {k: np.asarray(v) for k, v in m.to_arrays().items()}
     loaded = ease_module.from_arrays(arrays, json.loads(json.dumps(m.params())))
     assert loaded.params() == m.params() == {"lambda": 25.0, "covered_items": 68, "form": "factored"}  # the read papers
+    assert (loaded.words, loaded.word_rows) == (0.0, 0)
     rows = C[:5]
     np.testing.assert_array_equal(loaded.scores(rows), m.scores(rows))
     # K is stored as its upper triangle, and comes back the same matrix to the bit; an

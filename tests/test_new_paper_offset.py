@@ -80,21 +80,23 @@ def test_the_line_search_steps_a_column_once_a_pass_while_it_gains():
         seen.append((name, moved))
         return [0.0, 1.0]
 
-    columns = {"offset": cold, "nothing": np.zeros_like(cold)}
-    S, value, moved = line_search(task, S0, start, columns, plus_one, passes=2)
+    columns = {"nothing": np.zeros_like(cold), "offset": cold}
+    S, value, moved = line_search(task, S0, start, columns, plus_one, 2, 20)
     assert moved == {"offset": 2.0, "nothing": 0.0}  # both passes gained; each took one step
     assert seen == [("offset", 0.0), ("offset", 1.0)]  # the zero column is never searched
     np.testing.assert_array_equal(S, S0 + np.float32(1.0) * cold + np.float32(1.0) * cold)
     assert value == float(per_reader_ndcg(task, S, 20).mean()) and value > start
 
-    S, value, moved = line_search(task, S0, start, columns, plus_one, passes=20)
-    assert value > 0.99 and 3.0 < moved["offset"] < 20.0  # it stopped once a pass gained nothing
+    seen.clear()
+    S, value, moved = line_search(task, S0, start, columns, plus_one, 20, 20)
+    assert value > 0.99 and 3.0 < moved["offset"] < 20.0
+    assert len(seen) == moved["offset"] + 1  # it stopped after the first pass that gained nothing
 
-    S, value, moved = line_search(task, S0, start, columns, lambda name, moved: [0.0], passes=2)
+    S, value, moved = line_search(task, S0, start, columns, lambda name, moved: [0.0], 2, 20)
     assert moved == {"offset": 0.0, "nothing": 0.0} and value == start
     np.testing.assert_array_equal(S, S0)
     # a gain of no more than 1e-5 is not a gain
-    S, value, moved = line_search(task, S0, start + 1.0, columns, plus_one, passes=2)
+    S, value, moved = line_search(task, S0, start + 1.0, columns, plus_one, 2, 20)
     assert moved["offset"] == 0.0 and value == start + 1.0
 
 

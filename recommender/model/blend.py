@@ -452,8 +452,8 @@ def calibrate_new_offset(task: RankingTask, W: np.ndarray, passes: int = 2, k: i
     return W, start, best
 
 
-def line_search(task: RankingTask, S: np.ndarray, value: float, columns: dict, grid, passes: int = 2,
-                k: int = 20) -> tuple[np.ndarray, float, dict]:
+def line_search(task: RankingTask, S: np.ndarray, value: float, columns: dict, grid, passes: int,
+                k: int) -> tuple[np.ndarray, float, dict]:
     """Coordinate ascent on the mean NDCG@k of `task`'s readers over scores S plus a step
     times each of `columns` ({name: (U, P) column}), one column at a time, `passes` times
     over them or until a pass gains nothing. `grid(name, moved)` is the steps tried for a
