@@ -342,6 +342,10 @@ def test_coverage_is_the_share_of_reader_paper_pairs_on_the_most_read_papers():
     wide = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 1, 1], [0, 1, 2, 3])), shape=(2, 5))
     assert covers_reading(wide, 2, 0.99) == (True, 1.0)
     assert covers_reading(wide, 1, 0.99) == (False, 0.25)
+    # readers are those with a paper: reader 0 reads two, readers 1 and 2 one each, reader 3 none
+    some = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 1, 2], [0, 1, 2, 3])), shape=(4, 5))
+    assert covers_reading(some, 3, 0.99) == (True, 1.0)  # 3 readers of 4 papers: all covered
+    assert covers_reading(some, 2, 0.99) == (False, 0.5)  # 3 readers are too many: the 2 most read
 
 
 def test_the_hybrid_takes_ease_where_it_covers_the_reading_and_leaves_it_out_elsewhere():
