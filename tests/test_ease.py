@@ -340,7 +340,7 @@ def test_coverage_is_the_share_of_reader_paper_pairs_on_the_most_read_papers():
     assert covers_reading(sp.csr_matrix((3, 4), dtype=np.float32), 2, 0.5) == (False, 0.0)
     # fewer readers than read papers and within the bound: the readers' side covers them all
     wide = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 1, 1], [0, 1, 2, 3])), shape=(2, 5))
-    assert covers_reading(wide, 2, 0.99) == (True, 1.0)
+    assert covers_reading(wide, 2, 0.99) == covers_reading(wide, 2, 1.0) == (True, 1.0)
     assert covers_reading(wide, 1, 0.99) == (False, 0.25)
     # readers are those with a paper: reader 0 reads two, readers 1 and 2 one each, reader 3 none
     some = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 1, 2], [0, 1, 2, 3])), shape=(4, 5))

@@ -35,7 +35,9 @@ def _weights(offset: float) -> np.ndarray:
 
 def test_new_papers_nobody_reads_next_sink_below_the_others():
     task = _task(new_relevant=False)
-    W, before, after = calibrate_new_offset(task, _weights(3.0))
+    given = _weights(3.0)
+    W, before, after = calibrate_new_offset(task, given)
+    np.testing.assert_array_equal(given, _weights(3.0))  # the caller's weights are left as they were
     assert before < 0.5 and after > 0.99  # the relevant papers with readers now lead
     assert W[-2] + W[-1] * 1.0 < 0  # new papers rank below papers with readers
     np.testing.assert_array_equal(W[:-2], _weights(3.0)[:-2])  # nothing else moves
