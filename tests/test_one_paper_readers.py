@@ -59,6 +59,30 @@ def test_the_scale_multiplies_the_popularity_weights_and_nothing_else():
     assert Blender.prior(text=False, pop_scale=4.0).coefficients() == Blender.prior(text=False).coefficients()
 
 
+def test_the_prior_blend_is_the_text_first_with_popularity_at_half_and_no_offset():
+    """`PRIOR` as the blend sees it, every coefficient: the text profiles at 1 in both
+    regimes, popularity and its text prediction at half of that (observed popularity none
+    for a paper nobody has read), the collaborative signals at 0 unless ALS factorised the
+    words too (then cf weighs as the text does), no history-length term and no new-paper
+    offset. Without text that relates papers, cf alone; a popularity scale multiplies the
+    two popularity weights and is recorded to three digits."""
+    def weights(blend: Blender) -> dict:
+        return {name: w for name, w in blend.coefficients().items() if w != 0.0}
+
+    text_first = {"tfidf:warm": 1.0, "tfidf:cold": 1.0, "dense:warm": 1.0, "dense:cold": 1.0,
+                  "pop:warm": 0.5, "pop_text:warm": 0.5, "pop_text:cold": 0.5}
+    base = Blender.prior()
+    assert weights(base) == text_first
+    assert base.learned is False and base.info == {"reason": "no validation slice"}
+    assert weights(Blender.prior(words=True)) == {**text_first, "cf:warm": 1.0, "cf:cold": 1.0}
+    assert weights(Blender.prior(text=False)) == {"cf:warm": 1.0, "cf:cold": 1.0}
+    assert weights(Blender.prior(words=True, text=False)) == {"cf:warm": 1.0, "cf:cold": 1.0}
+    scaled = Blender.prior("few readers", pop_scale=4.1234)
+    assert weights(scaled) == pytest.approx({**text_first, "pop:warm": 2.0617, "pop_text:warm": 2.0617,
+                                             "pop_text:cold": 2.0617})
+    assert scaled.info == {"reason": "few readers", "pop_scale": 4.123} and scaled.learned is False
+
+
 def _one_paper_fit(crowd: bool):
     """A synthetic catalog of 200 papers in topics, 600 readers with one paper each: drawn
     from a steep popularity over all papers (`crowd`), or uniformly."""
