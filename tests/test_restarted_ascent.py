@@ -90,3 +90,52 @@ def test_each_restart_searches_its_own_half_of_the_readers():
     assert ends == pytest.approx([task.ndcg(e) for e in own], abs=1e-12)
     unit = [e / np.abs(e[:-2]).sum() for e in own]
     np.testing.assert_allclose(W, np.mean(unit, axis=0) * np.mean([np.abs(e[:-2]).sum() for e in own]), rtol=1e-5)
+
+
+def test_the_passes_and_the_cutoff_given_reach_every_restart():
+    task = _task(twins=False, seed=3, readers=80)
+    noise = np.random.default_rng(5)
+    for f in (0, 1):  # cf and graph two noisy views of the relevant papers: passes and k matter
+        task.F[:, :, f] = noise.normal(0, 1, task.label.shape) + task.label
+    starts = [_only(EASE), _only(CF), np.r_[np.ones(N_W - 2), 0.0, 0.0].astype(np.float32)]
+    W, before, after, ends = restarted_ascent([task], starts, _rng(), passes=1, k=3)
+    rng = _rng()
+    halves = [np.sort(rng.choice(80, 40, replace=False)) for _ in starts]
+    own = [coordinate_ascent([task.readers(h)], [w], passes=1, k=3)[0] for h, w in zip(halves, starts)]
+    unit = [e / np.abs(e[:-2]).sum() for e in own]
+    np.testing.assert_allclose(W, np.mean(unit, axis=0) * np.mean([np.abs(e[:-2]).sum() for e in own]), rtol=1e-5)
+    assert ends == pytest.approx([task.ndcg(e, 3) for e in own], abs=1e-12)
+    assert after == task.ndcg(W, 3) and before == max(task.ndcg(w, 3) for w in starts)
+    # two passes, or NDCG@20, end elsewhere: what is above is the given passes' and cutoff's
+    for other in ({"passes": 2, "k": 3}, {"passes": 1, "k": 20}):
+        assert not np.allclose(restarted_ascent([task], starts, _rng(), **other)[0], W, atol=1e-3)
+
+
+def test_an_end_of_small_norm_counts_as_much_as_a_large_one():
+    task = _task()
+    W, *_ = restarted_ascent([task], [_only(CF, 0.25), _only(GRAPH, 3.0)], _rng(), share=1.0)
+    # L1 norms 0.5 and 6: each end at unit norm, the mean at their mean norm, 3.25
+    expected = (_only(CF, 0.25) / 0.5 + _only(GRAPH, 3.0) / 6.0) / 2.0 * 3.25
+    np.testing.assert_allclose(W, expected, rtol=1e-6)
+
+
+def test_without_readers_the_first_start_is_kept_inside_the_constraint():
+    outside = _only(CF)
+    outside[CF] = -1.0  # cf below zero for every history length
+    for tasks in ([], [_task().readers(np.array([], np.int64))]):
+        W, before, after, ends = restarted_ascent(tasks, [outside, _only(GRAPH)], _rng())
+        assert personal_ok(W) and W[CF] == 0.0 and W[CF + 2] == 1.0
+        assert (before, after, ends) == (0.0, 0.0, [])
+
+
+def test_a_task_of_one_reader_gives_each_restart_that_reader():
+    task = _task().readers(np.array([4]))
+    W, before, after, ends = restarted_ascent([task], [_only(CF), _only(GRAPH, 3.0)], _rng())
+    assert len(ends) == 2 and after == task.ndcg(W) == 1.0
+
+
+def test_ends_all_at_zero_give_zero_weights():
+    task = _task()
+    task.F[:] = 0.0
+    W, *_, ends = restarted_ascent([task], [np.zeros(N_W, np.float32)] * 2, _rng())
+    assert len(ends) == 2 and not W.any() and W.dtype == np.float32
