@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.model.collaborative import CollaborativeModel, CollaborativeParams
-from recommender.model.factors import MIN_FACTORS, choose_factors, smaller_sizes
+from recommender.model.factors import MIN_FACTORS, PROBE_SWEEPS, choose_factors, slice_ndcg, smaller_sizes
 from recommender.model.hybrid import HybridModel
 from tests.helpers import CONFIG
 
@@ -80,3 +80,85 @@ def test_a_fit_keeps_the_chosen_size_in_its_model_its_refit_and_its_manifest():
     # a size fixed by the caller is kept and not searched
     fixed = HybridModel.fit(texts, users, items, config=replace(config, factors=48))
     assert fixed.comps.cf.factors == 48 and "als_factors" not in fixed.stats["validation"]
+
+
+def _spy_fits(monkeypatch) -> list[dict]:
+    """Record how each ALS fit is asked for (the fits themselves run)."""
+    calls: list[dict] = []
+    real = CollaborativeModel.fit.__func__
+
+    def spy(cls, C, params, iterations=None, side=None, **kwargs):
+        calls.append({"factors": params.factors, "iterations": iterations, "side": side})
+        return real(cls, C, params, iterations=iterations, side=side, **kwargs)
+
+    monkeypatch.setattr(CollaborativeModel, "fit", classmethod(spy))
+    return calls
+
+
+@pytest.mark.parametrize("sweeps,probe", [(5, 5), (None, PROBE_SWEEPS), (15, PROBE_SWEEPS)])
+def test_each_smaller_size_is_fit_with_the_papers_words_and_at_most_the_probes_sweeps(monkeypatch, sweeps, probe):
+    """The smaller sizes' ALS gets the rule's size's sweeps (`sweeps`, or the settings'
+    15 where the caller gives none), but no more than `PROBE_SWEEPS`, and the same word
+    rows (`side`) as the rule's size had."""
+    C, V, _ = topical(readers=300, papers=200)
+    side = sp.csr_matrix((np.random.default_rng(1).random((6, 200)) < 0.2).astype(np.float32))
+    params = CollaborativeParams(factors=64, regularization=0.01, alpha=10.0, iterations=15, seed=0)
+    fitted = CollaborativeModel.fit(C, params, side=side)
+    calls = _spy_fits(monkeypatch)
+    choose_factors(fitted, C, V, np.arange(C.shape[0]), params, side, sweeps)
+    assert [c["factors"] for c in calls] in ([32], [32, 16])
+    for c in calls:
+        assert c["iterations"] == probe and c["side"] is side
+
+
+def test_a_smaller_size_that_wins_within_noise_leaves_the_rule(monkeypatch):
+    """The rule's size is kept unless the best smaller one beats it beyond noise
+    (`tuning.beyond_noise`): here the half scores a hair above the rule on the slice, by
+    far less than two standard errors of the per-reader difference."""
+    C, V, _ = topical(readers=300, papers=200)
+    params = CollaborativeParams(factors=64, regularization=1.0, alpha=30.0, iterations=8, seed=0)
+    fitted = CollaborativeModel.fit(C, params)
+    per_reader = np.random.default_rng(2).random(C.shape[0])
+    swing = np.random.default_rng(3).normal(0.0, 0.1, C.shape[0])
+    hair = swing - swing.mean() + 0.001  # readers gain or lose ~0.1 each: +0.001 on average
+    from recommender.model import factors as factors_module
+    monkeypatch.setattr(factors_module, "slice_ndcg",
+                        lambda cf, *a: per_reader + (hair if cf.factors == 32 else 0.0))
+    factors, record = choose_factors(fitted, C, V, np.arange(C.shape[0]), params, None, 8)
+    assert record["ndcg"]["32"] > record["ndcg"]["64"]
+    assert factors == 64 == record["chosen"]
+    # a lead of 0.001 that every reader shares is beyond noise: the half is taken
+    monkeypatch.setattr(factors_module, "slice_ndcg",
+                        lambda cf, *a: per_reader + (0.001 if cf.factors == 32 else 0.0))
+    assert choose_factors(fitted, C, V, np.arange(C.shape[0]), params, None, 8)[0] == 32
+
+
+def test_the_slice_is_ranked_as_a_list_is_over_papers_with_readers_less_the_readers_own():
+    """`slice_ndcg`, written out: each reader folded in from their training row, the papers
+    ranked by the item factors, their own papers and papers nobody read in the slice left
+    out, NDCG@20 of the held-out papers. Here half the catalog has no reader and its held-out
+    papers can never be found."""
+    C, V, _ = topical(readers=200, papers=200)
+    C = C.tolil()
+    C[:, 150:] = 0  # papers 150-199: nobody read them in the slice
+    C = C.tocsr()
+    C.eliminate_zeros()
+    params = CollaborativeParams(factors=32, regularization=1.0, alpha=10.0, iterations=8, seed=0)
+    cf = CollaborativeModel.fit(C, params)
+    readers = np.arange(0, 200, 3)
+    read = np.asarray(C.sum(axis=0)).ravel() > 0
+    got = slice_ndcg(cf, C, V, readers, read)
+    rows = C[readers]
+    S = cf.fold_in(rows, cg_steps=6) @ cf.item_factors.T
+    want = []
+    for i, u in enumerate(readers):
+        s = S[i].astype(np.float64)
+        s[~read] = -np.inf
+        s[rows[i].indices] = -np.inf
+        top = np.argsort(-s, kind="stable")[:20]
+        held = set(V[u].indices)
+        dcg = sum(1.0 / np.log2(r + 2) for r, j in enumerate(top) if j in held and np.isfinite(s[j]))
+        ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(held), 20)))
+        want.append(dcg / ideal if ideal else 0.0)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert got.shape == (len(readers),) and 0 < got.mean() < 1
