@@ -499,8 +499,24 @@ def test_the_word_weight_walk_doubles_or_halves_to_the_best(peak, expected):
     best, tried = ease_module.walk_word_weights(score_of)
     assert best == expected and 0.0 in tried and 1.0 in tried
     assert len(calls) == len(set(calls))
+    if peak == 0.0:  # the first weight loses to none: halved while that gains, never doubled
+        assert calls[:3] == [0.0, 1.0, 0.5] and max(calls) == 1.0
     lo, hi = ease_module.WORD_WEIGHT_BOUNDS
     assert all(w == 0.0 or lo <= w <= hi for w in tried)
+
+
+def test_the_word_weight_walk_stops_at_a_tie_and_keeps_the_first_tried():
+    """A weight that scores the same as the one before it ends the walk (ties go to the
+    first tried), the other way is not tried once the walk has moved."""
+    scores = {0.0: 0.1, 1.0: 0.2, 2.0: 0.3, 4.0: 0.3, 8.0: 0.5}
+    calls = []
+
+    def score_of(w):
+        calls.append(w)
+        return scores.get(w, 0.0)
+
+    best, tried = ease_module.walk_word_weights(score_of)
+    assert calls == [0.0, 1.0, 2.0, 4.0] and best == 2.0
 
 
 def topical(seed: int, words_follow_topics: bool, n_users: int = 160):

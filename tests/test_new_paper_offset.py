@@ -65,6 +65,26 @@ def test_a_pool_without_new_papers_leaves_the_weights():
     assert (before, after) == (0.0, 0.0)
 
 
+def test_the_offset_has_a_part_that_grows_with_the_readers_history():
+    """Readers with one paper want new papers, readers with two hundred want papers with
+    readers, and cf finds three likely papers of each kind for everyone: no single offset
+    serves both, so the history-length part ("cold*h") moves, downward."""
+    task = _task(new_relevant=True)
+    long = np.arange(len(task.h)) % 2 == 1
+    task.h[:] = np.where(long, np.log1p(200.0), np.log1p(1.0)).astype(np.float32)
+    task.F[:, :, 0] = np.random.default_rng(1).normal(0, 0.1, task.F.shape[:2])
+    task.F[:, 0:3, 0] += 1.0
+    task.F[:, 20:23, 0] += 1.0
+    task.label[:] = False
+    task.label[~long, 20:23] = True
+    task.label[long, 0:3] = True
+    W, before, after = calibrate_new_offset(task, _weights(0.0))
+    assert W[-1] < 0  # the longer the history, the lower new papers go
+    offset = W[-2] + W[-1] * task.h
+    assert (offset[~long] > 0).all() and (offset[long] < 0).all()
+    assert after > before + 0.1  # 0.79 -> 0.94
+
+
 def test_the_line_search_steps_a_column_once_a_pass_while_it_gains():
     """`line_search`, which sets the offset here and the papers' age in freshness.py: one
     step of +1 a pass on the new papers' column climbs from -3 past the papers with readers

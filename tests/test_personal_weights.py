@@ -39,6 +39,9 @@ def test_a_personal_weight_below_zero_at_either_end_of_the_range_is_refused(feat
     assert -1.0 + LO < 0 < -1.0 + HI and 1.0 - 0.5 * HI < 0 < 1.0 - 0.5 * LO
     assert personal_ok(low_only) is not personal and personal_ok(high_only) is not personal
     assert personal_ok(_line(slot, -1.0, 0.0)) is not personal
+    # half a weight below zero for a thousand papers, above it for one
+    slight = _line(slot, 1.0, -1.5 / HI)
+    assert personal_ok(slight) is not personal
     # the slack is a float32 rounding's, no more
     assert personal_ok(_line(slot, -5e-7, 0.0))
     assert personal_ok(_line(slot, -2e-6, 0.0)) is not personal

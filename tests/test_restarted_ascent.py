@@ -62,7 +62,7 @@ def test_the_mean_of_the_ends_is_scored_and_each_end_is_its_own_ascent():
     task = _task(twins=False, seed=2)
     starts = [_only(EASE), _only(CF), _only(GRAPH)]
     W, before, after, ends = restarted_ascent([task], starts, _rng(), passes=2, share=1.0)
-    own = [coordinate_ascent([task], [w], passes=2) for w in starts]
+    own = [coordinate_ascent([task], w, passes=2) for w in starts]
     assert ends == pytest.approx([o[2] for o in own], abs=1e-12)
     assert before == max(o[1] for o in own)
     assert after == task.ndcg(W)
@@ -86,7 +86,7 @@ def test_each_restart_searches_its_own_half_of_the_readers():
     rng = _rng()
     halves = [np.sort(rng.choice(80, 40, replace=False)) for _ in starts]
     assert len({tuple(h) for h in halves}) == 3
-    own = [coordinate_ascent([task.readers(h)], [w], passes=2)[0] for h, w in zip(halves, starts)]
+    own = [coordinate_ascent([task.readers(h)], w, passes=2)[0] for h, w in zip(halves, starts)]
     assert ends == pytest.approx([task.ndcg(e) for e in own], abs=1e-12)
     unit = [e / np.abs(e[:-2]).sum() for e in own]
     np.testing.assert_allclose(W, np.mean(unit, axis=0) * np.mean([np.abs(e[:-2]).sum() for e in own]), rtol=1e-5)
@@ -101,7 +101,7 @@ def test_the_passes_and_the_cutoff_given_reach_every_restart():
     W, before, after, ends = restarted_ascent([task], starts, _rng(), passes=1, k=3)
     rng = _rng()
     halves = [np.sort(rng.choice(80, 40, replace=False)) for _ in starts]
-    own = [coordinate_ascent([task.readers(h)], [w], passes=1, k=3)[0] for h, w in zip(halves, starts)]
+    own = [coordinate_ascent([task.readers(h)], w, passes=1, k=3)[0] for h, w in zip(halves, starts)]
     unit = [e / np.abs(e[:-2]).sum() for e in own]
     np.testing.assert_allclose(W, np.mean(unit, axis=0) * np.mean([np.abs(e[:-2]).sum() for e in own]), rtol=1e-5)
     assert ends == pytest.approx([task.ndcg(e, 3) for e in own], abs=1e-12)
@@ -139,3 +139,11 @@ def test_ends_all_at_zero_give_zero_weights():
     task.F[:] = 0.0
     W, *_, ends = restarted_ascent([task], [np.zeros(N_W, np.float32)] * 2, _rng())
     assert len(ends) == 2 and not W.any() and W.dtype == np.float32
+
+
+def test_an_ascent_without_readers_is_its_start_inside_the_constraint():
+    outside = _only(CF)
+    outside[CF] = -1.0
+    for tasks in ([], [_task().readers(np.array([], np.int64))]):
+        W, start, end = coordinate_ascent(tasks, outside)
+        assert personal_ok(W) and W[CF] == 0.0 and W[CF + 2] == 1.0 and (start, end) == (0.0, 0.0)

@@ -88,7 +88,7 @@ def test_the_ascent_ends_on_the_weights_whole_pools_give():
     task = RankingTask(F=F, cold=cold, valid=rng.random((readers, pool)) < 0.9, label=label,
                        n_rel=label.sum(1) + 1, h=rng.uniform(0.7, 3.0, readers).astype(np.float32))
     W0 = np.r_[np.full(4 * len(FEATURES), 0.2), 0.0, 0.0].astype(np.float32)
-    W, _, best = coordinate_ascent([task], [W0], passes=2)
+    W, _, best = coordinate_ascent([task], W0, passes=2)
     W_ref, best_ref = _reference_ascent([task], make_personal_ok(W0.copy()), passes=2)
     assert best > 0.1 and not np.array_equal(W, W0)
     np.testing.assert_array_equal(W, W_ref)

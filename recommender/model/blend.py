@@ -53,9 +53,7 @@ def personal_ok(W: np.ndarray, h_range=H_RANGE) -> bool:
     extrapolate to negative content weight for readers longer than those it saw (measured on
     a 160-reader synthetic catalog: top-20 share of an upvoted topic 0.45 against 0.75 for
     each component alone)."""
-    for j, f in enumerate(FEATURES):
-        if f not in PERSONAL:
-            continue
+    for j in map(FEATURES.index, PERSONAL):
         for a, b in ((W[4 * j], W[4 * j + 1]), (W[4 * j + 2], W[4 * j + 3])):
             if a + b * h_range[0] < -1e-6 or a + b * h_range[1] < -1e-6:
                 return False
@@ -67,9 +65,7 @@ def make_personal_ok(W: np.ndarray, h_range=H_RANGE) -> np.ndarray:
     a + b h through its values at both ends of `h_range`, each clipped at zero."""
     W = np.array(W, dtype=np.float32, copy=True)
     lo, hi = h_range
-    for j, f in enumerate(FEATURES):
-        if f not in PERSONAL:
-            continue
+    for j in map(FEATURES.index, PERSONAL):
         for s in (4 * j, 4 * j + 2):
             a, b = float(W[s]), float(W[s + 1])
             v_lo, v_hi = max(a + b * lo, 0.0), max(a + b * hi, 0.0)
@@ -333,23 +329,18 @@ def _ndcg_from_scores(t: RankingTask, S: np.ndarray, k: int) -> float:
     return float(np.mean(per_reader_ndcg(t, S, k)))
 
 
-def coordinate_ascent(tasks: list[RankingTask], W0, passes: int = 2,
+def coordinate_ascent(tasks: list[RankingTask], W0: np.ndarray, passes: int = 2,
                       steps=(-1.0, -0.5, -0.25, 0.25, 0.5, 1.0), k: int = 20) -> tuple[np.ndarray, float, float]:
     """Maximise the mean validation NDCG@k over tasks by one-weight-at-a-time line search
-    (Metzler & Croft's coordinate ascent for linear rankers), from the best of the start
-    points W0 (one weight vector or a list). Scores are updated incrementally per trial.
-    Every start and every step keeps `personal_ok`."""
+    (Metzler & Croft's coordinate ascent for linear rankers) from the weights W0, moved
+    inside `personal_ok` first; every step keeps it. Scores are updated incrementally per
+    trial. Returns (weights, NDCG at the start, at the end); several starts are
+    `restarted_ascent`'s."""
     tasks = [t for t in tasks if len(t.n_rel)]
-    starts = [make_personal_ok(np.asarray(w, np.float32)) for w in (W0 if isinstance(W0, list) else [W0])]
+    W = make_personal_ok(np.asarray(W0, np.float32))
     if not tasks:
-        return starts[0], 0.0, 0.0
-
-    def objective_of(scores):
-        return float(np.mean([_ndcg_from_scores(t, S, k) for t, S in zip(tasks, scores)]))
-
-    values = [objective_of([t.scores(w) for t in tasks]) for w in starts]
-    W = starts[int(np.argmax(values))]
-    start = best = max(values)
+        return W, 0.0, 0.0
+    start = best = float(np.mean([t.ndcg(W, k) for t in tasks]))
     cur = [np.where(t.valid, t.scores(W), 0.0).astype(np.float32) for t in tasks]
     by_feature = [np.ascontiguousarray(np.moveaxis(t.F, 2, 0)) for t in tasks]
     for _ in range(passes):
@@ -411,7 +402,7 @@ def restarted_ascent(tasks: list[RankingTask], starts: list, rng: np.random.Gene
                for t in tasks] for _ in starts]
 
     def ascend(i: int) -> np.ndarray:
-        return coordinate_ascent([t.readers(h) for t, h in zip(tasks, halves[i])], [starts[i]], passes=passes, k=k)[0]
+        return coordinate_ascent([t.readers(h) for t, h in zip(tasks, halves[i])], starts[i], passes=passes, k=k)[0]
 
     ends = list(side_by_side(ascend, range(len(starts))))
     kept = [(W, float(np.abs(W[:-2]).sum())) for W in ends]
