@@ -571,8 +571,13 @@ def test_the_words_weight_is_chosen_on_the_slice_where_they_tell_topics_apart(se
         else:
             assert model.words == 0.0 and max(by_weight.values()) < plain
         # fixed: no walk; none: no words at all
-        fixed, log = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=2.0)
-        assert fixed.words == 2.0 and not any("words" in t for t in log)
+        for w in (2.0, 1.0):  # a weight fixed at any value, 1 included, is that weight
+            fixed, log = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=w)
+            assert fixed.words == w and not any("words" in t for t in log)
+            assert ("word_rows" in fixed.params()) == Gram(C_fit, 1000).by_readers
+        # the words' trials are logged at the λ chosen, four digits
+        assert all(t["ease_lambda"] == model.lam for t in trials if "words" in t)
+        assert all(t["ndcg"] == round(t["ndcg"], 4) for t in trials)
         none, _ = fit_on_validation(C_fit, V_pos, readers, 1000, 50, ndcg, text=T, words=0.0)
         assert none.words == 0.0 and "words" not in none.params()
 

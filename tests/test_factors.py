@@ -145,9 +145,12 @@ def test_the_slice_is_ranked_as_a_list_is_over_papers_with_readers_less_the_read
     C.eliminate_zeros()
     params = CollaborativeParams(factors=32, regularization=1.0, alpha=10.0, iterations=8, seed=0)
     cf = CollaborativeModel.fit(C, params)
+    # the unread papers' factors as strong as the most read ones': only the mask keeps them out
+    cf.item_factors[150:] = cf.item_factors[:50] * 3.0
     readers = np.arange(0, 200, 3)
     read = np.asarray(C.sum(axis=0)).ravel() > 0
     got = slice_ndcg(cf, C, V, readers, read)
+    assert not np.allclose(got, slice_ndcg(cf, C, V, readers, np.ones(200, bool)))
     rows = C[readers]
     S = cf.fold_in(rows, cg_steps=6) @ cf.item_factors.T
     want = []
@@ -162,3 +165,24 @@ def test_the_slice_is_ranked_as_a_list_is_over_papers_with_readers_less_the_read
         want.append(dcg / ideal if ideal else 0.0)
     np.testing.assert_allclose(got, want, atol=1e-4)
     assert got.shape == (len(readers),) and 0 < got.mean() < 1
+
+
+def test_every_size_is_judged_on_the_papers_with_readers():
+    """What `choose_factors` records for the rule's size is `slice_ndcg` over the papers
+    someone read in the slice (read once is read), whatever the others' factors say."""
+    C, V, _ = topical(readers=200, papers=200)
+    C = C.tolil()
+    C[:, 150:] = 0
+    C = C.tocsr()
+    C.eliminate_zeros()
+    counts = np.asarray(C.sum(axis=0)).ravel()
+    assert (counts == 1).any()  # papers read once are papers with readers
+    params = CollaborativeParams(factors=32, regularization=1.0, alpha=10.0, iterations=8, seed=0)
+    fitted = CollaborativeModel.fit(C, params)
+    fitted.item_factors[150:] = fitted.item_factors[:50] * 3.0
+    fitted.item_factors[counts == 1] *= 5.0
+    readers = np.arange(C.shape[0])
+    _, record = choose_factors(fitted, C, V, readers, params, None, 8)
+    for mask, same in ((counts > 0, True), (counts > 1, False), (np.ones(200, bool), False)):
+        figure = round(float(slice_ndcg(fitted, C, V, readers, mask).mean()), 4)
+        assert (record["ndcg"]["32"] == figure) is same
