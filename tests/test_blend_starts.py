@@ -1,0 +1,104 @@
+"""Small pieces of the blend's validation data (recommender/model/blend_data.py and
+freshness.reader_ages), each written out: the ascent's neutral starts, the cold weights
+shared from the warm ones where too few new papers were held out, one task from a fit's
+batches, and the papers' ages as each validation reader saw them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender.core.times import DAY_S
+from recommender.model.blend import FEATURES, PERSONAL, RankingTask
+from recommender.model.blend_data import concat_tasks, neutral_weights, share_warm_weights
+from recommender.model.freshness import reader_ages
+
+N_W = 4 * len(FEATURES) + 2
+
+
+def _at(f: str, slot: int) -> int:
+    return 4 * FEATURES.index(f) + slot
+
+
+def test_the_neutral_start_weighs_every_personal_signal_at_one_in_both_regimes():
+    W = neutral_weights()
+    assert W.dtype == np.float32 and W.shape == (N_W,)
+    want = np.zeros(N_W, np.float32)
+    for f in PERSONAL:
+        want[_at(f, 0)] = want[_at(f, 2)] = 1.0
+    np.testing.assert_array_equal(W, want)
+    for f in PERSONAL:  # or one signal alone
+        alone = neutral_weights(f)
+        assert set(np.flatnonzero(alone)) == {_at(f, 0), _at(f, 2)} and alone[_at(f, 0)] == 1.0
+    assert not neutral_weights("pop").any()  # popularity is no personal signal
+
+
+def test_shared_cold_weights_are_the_warm_ones_without_observed_popularity_or_offset():
+    W = np.arange(1, N_W + 1, dtype=np.float32)
+    given = W.copy()
+    S = share_warm_weights(W)
+    np.testing.assert_array_equal(W, given)  # a new array
+    assert S.dtype == np.float32
+    for f in FEATURES:
+        warm = S[_at(f, 0): _at(f, 0) + 2]
+        np.testing.assert_array_equal(warm, given[_at(f, 0): _at(f, 0) + 2])
+        cold = S[_at(f, 2): _at(f, 2) + 2]
+        np.testing.assert_array_equal(cold, [0.0, 0.0] if f == "pop" else warm)
+    np.testing.assert_array_equal(S[-2:], [0.0, 0.0])
+
+
+def _part(readers: int, width: int, seed: int, aged: bool = True) -> RankingTask:
+    rng = np.random.default_rng(seed)
+    label = rng.random((readers, width)) < 0.3
+    label[0] = False  # a reader with nothing held out in this task
+    return RankingTask(F=rng.normal(size=(readers, width, len(FEATURES))).astype(np.float32),
+                       cold=rng.random((readers, width)) < 0.5, valid=np.ones((readers, width), bool),
+                       label=label, n_rel=label.sum(1), h=rng.random(readers).astype(np.float32),
+                       age=rng.random((readers, width)).astype(np.float32) if aged else None)
+
+
+def test_batches_make_one_task_padded_to_the_widest_pool_and_readers_without_a_paper_dropped():
+    a, b = _part(4, 5, 0), _part(3, 7, 1)
+    t = concat_tasks([a, b])
+    keep_a, keep_b = np.flatnonzero(a.n_rel > 0), np.flatnonzero(b.n_rel > 0)
+    assert len(t.n_rel) == len(keep_a) + len(keep_b) and (t.n_rel > 0).all()
+    assert t.F.shape == (len(t.n_rel), 7, len(FEATURES))
+    # a's readers first, their pools padded: padding is never a candidate nor relevant
+    n = len(keep_a)
+    np.testing.assert_array_equal(t.F[:n, :5], a.F[keep_a])
+    assert not t.F[:n, 5:].any() and not t.valid[:n, 5:].any() and not t.label[:n, 5:].any()
+    assert not t.cold[:n, 5:].any()
+    np.testing.assert_array_equal(t.F[n:], b.F[keep_b])
+    np.testing.assert_array_equal(t.label[n:], b.label[keep_b])
+    np.testing.assert_array_equal(t.cold[:n, :5], a.cold[keep_a])
+    np.testing.assert_array_equal(t.n_rel, np.r_[a.n_rel[keep_a], b.n_rel[keep_b]])
+    np.testing.assert_array_equal(t.h, np.r_[a.h[keep_a], b.h[keep_b]])
+    np.testing.assert_array_equal(t.age[:n, :5], a.age[keep_a])
+    np.testing.assert_array_equal(t.age[n:], b.age[keep_b])
+    assert concat_tasks([a, _part(3, 7, 1, aged=False)]).age is None  # ages only where every batch has them
+
+
+def test_each_reader_sees_the_papers_ages_from_their_own_newest_event_left_in_the_slice():
+    """Reader 0 read papers 0 and 1 on days 10 and 20, and paper 2 on day 30, held out:
+    their time is day 20. Reader 1's only event has no time, and reader 2 has no event left
+    in the slice: both see the papers at the data's `now`. A paper of unknown date has no age."""
+    day = DAY_S
+    users = np.array([0, 0, 0, 1, 2])
+    items = np.array([0, 1, 2, 3, 4])
+    ts = np.array([10 * day, 20 * day, 30 * day, np.nan, 40 * day])
+    C_fit = sp.csr_matrix((np.ones(3, np.float32), ([0, 0, 1], [0, 1, 3])), shape=(3, 5))
+    published = np.array([0.0, 5 * day, 15 * day, np.nan, 50 * day])
+    now = 60 * day
+    ages = reader_ages(published, users, items, ts, C_fit, now)
+    got = ages([0, 1, 2])
+    assert got.dtype == np.float32 and got.shape == (3, 5)
+    np.testing.assert_allclose(got[0], [20, 15, 5, np.nan, -30])  # published after day 20: negative
+    np.testing.assert_allclose(got[1], [60, 55, 45, np.nan, 10])
+    np.testing.assert_allclose(got[2], got[1])
+    np.testing.assert_allclose(ages([2, 0]), got[[2, 0]])
+    # a repeated event counts at its latest time
+    again = reader_ages(published, np.r_[users, 0], np.r_[items, 0], np.r_[ts, 25 * day], C_fit, now)
+    np.testing.assert_allclose(again([0])[0], [25, 20, 10, np.nan, -25])
+    # no times at all: everyone at `now`
+    none = reader_ages(published, users, items, np.full(5, np.nan), C_fit, now)
+    np.testing.assert_allclose(none([0])[0], got[1])
