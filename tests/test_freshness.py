@@ -72,6 +72,33 @@ def test_freshness_is_taken_only_where_the_slice_reads_fresh_papers():
     assert not calibrate(task, W, unknown)[1].used
 
 
+def test_what_the_freshness_search_returns_and_records_is_what_it_ranked_by():
+    """The weights returned carry the offset shift the search went with (and nothing else
+    moves); the signal is the half-life and the two regimes' weights recorded; and the
+    recorded NDCG is the slice's under those weights plus that signal. A pool with papers
+    with readers beside new ones, a third of its slots of unknown age."""
+    task = pool(age_tells=True)
+    task.cold[:, ::2] = False
+    age = task.age.copy()
+    age[:, 1::3] = np.nan
+    W = neutral_weights()
+    W[-2] = -0.3
+    W2, fresh, record = calibrate(task, W, age)
+    assert fresh.used and "not_taken" not in record
+    assert record["known_share"] == round(float(np.isfinite(age).mean()), 4)
+    assert (record["half_life_days"], record["cold_weight"], record["warm_weight"]) == (
+        fresh.half_life_days, round(fresh.cold_weight, 4), round(fresh.warm_weight, 4))
+    np.testing.assert_allclose(W2[-2], W[-2] + record["offset_shift"], atol=1e-4)
+    np.testing.assert_array_equal(W2[:-2], W[:-2])
+    assert W2[-1] == W[-1]
+    f = np.where(np.isfinite(age), np.exp2(-np.maximum(age, 0.0) / fresh.half_life_days), 0.0)
+    S = task.scores(W2) + f * np.where(task.cold, fresh.cold_weight, fresh.warm_weight)
+    from recommender.model.blend import per_reader_ndcg
+    assert record["ndcg"] == pytest.approx(float(per_reader_ndcg(task, S, 20).mean()), abs=1e-4)
+    assert record["ndcg_before"] == pytest.approx(float(per_reader_ndcg(task, task.scores(W), 20).mean()), abs=1e-4)
+    assert record["ndcg"] > record["ndcg_before"]
+
+
 def feed_with_old_unread(seed: int = 0, n_papers: int = 600, n_readers: int = 200, n_unread: int = 600,
                          cut_day: float = 90.0):
     """A daily feed's catalog: papers published over 100 days, each read within days of its
