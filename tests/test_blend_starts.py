@@ -102,3 +102,74 @@ def test_each_reader_sees_the_papers_ages_from_their_own_newest_event_left_in_th
     # no times at all: everyone at `now`
     none = reader_ages(published, users, items, np.full(5, np.nan), C_fit, now)
     np.testing.assert_allclose(none([0])[0], got[1])
+
+
+def _pairs(config, seed=0):
+    """pair_samples on 5 readers of 30 papers whose features name the paper: feature 0 is
+    its index j, feature 1 is j squared, so each sample's difference tells its two papers;
+    each reader's history scale is 1 + its index, which the h columns tell."""
+    from recommender.model.blend_data import pair_samples
+
+    B, n = 5, 30
+    Fz = np.zeros((len(FEATURES), B, n), np.float32)
+    Fz[0] = np.arange(n, dtype=np.float32)
+    Fz[1] = np.arange(n, dtype=np.float32) ** 2
+    held = {0: [3, 4], 1: [10], 2: [], 3: [20, 21, 22], 4: [29]}
+    excl = np.zeros((B, n), bool)
+    excl[:, :3] = True  # papers 0-2 are every reader's own
+    excl[4, :] = True
+    excl[4, 29] = False  # reader 4 has seen everything but its held-out paper: no negative
+    rows = [r for r, js in held.items() for _ in js]
+    cols = [j for js in held.values() for j in js]
+    P = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(B, n))
+    Pd = P.toarray() > 0
+    h = np.arange(1, B + 1, dtype=np.float32)
+    X, y, w = pair_samples(Fz, excl, Pd, P, np.zeros(n, bool), h, config, np.random.default_rng(seed))
+    half = len(y) // 2
+    D = X[:half]
+    d1, d2 = D[:, _at("cf", 0)], D[:, _at("graph", 0)]
+    s = d2 / d1
+    jp, jn = np.rint((d1 + s) / 2).astype(int), np.rint((s - d1) / 2).astype(int)
+    reader = np.rint(D[:, _at("cf", 1)] / d1).astype(int) - 1
+    return X, y, w, held, excl, reader, jp, jn
+
+
+@pytest.mark.parametrize("hard_share", [0.0, 0.5])
+def test_each_pair_is_a_held_out_paper_against_one_the_reader_has_not_met(hard_share):
+    from dataclasses import replace
+    from recommender.model.config import HybridConfig
+
+    config = replace(HybridConfig(), negatives=8, pairs_per_user=5, hard_share=hard_share, hard_pool=4)
+    X, y, w, held, excl, reader, jp, jn = _pairs(config)
+    half = len(y) // 2
+    np.testing.assert_array_equal(X[half:], -X[:half])  # each pair and its mirror
+    np.testing.assert_array_equal(y, np.r_[np.ones(half), np.zeros(half)])
+    np.testing.assert_array_equal(w[half:], w[:half])
+    for r, js in held.items():
+        mine = reader == r
+        if not js or r == 4:  # nothing held out, or nothing left to be a negative
+            assert not mine.any()
+            continue
+        assert mine.sum() == 5  # pairs_per_user (2 x 8 or more possible pairs)
+        assert set(jp[mine]) <= set(js)
+        assert not excl[r, jn[mine]].any() and not np.isin(jn[mine], js).any()
+        assert w[:half][mine].sum() == pytest.approx(1.0)  # every reader weighs the same
+    if hard_share:  # half the negatives from the top 4 of the summed features, the highest papers
+        top = {r: set(np.argsort(-np.where(excl[r], -np.inf, np.arange(30.0) + np.arange(30.0) ** 2))[:4])
+               for r in held}
+        assert any(j in top[r] for r, j in zip(reader, jn))
+
+
+def test_a_reader_with_few_pairs_gives_them_all_at_full_weight():
+    from dataclasses import replace
+    from recommender.model.config import HybridConfig
+
+    config = replace(HybridConfig(), negatives=2, pairs_per_user=100)
+    X, y, w, held, excl, reader, jp, jn = _pairs(config, seed=1)
+    half = len(y) // 2
+    counts = {r: int((reader == r).sum()) for r in held}
+    # 1 held-out paper x 2 negatives (when both are usable) at most
+    assert counts[1] <= 2 and counts[0] <= 4 and counts[3] <= 6 and counts[2] == counts[4] == 0
+    for r, c in counts.items():
+        if c:
+            np.testing.assert_allclose(w[:half][reader == r], 1.0 / c)
