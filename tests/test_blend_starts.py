@@ -173,3 +173,52 @@ def test_a_reader_with_few_pairs_gives_them_all_at_full_weight():
     for r, c in counts.items():
         if c:
             np.testing.assert_allclose(w[:half][reader == r], 1.0 / c)
+
+
+@pytest.mark.parametrize("allowed_share", [None, 0.8, 0.2])
+@pytest.mark.parametrize("aged", [False, True])
+def test_a_readers_pool_is_each_components_top_papers_and_the_newest_written_out(allowed_share, aged):
+    """`pool_task`: each reader's candidates are the union of the `per_feature` best papers
+    by every component and, with ages, the `per_feature` most recently published, among the
+    papers the reader has not met (and those allowed: all, most, or a minority, which is
+    searched by its own columns); duplicates dropped, cut to the widest reader's pool. The
+    labels are the held-out papers among them, and `n_rel` counts every held-out paper the
+    reader could be shown, in the pool or not."""
+    from recommender.model.blend_data import pool_task
+
+    rng = np.random.default_rng(7)
+    nf, B, n, k = len(FEATURES), 6, 40, 3
+    Fz = rng.normal(size=(nf, B, n)).astype(np.float32)
+    excl = rng.random((B, n)) < 0.2
+    Pd = (rng.random((B, n)) < 0.15) & ~excl
+    cold = rng.random(n) < 0.3
+    h = rng.random(B).astype(np.float32)
+    allowed = None if allowed_share is None else rng.random(n) < allowed_share
+    age = None
+    if aged:
+        age = rng.uniform(0, 100, (B, n)).astype(np.float32)
+        age[rng.random((B, n)) < 0.3] = np.nan
+    t = pool_task(Fz, excl, Pd, cold, h, allowed, k, age)
+    ok = ~excl & (True if allowed is None else allowed[None, :])
+    sizes = []
+    for r in range(B):
+        cand = np.flatnonzero(ok[r])
+        want = set()
+        for f in range(nf):
+            want |= set(cand[np.argsort(-Fz[f, r, cand])[:k]])
+        if aged:
+            dated = cand[np.isfinite(age[r, cand])]
+            want |= set(dated[np.argsort(age[r, dated])[:k]])
+        pool = np.flatnonzero(t.valid[r])
+        sizes.append(len(pool))
+        assert t.valid[r, :len(pool)].all()  # the real candidates first, then padding
+        idx = [int(np.flatnonzero(Fz[0, r] == t.F[r, s, 0])[0]) for s in pool]  # which paper each slot holds
+        assert set(idx) == want and len(idx) == len(want)
+        for s, j in zip(pool, idx):
+            np.testing.assert_array_equal(t.F[r, s], Fz[:, r, j])
+            assert t.cold[r, s] == cold[j] and t.label[r, s] == (Pd[r, j] and ok[r, j])
+            if aged:
+                np.testing.assert_array_equal(t.age[r, s], age[r, j])
+        assert t.n_rel[r] == (Pd[r] & ok[r]).sum()
+    assert t.F.shape[1] == max(sizes) and (t.age is None) == (not aged)
+    np.testing.assert_array_equal(t.h, h)
