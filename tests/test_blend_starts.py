@@ -99,9 +99,15 @@ def test_each_reader_sees_the_papers_ages_from_their_own_newest_event_left_in_th
     # a repeated event counts at its latest time
     again = reader_ages(published, np.r_[users, 0], np.r_[items, 0], np.r_[ts, 25 * day], C_fit, now)
     np.testing.assert_allclose(again([0])[0], [25, 20, 10, np.nan, -25])
-    # no times at all: everyone at `now`
+    # no times at all, or no events: everyone at `now`
     none = reader_ages(published, users, items, np.full(5, np.nan), C_fit, now)
     np.testing.assert_allclose(none([0])[0], got[1])
+    empty = np.zeros(0, np.int64)
+    np.testing.assert_allclose(reader_ages(published, empty, empty, np.zeros(0), C_fit, now)([0])[0], got[1])
+    # more readers than papers
+    many = sp.csr_matrix((np.ones(2, np.float32), ([0, 6], [1, 0])), shape=(7, 2))
+    few = reader_ages(published[:2], np.array([0, 6]), np.array([1, 0]), np.array([20 * day, 40 * day]), many, now)
+    np.testing.assert_allclose(few([0, 3, 6]), [[20, 15], [60, 55], [40, 35]])
 
 
 def _pairs(config, seed=0):
@@ -158,6 +164,30 @@ def test_each_pair_is_a_held_out_paper_against_one_the_reader_has_not_met(hard_s
         top = {r: set(np.argsort(-np.where(excl[r], -np.inf, np.arange(30.0) + np.arange(30.0) ** 2))[:4])
                for r in held}
         assert any(j in top[r] for r, j in zip(reader, jn))
+
+
+def test_a_reader_gives_pairs_of_every_held_out_paper_up_to_max_pos():
+    from dataclasses import replace
+    from recommender.model.config import HybridConfig
+    from recommender.model.blend_data import pair_samples
+
+    config = replace(HybridConfig(), negatives=8, pairs_per_user=40)
+    X, y, w, held, excl, reader, jp, jn = _pairs(config)
+    for r in (0, 3):  # several positives and negatives, each drawn at random per pair
+        mine = reader == r
+        assert set(jp[mine]) == set(held[r]) and len(set(jn[mine])) > 1
+    # at most `max_pos` of a reader's held-out papers: reader 3's three become two
+    B, n = 2, 12
+    Fz = np.zeros((len(FEATURES), B, n), np.float32)
+    Fz[0] = np.arange(n, dtype=np.float32)
+    Fz[1] = np.arange(n, dtype=np.float32) ** 2
+    P = sp.csr_matrix((np.ones(4, np.float32), ([0, 0, 0, 1], [3, 4, 5, 6])), shape=(B, n))
+    X, y, w = pair_samples(Fz, np.zeros((B, n), bool), P.toarray() > 0, P, np.zeros(n, bool),
+                           np.ones(B, np.float32), replace(config, negatives=3), np.random.default_rng(0), max_pos=2)
+    D = X[:len(y) // 2]
+    d1, d2 = D[:, _at("cf", 0)], D[:, _at("graph", 0)]
+    jp = np.rint((d1 + d2 / d1) / 2).astype(int)
+    assert len(set(jp[np.isin(jp, [3, 4, 5])])) == 2 and (jp == 6).any()
 
 
 def test_a_reader_with_few_pairs_gives_them_all_at_full_weight():
