@@ -142,14 +142,15 @@ def calibrate(task, W: np.ndarray, age_days: np.ndarray, passes: int = 2, k: int
     before = per_reader_ndcg(task, base, k)
     record["ndcg_before"] = round(float(before.mean()), 4)
     best = None
+
+    def grid(name: str, moved: float):
+        """The offset's shifts as the new-paper offset's; a weight's, to each of `WEIGHTS`."""
+        return OFFSET_SHIFTS[1:] if name == "offset" else [w - moved for w in WEIGHTS]
+
     for hl in HALF_LIVES_DAYS:
         with np.errstate(invalid="ignore"):
             f = np.where(known, np.exp2(-np.maximum(age_days, 0.0) / hl), 0.0).astype(np.float32)
         cols = {"cold_weight": c * f, "warm_weight": (1.0 - c) * f, "offset": c}
-
-        def grid(name: str, moved: float):
-            return OFFSET_SHIFTS[1:] if name == "offset" else [w - moved for w in WEIGHTS]
-
         S, val, values = line_search(task, base, float(before.mean()), cols, grid, passes, k)
         if best is None or val > best[0]:
             best = (val, hl, dict(values), S)
