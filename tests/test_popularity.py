@@ -55,3 +55,34 @@ def test_arrays_round_trip(fitted):
     for a, b in ((pop.observed, again.observed), (pop.predicted, again.predicted), (pop.coef, again.coef)):
         np.testing.assert_array_equal(a, b)
     assert text_lengths(["two words", "", None]).tolist() == [2.0, 0.0, 0.0]
+
+
+def test_the_text_prior_is_the_ridge_regression_over_papers_with_readers():
+    """coef = argmin |D c - y|^2 + ridge |c|^2 over the papers with readers or prior
+    upvotes, D their TF-IDF rows, log(1 + words) and 1; y their observed log-popularity."""
+    rng = np.random.default_rng(0)
+    X = sp.random(30, 6, density=0.5, format="csr", dtype=np.float32, random_state=1)
+    lengths = rng.integers(0, 40, 30).astype(np.float32)
+    mass = np.r_[rng.uniform(1, 50, 20), np.zeros(10)]
+    C = sp.csr_matrix(mass[None, :].astype(np.float32))
+    prior = np.r_[np.zeros(28), 4.0, 0.0]  # paper 28: upvotes and no reader
+    for ridge in (1.0, 5.0):
+        pop = Popularity.fit(C, X, lengths, prior, ridge=ridge)
+        fit_rows = np.r_[np.arange(20), 28]
+        D = np.c_[X.toarray(), np.log1p(lengths), np.ones(30)][fit_rows]
+        y = np.log1p(mass + prior)[fit_rows]
+        want = np.linalg.solve(D.T @ D + ridge * np.eye(D.shape[1]), D.T @ y)
+        np.testing.assert_allclose(pop.coef, want, rtol=1e-3, atol=1e-4)
+        full = np.c_[X.toarray(), np.log1p(lengths), np.ones(30)]
+        np.testing.assert_allclose(pop.predicted, full @ pop.coef, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(pop.predict(X[25:], lengths[25:]), pop.predicted[25:], rtol=1e-6)
+    assert abs(Popularity.fit(C, X, lengths, prior, ridge=50.0).coef).sum() < abs(pop.coef).sum()
+
+
+def test_ten_papers_with_readers_are_enough_to_learn_from_and_nine_are_not():
+    X = sp.random(30, 6, density=0.5, format="csr", dtype=np.float32, random_state=2)
+    lengths = np.full(30, 5.0, np.float32)
+    for n, learns in ((10, True), (9, False)):
+        C = sp.csr_matrix(np.r_[np.arange(1, n + 1), np.zeros(30 - n)][None, :].astype(np.float32))
+        pop = Popularity.fit(C, X, lengths)
+        assert pop.coef.any() == learns and pop.predicted.any() == learns
