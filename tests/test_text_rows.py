@@ -172,3 +172,23 @@ def test_one_paper_per_reader_still_gets_a_collaborative_signal_from_words():
     assert not m.blender.learned and m.blender.coefficients()["cf:warm"] > 0
     top = [r.index for r in m.recommend([(PER_TOPIC * 2 + 1, "upvote", None)], k=10, strategy="collaborative")]
     assert sum(topic_of(i) == 2 for i in top) >= 8
+
+
+def test_the_rows_are_the_terms_of_at_least_min_df_papers_at_the_weight():
+    import scipy.sparse as sp
+
+    from recommender.model.text_rows import TextRows
+    # term 0 in 5 papers, term 1 in 4, term 2 in 6, term 3 in none
+    X = sp.csr_matrix(np.array([[0.5, 0.2, 0.1, 0]] * 4 + [[0.5, 0, 0.3, 0], [0, 0, 0.7, 0]], np.float32))
+    rows = TextRows.fit(X, weight=3.0)
+    assert rows.terms.tolist() == [0, 2] and rows.active
+    assert TextRows.fit(X, weight=3.0, min_df=4).terms.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(rows.columns(X).toarray(), 3.0 * X.toarray()[:, [0, 2]])
+    np.testing.assert_allclose(rows.matrix(X).toarray(), 3.0 * X.toarray()[:, [0, 2]].T)
+    assert rows.matrix(X).shape == (2, 6) and rows.columns(X).dtype == np.float32
+    assert rows.columns(X).nnz == 11  # the zeros are not stored
+    assert rows.params() == {"weight": 3.0, "rows": 2}
+    back = TextRows.from_arrays(rows.to_arrays(), rows.params())
+    assert back.terms.tolist() == [0, 2] and back.weight == 3.0 and back.terms.dtype == np.int64
+    assert TextRows.from_arrays(rows.to_arrays(), {}).weight == 0.0  # an old manifest: no words
+    assert not TextRows.fit(X, weight=0.0).active and not TextRows.fit(X, weight=1.0, min_df=7).active
