@@ -38,6 +38,29 @@ def test_catalog_upvotes_count_as_the_others_reading():
     assert readers_out_hit_rate(one_each(papers, 200), upvotes) == pytest.approx(0.1, abs=0.05)
 
 
+
+def test_the_others_popularity_is_their_reading_mass_not_their_count():
+    """100 readers gave paper 0 a confidence of 10 each, 300 gave paper 1 a confidence of
+    1: paper 0 tops the others' ranking, so with k 1 only paper 0's readers are found."""
+    papers = np.r_[np.zeros(100, int), np.ones(300, int)]
+    C = one_each(papers, 5)
+    C.data[:100] = 10.0
+    assert readers_out_hit_rate(C, k=1) == pytest.approx(0.25, abs=0.06)
+    assert readers_out_hit_rate(C, k=2) == 1.0
+
+
+def test_a_round_that_holds_out_nobody_or_everybody_is_skipped():
+    C = one_each(np.arange(30) % 3, 10)
+    # share 1: every round holds out every reader, nobody is left to rank: no figure, 0
+    assert readers_out_hit_rate(C, np.full(10, 50.0), share=1.0) == 0.0
+    # a share so small that most rounds hold out nobody: those are skipped, the rest count
+    few = one_each(np.arange(10) % 3, 10)
+    draws = np.random.default_rng(0)  # the function's own draws: one a reader a round
+    held = [(draws.random(10) < 0.01).any() for _ in range(5)]
+    assert not held[0] and any(held)  # the first round holds out nobody, a later one does
+    assert readers_out_hit_rate(few, share=0.01) == 1.0
+
+
 def test_popularity_weighs_more_only_as_far_as_it_beats_chance():
     assert prior_pop_scale(0.0, 10_000) == 1.0
     assert prior_pop_scale(0.002 + PRIOR_HIT_RATE, 10_000) == pytest.approx(1.0)

@@ -40,6 +40,8 @@ def test_a_new_paper_gets_a_prior_from_its_text(fitted):
     pop2.add_items(graph, lengths[:1])
     assert len(pop2.observed) == n + 1 and pop2.observed[-1] == 0.0
     assert pop2.predicted[-1] == pytest.approx(predicted[0])
+    # float32 throughout, as the artifact stores them
+    assert predicted.dtype == pop2.observed.dtype == pop2.predicted.dtype == np.float32
 
 
 def test_too_few_papers_with_readers_predict_nothing():
@@ -54,6 +56,8 @@ def test_arrays_round_trip(fitted):
     again = Popularity.from_arrays(pop.to_arrays())
     for a, b in ((pop.observed, again.observed), (pop.predicted, again.predicted), (pop.coef, again.coef)):
         np.testing.assert_array_equal(a, b)
+    wide = Popularity.from_arrays({k: v.astype(np.float64) for k, v in pop.to_arrays().items()})
+    assert {a.dtype for a in (wide.observed, wide.predicted, wide.coef)} == {np.dtype(np.float32)}
     assert text_lengths(["two words", "", None]).tolist() == [2.0, 0.0, 0.0]
 
 
