@@ -148,6 +148,7 @@ def test_a_paper_added_after_the_fit_is_thin_unread_and_placed_among_the_read_on
 
 def test_a_saved_map_comes_back_with_its_settings():
     X, V, Y, mass = catalog(seed=4)
+    mass[-1] = 0.0  # the last paper unread: no paper's neighbour, yet a column of the map
     cold = ColdStartMap.fit(X, V, Y, mass, k=3, shrink=2.5, thin_below=5.0)
     cold.own_floor = 0.5
     assert cold.params() == {"shrink": 2.5, "k": 3, "thin_below": 5.0, "own_floor": 0.5}
@@ -157,6 +158,11 @@ def test_a_saved_map_comes_back_with_its_settings():
         np.testing.assert_array_equal(a, b)
     assert back.params() == cold.params() and back.neighbors.shape == cold.neighbors.shape
     np.testing.assert_array_equal(back.effective_factors(Y, V), cold.effective_factors(Y, V))
+    assert cold.neighbors.indices.max() < 29 and back.neighbors.shape == (len(cold.thin), 30)
+    wide = ColdStartMap.from_arrays({k: v.astype(np.float64 if v.dtype.kind == "f" else np.int64)
+                                     for k, v in cold.to_arrays().items()}, cold.params())
+    assert (wide.mass.dtype, wide.ridge_coef.dtype, wide.ridge_intercept.dtype, wide.neighbors.dtype,
+            wide.thin.dtype) == (np.float32, np.float32, np.float32, np.float32, np.int64)
     older = ColdStartMap.from_arrays(cold.to_arrays(), {})
     assert older.params() == {"shrink": 1.0, "k": 20, "thin_below": 10.0, "own_floor": 0.0}
 

@@ -110,7 +110,10 @@ def test_a_square_matrix_grows_and_round_trips_under_any_prefix():
     assert G.shape == (4, 4) and G.nnz == 2
     np.testing.assert_array_equal(G.toarray()[:2, :2], W.toarray())
     back = square_from_arrays(square_to_arrays(G, "x_"), "x_")
-    assert back.shape == (4, 4)
+    assert back.shape == (4, 4) and back.dtype == np.float32
+    wide = square_from_arrays({k: v.astype(np.float64 if v.dtype.kind == "f" else np.int64)
+                               for k, v in square_to_arrays(G, "x_").items()}, "x_")
+    assert (wide.dtype, wide.indices.dtype, wide.shape) == (np.float32, np.int32, (4, 4))
     np.testing.assert_array_equal(back.toarray(), G.toarray())
 
 
