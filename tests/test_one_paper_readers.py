@@ -49,6 +49,16 @@ def test_the_others_popularity_is_their_reading_mass_not_their_count():
     assert readers_out_hit_rate(C, k=2) == 1.0
 
 
+
+def test_the_hit_rate_looks_at_a_lists_length_of_papers():
+    """The others' top 20, as long as a list the reader sees: paper j has 40 - j readers, so
+    the readers of the 21st paper are never found at the default length, and are at 21."""
+    papers = np.concatenate([np.full(40 - j, j) for j in range(21)])
+    C = one_each(papers, 30)
+    assert readers_out_hit_rate(C) == readers_out_hit_rate(C, k=20) < 0.99
+    assert readers_out_hit_rate(C, k=21) == 1.0
+
+
 def test_a_round_that_holds_out_nobody_or_everybody_is_skipped():
     C = one_each(np.arange(30) % 3, 10)
     # share 1: every round holds out every reader, nobody is left to rank: no figure, 0
