@@ -38,11 +38,25 @@ def rp3beta(C: sp.csr_matrix, alpha: float, beta: float, top_k: int) -> np.ndarr
     return np.divide(W, sums, out=np.zeros_like(W), where=sums > 0)
 
 
-@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (0.5, 0.3), (0.8, 0.4), (1.3, 0.9)])
-def test_the_graph_is_the_walk_of_its_definition(alpha, beta):
-    C = confidences(seed=1)
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (0.5, 0.3), (0.8, 0.4), (1.3, 0.9), (2.0, 0.5)])
+@pytest.mark.parametrize("density", [0.2, 0.04])  # 0.04: many papers with one reader
+def test_the_graph_is_the_walk_of_its_definition(alpha, beta, density):
+    C = confidences(seed=1, density=density)
+    if density < 0.1:
+        assert (np.diff(sp.csc_matrix(C).indptr) == 1).sum() >= 5
     got = ItemGraph.fit(C, alpha=alpha, beta=beta, top_k=1000).weights.toarray()
     np.testing.assert_allclose(got, rp3beta(C, alpha, beta, top_k=1000), rtol=2e-5, atol=1e-7)
+
+
+def test_a_catalog_nobody_has_read_yet_has_an_empty_graph():
+    """A new store's first fit: papers, no reader events (a matrix of no rows), or none at all."""
+    for C in (sp.csr_matrix((0, 5), dtype=np.float32), sp.csr_matrix((3, 5), dtype=np.float32),
+              sp.csr_matrix((3, 0), dtype=np.float32)):
+        g = ItemGraph.fit(C, alpha=0.5, beta=0.2)
+        assert g.weights.shape == (C.shape[1],) * 2 and g.weights.nnz == 0 and (g.alpha, g.beta) == (0.5, 0.2)
+        assert g.scores(sp.csr_matrix((2, C.shape[1]), dtype=np.float32)).shape == (2, C.shape[1])
+    g.add_items(2)
+    assert g.weights.shape == (2, 2) and g.weights.nnz == 0
 
 
 def test_each_paper_keeps_its_strongest_neighbours_only():

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from recommender.storage import open_store
 from recommender.core.settings import Settings
-from training.train_job import train
+from training.train_job import EmptyCatalog, train
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         result = train(store, args.model_dir or settings.model_dir, force=args.force,
                        seed=args.seed, progress=not args.quiet, min_readers=min_readers,
                        search=args.search)
+    except EmptyCatalog as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     verdict = "promoted" if result.promoted else "kept the serving model"

@@ -153,6 +153,10 @@ def _load_active(store: Store, papers: Papers) -> tuple[dict | None, ServedModel
         return active, None, f"active model {active['version']} unusable: {exc}"
 
 
+class EmptyCatalog(ValueError):
+    """The store holds no papers, so no model can be fit (the content model needs texts)."""
+
+
 def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
           progress: bool = True, min_readers: int = MIN_READERS, search: bool = False) -> TrainResult:
     """The nightly job (module docstring). `search`: search the settings again even while
@@ -167,6 +171,10 @@ def train(store: Store, model_dir: Path, force: bool = False, seed: int = 0,
 
     t = time.perf_counter()
     papers: Papers = papers_from_store(store)
+    if not len(papers.ids):
+        steps.close()
+        raise EmptyCatalog("the store has no papers: nothing to train on; add a catalog first "
+                           "(`paperrec seed` for the demo, `paperrec import papers FILE` for your own)")
     events = interactions_from_store(store, papers)
     step("load", t)
 

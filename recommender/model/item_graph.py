@@ -89,6 +89,8 @@ class ItemGraph:
         R = sp.csr_matrix(C, dtype=np.float32)
         R.data = np.ones_like(R.data)
         n_items = R.shape[1]
+        if R.nnz == 0:  # no reading yet (a new store's catalog, no papers): no walk to take
+            return cls(sp.csr_matrix((n_items, n_items), dtype=np.float32), alpha, beta, top_k)
         pop = np.asarray(R.sum(axis=0)).ravel()
         Pui = normalize(R, norm="l1")
         Piu = normalize(R.T.tocsr(), norm="l1")
@@ -114,7 +116,7 @@ class ItemGraph:
             return top_k_per_row(Wb, top_k)
 
         blocks = in_threads(lambda se: block(*se), zip(bounds[:-1], bounds[1:]))
-        W = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        W = sp.vstack(blocks, format="csr")
         del blocks
         release_free_memory()  # the workers' arenas keep their blocks' temporaries otherwise
         # Row-normalise so the weight a reader's history spreads is comparable across items:
