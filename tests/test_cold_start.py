@@ -173,6 +173,7 @@ def test_the_neighbour_pool_is_every_read_paper_or_the_most_read():
     np.testing.assert_array_equal(neighbor_pool(mass, max_pool=3), [1, 4, 5])  # 9, 5, 5
     np.testing.assert_array_equal(neighbor_pool(mass, max_pool=2), [1, 4])  # of the equal 5s, the first
     np.testing.assert_array_equal(neighbor_pool(mass, max_pool=5), [1, 2, 4, 5, 6])
+    np.testing.assert_array_equal(neighbor_pool(mass, max_pool=0), [1, 2, 4, 5, 6])  # 0: no cap
 
 
 def test_cosines_are_searched_in_batches_and_a_row_never_picks_itself():
