@@ -183,6 +183,9 @@ def test_cosines_are_searched_in_batches_and_a_row_never_picks_itself():
     small = top_cosines(X[rows], X[pool], pool, 40, k=6, exclude=rows, cells=len(pool) * 3)  # 3 rows a batch
     np.testing.assert_array_equal(whole.toarray(), small.toarray())
     assert all(i not in whole[i].indices for i in rows)
+    everyone = np.arange(40)  # paper 0 in the pool too: it must not pick itself either
+    self_free = top_cosines(X, X, everyone, 40, k=6, exclude=everyone)
+    assert all(i not in self_free[i].indices for i in everyone)
     S = (X @ X[pool].T).toarray()
     for i in (0, 17, 39):
         s = np.where(pool == i, 0.0, S[i])
