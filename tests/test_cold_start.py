@@ -108,6 +108,23 @@ def test_the_ridge_map_places_a_paper_no_read_paper_shares_a_word_with():
     assert not few.ridge_coef.any() and not few.ridge_intercept.any()
 
 
+
+def test_the_ridge_map_is_the_closed_form_over_every_read_paper():
+    """coef = (Vc^T Vc + alpha I)^-1 Vc^T Yc over the papers with any reading (centred), at a
+    ridge that matters; two read papers are enough to fit it; a mass of exactly 10 is not thin."""
+    X, V, Y, mass = catalog(seed=7)
+    mass[14] = 10.0
+    cold = ColdStartMap.fit(X, V, Y, mass, k=4, ridge_alpha=5.0)
+    read = mass > 0
+    Vc, Yc = V[read] - V[read].mean(0), Y[read] - Y[read].mean(0)
+    coef = np.linalg.solve(Vc.T @ Vc + 5.0 * np.eye(V.shape[1]), Vc.T @ Yc)
+    np.testing.assert_allclose(cold.ridge_coef, coef, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cold.ridge_intercept, Y[read].mean(0) - V[read].mean(0) @ coef, rtol=1e-4, atol=1e-5)
+    assert 14 not in cold.thin and 13 in cold.thin
+    two = ColdStartMap.fit(X, V, Y, np.r_[np.zeros(28), 20.0, 30.0].astype(np.float32), k=4, ridge_alpha=5.0)
+    assert two.ridge_coef.any()
+
+
 def test_a_thin_paper_moves_from_its_mapped_place_to_its_own_as_readers_come():
     X, V, Y, mass = catalog(seed=2)
     cold = ColdStartMap.fit(X, V, Y, mass, k=4, shrink=3.0)
