@@ -89,7 +89,7 @@ class ItemGraph:
         R = sp.csr_matrix(C, dtype=np.float32)
         R.data = np.ones_like(R.data)
         n_items = R.shape[1]
-        if R.nnz == 0:  # no reading yet (a new store's catalog, no papers): no walk to take
+        if R.nnz == 0:  # no reading yet (a catalog before its first reader event): no walk to take
             return cls(sp.csr_matrix((n_items, n_items), dtype=np.float32), alpha, beta, top_k)
         pop = np.asarray(R.sum(axis=0)).ravel()
         Pui = normalize(R, norm="l1")
