@@ -26,24 +26,29 @@ history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
                                 st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=30)
 
 
-def fitted(n_papers: int = 80, n_users: int = 160) -> HybridModel:
+def fitted(n_papers: int = 80, n_users: int = 160, timed: bool = False) -> HybridModel:
     texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
-    return HybridModel.fit(texts, users, items, n_users=int(users.max()) + 1, titles=titles,
+    ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users)) if timed else None
+    return HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
                            config=replace(CONFIG, ease=True))
 
 
 # EASE in each form: pruned weights (more readers than papers: the papers' side solve),
 # factored (fewer readers: the readers' side keeps B as K and X), and factored as a model
-# that serves keeps it (XᵀK beside K: `HybridModel.for_lists`)
-FORMS = {"pruned": (80, 160), "factored": (160, 120), "factored, for lists": (160, 120)}
+# that serves keeps it (XᵀK beside K: `HybridModel.for_lists`); with event times, the
+# reading order's EASE beside it (reading_order.py)
+FORMS = {"pruned": (80, 160), "factored": (160, 120), "factored, for lists": (160, 120),
+         "factored, timed": (300, 100), "factored, timed, for lists": (300, 100)}
 
 
 def fitted_form(form: str) -> HybridModel:
-    m = fitted(*FORMS[form])
+    m = fitted(*FORMS[form], timed="timed" in form)
     if form.endswith("for lists"):
         m.for_lists()
         assert m.comps.ease.XK is not None
+        assert m.comps.order is None or m.comps.order.XK is not None
     assert type(m.comps.ease).__name__ == ("EaseModel" if form == "pruned" else "FactoredEase")
+    assert (m.comps.order is not None) == ("timed" in form), m.comps.order_info
     return m
 
 

@@ -31,15 +31,15 @@ from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
 
-FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text")
-PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5}
+FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text", "order")
+PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5, "order": 0.0}
 # how far above chance popularity's readers-out hit rate (`popularity.readers_out_hit_rate`)
 # may be with PRIOR's weights; beyond it, both popularity weights grow in proportion
 # (`prior_pop_scale`)
 PRIOR_HIT_RATE = 0.01
 
 
-PERSONAL = ("cf", "graph", "ease", "tfidf", "dense")
+PERSONAL = ("cf", "graph", "ease", "tfidf", "dense", "order")
 # each restart of the blend's ascent searches this share of the validation readers
 RESTART_SHARE = 0.5
 # history lengths the blend must stay sensible over: one paper to a thousand

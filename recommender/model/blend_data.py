@@ -256,14 +256,14 @@ def pool_task(Fz, excl, Pd, cold, h, allowed, per_feature, age: np.ndarray | Non
                        age=None if age is None else np.take_along_axis(age, idx, 1))
 
 
-def neutral_weights(only: str | None = None) -> np.ndarray:
-    """Every personal signal (cf, graph, ease, tfidf, dense) at weight 1 in both regimes, or
-    `only` that one: the ascent also starts from each single signal, so among the ends it
-    averages (blend.restarted_ascent) is one at least as good on validation as the best
-    component alone."""
+def neutral_weights(only: str | None = None, absent: tuple = ()) -> np.ndarray:
+    """Every personal signal (`blend.PERSONAL`) at weight 1 in both regimes, or `only` that
+    one: the ascent also starts from each single signal, so among the ends it averages
+    (blend.restarted_ascent) is one at least as good on validation as the best component
+    alone. `absent`: signals left at 0 (ones the model does not have)."""
     W = np.zeros(4 * len(FEATURES) + 2, np.float32)
     for j, f in enumerate(FEATURES):
-        if f in PERSONAL and (only is None or f == only):
+        if f in PERSONAL and f not in absent and (only is None or f == only):
             W[4 * j] = W[4 * j + 2] = 1.0
     return W
 

@@ -1,6 +1,6 @@
 """The hybrid's components, fit on one confidence matrix: collaborative (ALS or BPR), the
-item graph, the cold-start map, popularity and (optionally) EASE; and the raw score of each
-for a batch of readers."""
+item graph, the cold-start map, popularity and (optionally) EASE and the reading's order
+(a second EASE, `reading_order.py`); and the raw score of each for a batch of readers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +15,7 @@ from recommender.model.confidence import ConfidenceConfig, confidence_matrix
 from recommender.model.config import HybridConfig, collab_params
 from recommender.model.ease import EaseModel, FactoredEase, fit as fit_ease
 from recommender.model.item_graph import ItemGraph
+from recommender.model import reading_order
 from recommender.model.popularity import Popularity
 from recommender.model.profiles import dense_scores, tfidf_scores
 from recommender.model.text_rows import TextRows
@@ -30,6 +31,8 @@ class Components:
     item_factors: np.ndarray | None  # effective (cold-mapped) item factors
     ease: EaseModel | FactoredEase | None = None
     text_rows: TextRows | None = None  # the words ALS factorised with the readers, if any
+    order: FactoredEase | None = None  # EASE with the reading's windows as rows (reading_order.py)
+    order_info: dict | None = None  # its windows, or why it is left out
 
     @property
     def cold_mask(self) -> np.ndarray:
@@ -58,11 +61,13 @@ def event_matrix(users, items, kinds, ts, n_users: int | None, n_items: int, now
 
 def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bool = True,
                    start: CollaborativeModel | None = None, sweeps: int | None = None,
-                   neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None) -> Components:
+                   neighbors: NeighborCache | None = None, ease: EaseModel | FactoredEase | None = None,
+                   events: tuple | None = None) -> Components:
     """Every component on one confidence matrix. `start` and `sweeps`: continue ALS from
     those factors for that many sweeps (see `CollaborativeModel.fit`); `neighbors`: the
     content-neighbour candidates shared by the validation and the final fit. `Cp`: the
-    matrix popularity is counted from (see `tuning.PopularityConfig`)."""
+    matrix popularity is counted from (see `tuning.PopularityConfig`). `events`: (users,
+    items, event times) for the reading's order (`reading_order.fit`; the pairs C stores)."""
     pop = Popularity.fit(Cp, X, lengths, prior)
     if not collab:
         return Components(None, None, None, pop, None)
@@ -79,7 +84,11 @@ def fit_components(C, Cp, X, V, lengths, prior, config: HybridConfig, collab: bo
     if ease is None and config.ease and config.ease_lambda is not None:
         ease = fit_ease(C, config.ease_lambda, config.ease_max_solve, config.ease_top_k, text=X,
                         words=config.ease_words or 0.0)
-    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None)
+    order, order_info = None, {"left_out": "turned off"}
+    if config.reading_order:
+        order, order_info = reading_order.fit(C, events, ease, X, config.ease_max_solve, config.ease_top_k)
+    return Components(cf, graph, cold, pop, Y, ease, text_rows if cf.side_factors is not None else None,
+                      order, order_info)
 
 
 def words_for_als(X: sp.csr_matrix, config: HybridConfig, params) -> tuple[TextRows, sp.csr_matrix | None]:
@@ -104,10 +113,10 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
         U = c.cf.fold_in(rows, cg_steps=6)
         feats["cf"] = row_scores(c.item_factors, U)
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
-        feats["ease"] = (c.cold.smooth_scores(c.ease.scores(rows)) if c.ease is not None
-                         else _absent(B, X.shape[0]))
+        for f, m in (("ease", c.ease), ("order", c.order)):
+            feats[f] = c.cold.smooth_scores(m.scores(rows)) if m is not None else _absent(B, X.shape[0])
     else:
-        for f in ("cf", "graph", "ease"):
+        for f in ("cf", "graph", "ease", "order"):
             feats[f] = _absent(B, X.shape[0])
     feats["tfidf"] = tfidf_scores(rows, X)
     feats["dense"] = dense_scores(rows, V)

@@ -64,6 +64,9 @@ class HybridConfig:
     ease_max_solve: int = 8000
     ease_top_k: int = 300  # weights kept per paper on the papers' side (the readers' side is exact)
     ease_min_share: float = 0.9
+    # the reading's order as a second EASE (reading_order.py), where the data has event
+    # times and EASE is in; False: never
+    reading_order: bool = True
     batch: int = 500
 
     def to_dict(self) -> dict:

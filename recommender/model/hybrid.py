@@ -31,7 +31,7 @@ where the catalog has publication times), one_reader.py (scoring one reader).
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,7 +57,8 @@ from recommender.model.confidence import ConfidenceConfig, confidence_matrix, hi
 from recommender.model.content import ContentEncoder, paper_text, relates_papers
 from recommender.model.factors import choose_factors
 from recommender.model.freshness import Freshness, calibrate as calibrate_freshness, reader_ages
-from recommender.model.ease import covers_reading, fit_on_validation, fit as fit_ease, from_arrays as ease_from_arrays
+from recommender.model.ease import (FactoredEase, covers_reading, fit_on_validation, fit as fit_ease,
+                                    from_arrays as ease_from_arrays)
 from recommender.model.item_graph import ItemGraph
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, readers_out_hit_rate, text_lengths
@@ -68,7 +69,7 @@ from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlic
 
 __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
-FORMAT_VERSION = 2  # 2: the blend has an EASE feature
+FORMAT_VERSION = 3  # 2: the blend has an EASE feature; 3: and the reading order's
 
 
 @dataclass
@@ -82,6 +83,9 @@ def _progress(progress, msg: str):
     if progress is not None:
         progress(msg)
 
+
+# the arrays of the reading order's EASE (`reading_order.py`) beside the first EASE's
+ORDER_PREFIX = "order_"
 
 # Publication times that came after more than this share of their papers' first readings
 # are not publication times (a crawl or import date): `not_yet_published` leaves them out.
@@ -232,7 +236,8 @@ class HybridModel:
             not_yet, _ = not_yet_published(trusted, C, now)
             events = (trusted, users, items, ts, now) if trusted is not None and now is not None else None
             blender, vstats, vcomps, neighbors = cls._fit_blend(C, Cp, vslice, X, V, lengths, prior_upvotes,
-                                                                config, progress, not_yet, events)
+                                                                config, progress, not_yet, events,
+                                                                (users, items, ts))
             if ignored:
                 vstats["publication_times_ignored"] = ignored
             stats["validation"] = vstats
@@ -252,7 +257,9 @@ class HybridModel:
         t = time.perf_counter()
         sweeps = config.refine_sweeps if start is not None else None
         comps = fit_components(C, Cp, X, V, lengths, prior_upvotes, config, collab=collab, start=start,
-                                    sweeps=sweeps, neighbors=neighbors)
+                               sweeps=sweeps, neighbors=neighbors, events=(users, items, ts))
+        if comps.cf is not None:
+            stats["reading_order"] = comps.order_info
         stats["als_sweeps"] = {"validation": stats.get("validation", {}).get("als_sweeps"), "final": sweeps}
         timings["components_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
@@ -330,7 +337,7 @@ class HybridModel:
         comps = fit_components(C, Cp, self.X, self.V, self.lengths, prior_upvotes, config,
                                      collab=cf is not None, start=cf,
                                      sweeps=self.config.refine_sweeps if cf is not None else None,
-                                     neighbors=neighbors)
+                                     neighbors=neighbors, events=(users, items, ts))
         stats = {**self.stats, "n_users": n_users, "n_events": int(len(users)), "nnz": int(C.nnz),
                  "refit": {"from_events": self.stats.get("n_events"), "total_s": round(time.perf_counter() - t0, 2),
                            "als_sweeps": self.config.refine_sweeps}}
@@ -356,7 +363,7 @@ class HybridModel:
     @classmethod
     def _fit_blend(cls, C: sp.csr_matrix, Cp: sp.csr_matrix, vslice: ValidationSlice, X, V, lengths, prior,
                    config: HybridConfig, progress=None, not_yet: np.ndarray | None = None,
-                   timed: tuple | None = None):
+                   timed: tuple | None = None, events: tuple | None = None):
         """Learn the blend on the validation slice `vslice` of C (and of the popularity matrix
         Cp). Returns (blender, stats, the validation components or None, the content-neighbour
         cache): the final fit continues ALS from the validation factors. `not_yet`: papers
@@ -364,7 +371,8 @@ class HybridModel:
         reader's candidates; `timed`: (publication times, users, items, event times, now)
         for the papers' ages as each validation reader saw them (`freshness.reader_ages`),
         None where publication times are not known or not trusted: the freshness signal
-        (freshness.py) is learnt only with them."""
+        (freshness.py) is learnt only with them; `events`: (users, items, event times), the
+        reading's order (`reading_order.py`)."""
         _progress(progress, "validation: slice + components")
         rng = np.random.default_rng(config.seed + 1)
         n_users, n_items = C.shape
@@ -441,7 +449,7 @@ class HybridModel:
             vstats["ease_words"] = ease.words
             vstats["ease_s"] = round(time.perf_counter() - te, 2)
         comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps, neighbors=neighbors,
-                                    ease=ease)
+                               ease=ease, events=events)
         if not config.factors and params.algorithm == "als" and comps.cf is not None:
             # the rule's factors, or fewer where the slice says so (factors.py)
             tf = time.perf_counter()
@@ -451,8 +459,9 @@ class HybridModel:
             if factors != params.factors:
                 vconfig = replace(vconfig, factors=factors)
                 comps = fit_components(C_fit, Cp_fit, X, V, lengths, prior, vconfig, sweeps=sweeps,
-                                       neighbors=neighbors, ease=ease)
+                                       neighbors=neighbors, ease=ease, events=events)
         vstats["components_s"] = round(time.perf_counter() - tt, 2)
+        vstats["reading_order"] = comps.order_info
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
@@ -482,7 +491,10 @@ class HybridModel:
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        starts = [neutral_weights()] + [neutral_weights(f) for f in PERSONAL]
+        # a signal the slice's components do not have starts no ascent (the reading's order
+        # without event times: the ascent's ends, and so their mean, are those without it)
+        absent = () if comps.order is not None else ("order",)
+        starts = [neutral_weights(absent=absent)] + [neutral_weights(f) for f in PERSONAL if f not in absent]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
         W, before, after, ends = restarted_ascent(tasks, [blender.weights, *starts],
@@ -571,8 +583,10 @@ class HybridModel:
         training job's models keep it only while an evaluation ranks many readers
         (`in_list_form_for`). `like`: a model with the same components (a copy of this one
         before papers were added), whose arrays are shared instead of rebuilt."""
-        if self.comps.ease is not None:
-            self.comps.ease.for_lists(like.comps.ease if like is not None else None)
+        for name in ("ease", "order"):
+            mine = getattr(self.comps, name)
+            if mine is not None:
+                mine.for_lists(getattr(like.comps, name) if like is not None else None)
         return self
 
     @contextmanager
@@ -580,10 +594,10 @@ class HybridModel:
         """The model as `for_lists` readies it, for the time of one scoring of many readers'
         confidence rows `rows` where that is cheaper than without (EASE's
         `FactoredEase.in_list_form_for`); what it builds is dropped after."""
-        if self.comps.ease is None:
-            yield self
-            return
-        with self.comps.ease.in_list_form_for(rows):
+        with ExitStack() as stack:
+            for m in (self.comps.ease, self.comps.order):
+                if m is not None:
+                    stack.enter_context(m.in_list_form_for(rows))
             yield self
 
     def one_reader(self) -> OneReaderScorer:
@@ -648,6 +662,7 @@ class HybridModel:
                 names.append("fresh")
             best = np.argmax(np.stack([contrib[f] for f in names]), axis=0)  # first on ties
             kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
+                       "order": "collab",
                        "fresh": "new"}
             kinds = [kind_of.get(names[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
@@ -717,8 +732,9 @@ class HybridModel:
             c.cf.reset_cache()
             c.item_factors = np.vstack([c.item_factors, effective])
             c.graph.add_items(m)
-            if c.ease is not None:
-                c.ease.add_items(m)
+            for e in (c.ease, c.order):
+                if e is not None:
+                    e.add_items(m)
         return np.arange(n0, n0 + m, dtype=np.int64)
 
     # ------------------------------------------------------------------ persistence
@@ -739,6 +755,8 @@ class HybridModel:
             a["cf_effective_factors"] = c.item_factors
             if c.ease is not None:
                 a.update(c.ease.to_arrays())
+            if c.order is not None:
+                a.update(c.order.to_arrays(prefix=ORDER_PREFIX))
             if c.text_rows is not None:
                 a.update(c.text_rows.to_arrays())
         a.update(self.blender.to_arrays())
@@ -755,6 +773,7 @@ class HybridModel:
             "graph": None if c.graph is None else {"alpha": c.graph.alpha, "beta": c.graph.beta, "top_k": c.graph.top_k},
             "cold_start": None if c.cold is None else c.cold.params(),
             "ease": None if c.ease is None else c.ease.params(),
+            "reading_order": None if c.order is None else {**c.order.params(), **(c.order_info or {})},
             "text_rows": None if c.text_rows is None else c.text_rows.params(),
             "blend": self.blender.manifest(),
             "stats": self.stats,
@@ -779,13 +798,16 @@ class HybridModel:
             graph = ItemGraph.from_arrays(arrays, manifest["graph"])
             cold = ColdStartMap.from_arrays(arrays, manifest["cold_start"])
             ease = ease_from_arrays(arrays, manifest["ease"]) if manifest.get("ease") else None
+            order = (FactoredEase.from_arrays(arrays, manifest["reading_order"], prefix=ORDER_PREFIX)
+                     if manifest.get("reading_order") else None)
             text_rows = TextRows.from_arrays(arrays, manifest["text_rows"]) if manifest.get("text_rows") else None
             if (text_rows is None) != (cf.side_factors is None) or (
                     text_rows is not None and cf.side_factors.shape != (len(text_rows.terms), cf.factors)):
                 raise ValueError("the word rows of the collaborative model do not match its factors")
             comps = Components(cf, graph, cold, pop, np.asarray(arrays["cf_effective_factors"], np.float32), ease,
-                               text_rows)
-            if cf.item_factors.shape[0] != n or graph.n_items != n or (ease is not None and ease.n_items != n):
+                               text_rows, order, manifest.get("reading_order"))
+            if cf.item_factors.shape[0] != n or graph.n_items != n or any(
+                    e is not None and e.n_items != n for e in (ease, order)):
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
             comps = Components(None, None, None, pop, None)

@@ -82,16 +82,19 @@ class OneReaderScorer:
     def fold_in(self, h: OneHistory) -> np.ndarray:
         return self.model.comps.cf.fold_in_one(h.items, h.conf, cg_steps=6)[None, :]
 
-    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray]:
-        """The item graph's and EASE's rows, smoothed over thin papers in one pass (each 1 x n):
-        the product is bound by reading `neighbors`, so two rows cost about one."""
+    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The item graph's, EASE's and the reading order's EASE's rows, smoothed over thin
+        papers in one pass (each 1 x n): the product is bound by reading `neighbors`, so
+        three rows cost about one."""
         c = self.model.comps
         rows = [gather_rows(c.graph.weights, h.items, h.conf)]
-        if c.ease is not None:
-            rows.append(c.ease.row_scores(h.items, h.conf))
-        smoothed = c.cold.smooth_scores(np.stack(rows))
-        ease = smoothed[1:] if c.ease is not None else np.zeros((1, self.n_items), np.float32)
-        return smoothed[:1], ease
+        have = [e for e in (c.ease, c.order) if e is not None]
+        rows += [e.row_scores(h.items, h.conf) for e in have]
+        smoothed = iter(c.cold.smooth_scores(np.stack(rows)))
+        graph = next(smoothed)[None, :]
+        zeros = np.zeros((1, self.n_items), np.float32)
+        ease, order = (next(smoothed)[None, :] if e is not None else zeros for e in (c.ease, c.order))
+        return graph, ease, order
 
     def features(self, h: OneHistory) -> dict[str, np.ndarray]:
         """Standardised component scores, each (1 x n_items) like the batch path's rows.
@@ -114,13 +117,13 @@ class OneReaderScorer:
             side = Alongside(lambda: (self.tfidf(h), *self.neighbours(h)))
             dense = self.dense(h)[None, :]
             cf = self.Y_rows.matvec(self.fold_in(h)[0])[None, :]
-            tfidf, graph, ease = side.result()
+            tfidf, graph, ease, order = side.result()
             tfidf = tfidf[None, :]
         else:
-            cf = graph = ease = np.zeros((1, n), np.float32)
+            cf = graph = ease = order = np.zeros((1, n), np.float32)
             tfidf = self.tfidf(h)[None, :]
             dense = self.dense(h)[None, :]
-        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease),
+        return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease), "order": zscore_rows(order),
                 "tfidf": zscore_rows(tfidf), "dense": zscore_rows(dense),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 

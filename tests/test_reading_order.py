@@ -1,0 +1,188 @@
+"""The reading's order as a second EASE (recommender/model/reading_order.py): which windows
+a history is cut into, how many, when the feature is left out, and that the model is EASE's
+closed form over the readers and windows stacked."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recommender.model import reading_order
+from recommender.model.ease import fit as fit_ease
+from recommender.model.hybrid import HybridModel
+from recommender.model.reading_order import MIN_PAPERS, first_times, window_count, window_rows
+from tests.helpers import CONFIG, synthetic
+
+
+def matrix(users, items, shape) -> sp.csr_matrix:
+    C = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=shape)
+    C.data[:] = 1.0
+    return C
+
+
+def windows_as_sets(W: sp.csr_matrix) -> list[set]:
+    return [set(W.indices[W.indptr[r]:W.indptr[r + 1]].tolist()) for r in range(W.shape[0])]
+
+
+def test_a_history_is_cut_in_time_order_into_overlapping_windows():
+    # reader 0 reads papers 0..44 in a shuffled time order: paper p at time order[p]
+    rng = np.random.default_rng(0)
+    n = 45
+    times = rng.permutation(n).astype(float) * 100.0
+    by_time = np.argsort(times)
+    items = np.arange(n)
+    users = np.zeros(n, np.int64)
+    C = matrix(users, items, (1, 60))
+    W = window_rows(users, items, times, C, window=20, stride=10)
+    expected = [set(by_time[a:b].tolist()) for a, b in ((0, 20), (10, 30), (20, 40), (30, 45))]
+    assert windows_as_sets(W) == expected
+    assert W.dtype == np.float32 and set(W.data.tolist()) == {1.0}
+    assert window_count(C, 20, 10) == 4
+
+
+def test_short_readers_give_one_window_and_one_paper_readers_none():
+    users = np.array([0, 0, 0, 1, 2, 2])
+    items = np.array([3, 1, 2, 4, 5, 6])
+    ts = np.array([3.0, 1.0, 2.0, 9.0, 5.0, 5.0])
+    C = matrix(users, items, (3, 8))
+    W = window_rows(users, items, ts, C, window=20, stride=10)
+    assert windows_as_sets(W) == [{1, 2, 3}, {5, 6}]
+    assert window_count(C) == 2 == MIN_PAPERS
+
+
+def test_a_pair_counts_at_its_first_event_and_untimed_or_unkept_events_are_left_out():
+    # reader 0: paper 1 at t=1 and again at t=50, paper 2 at t=10, paper 3 at t=20, paper 4
+    # untimed, paper 5 held out of the matrix being fit (the validation slice's)
+    users = np.zeros(7, np.int64)
+    items = np.array([1, 1, 2, 3, 4, 5, 6])
+    ts = np.array([1.0, 50.0, 10.0, 20.0, np.nan, 30.0, 40.0])
+    keep = matrix(np.zeros(5, np.int64), [1, 2, 3, 4, 6], (1, 8))
+    u, i, t = first_times(users, items, ts, 8)
+    assert i.tolist() == [1, 2, 3, 5, 6] and t.tolist() == [1.0, 10.0, 20.0, 30.0, 40.0]
+    W = window_rows(users, items, ts, keep, window=2, stride=1)
+    # in time order 1, 2, 3, 6 (4 has no time, 5 is held out): windows every paper
+    assert [sorted(s) for s in windows_as_sets(W)] == [[1, 2], [2, 3], [3, 6]]
+
+
+def test_ties_in_time_keep_the_papers_order():
+    users = np.zeros(4, np.int64)
+    items = np.array([7, 2, 5, 0])
+    ts = np.array([1.0, 1.0, 1.0, 0.0])
+    W = window_rows(users, items, ts, matrix(users, items, (1, 8)), window=2, stride=2)
+    assert [sorted(s) for s in windows_as_sets(W)] == [[0, 2], [5, 7]]
+
+
+def test_no_times_no_windows():
+    users, items = np.array([0, 0, 1]), np.array([0, 1, 1])
+    assert window_rows(users, items, None, matrix(users, items, (2, 2))) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=8), st.integers(2, 25), st.integers(1, 25))
+def test_the_count_before_building_is_the_windows_built(lengths, window, stride):
+    stride = min(stride, window)
+    users = np.concatenate([np.full(n, r) for r, n in enumerate(lengths)]).astype(np.int64)
+    items = np.concatenate([np.arange(n) for n in lengths]).astype(np.int64)
+    C = matrix(users, items, (len(lengths), 61))
+    W = window_rows(users, items, np.arange(len(users), dtype=float), C, window=window, stride=stride)
+    built = 0 if W is None else W.shape[0]
+    assert window_count(C, window, stride) == built
+    if W is not None:  # every window holds consecutive papers of one reader, at most `window`
+        sizes = np.diff(W.indptr)
+        assert sizes.max() <= window and sizes.min() >= MIN_PAPERS
+
+
+def dense_ease_scores(X: np.ndarray, lam: float, rows: np.ndarray) -> np.ndarray:
+    """EASE's closed form (Steck 2019) in float64: B = I - P diag(1 / diag P), diagonal 0."""
+    P = np.linalg.inv(X.T @ X + lam * np.eye(X.shape[1]))
+    B = -P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    return rows @ B
+
+
+def test_the_second_ease_is_the_closed_form_over_readers_and_windows():
+    rng = np.random.default_rng(3)
+    n_users, n_items = 12, 70
+    users, items, ts = [], [], []
+    for u in range(n_users):
+        papers = rng.choice(n_items, rng.integers(2, 40), replace=False)
+        users += [u] * len(papers)
+        items += papers.tolist()
+        ts += rng.uniform(0, 1e6, len(papers)).tolist()
+    users, items, ts = np.array(users), np.array(items), np.array(ts)
+    C = matrix(users, items, (n_users, n_items))
+    ease = fit_ease(C, 10.0, max_solve=500)
+    model, info = reading_order.fit(C, (users, items, ts), ease, None, max_solve=500, top_k=300)
+    W = window_rows(users, items, ts, C)
+    assert info == {"windows": W.shape[0]} and W.shape[0] > n_users  # long readers give several
+    X = np.vstack([C.toarray(), W.toarray()])
+    read = np.flatnonzero(X.sum(0) > 0)
+    rows = C.toarray()
+    expected = np.zeros((n_users, n_items))
+    expected[:, read] = dense_ease_scores(X[:, read], 10.0, rows[:, read])
+    np.testing.assert_allclose(model.scores(C), expected, rtol=1e-3, atol=1e-4)
+    # and not the first EASE: the windows change the weights
+    assert np.abs(ease.scores(C) - expected).max() > 1e-2
+
+
+def test_left_out_without_ease_times_or_room():
+    users = np.repeat(np.arange(4), 30)
+    items = np.tile(np.arange(30), 4)
+    ts = np.arange(len(users), dtype=float)
+    C = matrix(users, items, (4, 200))
+    ease = fit_ease(C, 10.0, max_solve=500)
+    assert reading_order.fit(C, (users, items, ts), None, None, 500, 300) == (None, {"left_out": "no EASE in the blend"})
+    model, info = reading_order.fit(C, (users, items, None), ease, None, 500, 300)
+    assert model is None and "no event times" in info["left_out"]
+    # 4 readers and 4 x 2 windows: a solve of at most 11 has no room for them
+    model, info = reading_order.fit(C, (users, items, ts), ease, None, 11, 300)
+    assert model is None and info["left_out"].startswith("4 readers and 8 windows exceed")
+    model, info = reading_order.fit(C, (users, items, ts), ease, None, 12, 300)
+    assert model is not None and info == {"windows": 8}
+
+
+@pytest.fixture(scope="module")
+def timed_fit():
+    texts, titles, users, items, _ = synthetic(n_papers=300, n_users=100)
+    ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users))
+    m = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
+                        config=replace(CONFIG, ease=True))
+    return m, (texts, titles, users, items, ts)
+
+
+def test_a_timed_fit_has_the_feature_in_its_manifest_and_its_slice(timed_fit):
+    m, _ = timed_fit
+    manifest = m.manifest()
+    assert manifest["reading_order"]["windows"] == m.comps.order_info["windows"] > 0
+    assert manifest["reading_order"]["lambda"] == manifest["ease"]["lambda"]
+    assert m.stats["validation"]["reading_order"]["windows"] > 0
+    assert m.comps.order.n_items == m.n_items
+
+
+def test_a_fit_without_times_or_with_it_turned_off_has_none(timed_fit):
+    m, (texts, titles, users, items, ts) = timed_fit
+    off = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
+                          config=replace(CONFIG, ease=True, reading_order=False))
+    assert off.comps.order is None and off.manifest()["reading_order"] is None
+    assert off.stats["reading_order"] == {"left_out": "turned off"}
+    names = off.blender.coefficients()
+    assert all(abs(names[f"order:{r}"]) == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
+
+
+def test_a_saved_model_keeps_the_second_ease_and_refit_and_new_papers_keep_it(timed_fit):
+    m, (texts, titles, users, items, ts) = timed_fit
+    back = HybridModel.from_arrays(m.to_arrays(), m.manifest())
+    rows, _ = m.history_row([(3, "read", 1.65e9), (7, "upvote", 1.66e9)])
+    np.testing.assert_array_equal(back.comps.order.scores(rows), m.comps.order.scores(rows))
+    np.testing.assert_array_equal(back.score_rows(rows), m.score_rows(rows))
+    again = m.refit(users, items, ts=ts, n_users=int(users.max()) + 1)
+    assert again.comps.order is not None and again.comps.order_info == m.comps.order_info
+    untimed = m.refit(users, items, n_users=int(users.max()) + 1)
+    assert untimed.comps.order is None
+    back.add_papers([("a new paper", "about nothing read yet", 0.0)])
+    assert back.comps.order.n_items == m.n_items + 1
+
