@@ -1,7 +1,8 @@
 """The learned blend: a logistic regression over per-reader standardised component scores.
 
-Each component score (collaborative factors, item graph, TF-IDF profile, dense profile,
-observed popularity, popularity predicted from text) is z-scored across papers for each
+Each component score (collaborative factors, item graph, EASE, TF-IDF profile, dense
+profile, observed popularity, popularity predicted from text, and EASE over the reading's
+order where events have times: `reading_order.py`) is z-scored across papers for each
 reader, so a weight means the same thing for every reader. The regression sees every
 feature twice -- once for papers with readers and once for papers without (the cold
 regime, where "collaborative" means the content-mapped position) -- and each of those
@@ -204,13 +205,21 @@ class Blender:
 
     @classmethod
     def fit(cls, Xs: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None,
-            C: float = 1.0, seed: int = 0, fit_intercept: bool = True) -> "Blender":
+            C: float = 1.0, seed: int = 0, fit_intercept: bool = True, absent: tuple = ()) -> "Blender":
+        """The pairwise logistic regression on expanded samples `Xs` (`expand`). `absent`:
+        features the model does not have; their columns (all zero) stay out of the solve
+        and weigh 0. The weight of a zero column is 0 at the optimum anyway, but lbfgs's
+        arithmetic over more columns moves the others' last bits, and a data set without
+        a signal should get the blend it got before that signal existed."""
         from sklearn.linear_model import LogisticRegression
 
+        names = expanded_names()
+        used = np.array([n.split(":")[0] not in absent for n in names])
         lr = LogisticRegression(C=C, max_iter=1000, random_state=seed, fit_intercept=fit_intercept)
-        lr.fit(Xs, y, sample_weight=sample_weight)
-        return cls(lr.coef_.ravel().astype(np.float32), True,
-                   {"samples": int(len(y)), "positives": int(y.sum()), "C": C})
+        lr.fit(Xs[:, used], y, sample_weight=sample_weight)
+        weights = np.zeros(len(names), np.float32)
+        weights[used] = lr.coef_.ravel()
+        return cls(weights, True, {"samples": int(len(y)), "positives": int(y.sum()), "C": C})
 
     def coefficients(self) -> dict[str, float]:
         return {n: float(w) for n, w in zip(expanded_names(), self.weights)}

@@ -476,7 +476,11 @@ class HybridModel:
         vstats["features_s"] = round(time.perf_counter() - tt, 2)
         _progress(progress, "validation: blend (LR + ascent)")
         tt = time.perf_counter()
-        blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False)
+        # a signal the slice's components do not have (the reading's order without event
+        # times) has no weight to learn, and starts no ascent: the ascent's ends, and so
+        # their mean, are those of a blend without it
+        absent = () if comps.order is not None else ("order",)
+        blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False, absent=absent)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
         # refine the pairwise-LR weights by direct search on validation NDCG@20
@@ -491,9 +495,6 @@ class HybridModel:
         vstats["cold_task_users"] = cold_users
         vstats["pool_width"] = {name: int(t.F.shape[1]) for name, t in tasks.items()}
         tasks = [t for t in tasks.values() if len(t.n_rel) >= config.min_task_users]
-        # a signal the slice's components do not have starts no ascent (the reading's order
-        # without event times: the ascent's ends, and so their mean, are those without it)
-        absent = () if comps.order is not None else ("order",)
         starts = [neutral_weights(absent=absent)] + [neutral_weights(f) for f in PERSONAL if f not in absent]
         if cold_users < config.min_task_users:
             starts = [share_warm_weights(w) for w in starts]
