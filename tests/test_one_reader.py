@@ -19,6 +19,7 @@ from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from recommender.core.sparse_rows import gather_rows
 from recommender.model.one_reader import OneHistory
+from recommender.model.reading_order import latest_of_history, latest_rows
 from tests.helpers import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]
@@ -57,12 +58,27 @@ def model(request):
     return fitted_form(request.param)
 
 
+def latest_row(model: HybridModel, history, row) -> sp.csr_matrix | None:
+    """The reader's latest papers as the batch path takes them (`latest_rows` of their events)."""
+    timed = [h for h in history if h[2] is not None and 0 <= h[0] < model.n_items]
+    if not timed:
+        return None
+    items = np.array([h[0] for h in timed])
+    return latest_rows(np.zeros(len(items), np.int64), items, np.array([h[2] for h in timed]), row)
+
+
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
     row, seen = model.history_row(history)
-    batch = model.score_batch(row, strategy)[0]
-    single, _ = model.one_reader().scores(OneHistory.from_row(row, seen), strategy)
+    latest = latest_row(model, history, row)
+    batch = model.score_batch(row, strategy, latest=latest)[0]
+    one = OneHistory.from_row(row, seen, latest_of_history(history, row))
+    assert (one.latest is None) == (latest is None or latest.nnz == 0)
+    if one.latest is not None:
+        np.testing.assert_array_equal(one.latest, latest.indices)
+    single, _ = model.one_reader().scores(one, strategy)
     np.testing.assert_array_equal(single, batch)
-    np.testing.assert_array_equal(model.score_rows(row, strategy)[0], batch)
+    np.testing.assert_array_equal(model.score_rows(row, strategy, latest=latest)[0], batch)
+    np.testing.assert_array_equal(model.score_history(history, strategy), batch)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -78,7 +94,7 @@ def test_list_is_the_batch_top_k(model, history, k):
     row, seen = model.history_row(history)
     excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)),
                          shape=(1, model.n_items))
-    expected = top_k(model.score_batch(row, "hybrid"), k, excl)[0]
+    expected = top_k(model.score_batch(row, "hybrid", latest=latest_row(model, history, row)), k, excl)[0]
     got = [r.index for r in model.recommend(history, k=k, with_reasons=False)]
     assert got == [int(j) for j in expected if j >= 0]
 

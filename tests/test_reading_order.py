@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from recommender.model import reading_order
 from recommender.model.ease import fit as fit_ease
 from recommender.model.hybrid import HybridModel
-from recommender.model.reading_order import MIN_PAPERS, first_times, window_count, window_rows
+from recommender.model.reading_order import (MIN_PAPERS, first_times, latest_of_history, latest_rows, window_count,
+                                             window_rows)
 from tests.helpers import CONFIG, synthetic
 
 
@@ -74,6 +75,37 @@ def test_ties_in_time_keep_the_papers_order():
     ts = np.array([1.0, 1.0, 1.0, 0.0])
     W = window_rows(users, items, ts, matrix(users, items, (1, 8)), window=2, stride=2)
     assert [sorted(s) for s in windows_as_sets(W)] == [[0, 2], [5, 7]]
+
+
+def test_the_latest_papers_are_those_of_the_last_events_the_row_keeps():
+    # reader 0: paper 1 read first and again last, 2..6 in between, 7 dismissed (no positive
+    # confidence), 8 untimed; reader 1: two papers at one time
+    users = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    items = np.array([1, 2, 3, 4, 5, 6, 1, 7, 8, 4, 2])
+    ts = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, 8.0, np.nan, 5.0, 5.0])
+    keep = sp.csr_matrix((np.ones(8, np.float32), ([0, 0, 0, 0, 0, 0, 0, 1], [1, 2, 3, 4, 5, 6, 8, 2])),
+                         shape=(2, 10))
+    keep = keep.tolil()
+    keep[1, 4] = 0.0  # not in the matrix being fit (dismissed, or held out)
+    keep = keep.tocsr()
+    L = latest_rows(users, items, ts, keep, latest=3)
+    assert L[0].indices.tolist() == [1, 5, 6]  # 1 at t=9, then 6 and 5; 7 and 8 left out
+    assert L[1].indices.tolist() == [2]
+    assert latest_rows(users, items, None, keep) is None
+    # ties in time: the higher index counts as the later
+    L = latest_rows(np.zeros(3, np.int64), np.array([5, 2, 9]), np.array([1.0, 1.0, 1.0]),
+                    sp.csr_matrix(np.ones((1, 10), np.float32)), latest=2)
+    assert L[0].indices.tolist() == [5, 9]
+
+
+def test_one_readers_latest_papers_follow_the_batch_rule():
+    history = [(1, "read", 1.0), (2, "read", 2.0), (3, "read", None), (1, "upvote", 9.0), (4, "read", 5.0),
+               (12, "read", 10.0)]
+    row = sp.csr_matrix(np.array([[0, 1, 1, 1, 1, 0, 0, 0, 0, 0]], np.float32))
+    assert latest_of_history(history, row, latest=2).tolist() == [1, 4]
+    assert latest_of_history(history, row, latest=9).tolist() == [1, 2, 4]  # 3 has no time; 12 no row
+    assert latest_of_history([(3, "read", None)], row) is None
+    assert latest_of_history([], row) is None
 
 
 def test_no_times_no_windows():
@@ -170,7 +202,8 @@ def test_a_fit_without_times_or_with_it_turned_off_has_none(timed_fit):
     assert off.comps.order is None and off.manifest()["reading_order"] is None
     assert off.stats["reading_order"] == {"left_out": "turned off"}
     names = off.blender.coefficients()
-    assert all(abs(names[f"order:{r}"]) == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
+    assert all(names[f"{f}:{r}"] == 0.0 for f in ("order", "latest") for r in ("warm", "warm*h", "cold", "cold*h"))
+    assert any(m.blender.coefficients()[f"latest:{r}"] != 0.0 for r in ("warm", "warm*h"))
 
 
 def test_a_saved_model_keeps_the_second_ease_and_refit_and_new_papers_keep_it(timed_fit):

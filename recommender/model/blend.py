@@ -1,8 +1,9 @@
 """The learned blend: a logistic regression over per-reader standardised component scores.
 
 Each component score (collaborative factors, item graph, EASE, TF-IDF profile, dense
-profile, observed popularity, popularity predicted from text, and EASE over the reading's
-order where events have times: `reading_order.py`) is z-scored across papers for each
+profile, observed popularity, popularity predicted from text, and where events have times
+EASE over the reading's order, from the reader's whole history and from their latest
+papers: `reading_order.py`) is z-scored across papers for each
 reader, so a weight means the same thing for every reader. The regression sees every
 feature twice -- once for papers with readers and once for papers without (the cold
 regime, where "collaborative" means the content-mapped position) -- and each of those
@@ -32,15 +33,15 @@ from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
 
-FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text", "order")
-PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5, "order": 0.0}
+FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text", "order", "latest")
+PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5, "order": 0.0, "latest": 0.0}
 # how far above chance popularity's readers-out hit rate (`popularity.readers_out_hit_rate`)
 # may be with PRIOR's weights; beyond it, both popularity weights grow in proportion
 # (`prior_pop_scale`)
 PRIOR_HIT_RATE = 0.01
 
 
-PERSONAL = ("cf", "graph", "ease", "tfidf", "dense", "order")
+PERSONAL = ("cf", "graph", "ease", "tfidf", "dense", "order", "latest")
 # each restart of the blend's ascent searches this share of the validation readers
 RESTART_SHARE = 0.5
 # history lengths the blend must stay sensible over: one paper to a thousand

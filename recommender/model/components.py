@@ -104,9 +104,11 @@ def _absent(B: int, n: int) -> np.ndarray:
     return np.broadcast_to(np.zeros((1, n), np.float32), (B, n))
 
 
-def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
+def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_matrix,
+                 latest: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:
     """(B x n_items) confidence rows -> the raw score of every component, each (B x n_items);
-    X, V: the papers' TF-IDF rows and dense vectors."""
+    X, V: the papers' TF-IDF rows and dense vectors; `latest`: the readers' latest papers
+    (`reading_order.latest_rows`, None without times), which the windows' EASE scores too."""
     B = rows.shape[0]
     feats = {}
     if c.cf is not None:
@@ -115,8 +117,10 @@ def raw_features(c: Components, X: sp.csr_matrix, V: np.ndarray, rows: sp.csr_ma
         feats["graph"] = c.cold.smooth_scores(c.graph.scores(rows))
         for f, m in (("ease", c.ease), ("order", c.order)):
             feats[f] = c.cold.smooth_scores(m.scores(rows)) if m is not None else _absent(B, X.shape[0])
+        feats["latest"] = (c.cold.smooth_scores(c.order.scores(latest)) if c.order is not None and latest is not None
+                           else _absent(B, X.shape[0]))
     else:
-        for f in ("cf", "graph", "ease", "order"):
+        for f in ("cf", "graph", "ease", "order", "latest"):
             feats[f] = _absent(B, X.shape[0])
     feats["tfidf"] = tfidf_scores(rows, X)
     feats["dense"] = dense_scores(rows, V)

@@ -60,6 +60,7 @@ from recommender.model.freshness import Freshness, calibrate as calibrate_freshn
 from recommender.model.ease import (FactoredEase, covers_reading, fit_on_validation, fit as fit_ease,
                                     from_arrays as ease_from_arrays)
 from recommender.model.item_graph import ItemGraph
+from recommender.model.reading_order import latest_of_history, latest_rows
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, readers_out_hit_rate, text_lengths
 from recommender.model.profiles import tfidf_scores
@@ -465,7 +466,9 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
+        latest = latest_rows(*events, C_fit) if comps.order is not None else None
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
+                                                           latest=latest,
                                                            carved_new=vslice.cold_items, not_yet=not_yet,
                                                            carved_in_joint=vslice.new_by_time,
                                                            ages=ages)
@@ -479,7 +482,7 @@ class HybridModel:
         # a signal the slice's components do not have (the reading's order without event
         # times) has no weight to learn, and starts no ascent: the ascent's ends, and so
         # their mean, are those of a blend without it
-        absent = () if comps.order is not None else ("order",)
+        absent = () if comps.order is not None else ("order", "latest")
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False, absent=absent)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
@@ -521,26 +524,27 @@ class HybridModel:
         return blender, vstats, comps, neighbors
 
     # ------------------------------------------------------------------ scoring
-    def _raw_features(self, rows: sp.csr_matrix) -> dict[str, np.ndarray]:
-        return raw_features(self.comps, self.X, self.V, rows)
-
     def popular_scores(self) -> np.ndarray:
         p = self.comps.pop
         pt = p.predicted - p.predicted.min() if len(p.predicted) else p.predicted
         return (p.observed + 1e-3 * pt / (pt.max() + 1e-9)).astype(np.float32)
 
-    def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid") -> np.ndarray:
-        """Scores (B x n_items) for readers given as confidence rows. Readers with an empty
-        history get the popularity order under every strategy. One reader goes through
-        `one_reader.py` (same scores, without sparse-matrix overhead)."""
+    def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid",
+                   latest: sp.csr_matrix | None = None) -> np.ndarray:
+        """Scores (B x n_items) for readers given as confidence rows (and `latest`, their
+        latest papers: `reading_order.latest_rows`; None without event times). Readers with
+        an empty history get the popularity order under every strategy. One reader goes
+        through `one_reader.py` (same scores, without sparse-matrix overhead)."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
         B = rows.shape[0]
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         if B == 1:
-            S, _ = self.one_reader().scores(OneHistory.from_row(rows, np.zeros(0, np.int64)), strategy)
+            one = OneHistory.from_row(rows, np.zeros(0, np.int64),
+                                      None if latest is None or latest.nnz == 0 else latest.indices)
+            S, _ = self.one_reader().scores(one, strategy)
             return S[None, :]
-        return self.score_batch(rows, strategy)
+        return self.score_batch(rows, strategy, latest=latest)
 
     def freshness_bonus(self, now: float | None = None) -> np.ndarray | None:
         """What each paper's hybrid score gains for its age at `now` (the model's newest
@@ -548,7 +552,8 @@ class HybridModel:
         return self.blender.freshness.bonus(self.published, self.comps.cold_mask,
                                             self.now if now is None else now)
 
-    def score_batch(self, rows: sp.csr_matrix, strategy: str, now: float | None = None) -> np.ndarray:
+    def score_batch(self, rows: sp.csr_matrix, strategy: str, now: float | None = None,
+                    latest: sp.csr_matrix | None = None) -> np.ndarray:
         """score_rows for B readers at once (offline evaluation): sparse products over the
         batch. For B = 1 it gives what the single-reader path gives, to the bit. `now`:
         the time the papers' ages are measured at (the model's newest event when None)."""
@@ -564,7 +569,7 @@ class HybridModel:
                 raise ValueError("model was fit without the collaborative component")
             S = row_scores(c.item_factors, c.cf.fold_in(rows, cg_steps=6))
         else:
-            feats = self._raw_features(rows)
+            feats = raw_features(self.comps, self.X, self.V, rows, latest)
             z = {f: zscore_rows(S, out=own_rows(S)) for f, S in feats.items()}  # each its own
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
             fresh = self.freshness_bonus(now)
@@ -615,7 +620,8 @@ class HybridModel:
     def score_history(self, history, strategy: str = "hybrid", now: float | None = None) -> np.ndarray:
         """Scores over all papers for one reader's history [(paper index, kind, ts), ...]."""
         row, _ = self.history_row(history, now)
-        S, _ = self.one_reader().scores(OneHistory.from_row(row, np.zeros(0, np.int64)), strategy, now)
+        h = OneHistory.from_row(row, np.zeros(0, np.int64), latest_of_history(history, row))
+        S, _ = self.one_reader().scores(h, strategy, now)
         return S
 
     def recommend(self, history, k: int = 20, strategy: str = "hybrid", exclude_seen: bool = True,
@@ -624,7 +630,7 @@ class HybridModel:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         row, seen = self.history_row(history, now)
         one = self.one_reader()
-        h = OneHistory.from_row(row, seen)
+        h = OneHistory.from_row(row, seen, latest_of_history(history, row))
         S, z = one.scores(h, strategy, now)
         top = top_k(S, k, h.seen if exclude_seen else None,
                     None if candidates is None else np.asarray(candidates, np.int64))
@@ -663,7 +669,7 @@ class HybridModel:
                 names.append("fresh")
             best = np.argmax(np.stack([contrib[f] for f in names]), axis=0)  # first on ties
             kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
-                       "order": "collab",
+                       "order": "collab", "latest": "collab",
                        "fresh": "new"}
             kinds = [kind_of.get(names[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]

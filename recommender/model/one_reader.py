@@ -32,11 +32,13 @@ class OneHistory:
     items: np.ndarray  # paper indices with positive confidence, ascending
     conf: np.ndarray  # float32 confidences
     seen: np.ndarray  # paper indices to exclude
+    # the reader's latest papers, ascending (`reading_order.latest_of_history`); None untimed
+    latest: np.ndarray | None = None
 
     @classmethod
-    def from_row(cls, row: sp.csr_matrix, seen: np.ndarray) -> "OneHistory":
+    def from_row(cls, row: sp.csr_matrix, seen: np.ndarray, latest: np.ndarray | None = None) -> "OneHistory":
         return cls(np.asarray(row.indices, np.int64), np.asarray(row.data, np.float32),
-                   np.asarray(seen, np.int64))
+                   np.asarray(seen, np.int64), None if latest is None else np.asarray(latest, np.int64))
 
 
 class OneReaderScorer:
@@ -82,19 +84,21 @@ class OneReaderScorer:
     def fold_in(self, h: OneHistory) -> np.ndarray:
         return self.model.comps.cf.fold_in_one(h.items, h.conf, cg_steps=6)[None, :]
 
-    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The item graph's, EASE's and the reading order's EASE's rows, smoothed over thin
-        papers in one pass (each 1 x n): the product is bound by reading `neighbors`, so
-        three rows cost about one."""
+    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The item graph's, EASE's and the reading order's EASE's rows (from the whole
+        history and from the latest papers), smoothed over thin papers in one pass (each
+        1 x n): the product is bound by reading `neighbors`, so four rows cost about one."""
         c = self.model.comps
+        # (model or None, the history's papers, their confidences: None for the latest, 0/1)
+        wanted = [(c.ease, h.items, h.conf), (c.order, h.items, h.conf),
+                  (c.order if h.latest is not None else None, h.latest, None)]
         rows = [gather_rows(c.graph.weights, h.items, h.conf)]
-        have = [e for e in (c.ease, c.order) if e is not None]
-        rows += [e.row_scores(h.items, h.conf) for e in have]
+        rows += [m.row_scores(items, np.ones(len(items), np.float32) if conf is None else conf)
+                 for m, items, conf in wanted if m is not None]
         smoothed = iter(c.cold.smooth_scores(np.stack(rows)))
         graph = next(smoothed)[None, :]
         zeros = np.zeros((1, self.n_items), np.float32)
-        ease, order = (next(smoothed)[None, :] if e is not None else zeros for e in (c.ease, c.order))
-        return graph, ease, order
+        return (graph, *[next(smoothed)[None, :] if m is not None else zeros for m, _, _ in wanted])
 
     def features(self, h: OneHistory) -> dict[str, np.ndarray]:
         """Standardised component scores, each (1 x n_items) like the batch path's rows.
@@ -117,13 +121,14 @@ class OneReaderScorer:
             side = Alongside(lambda: (self.tfidf(h), *self.neighbours(h)))
             dense = self.dense(h)[None, :]
             cf = self.Y_rows.matvec(self.fold_in(h)[0])[None, :]
-            tfidf, graph, ease, order = side.result()
+            tfidf, graph, ease, order, latest = side.result()
             tfidf = tfidf[None, :]
         else:
-            cf = graph = ease = order = np.zeros((1, n), np.float32)
+            cf = graph = ease = order = latest = np.zeros((1, n), np.float32)
             tfidf = self.tfidf(h)[None, :]
             dense = self.dense(h)[None, :]
         return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease), "order": zscore_rows(order),
+                "latest": zscore_rows(latest),
                 "tfidf": zscore_rows(tfidf), "dense": zscore_rows(dense),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 

@@ -33,17 +33,19 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.core.times import to_unix
 from recommender.model.ease import EaseModel, FactoredEase, Gram, word_rows
 
 WINDOW = 20  # consecutive papers of one reader in a window
 STRIDE = 10  # a new window every this many papers
 MIN_PAPERS = 2  # a window (a reader's last, or a short reader's only) with fewer links nothing
+LATEST = 5  # a reader's latest papers, the `latest` feature's history
 
 
-def first_times(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def first_times(users, items, ts, n_items: int, last: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(readers, papers, first event time) of each reader-paper pair with a finite time,
-    sorted by reader, then time. Ties in time keep the papers' index order: the windows of
-    the same events are the same windows."""
+    sorted by reader, then time (`last`: each pair's last event time instead). Ties in time
+    keep the papers' index order: the windows of the same events are the same windows."""
     users = np.asarray(users, np.int64)
     items = np.asarray(items, np.int64)
     ts = np.asarray(ts, np.float64)
@@ -52,7 +54,12 @@ def first_times(users, items, ts, n_items: int) -> tuple[np.ndarray, np.ndarray,
     t = ts[timed]
     o = np.lexsort((t, key))
     key, t = key[o], t[o]
-    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+    if not len(key):
+        first = np.zeros(0, bool)
+    elif last:
+        first = np.r_[key[1:] != key[:-1], True]
+    else:
+        first = np.r_[True, key[1:] != key[:-1]]
     key, t = key[first], t[first]
     u, i = key // n_items, key % n_items
     o = np.lexsort((i, t, u))
@@ -130,3 +137,39 @@ def fit(C: sp.csr_matrix, events: tuple | None, ease: EaseModel | FactoredEase |
     if not gram.by_readers:
         return None, {"left_out": "more readers and windows than read papers"}
     return gram.solve(ease.lam, top_k, ease.words), {"windows": int(windows.shape[0])}
+
+
+def latest_rows(users, items, ts, keep: sp.csr_matrix, latest: int = LATEST) -> sp.csr_matrix | None:
+    """(readers x papers), 0/1: each reader's `latest` papers among those `keep` stores with
+    a positive confidence, by each pair's last timed event (ties: the higher index is the
+    later). What the `latest` feature scores through the windows' EASE for a batch of
+    readers; `latest_of_history` is the same rule for one reader. None without times."""
+    if ts is None:
+        return None
+    u, i, _ = first_times(users, items, ts, keep.shape[1], last=True)
+    if len(u):
+        inside = u < keep.shape[0]
+        u, i = u[inside], i[inside]
+        inside = np.asarray(sp.csr_matrix(keep)[u, i]).ravel() > 0
+        u, i = u[inside], i[inside]
+    bounds = np.r_[0, np.flatnonzero(u[1:] != u[:-1]) + 1, len(u)] if len(u) else np.zeros(1, np.int64)
+    from_end = np.repeat(bounds[1:], np.diff(bounds)) - np.arange(len(u))  # 1 for a reader's last
+    kept = from_end <= latest
+    return sp.csr_matrix((np.ones(int(kept.sum()), np.float32), (u[kept], i[kept])), shape=keep.shape)
+
+
+def latest_of_history(history, row: sp.csr_matrix, latest: int = LATEST) -> np.ndarray | None:
+    """One reader's `latest_rows`: from their history [(paper index, kind, ts), ...] and its
+    confidence row, the papers of the row (positive confidence) with the `latest` last
+    timed events, ascending; None where none of them has a time."""
+    if not history:
+        return None
+    n_items = int(row.shape[1])
+    papers = np.array([int(h[0]) for h in history], np.int64)
+    ts = np.array([to_unix(h[2]) if len(h) > 2 else np.nan for h in history], np.float64)
+    known = (papers >= 0) & (papers < n_items)  # as `confidence.history_rows` keeps them
+    _, i, _ = first_times(np.zeros(int(known.sum()), np.int64), papers[known], ts[known], n_items, last=True)
+    i = i[np.isin(i, row.indices)]
+    if not len(i):
+        return None
+    return np.sort(i[-latest:])
