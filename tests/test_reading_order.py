@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from recommender.model import reading_order
 from recommender.model.ease import fit as fit_ease
 from recommender.model.hybrid import HybridModel
-from recommender.model.reading_order import (MIN_PAPERS, first_times, latest_of_history, latest_rows, window_count,
+from recommender.model.reading_order import (MIN_PAPERS, pair_times, latest_of_history, latest_rows, window_count,
                                              window_rows)
 from tests.helpers import CONFIG, synthetic
 
@@ -62,7 +62,7 @@ def test_a_pair_counts_at_its_first_event_and_untimed_or_unkept_events_are_left_
     items = np.array([1, 1, 2, 3, 4, 5, 6])
     ts = np.array([1.0, 50.0, 10.0, 20.0, np.nan, 30.0, 40.0])
     keep = matrix(np.zeros(5, np.int64), [1, 2, 3, 4, 6], (1, 8))
-    u, i, t = first_times(users, items, ts, 8)
+    u, i, t = pair_times(users, items, ts, 8)
     assert i.tolist() == [1, 2, 3, 5, 6] and t.tolist() == [1.0, 10.0, 20.0, 30.0, 40.0]
     W = window_rows(users, items, ts, keep, window=2, stride=1)
     # in time order 1, 2, 3, 6 (4 has no time, 5 is held out): windows every paper
