@@ -27,8 +27,9 @@ half so that no pair of neighbours is split by a window's edge alone.
 papers (by each pair's last event) alone, the `latest` feature. The whole history says what
 a reader likes; the latest papers, read through weights learnt from windows, say what they
 take up next. Learned in the blend, MovieLens user-temporal 0.1273 -> 0.1325 (mean of
-seeds 0 / 1 / 2; every seed over 0.131) and warm level (0.2764 -> 0.2760); 10, 20 and 40
-latest papers did less (README, "The reader's latest papers"). Batch scoring takes each
+seeds 0 / 1 / 2; every seed over 0.131) for warm 0.2764 -> 0.2755; 10, 20 and 40 latest
+papers did less (README, "The reader's latest papers"). A reader with at most `LATEST`
+papers has none (`latest_rows`). Batch scoring takes each
 reader's latest papers from their events (`latest_rows`), a live list from its history
 (`latest_of_history`): the same rule, so one reader's scores equal the batch's to the bit.
 
