@@ -19,7 +19,7 @@ from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from recommender.core.sparse_rows import gather_rows
 from recommender.model.one_reader import OneHistory
-from recommender.model.reading_order import latest_of_history, latest_rows
+from recommender.model.reading_order import latest_rows
 from tests.helpers import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]
@@ -31,7 +31,7 @@ def fitted(n_papers: int = 80, n_users: int = 160, timed: bool = False) -> Hybri
     texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
     ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users)) if timed else None
     return HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                           config=replace(CONFIG, ease=True))
+                           config=replace(CONFIG, ease=True, reading_latest=5 if timed else 0))
 
 
 # EASE in each form: pruned weights (more readers than papers: the papers' side solve),
@@ -61,17 +61,18 @@ def model(request):
 def latest_row(model: HybridModel, history, row) -> sp.csr_matrix | None:
     """The reader's latest papers as the batch path takes them (`latest_rows` of their events)."""
     timed = [h for h in history if h[2] is not None and 0 <= h[0] < model.n_items]
-    if not timed:
+    if not timed or model.comps.order is None or not model.config.reading_latest:
         return None
     items = np.array([h[0] for h in timed])
-    return latest_rows(np.zeros(len(items), np.int64), items, np.array([h[2] for h in timed]), row)
+    return latest_rows(np.zeros(len(items), np.int64), items, np.array([h[2] for h in timed]), row,
+                       model.config.reading_latest)
 
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
     row, seen = model.history_row(history)
     latest = latest_row(model, history, row)
     batch = model.score_batch(row, strategy, latest=latest)[0]
-    one = OneHistory.from_row(row, seen, latest_of_history(history, row))
+    one = OneHistory.from_row(row, seen, model.latest_papers(history, row))
     assert (one.latest is None) == (latest is None or latest.nnz == 0)
     if one.latest is not None:
         np.testing.assert_array_equal(one.latest, latest.indices)

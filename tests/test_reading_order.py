@@ -184,7 +184,7 @@ def timed_fit():
     texts, titles, users, items, _ = synthetic(n_papers=300, n_users=100)
     ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users))
     m = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                        config=replace(CONFIG, ease=True))
+                        config=replace(CONFIG, ease=True, reading_latest=5))
     return m, (texts, titles, users, items, ts)
 
 
@@ -200,7 +200,7 @@ def test_a_timed_fit_has_the_feature_in_its_manifest_and_its_slice(timed_fit):
 def test_a_fit_without_times_or_with_it_turned_off_has_none(timed_fit):
     m, (texts, titles, users, items, ts) = timed_fit
     off = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                          config=replace(CONFIG, ease=True, reading_order=False))
+                          config=replace(CONFIG, ease=True, reading_order=False, reading_latest=5))
     assert off.comps.order is None and off.manifest()["reading_order"] is None
     assert off.stats["reading_order"] == {"left_out": "turned off"}
     names = off.blender.coefficients()
@@ -221,3 +221,27 @@ def test_a_saved_model_keeps_the_second_ease_and_refit_and_new_papers_keep_it(ti
     back.add_papers([("a new paper", "about nothing read yet", 0.0)])
     assert back.comps.order.n_items == m.n_items + 1
 
+
+
+def test_the_latest_papers_are_off_unless_asked_for(timed_fit):
+    m, (texts, titles, users, items, ts) = timed_fit
+    plain = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
+                            config=replace(CONFIG, ease=True))
+    assert plain.comps.order is not None and plain.config.reading_latest == 0
+    coefficients = plain.blender.coefficients()
+    assert all(coefficients[f"latest:{r}"] == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
+    assert any(coefficients[f"order:{r}"] != 0.0 for r in ("warm", "warm*h"))
+    history = [(int(items[k]), "read", float(ts[k])) for k in range(20)]
+    row, _ = plain.history_row(history)
+    assert plain.latest_papers(history, row) is None and m.latest_papers(history, row) is not None
+
+
+def test_a_feed_with_publication_times_leaves_the_order_out(timed_fit):
+    m, (texts, titles, users, items, ts) = timed_fit
+    published = np.full(len(texts), float(ts.min()) - 86400.0)  # every paper out before its readings
+    feed = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
+                           config=replace(CONFIG, ease=True, reading_latest=5), published=published)
+    assert feed.comps.order is None and feed.manifest()["reading_order"] is None
+    assert "feed" in feed.stats["reading_order"]["left_out"]
+    # the same catalog without publication times keeps it (the module fixture)
+    assert m.comps.order is not None

@@ -61,7 +61,8 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
     T.sum_duplicates()
     users = np.nonzero(np.diff(T.indptr) > 0)[0]
     # each reader's latest papers, as a live history gives them (`reading_order.latest_rows`)
-    latest = latest_rows(train.users, train.items, train.ts, C) if strategy == "hybrid" else None
+    latest = (latest_rows(train.users, train.items, train.ts, C, model.config.reading_latest)
+              if strategy == "hybrid" and model.config.reading_latest > 0 else None)
     per = {"recall": [], "ndcg": [], "hitrate": []}
 
     def one_batch(ub: np.ndarray) -> dict[str, np.ndarray]:
