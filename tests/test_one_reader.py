@@ -31,7 +31,7 @@ def fitted(n_papers: int = 80, n_users: int = 160, timed: bool = False) -> Hybri
     texts, titles, users, items, _ = synthetic(n_papers=n_papers, n_users=n_users)
     ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users)) if timed else None
     return HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                           config=replace(CONFIG, ease=True, reading_latest=5 if timed else 0))
+                           config=replace(CONFIG, ease=True))
 
 
 # EASE in each form: pruned weights (more readers than papers: the papers' side solve),

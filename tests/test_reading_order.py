@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from recommender.model import reading_order
 from recommender.model.ease import fit as fit_ease
-from recommender.model.hybrid import HybridModel
+from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.reading_order import (MIN_PAPERS, pair_times, latest_of_history, latest_rows, window_count,
                                              window_rows)
 from tests.helpers import CONFIG, synthetic
@@ -184,7 +184,7 @@ def timed_fit():
     texts, titles, users, items, _ = synthetic(n_papers=300, n_users=100)
     ts = np.random.default_rng(1).uniform(1.6e9, 1.7e9, len(users))
     m = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                        config=replace(CONFIG, ease=True, reading_latest=5))
+                        config=replace(CONFIG, ease=True))
     return m, (texts, titles, users, items, ts)
 
 
@@ -200,7 +200,7 @@ def test_a_timed_fit_has_the_feature_in_its_manifest_and_its_slice(timed_fit):
 def test_a_fit_without_times_or_with_it_turned_off_has_none(timed_fit):
     m, (texts, titles, users, items, ts) = timed_fit
     off = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                          config=replace(CONFIG, ease=True, reading_order=False, reading_latest=5))
+                          config=replace(CONFIG, ease=True, reading_order=False))
     assert off.comps.order is None and off.manifest()["reading_order"] is None
     assert off.stats["reading_order"] == {"left_out": "turned off"}
     names = off.blender.coefficients()
@@ -223,11 +223,12 @@ def test_a_saved_model_keeps_the_second_ease_and_refit_and_new_papers_keep_it(ti
 
 
 
-def test_the_latest_papers_are_off_unless_asked_for(timed_fit):
+def test_the_latest_papers_are_on_by_default_and_zero_turns_them_off(timed_fit):
     m, (texts, titles, users, items, ts) = timed_fit
+    assert HybridConfig().reading_latest == reading_order.LATEST > 0
     plain = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                            config=replace(CONFIG, ease=True))
-    assert plain.comps.order is not None and plain.config.reading_latest == 0
+                            config=replace(CONFIG, ease=True, reading_latest=0))
+    assert plain.comps.order is not None
     coefficients = plain.blender.coefficients()
     assert all(coefficients[f"latest:{r}"] == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
     assert any(coefficients[f"order:{r}"] != 0.0 for r in ("warm", "warm*h"))
@@ -240,7 +241,7 @@ def test_a_feed_with_publication_times_leaves_the_order_out(timed_fit):
     m, (texts, titles, users, items, ts) = timed_fit
     published = np.full(len(texts), float(ts.min()) - 86400.0)  # every paper out before its readings
     feed = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                           config=replace(CONFIG, ease=True, reading_latest=5), published=published)
+                           config=replace(CONFIG, ease=True), published=published)
     assert feed.comps.order is None and feed.manifest()["reading_order"] is None
     assert "feed" in feed.stats["reading_order"]["left_out"]
     # the same catalog without publication times keeps it (the module fixture)

@@ -23,15 +23,17 @@ splits gain at every seed (NDCG@20, MovieLens, seeds 0 / 1 / 2; session 37):
 session's reading or a few days of a daily feed, and every window overlaps the next by
 half so that no pair of neighbours is split by a window's edge alone.
 
-**The latest papers** (opt-in: `HybridConfig.reading_latest`, 0 by default; `LATEST` is the
-measured value). The same EASE scores a second row per reader: their `reading_latest` latest
+**The latest papers** (`HybridConfig.reading_latest`, `LATEST` by default; 0 turns them
+off). The same EASE scores a second row per reader: their `reading_latest` latest
 papers (by each pair's last event) alone, the `latest` feature. The whole history says what
 a reader likes; the latest papers, read through weights learnt from windows, say what they
 take up next. Learned in the blend, MovieLens user-temporal 0.1273 -> 0.1325 (mean of
 seeds 0 / 1 / 2; every seed over 0.131) for warm 0.2764 -> 0.2755; 10, 20 and 40 latest
 papers did less (README, "The reader's latest papers"). A reader with at most that many
-papers has none (`latest_rows`). It costs random-holdout sets (`ml250-warm` -2.0% over three
-seeds) and a generated feed a third of its hit rate (below), so it is not on by default. Batch scoring takes each
+papers has none (`latest_rows`). It costs random-holdout sets a little (`ml250-warm` -2.0%
+over three seeds, `ml-partly-p1` -0.5%): a live list asks the temporal question (what a
+reader opens next), so it is on wherever the windows' feature is, and a feed (below) has
+neither. Batch scoring takes each
 reader's latest papers from their events (`latest_rows`), a live list from its history
 (`latest_of_history`): the same rule, so one reader's scores equal the batch's to the bit.
 
