@@ -17,6 +17,7 @@ from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.reading_order import (MIN_PAPERS, pair_times, latest_of_history, latest_rows, window_count,
                                              window_rows)
 from tests.helpers import CONFIG, synthetic
+from tests.test_ease import paper_terms
 
 
 def matrix(users, items, shape) -> sp.csr_matrix:
@@ -108,6 +109,11 @@ def test_one_readers_latest_papers_follow_the_batch_rule():
     assert latest_of_history(history, row, latest=4) is None  # four papers: the whole history
     assert latest_of_history([(3, "read", None)], row) is None
     assert latest_of_history([], row) is None
+    # paper 0 counts like any other; an entry without a time field counts as untimed
+    row0 = sp.csr_matrix(np.array([[1, 1, 1, 1, 0, 0, 0, 0, 0, 0]], np.float32))
+    history = [(1, "read", 1.0), (2, "read"), (0, "read", 3.0), (3, "read", 2.0)]
+    assert latest_of_history(history, row0, latest=2).tolist() == [0, 3]
+    assert latest_of_history(history, row0, latest=3).tolist() == [0, 1, 3]
 
 
 def test_no_times_no_windows():
@@ -171,7 +177,7 @@ def test_left_out_without_ease_times_or_room():
     ease = fit_ease(C, 10.0, max_solve=500)
     assert reading_order.fit(C, (users, items, ts), None, None, 500, 300) == (None, {"left_out": "no EASE in the blend"})
     model, info = reading_order.fit(C, (users, items, None), ease, None, 500, 300)
-    assert model is None and "no event times" in info["left_out"]
+    assert (model, info) == (None, {"left_out": "no event times to order the reading by"})
     # 4 readers and 4 x 2 windows: a solve of at most 11 has no room for them
     model, info = reading_order.fit(C, (users, items, ts), ease, None, 11, 300)
     assert model is None and info["left_out"].startswith("4 readers and 8 windows exceed")
@@ -246,3 +252,104 @@ def test_a_feed_with_publication_times_leaves_the_order_out(timed_fit):
     assert "feed" in feed.stats["reading_order"]["left_out"]
     # the same catalog without publication times keeps it (the module fixture)
     assert m.comps.order is not None
+
+
+def test_the_readers_counted_for_the_solve_are_those_with_a_paper():
+    # readers 0-3 with 30 timed papers each (2 windows each), reader 4 with one paper (a
+    # reader, no window), reader 5 with none (not a reader): 5 readers + 8 windows = 13 rows
+    users = np.r_[np.repeat(np.arange(4), 30), 4]
+    items = np.r_[np.tile(np.arange(30), 4), 31]
+    ts = np.arange(len(users), dtype=float)
+    C = matrix(users, items, (6, 40))
+    ease = fit_ease(C, 10.0, max_solve=500)
+    assert reading_order.fit(C, (users, items, ts), ease, None, 12, 300) == (
+        None, {"left_out": "5 readers and 8 windows exceed EASE's solve (12)"})
+    model, info = reading_order.fit(C, (users, items, ts), ease, None, 13, 300)
+    assert model is not None and info == {"windows": 8}
+
+
+def test_left_out_without_a_timed_window_or_with_more_rows_than_papers():
+    # three readers of papers 0-2: only one paper each has a time, so no window of two
+    users, items = np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3)
+    ts = np.where(np.arange(9) % 3 == 0, np.arange(9, dtype=float), np.nan)
+    C = matrix(users, items, (3, 3))
+    ease = fit_ease(C, 10.0, max_solve=500)
+    assert reading_order.fit(C, (users, items, ts), ease, None, 500, 300) == (
+        None, {"left_out": "no reader with two timed papers"})
+    # all timed: 3 readers + 3 windows over 3 papers is a papers' side solve, which EASE
+    # prunes; the second EASE is not built there
+    assert reading_order.fit(C, (users, items, np.arange(9.0)), ease, None, 500, 300) == (
+        None, {"left_out": "more readers and windows than read papers"})
+
+
+def test_the_second_ease_takes_the_first_ones_words_at_their_weight():
+    """With the papers' words in the first EASE (weight 0.5), the second is EASE over the
+    readers and windows with the same word rows at the same weight: `ease.fit` on the stack."""
+    rng = np.random.default_rng(4)
+    n_users, n_items = 10, 70
+    users = np.repeat(np.arange(n_users), 25)
+    items = np.concatenate([rng.choice(n_items, 25, replace=False) for _ in range(n_users)])
+    ts = rng.uniform(0, 1e6, len(users))
+    C = matrix(users, items, (n_users, n_items))
+    T = paper_terms(n_papers=n_items)
+    ease = fit_ease(C, 10.0, max_solve=500, text=T, words=0.5)
+    model, info = reading_order.fit(C, (users, items, ts), ease, T, max_solve=500, top_k=300)
+    stacked = sp.vstack([C, window_rows(users, items, ts, C)], format="csr")
+    with_words = fit_ease(stacked, 10.0, max_solve=500, text=T, words=0.5)
+    np.testing.assert_allclose(model.scores(C), with_words.scores(C), rtol=1e-4, atol=1e-5)
+    without = fit_ease(stacked, 10.0, max_solve=500)
+    assert np.abs(model.scores(C) - without.scores(C)).max() > 1e-2
+
+
+def test_readers_beyond_the_matrix_being_fit_are_left_out():
+    # events of readers 2 and 5 (a refit's matrix of two readers knows neither) are ignored
+    users = np.repeat(np.array([0, 1, 2, 5]), 8)
+    items = np.tile(np.arange(8), 4)
+    ts = np.arange(len(users), dtype=float)
+    keep = matrix(users[users < 2], items[users < 2], (2, 40))
+    W = window_rows(users, items, ts, keep, window=8, stride=8)
+    assert W.shape[0] == 2 and windows_as_sets(W) == [set(range(8))] * 2
+    L = latest_rows(users, items, ts, keep, latest=3)
+    assert L.shape == (2, 40) and [L[r].indices.tolist() for r in range(2)] == [[5, 6, 7]] * 2
+
+
+events_st = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6),
+                               st.one_of(st.just(np.nan), st.integers(0, 5).map(float))), max_size=40)
+
+
+def oracle_pairs(events, last: bool):
+    """Each (reader, paper) with a timed event at its first (or last) time, sorted by
+    reader, time, paper: pair_times written out."""
+    at = {}
+    for u, i, t in events:
+        if np.isfinite(t):
+            at[(u, i)] = t if (u, i) not in at else (max if last else min)(at[(u, i)], t)
+    return sorted(((u, t, i) for (u, i), t in at.items()))
+
+
+@settings(max_examples=80, deadline=None)
+@given(events_st, st.booleans())
+def test_pair_times_is_each_pairs_first_or_last_event_in_reader_then_time_order(events, last):
+    users, items, ts = (np.array([e[k] for e in events], dtype) for k, dtype in
+                        ((0, np.int64), (1, np.int64), (2, np.float64)))
+    u, i, t = pair_times(users, items, ts, 7, last=last)
+    assert list(zip(u.tolist(), t.tolist(), i.tolist())) == oracle_pairs(events, last)
+
+
+@settings(max_examples=80, deadline=None)
+@given(events_st, st.lists(st.integers(0, 2), min_size=28, max_size=28), st.integers(1, 4))
+def test_the_latest_papers_follow_their_rule_for_every_reader(events, stored, latest):
+    """latest_rows against its rule written out: of a reader's papers the matrix stores with
+    a positive value, the `latest` with the last timed events (ties: the higher paper); none
+    for a reader with at most `latest` such papers. Reader 3's events are outside the
+    matrix (three readers)."""
+    values = np.array(stored, np.float32).reshape(4, 7)[:3] - 1.0  # -1, 0 or +1 a pair
+    keep = sp.csr_matrix(values)
+    users, items, ts = (np.array([e[k] for e in events], dtype) for k, dtype in
+                        ((0, np.int64), (1, np.int64), (2, np.float64)))
+    L = latest_rows(users, items, ts, keep, latest=latest)
+    for r in range(3):
+        positive = set(np.flatnonzero(values[r] > 0).tolist())
+        timed = [(t, i) for u, t, i in oracle_pairs(events, last=True) if u == r and i in positive]
+        expected = [] if len(positive) <= latest else sorted(i for _, i in sorted(timed)[-latest:])
+        assert L[r].indices.tolist() == expected, (r, positive, timed)

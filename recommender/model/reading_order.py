@@ -86,6 +86,25 @@ def pair_times(users, items, ts, n_items: int, last: bool = False) -> tuple[np.n
     return u[o], i[o], t[o]
 
 
+def values_at(keep: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """keep[u, i] for each pair, 0 for a reader beyond keep's rows (events of readers the
+    matrix being fit does not hold)."""
+    out = np.zeros(len(u), np.float64)
+    inside = np.flatnonzero(u < keep.shape[0])
+    if len(inside):
+        out[inside] = np.asarray(keep[u[inside], i[inside]]).ravel()
+    return out
+
+
+def reader_bounds(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of each reader's run in `u`, readers sorted (`pair_times`' order):
+    reader r's pairs are u[starts[r]:ends[r]]. Empty for no pairs."""
+    if not len(u):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cuts = np.flatnonzero(u[1:] != u[:-1]) + 1
+    return np.r_[0, cuts], np.r_[cuts, len(u)]
+
+
 def window_rows(users, items, ts, keep: sp.csr_matrix, window: int = WINDOW,
                 stride: int = STRIDE) -> sp.csr_matrix | None:
     """(windows x papers), 0/1: each reader's papers that `keep` (readers x papers) stores,
@@ -97,24 +116,16 @@ def window_rows(users, items, ts, keep: sp.csr_matrix, window: int = WINDOW,
         return None
     n_items = keep.shape[1]
     u, i, _ = pair_times(users, items, ts, n_items)
-    if len(u):
-        inside = u < keep.shape[0]
-        u, i = u[inside], i[inside]
-        inside = np.asarray(sp.csr_matrix(keep)[u, i]).ravel() != 0
-        u, i = u[inside], i[inside]
-    bounds = np.r_[0, np.flatnonzero(u[1:] != u[:-1]) + 1, len(u)] if len(u) else np.zeros(1, np.int64)
-    starts, ends = [], []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        s = np.arange(a, max(b - window, a) + stride, stride)
-        s = s[s < b]
-        e = np.minimum(s + window, b)
-        # past the first window that reaches the reader's end, later ones are its tail
-        last = int(np.argmax(e == b)) + 1
-        starts.append(s[:last])
-        ends.append(e[:last])
-    if not starts:
+    stored = values_at(sp.csr_matrix(keep), u, i) != 0
+    u, i = u[stored], i[stored]
+    if not len(u):
         return None
-    s, e = np.concatenate(starts), np.concatenate(ends)
+    first, end = reader_bounds(u)
+    # one start every `stride` up to the first window that reaches the reader's end (the one
+    # start in [end - window, end - window + stride)); a later one would be that one's tail
+    starts = [np.arange(a, max(b - window, a) + stride, stride) for a, b in zip(first, end)]
+    s = np.concatenate(starts)
+    e = np.minimum(s + window, np.repeat(end, [len(x) for x in starts]))
     kept = e - s >= MIN_PAPERS
     s, e = s[kept], e[kept]
     if len(s) == 0:
@@ -132,8 +143,8 @@ def window_count(keep: sp.csr_matrix, window: int = WINDOW, stride: int = STRIDE
     too large for them pays nothing."""
     n = np.diff(sp.csr_matrix(keep).indptr)
     last = np.ceil(np.maximum(n - window, 0) / stride).astype(np.int64)  # the last window's number
-    tail = np.minimum(window, n - last * stride)  # and its length
-    return int(np.where(n < MIN_PAPERS, 0, last + (tail >= MIN_PAPERS)).sum())
+    tail = np.minimum(window, n - last * stride)  # and its length (n itself below `window`)
+    return int((last + (tail >= MIN_PAPERS)).sum())
 
 
 def fit(C: sp.csr_matrix, events: tuple | None, ease: EaseModel | FactoredEase | None,
@@ -176,13 +187,11 @@ def latest_rows(users, items, ts, keep: sp.csr_matrix, latest: int = LATEST) -> 
     keep = sp.csr_matrix(keep)
     many = np.asarray((keep > 0).sum(axis=1)).ravel() > latest
     u, i, _ = pair_times(users, items, ts, keep.shape[1], last=True)
-    if len(u):
-        inside = u < keep.shape[0]
-        u, i = u[inside], i[inside]
-        inside = (np.asarray(keep[u, i]).ravel() > 0) & many[u]
-        u, i = u[inside], i[inside]
-    bounds = np.r_[0, np.flatnonzero(u[1:] != u[:-1]) + 1, len(u)] if len(u) else np.zeros(1, np.int64)
-    from_end = np.repeat(bounds[1:], np.diff(bounds)) - np.arange(len(u))  # 1 for a reader's last
+    positive = values_at(keep, u, i) > 0
+    u, i = u[positive], i[positive]
+    u, i = u[many[u]], i[many[u]]
+    starts, ends = reader_bounds(u)
+    from_end = np.repeat(ends, ends - starts) - np.arange(len(u))  # 1 for a reader's last
     kept = from_end <= latest
     return sp.csr_matrix((np.ones(int(kept.sum()), np.float32), (u[kept], i[kept])), shape=keep.shape)
 
