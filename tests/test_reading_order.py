@@ -109,9 +109,10 @@ def test_one_readers_latest_papers_follow_the_batch_rule():
     assert latest_of_history(history, row, latest=4) is None  # four papers: the whole history
     assert latest_of_history([(3, "read", None)], row) is None
     assert latest_of_history([], row) is None
-    # paper 0 counts like any other; an entry without a time field counts as untimed
+    # paper 0 counts like any other; an entry without a time field counts as untimed; a
+    # paper beyond the catalog (index 10 of 10) is no paper, whatever its time
     row0 = sp.csr_matrix(np.array([[1, 1, 1, 1, 0, 0, 0, 0, 0, 0]], np.float32))
-    history = [(1, "read", 1.0), (2, "read"), (0, "read", 3.0), (3, "read", 2.0)]
+    history = [(1, "read", 1.0), (2, "read"), (0, "read", 3.0), (3, "read", 2.0), (10, "read", 0.5)]
     assert latest_of_history(history, row0, latest=2).tolist() == [0, 3]
     assert latest_of_history(history, row0, latest=3).tolist() == [0, 1, 3]
 
