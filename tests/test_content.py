@@ -96,11 +96,13 @@ def test_papers_are_related_by_a_term_in_two_to_half_of_them(df, expected):
 def test_in_three_papers_a_term_in_two_relates_them():
     # half of 3 rounds down to 1: the floor of 2 keeps a pair of papers related
     assert relates_papers(sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 0]], np.float32)))
+    # and in five papers a term in three is in more than half of them
+    assert not relates_papers(sp.csr_matrix(np.array([[1], [1], [1], [0], [0]], np.float32)))
 
 
 def test_the_dimensions_are_the_asked_for_at_most_terms_less_one_and_papers_less_one():
     many = catalog(200)
-    assert ContentEncoder.fit(many).dim == 128  # the default
+    assert ContentEncoder.fit(many).dim == ContentEncoder.fit_transform(many)[0].dim == 128  # the default
     assert ContentEncoder.fit(many, dim=3).dim == 3
     assert ContentEncoder.fit(catalog(5), dim=128).dim == 4  # papers less one
     few_terms = ["alpha beta gamma", "alpha beta", "beta gamma", "gamma alpha"] * 3  # 6 terms with bigrams
@@ -111,6 +113,7 @@ def test_the_dimensions_are_the_asked_for_at_most_terms_less_one_and_papers_less
 def test_a_catalog_of_one_paper_or_one_term_gets_the_first_term_as_its_one_dimension():
     one_paper, X = ContentEncoder.fit_transform(["alpha beta"])
     np.testing.assert_array_equal(one_paper.components, np.eye(1, X.shape[1], dtype=np.float32))
+    assert one_paper.components.dtype == np.float32
     one_term = ContentEncoder.fit(["alpha", "alpha", "alpha"])
     assert one_term.terms == ["alpha"]
     np.testing.assert_array_equal(one_term.components, np.ones((1, 1), np.float32))
@@ -124,6 +127,17 @@ def test_two_papers_get_an_svd_direction_that_encodes_both():
     assert enc.dim == 1
     vectors = enc.encode(texts)
     np.testing.assert_allclose(np.abs(vectors), 1.0, rtol=1e-6)
+
+
+def test_two_terms_get_an_svd_direction_that_encodes_both():
+    """Two terms (60 papers: alpha alone, beta alone, both with a word of the paper's own
+    between them, so no bigram or filler word is in two papers): one dimension, from the
+    SVD, so each term alone encodes to a unit vector."""
+    texts = (["alpha"] * 10 + ["beta"] * 10 + [f"alpha z{p}x beta" for p in range(20)]
+             + [f"filler{p}x" for p in range(20)])
+    enc = ContentEncoder.fit(texts)
+    assert enc.terms == ["alpha", "beta"] and enc.dim == 1
+    np.testing.assert_allclose(np.abs(enc.encode(["alpha", "beta"])), 1.0, rtol=1e-6)
 
 
 def test_the_fit_returns_the_encoder_and_the_rows_it_would_compute_again():
@@ -162,7 +176,7 @@ def test_encoded_texts_are_unit_vectors_or_zero_and_none_is_an_empty_block():
 def test_the_top_terms_are_the_heaviest_positive_ones():
     enc = ContentEncoder(terms=["a", "b", "c", "d"], idf=np.ones(4, np.float32),
                          components=np.eye(4, dtype=np.float32))
-    assert enc.top_terms(np.array([0.1, 0.5, -0.2, 0.3], np.float32)) == ["b", "d", "a"]  # 3 by default
+    assert enc.top_terms(np.array([0.1, 0.5, 0.2, 0.3], np.float32)) == ["b", "d", "c"]  # 3 by default
     assert enc.top_terms(np.array([0.1, 0.5, -0.2, 0.3], np.float32), n=4) == ["b", "d", "a"]
     assert enc.top_terms(np.array([0.0, 0.5, 0.0, 0.0], np.float32)) == ["b"]  # 0 explains nothing
 
