@@ -71,7 +71,7 @@ class HybridConfig:
     # the reader's latest papers (this many) through the windows' EASE as one more blend
     # feature (reading_order.latest_rows); 0: none. Wherever the windows' feature is in (so
     # never in a feed with trusted publication times): it takes MovieLens user-temporal over
-    # its target, a live list's question, for a little of random-holdout sets (README, "The
+    # its target (a live list's question) at a small cost to random-holdout sets (README, "The
     # reader's latest papers")
     reading_latest: int = LATEST
     batch: int = 500

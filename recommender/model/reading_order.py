@@ -98,7 +98,7 @@ def values_at(keep: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
 
 def reader_bounds(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of each reader's run in `u`, readers sorted (`pair_times`' order):
-    reader r's pairs are u[starts[r]:ends[r]]. Empty for no pairs."""
+    the r-th reader present has the pairs starts[r]:ends[r]. Empty for no pairs."""
     if not len(u):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     cuts = np.flatnonzero(u[1:] != u[:-1]) + 1
