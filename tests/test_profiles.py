@@ -42,3 +42,24 @@ def test_confidences_weigh_the_profile(space):
     genome_heavy = sp.csr_matrix(np.array([[1.0, 0, 5.0, 0, 0]], dtype=np.float32))
     assert tfidf_scores(graph_heavy, X)[0, 1] > tfidf_scores(genome_heavy, X)[0, 1]
     assert tfidf_scores(genome_heavy, X)[0, 3] > tfidf_scores(graph_heavy, X)[0, 3]
+
+
+def test_the_scores_are_the_cosines_written_out(space):
+    """Each reader's profile is the confidence-weighted sum of their papers' rows, scaled to
+    unit length, and a paper's score is its dot product with it: written out densely in
+    float64 for both spaces, readers with no paper scoring 0 everywhere."""
+    X, V = space
+    # confidences that sum to more than 1, none, and less than 1 (a profile shorter than a unit)
+    rows = sp.csr_matrix(np.array([[2.0, 0, 0.5, 0, 0], [0, 0, 0, 0, 0], [0, 1.0, 0, 3.0, 1.0],
+                                   [0, 0, 0, 0, 0.3]], np.float32))
+    for scores, M in ((tfidf_scores(rows, X), X.toarray().astype(np.float64)),
+                      (dense_scores(rows, V), V.astype(np.float64))):
+        profile = rows.toarray().astype(np.float64) @ M
+        norms = np.linalg.norm(profile, axis=1, keepdims=True)
+        profile = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
+        assert scores.dtype == np.float32 and scores.shape == (4, 5)
+        np.testing.assert_allclose(scores, profile @ M.T, rtol=1e-5, atol=1e-6)
+        assert not scores[1].any()
+    P = tfidf_profiles(rows, X)
+    assert P.dtype == np.float32 and sp.isspmatrix_csr(P)
+    assert dense_profiles(rows, V).dtype == np.float32

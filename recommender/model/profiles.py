@@ -26,7 +26,7 @@ def dense_profiles(rows: sp.csr_matrix, V: np.ndarray) -> np.ndarray:
     return np.divide(P, n, out=np.zeros_like(P), where=n > 0)
 
 
-def tfidf_scores(rows: sp.csr_matrix, X: sp.csr_matrix, XT: sp.csc_matrix | None = None) -> np.ndarray:
+def tfidf_scores(rows: sp.csr_matrix, X: sp.csr_matrix) -> np.ndarray:
     """Cosine of each reader's TF-IDF profile with every paper: dense (B x n_items)."""
     P = tfidf_profiles(rows, X)
     # X (CSR, papers x terms) @ P.T keeps the big matrix in its stored layout: no conversion
