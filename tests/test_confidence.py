@@ -88,7 +88,7 @@ KIND_NAMES = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote
 @given(history=st.lists(st.tuples(st.integers(-1, 7), st.sampled_from(KIND_NAMES),
                                   st.one_of(st.none(), st.floats(NOW - 900 * DAY_S, NOW))), max_size=25),
        half_life=st.sampled_from([None, 0.0, 7.0, 180.0]), decay_from=st.sampled_from(["newest", "reader"]),
-       now=st.sampled_from([None, NOW]), repeats=st.sampled_from(["sum", "log"]))
+       now=st.sampled_from([None, NOW]), repeats=st.sampled_from(["sum", "log", "once"]))
 def test_one_history_row_equals_the_matrix_rule(history, half_life, decay_from, now, repeats):
     """`history_rows` computes one reader's row without `confidence_matrix`'s sparse
     conversions: the same papers, the same confidences to the bit (both sum a paper's events
@@ -116,6 +116,40 @@ def test_repeats_add_up_as_their_sum_or_its_log():
     assert logged.nnz == 2
     with pytest.raises(ValueError, match="repeats"):
         ConfidenceConfig(0, repeats="max")
+
+
+def test_repeats_counted_once_weigh_no_more_than_the_strongest_event():
+    """"once": ten clicks weigh one click, a click and an upvote an upvote, an upvote taken
+    back and given again an upvote, an upvote taken back nothing, a dismissal cancels."""
+    pairs = [(0, ["click"] * 10), (1, ["click", "upvote", "click"]), (2, ["upvote", "remove_upvote", "upvote"]),
+             (3, ["upvote", "remove_upvote"]), (4, ["read", "dismiss"]), (5, ["read", "read", "click"])]
+    items = np.array([j for j, ks in pairs for _ in ks])
+    kinds = np.array([k for _, ks in pairs for k in ks], dtype=object)
+    once, _ = confidence_matrix(np.zeros(len(items)), items, kinds, None, (1, 6),
+                                config=ConfidenceConfig(0, repeats="once"))
+    assert once.toarray()[0].tolist() == [0.25, 1.0, 1.0, 0.0, 0.0, 0.5]
+    assert once.indices.tolist() == [0, 1, 2, 5]  # nothing stored where it settles at zero
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3), st.sampled_from(KIND_NAMES),
+                                 st.floats(NOW - 900 * DAY_S, NOW)), max_size=30),
+       half_life=st.sampled_from([0.0, 30.0]))
+def test_once_is_the_sum_capped_at_the_strongest_decayed_event(events, half_life):
+    """The rule written out per pair: min(sum of decayed weights, the largest of them),
+    clipped at zero; the sum is never below "once" where that is positive."""
+    config = ConfidenceConfig(half_life, repeats="once")
+    users, items = np.array([e[0] for e in events], np.int64), np.array([e[1] for e in events], np.int64)
+    kinds, ts = np.array([e[2] for e in events], dtype=object), np.array([e[3] for e in events])
+    C, _ = confidence_matrix(users, items, kinds, ts, (3, 4), now=NOW, config=config)
+    summed, _ = confidence_matrix(users, items, kinds, ts, (3, 4), now=NOW, config=replace(config, repeats="sum"))
+    w = kind_weights(kinds) * decay_factors(ts, NOW, half_life)
+    want = np.zeros((3, 4), np.float32)
+    for u, j in {(e[0], e[1]) for e in events}:
+        mine = w[(users == u) & (items == j)]
+        want[u, j] = max(0.0, min(float(mine.sum()), float(mine.max())))
+    np.testing.assert_allclose(C.toarray(), want, rtol=1e-5, atol=1e-6)
+    assert (summed.toarray() >= C.toarray() - 1e-6).all()
 
 
 def test_the_config_round_trips_through_the_manifest():

@@ -177,10 +177,10 @@ def test_popularity_is_counted_once_per_reader_when_that_ranks_better():
         assert t["ndcg"] == round(validation_ndcg(S, C_fit[judged], V_pos[judged]), 4)
 
 
-def repeat_readers(informative: bool, n_users: int = 300, seed: int = 0):
+def repeat_readers(informative: bool, n_users: int = 300, seed: int = 0, tail: float = 1.0):
     """Each reader clicks 10 papers of their topic and 5 drawn from the whole catalog, each
     click repeated: informative=False, a heavy-tailed number of times that says nothing
-    (1 + Pareto(1)); True, 3-11 times on the topic's papers and once on the others."""
+    (1 + Pareto(tail)); True, 3-11 times on the topic's papers and once on the others."""
     rng = np.random.default_rng(seed)
     users, items = [], []
     for u in range(n_users):
@@ -188,15 +188,15 @@ def repeat_readers(informative: bool, n_users: int = 300, seed: int = 0):
         own = rng.choice(np.arange(topic * PER_TOPIC, (topic + 1) * PER_TOPIC), 10, replace=False)
         other = rng.choice(np.setdiff1d(np.arange(N_PAPERS), own), 5, replace=False)
         for n, j in enumerate(np.r_[own, other]):
-            k = (int(rng.integers(3, 12)) if n < 10 else 1) if informative else 1 + min(int(rng.pareto(1.0)), 200)
+            k = (int(rng.integers(3, 12)) if n < 10 else 1) if informative else 1 + min(int(rng.pareto(tail)), 200)
             users += [u] * k
             items += [int(j)] * k
     users = np.asarray(users)
     return users, np.asarray(items), np.full(len(users), "click", dtype=object), None
 
 
-def chosen_repeats(informative: bool):
-    users, items, kinds, ts = repeat_readers(informative)
+def chosen_repeats(informative: bool, tail: float = 1.0):
+    users, items, kinds, ts = repeat_readers(informative, tail=tail)
     shape = (int(users.max()) + 1, N_PAPERS)
     C0, _ = confidence_matrix(users, items, kinds, ts, shape, config=ConfidenceConfig(half_life_days=0))
     vslice = carve(C0, None, 0.0, 0.2, np.random.default_rng(0))
@@ -206,6 +206,16 @@ def chosen_repeats(informative: bool):
 def test_repeats_that_say_nothing_are_counted_by_their_log():
     c = chosen_repeats(informative=False)
     assert c.confidence.repeats == "log", [t for t in c.log if "repeats" in t]
+
+
+def test_repeats_that_say_nothing_with_a_heavier_tail_count_once():
+    """Clicks repeated 1 + Pareto(0.5) times (a few pairs clicked hundreds of times): even
+    their log spreads pairs that mean the same apart, and each pair counted once as its
+    strongest event ranks the slice best (graph 0.1835 summed, 0.2023 logged, 0.2137 once)."""
+    c = chosen_repeats(informative=False, tail=0.5)
+    assert c.confidence.repeats == "once", [t for t in c.log if "repeats" in t]
+    graph = next(t for t in c.log if t.get("repeats") == "graph")
+    assert graph["once"] > graph["log"] > graph["sum"]
 
 
 def test_repeats_that_mark_a_readers_topic_keep_their_sum():
@@ -1006,7 +1016,7 @@ def test_a_decay_is_measured_from_the_now_given():
 
 def repeats_given(monkeypatch, graph: dict, als: dict):
     """`choose` on repeated clicks where the repeats step's figures are `graph` and `als`
-    (per reader, by way: "sum" / "log"): the rule under test is what it takes from them."""
+    (per reader, by way: "sum" / "log" / "once"): the rule under test is what it takes from them."""
     from recommender.model import tuning
     monkeypatch.setattr(tuning, "_compare_repeats", lambda *a, **k: (graph, als))
     users, items, kinds, ts = repeat_readers(informative=False, n_users=120)
@@ -1021,15 +1031,37 @@ def test_repeats_are_logged_when_the_graph_gains_beyond_noise_and_als_does_not_l
     rng = np.random.default_rng(0)
     base = rng.random(300)
     better, noisy = base + 0.05, base + rng.normal(0.0, 0.2, 300)
-    c = repeats_given(monkeypatch, {"sum": base, "log": better}, {"sum": base, "log": noisy})
+    c = repeats_given(monkeypatch, {"sum": base, "log": better, "once": noisy},
+                      {"sum": base, "log": noisy, "once": base})
     assert c.confidence.repeats == "log"
     entry = next(t for t in c.log if t.get("repeats") == "graph")
-    assert entry == {"repeats": "graph", "sum": round(float(base.mean()), 4), "log": round(float(better.mean()), 4)}
-    c = repeats_given(monkeypatch, {"sum": base, "log": better}, {"sum": better, "log": base})  # ALS loses
+    assert entry == {"repeats": "graph", "sum": round(float(base.mean()), 4), "log": round(float(better.mean()), 4),
+                     "once": round(float(noisy.mean()), 4)}
+    assert {"repeats": "once", "not_taken": "not beyond noise of summed"} in c.log
+    c = repeats_given(monkeypatch, {"sum": base, "log": better, "once": base},
+                      {"sum": better, "log": base, "once": base})  # ALS loses
     assert c.confidence.repeats == "sum"
     assert {"repeats": "log", "not_taken": "not beyond noise of summed"} in c.log
-    c = repeats_given(monkeypatch, {"sum": base, "log": noisy}, {"sum": base, "log": better})  # graph: noise
+    c = repeats_given(monkeypatch, {"sum": base, "log": noisy, "once": noisy},
+                      {"sum": base, "log": better, "once": better})  # graph: noise
     assert c.confidence.repeats == "sum"
+
+
+def test_of_the_ways_that_beat_summing_the_best_graph_is_taken(monkeypatch):
+    """Two ways beyond noise of summing: the one whose item graph scores higher, whichever
+    comes first in REPEATS; one whose ALS loses beyond noise is out even with the best graph."""
+    rng = np.random.default_rng(1)
+    base = rng.random(300)
+    good, best = base + 0.03, base + 0.06
+    c = repeats_given(monkeypatch, {"sum": base, "log": good, "once": best}, {"sum": base, "log": base, "once": base})
+    assert c.confidence.repeats == "once"
+    assert not any(t.get("not_taken") for t in c.log if "repeats" in t)
+    c = repeats_given(monkeypatch, {"sum": base, "log": best, "once": good}, {"sum": base, "log": base, "once": base})
+    assert c.confidence.repeats == "log"
+    c = repeats_given(monkeypatch, {"sum": base, "log": good, "once": best},
+                      {"sum": base + 0.05, "log": base + 0.05, "once": base})  # once's ALS loses
+    assert c.confidence.repeats == "log"
+    assert {"repeats": "once", "not_taken": "not beyond noise of summed"} in c.log
 
 
 def test_repeats_or_a_decay_the_caller_fixes_are_kept_with_no_trial():

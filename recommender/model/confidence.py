@@ -7,8 +7,8 @@ dismissed paper contributes no positive signal. Events decay with a half-life, m
 back from `now` (the newest event when not given: "popular lately" weighs more) or back from
 each reader's own newest event (`decay_from="reader"`: a reader's recent taste weighs more,
 whenever they were active); a half-life of 0 or None means no decay. A reader's events on
-one paper add up, or add up to the log of their sum (`repeats`: ten clicks on a paper are
-not ten times one). Which of these suits a data set is chosen by `HybridModel.fit` on a
+one paper add up, add up to the log of their sum, or count once as the pair's strongest
+event (`repeats`: ten clicks on a paper are not ten times one). Which of these suits a data set is chosen by `HybridModel.fit` on a
 validation slice (see `tuning.py`). Events without a time do not decay.
 
 A separate boolean `seen` matrix records every paper a reader has seen by the one rule of
@@ -28,12 +28,15 @@ from recommender.core.times import DAY_S, to_unix
 # Relative to an upvote (= 1); the table is core/kinds.py.
 EVENT_WEIGHTS: dict[str, float] = dict(MODEL_WEIGHTS)
 DEFAULT_HALF_LIFE_DAYS = 180.0
-# How a reader's repeated events on one paper add up: "sum" (ten clicks weigh ten clicks) or
-# "log" (log(1 + sum): the tenth click adds little). Chosen on validation where repeats are
-# common (tuning.py): MovieLens warm with each rating repeated a heavy-tailed number of times
-# that says nothing (1 + Pareto(1.2), 4 events a pair on average) fell from 0.2716 to 0.2452
-# NDCG@20 with "sum", under `collaborative`.
-REPEATS = ("sum", "log")
+# How a reader's repeated events on one paper add up: "sum" (ten clicks weigh ten clicks),
+# "log" (log(1 + sum): the tenth click adds little) or "once" (the sum, but never more than
+# the pair's strongest single event: ten clicks weigh one click, a click and an upvote an
+# upvote, an upvote taken back nothing). Chosen on validation where repeats are common
+# (tuning.py): MovieLens warm with each rating a click repeated a heavy-tailed number of
+# times that says nothing (1 + Pareto(1.2), 4 events a pair on average) fell from 0.2716 to
+# 0.2452 NDCG@20 with "sum", under `collaborative`; the hybrid there gives 0.2641 with
+# "log" and 0.2740 with "once" (seed 0), as much as with one rating a film (0.2744).
+REPEATS = ("sum", "log", "once")
 
 
 def kind_weights(kinds, weights: dict[str, float] | None = None) -> np.ndarray:
@@ -97,13 +100,17 @@ class ConfidenceConfig:
         if self.repeats not in REPEATS:
             raise ValueError(f"repeats must be one of {REPEATS}, not {self.repeats!r}")
 
-    def settle(self, conf: np.ndarray) -> np.ndarray:
-        """A (reader, paper)'s summed weights -> its confidence: clipped at zero, and under
-        "log" log(1 + sum). The one rule `confidence_matrix` and `history_rows` share."""
-        conf = np.maximum(conf, np.float32(0.0))
+    def settle(self, keys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Events' keys (reader x paper, or paper for one reader) and weights -> (distinct keys
+        ascending, each key's confidence): the weights summed (`summed_by_key`), under
+        "once" capped at the key's strongest single weight, clipped at zero, and under "log"
+        log(1 + sum). The one rule `confidence_matrix` and `history_rows` share."""
+        distinct, conf = summed_by_key(keys, w)
+        if self.repeats == "once":
+            conf = np.minimum(conf, strongest_by_key(keys, w))
         if self.repeats == "log":
             conf = np.log1p(conf)
-        return conf.astype(np.float32, copy=False)
+        return distinct, conf.astype(np.float32, copy=False)
 
     @property
     def decays(self) -> bool:
@@ -145,13 +152,30 @@ def summed_by_key(keys: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     order left 0.0447 against 0.04469466, or an entry on one side and none on the other.
     Its cost: 0.7 s for 5,000,000 events against scipy's 0.2 s (the stable sort), once per
     matrix built; 197,000 CiteULike-a events take 0.02 s."""
+    distinct, order, starts = _groups(keys)
+    if len(distinct) == 0:
+        return distinct, np.zeros(0, np.float32)
+    return distinct, np.add.reduceat(np.asarray(w, np.float32)[order], starts).astype(np.float32, copy=False)
+
+
+def strongest_by_key(keys: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The largest single weight of each distinct key, in `summed_by_key`'s order of keys."""
+    distinct, order, starts = _groups(keys)
+    if len(distinct) == 0:
+        return np.zeros(0, np.float32)
+    return np.maximum.reduceat(np.asarray(w, np.float32)[order], starts).astype(np.float32, copy=False)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct keys ascending, the stable order that sorts `keys`, where each distinct
+    key's run starts in that order)."""
     keys = np.asarray(keys, np.int64)
     if len(keys) == 0:
-        return keys, np.zeros(0, np.float32)
+        return keys, np.zeros(0, np.int64), np.zeros(0, np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    return ordered[starts], np.add.reduceat(np.asarray(w, np.float32)[order], starts).astype(np.float32, copy=False)
+    return ordered[starts], order, starts
 
 
 def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: float | None = None,
@@ -170,8 +194,7 @@ def confidence_matrix(users, items, kinds, ts, shape: tuple[int, int], now: floa
         # one key per (reader, paper) holds only inside the shape (scipy refused such indices)
         raise ValueError(f"reader or paper index outside the matrix's shape {shape}")
     w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
-    pairs, sums = summed_by_key(users * shape[1] + items, w)
-    conf = config.settle(sums)
+    pairs, conf = config.settle(users * shape[1] + items, w)
     positive = conf > 0
     pairs = pairs[positive]
     rows = pairs // shape[1]
@@ -191,7 +214,8 @@ def history_rows(history, n_items: int, now: float | None = None,
 
     `confidence_matrix`'s rule for a one-row matrix, without building a sparse matrix from
     coordinates (a third of a live list's time outside scoring on CiteULike-a): each paper's
-    weights summed by `summed_by_key` in the history's order, settled, kept where positive.
+    weights summed in the history's order and settled (`ConfidenceConfig.settle`), kept where
+    positive.
     The same bits as the reader's row of `confidence_matrix` (tests/test_confidence.py)."""
     config = config or ConfidenceConfig()
     if not history:
@@ -204,8 +228,7 @@ def history_rows(history, n_items: int, now: float | None = None,
     if config.decay_from == "reader" and config.decays:
         now = reader_latest(np.zeros(len(items), np.int64), ts)
     w = (kind_weights(kinds, config.weights) * decay_factors(ts, now, config.half_life_days)).astype(np.float32)
-    papers, sums = summed_by_key(items, w)
-    conf = config.settle(sums)
+    papers, conf = config.settle(items, w)
     positive = conf > 0
     row = sp.csr_matrix((conf[positive], papers[positive].astype(np.int32), np.array([0, int(positive.sum())])),
                         shape=(1, n_items), dtype=np.float32)

@@ -35,7 +35,7 @@ class HybridConfig:
     # None: chosen inside fit on the validation slice (tuning.py); a value fixes it
     half_life_days: float | None = None  # 0: no decay
     decay_from: str | None = None  # "newest" | "reader"
-    repeats: str | None = None  # how a reader's repeated events add up: "sum" | "log" (confidence.REPEATS); None: chosen
+    repeats: str | None = None  # how a reader's repeated events add up: "sum" | "log" | "once" (confidence.REPEATS); None: chosen
     als_regularization: float | None = None
     als_alpha: float | None = None
     popularity: dict | None = None  # PopularityConfig.to_dict()

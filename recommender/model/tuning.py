@@ -13,7 +13,8 @@ picks each of these on it, within a CPU-time budget, and writes the choice to th
   next is what a list is for), a random share when they do not.
 - **The search** (`choose`): cheap proxies scored by NDCG@20 on the held-out papers:
   0. how a reader's repeated events on a paper add up (where repeats are common): summed,
-     or log(1 + sum), with the same proxy as step 1;
+     log(1 + sum), or once (no more than the pair's strongest event), judged by the item
+     graph and the proxy of step 1;
   1. ALS confidence scale `alpha` and regularisation: a small ALS (`proxy_factors`) per
      setting, coordinate search over two grids;
   2. the time decay (data with times only): none, or a half-life measured from the newest
@@ -37,7 +38,7 @@ from threadpoolctl import threadpool_limits
 from recommender.core.ranking import ndcg_from_hits, top_k
 from recommender.core.times import DAY_S
 from recommender.model import item_graph
-from recommender.model.confidence import ConfidenceConfig, confidence_matrix, kind_weights
+from recommender.model.confidence import REPEATS, ConfidenceConfig, confidence_matrix, kind_weights
 from recommender.model.item_graph import ItemGraph
 from recommender.model.text_rows import TextRows
 
@@ -443,29 +444,25 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     reg = _given(fixed, "regularization", 50.0)
     alpha = _given(fixed, "alpha", 10.0)
     # 0. how a reader's repeated events on a paper add up, where repeats are common: summed,
-    # or log(1 + sum). The item graph, which weighs a paper by its confidences, tells them
-    # apart where the ALS proxy does not (MovieLens warm, every rating repeated 1 + Pareto(1.2)
-    # times: graph 0.0592 -> 0.0695, ALS 0.0663 -> 0.0668; the hybrid 0.2452 -> 0.2598): log
-    # is taken when the graph gains beyond noise and ALS, each way at its best confidence
-    # scale (the log shrinks the confidences, so one alpha would not be fair to both), does
-    # not lose beyond it
+    # log(1 + sum) or once. The item graph, which weighs a paper by its confidences, tells
+    # them apart where the ALS proxy does not (MovieLens warm, every rating a click repeated
+    # 1 + Pareto(1.2) times: graph 0.0533 / 0.0643 / 0.0711, the hybrid 0.2452 summed ->
+    # 0.2641 logged -> 0.2740 once): a way is taken over summing when the graph gains beyond
+    # noise and ALS, each way at its best confidence scale (the log shrinks the confidences,
+    # so one alpha would not be fair to all), does not lose beyond it (`_repeats_taken`)
     if fixed.get("repeats") is not None:
         base = replace(NO_DECAY, repeats=fixed["repeats"])
     elif repeats_common(users, items, kinds) and budget.left():
-        logged = replace(NO_DECAY, repeats="log")
+        others = [replace(NO_DECAY, repeats=r) for r in REPEATS if r != NO_DECAY.repeats]
         scales = ALPHAS if fixed.get("alpha") is None else (alpha,)
-        compared = _compare_repeats((NO_DECAY, logged), lambda c: _graph_ndcg(*matrices(c), readers),
+        compared = _compare_repeats((NO_DECAY, *others), lambda c: _graph_ndcg(*matrices(c), readers),
                                     lambda c, a: (trial(c, reg, a), per_reader[key(c, reg, a)]), scales, budget)
         if compared is None:  # a step that outgrows the budget is left half done: summed, as without it
             log.append({"stopped": "budget", "at": "repeats"})
         else:
             graph, als = compared
-            log.append({"repeats": "graph", "sum": round(float(graph["sum"].mean()), 4),
-                        "log": round(float(graph["log"].mean()), 4)})
-            if beyond_noise(graph["log"], graph["sum"]) and not beyond_noise(als["sum"], als["log"]):
-                base = logged
-            else:
-                log.append({"repeats": "log", "not_taken": "not beyond noise of summed"})
+            log.append({"repeats": "graph", **{r: round(float(g.mean()), 4) for r, g in graph.items()}})
+            base = _repeats_taken(NO_DECAY, others, graph, als, log)
     conf = base
     if fixed.get("half_life_days") is not None:
         conf = replace(base, half_life_days=fixed["half_life_days"], decay_from=fixed.get("decay_from") or "newest")
@@ -513,6 +510,19 @@ def _given(fixed: dict, name: str, default: float) -> float:
     this is not `fixed.get(name) or default`."""
     value = fixed.get(name)
     return default if value is None else value
+
+
+def _repeats_taken(summed: ConfidenceConfig, others: list, graph: dict, als: dict, log: list) -> ConfidenceConfig:
+    """Summing, unless another way of adding repeats up beats it on the slice: its item graph
+    beyond noise, and ALS (each way at its best confidence scale) not losing to summing
+    beyond noise. Of the ways that do, the one whose graph scores best."""
+    sums = summed.repeats
+    taken = [c for c in others if beyond_noise(graph[c.repeats], graph[sums])
+             and not beyond_noise(als[sums], als[c.repeats])]
+    for c in others:
+        if c not in taken:
+            log.append({"repeats": c.repeats, "not_taken": "not beyond noise of summed"})
+    return max(taken, key=lambda c: float(graph[c.repeats].mean())) if taken else summed
 
 
 def _compare_repeats(ways: tuple, graph_of, als_of, scales, budget: _Budget):
