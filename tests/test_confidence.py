@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from recommender.core.kinds import MODEL_WEIGHTS
 from recommender.core.times import DAY_S
 from recommender.model.confidence import (ConfidenceConfig, confidence_matrix, decay_factors,
-                                          history_rows, kind_weights, reader_latest, summed_by_key)
+                                          history_rows, kind_weights, reader_latest, reduced_by_key,
+                                          summed_by_key)
 
 NOW = 1.8e9
 
@@ -206,6 +207,19 @@ def test_a_single_event_and_events_without_kinds_make_a_matrix():
     assert C.toarray().tolist() == [[0.0, 0.0, 0.25]] and seen.toarray().tolist() == [[False, False, True]]
     C, seen = confidence_matrix([0, 0], [0, 1], None, None, (1, 2))
     assert C.toarray().tolist() == [[1.0, 1.0]] and seen.nnz == 2
+
+
+def test_keys_reduce_to_their_sum_or_their_strongest_in_float32():
+    """Keys out of order and weights of another dtype: the distinct keys ascending and each
+    one's sum or largest weight as float32; no key, no value."""
+    keys, w = np.array([3, 1, 3, 7, 1]), np.array([0.5, 2.0, 0.25, -1.0, -3.0])
+    for how, want in ((np.add, [-1.0, 0.75, -1.0]), (np.maximum, [2.0, 0.5, -1.0])):
+        distinct, out = reduced_by_key(keys, w, how)
+        assert distinct.tolist() == [1, 3, 7] and distinct.dtype == np.int64
+        assert out.tolist() == want and out.dtype == np.float32
+        distinct, out = reduced_by_key(np.zeros(0, np.int32), np.zeros(0), how)
+        assert distinct.shape == out.shape == (0,) and (distinct.dtype, out.dtype) == (np.int64, np.float32)
+    assert summed_by_key(keys, w)[1].tolist() == [-1.0, 0.75, -1.0]
 
 
 def test_a_keys_sum_is_the_same_alone_as_among_other_keys_events():
