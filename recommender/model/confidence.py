@@ -163,6 +163,8 @@ def reduced_by_key(keys: np.ndarray, w: np.ndarray, how: np.ufunc) -> tuple[np.n
     ordered = keys[order]
     starts = np.flatnonzero(np.diff(ordered, prepend=ordered[:1] - 1))
     w = np.asarray(w, np.float32)[order]
+    # no key, no value: numpy 2.4 reduces empty indices to nothing, older numpy our pins
+    # allow need not, so the empty case does not reach reduceat
     return ordered[starts], (how.reduceat(w, starts) if len(starts) else w)
 
 
