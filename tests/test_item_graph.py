@@ -48,6 +48,26 @@ def test_the_graph_is_the_walk_of_its_definition(alpha, beta, density):
     np.testing.assert_allclose(got, rp3beta(C, alpha, beta, top_k=1000), rtol=2e-5, atol=1e-7)
 
 
+def test_a_graph_fit_a_few_papers_at_a_time_is_still_the_walk_of_its_definition():
+    """The walk is computed in blocks of paper rows, each pruned before the next (a block's
+    multiply-adds bounded by `block_work`): with a paper or two a block, every row, the
+    last block's included, is the definition's, and no block keeps its own self-loops."""
+    C = confidences(seed=3, n_users=50, n_items=30, density=0.25)
+    want = rp3beta(C, 0.8, 0.4, top_k=1000)
+    for block_work in (1, 300, 10**12):
+        got = ItemGraph.fit(C, alpha=0.8, beta=0.4, top_k=1000, block_work=block_work).weights
+        assert got.shape == (30, 30)
+        np.testing.assert_allclose(got.toarray(), want, rtol=2e-5, atol=1e-7)
+
+
+def test_by_default_a_paper_keeps_its_200_strongest_neighbours():
+    """One reader of 230 papers: each paper has 229 equal neighbours, and keeps 200 of them."""
+    C = sp.csr_matrix(np.ones((1, 230), np.float32))
+    g = ItemGraph.fit(C)
+    assert g.top_k == 200 and (np.diff(g.weights.indptr) == 200).all()
+    assert (g.alpha, g.beta) == (DEFAULT_ALPHA, DEFAULT_BETA)
+
+
 def test_a_catalog_nobody_has_read_yet_has_an_empty_graph():
     """A new store's first fit: papers, no reader events (a matrix of no rows), or none at all."""
     for C in (sp.csr_matrix((0, 5), dtype=np.float32), sp.csr_matrix((3, 5), dtype=np.float32),

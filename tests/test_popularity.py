@@ -81,6 +81,9 @@ def test_the_text_prior_is_the_ridge_regression_over_papers_with_readers():
         np.testing.assert_allclose(pop.predicted, full @ pop.coef, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(pop.predict(X[25:], lengths[25:]), pop.predicted[25:], rtol=1e-6)
     assert abs(Popularity.fit(C, X, lengths, prior, ridge=50.0).coef).sum() < abs(pop.coef).sum()
+    # the ridge where none is given is 1
+    np.testing.assert_array_equal(Popularity.fit(C, X, lengths, prior).coef,
+                                  Popularity.fit(C, X, lengths, prior, ridge=1.0).coef)
 
 
 def test_ten_papers_with_readers_are_enough_to_learn_from_and_nine_are_not():
