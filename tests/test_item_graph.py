@@ -72,8 +72,9 @@ def test_a_catalog_nobody_has_read_yet_has_an_empty_graph():
     """A new store's first fit: papers, no reader events (a matrix of no rows), or none at all."""
     for C in (sp.csr_matrix((0, 5), dtype=np.float32), sp.csr_matrix((3, 5), dtype=np.float32),
               sp.csr_matrix((3, 0), dtype=np.float32)):
-        g = ItemGraph.fit(C, alpha=0.5, beta=0.2)
-        assert g.weights.shape == (C.shape[1],) * 2 and g.weights.nnz == 0 and (g.alpha, g.beta) == (0.5, 0.2)
+        g = ItemGraph.fit(C, alpha=0.5, beta=0.2, top_k=7)
+        assert g.weights.shape == (C.shape[1],) * 2 and g.weights.nnz == 0
+        assert (g.alpha, g.beta, g.top_k) == (0.5, 0.2, 7)
         assert g.scores(sp.csr_matrix((2, C.shape[1]), dtype=np.float32)).shape == (2, C.shape[1])
     g.add_items(2)
     assert g.weights.shape == (2, 2) and g.weights.nnz == 0
@@ -149,6 +150,12 @@ def test_a_square_matrix_grows_and_round_trips_under_any_prefix():
                                for k, v in square_to_arrays(G, "x_").items()}, "x_")
     assert (wide.dtype, wide.indices.dtype, wide.shape) == (np.float32, np.int32, (4, 4))
     np.testing.assert_array_equal(back.toarray(), G.toarray())
+    # the files hold float32 values, int32 columns and int64 row starts, whatever the matrix held
+    G64 = sp.csr_matrix((G.data.astype(np.float64), G.indices.astype(np.int64), G.indptr.astype(np.int32)),
+                        shape=G.shape)
+    saved = square_to_arrays(G64, "x_")
+    assert {k: v.dtype for k, v in saved.items()} == {"x_data": np.float32, "x_indices": np.int32,
+                                                      "x_indptr": np.int64}
 
 
 def test_of_equal_neighbours_the_earlier_stored_are_kept():
