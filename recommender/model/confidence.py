@@ -8,8 +8,9 @@ back from `now` (the newest event when not given: "popular lately" weighs more) 
 each reader's own newest event (`decay_from="reader"`: a reader's recent taste weighs more,
 whenever they were active); a half-life of 0 or None means no decay. A reader's events on
 one paper add up, add up to the log of their sum, or count once as the pair's strongest
-event (`repeats`: ten clicks on a paper are not ten times one). Which of these suits a data set is chosen by `HybridModel.fit` on a
-validation slice (see `tuning.py`). Events without a time do not decay.
+event (`repeats`: ten clicks on a paper are not ten times one). Which of these suits a data
+set is chosen by `HybridModel.fit` on a validation slice (see `tuning.py`). Events without
+a time do not decay.
 
 A separate boolean `seen` matrix records every paper a reader has seen by the one rule of
 core/kinds.py (a click, read, upvote or dismissal; kinds unknown there count as a read):
@@ -163,8 +164,8 @@ def reduced_by_key(keys: np.ndarray, w: np.ndarray, how: np.ufunc) -> tuple[np.n
     ordered = keys[order]
     starts = np.flatnonzero(np.diff(ordered, prepend=ordered[:1] - 1))
     w = np.asarray(w, np.float32)[order]
-    # no key, no value: numpy 2.4 reduces empty indices to nothing, older numpy our pins
-    # allow need not, so the empty case does not reach reduceat
+    # no key, no value: numpy 2.4 reduces empty indices to nothing, but older versions our
+    # pins allow may refuse them, so the empty case does not reach reduceat
     return ordered[starts], (how.reduceat(w, starts) if len(starts) else w)
 
 

@@ -446,8 +446,8 @@ def choose(events: tuple, n_users: int, n_items: int, now: float | None, vslice:
     # 0. how a reader's repeated events on a paper add up, where repeats are common: summed,
     # log(1 + sum) or once. The item graph, which weighs a paper by its confidences, tells
     # them apart where the ALS proxy does not (MovieLens warm, every rating a click repeated
-    # 1 + Pareto(1.2) times: graph 0.0533 / 0.0643 / 0.0711, the hybrid 0.2452 summed ->
-    # 0.2641 logged -> 0.2740 once): a way is taken over summing when the graph gains beyond
+    # 1 + Pareto(1.2) times: graph 0.0533 / 0.0643 / 0.0711, the hybrid 0.2474 summed ->
+    # 0.2641 logged -> 0.2740 once, seed 0): a way is taken over summing when the graph gains beyond
     # noise and ALS, each way at its best confidence scale (the log shrinks the confidences,
     # so one alpha would not be fair to all), does not lose beyond it (`_repeats_taken`)
     if fixed.get("repeats") is not None:
