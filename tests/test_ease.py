@@ -117,6 +117,23 @@ def test_weighted_rows_score_as_the_closed_form_one_at_a_time_or_together(n_user
         np.testing.assert_array_equal(m.row_scores(r.indices, r.data), S[i])
 
 
+@pytest.mark.parametrize("block_cells, left_cells", [(3 * 15, 8 * 15), (4 * 15, 10 * 15), (15, 15)])
+def test_many_rows_score_alike_whatever_blocks_and_chunks_they_go_through(monkeypatch, block_cells, left_cells):
+    """The readers' side scores rows in chunks of LEFT_CELLS and blocks of BLOCK_CELLS; a
+    chunk need not be a whole number of blocks (8 rows a chunk, 3 a block), and the last
+    block of each chunk must still land on that chunk's rows: the scores of 40 rows are
+    each row's closed form, as with one block for all."""
+    C = with_readers(15, seed=5)
+    m = Gram(C, max_solve=100).solve(10.0, top_k=1000)
+    assert isinstance(m, ease_module.FactoredEase)
+    rows = sp.vstack([C] * 3)[:40].tocsr()
+    whole = m.scores(rows)
+    monkeypatch.setattr(ease_module, "BLOCK_CELLS", block_cells)
+    monkeypatch.setattr(ease_module, "LEFT_CELLS", left_cells)
+    np.testing.assert_allclose(m.scores(rows), whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(whole, rows.toarray().astype(np.float64) @ closed_form(C, 10.0), rtol=1e-3, atol=1e-4)
+
+
 def test_factored_ease_round_trips_and_grows_for_new_papers():
     C = with_readers(15, seed=6)
     m = fit_ease(C, 25.0, max_solve=100)

@@ -331,7 +331,8 @@ class FactoredEase:
             Z = self._left(r)
 
             def block(a: int) -> None:
-                S[c + a:c + a + step] = self._right(r[a:a + step], Z[a:a + step])
+                b = min(a + step, r.shape[0])  # a chunk need not be a whole number of steps
+                S[c + a:c + b] = self._right(r[a:b], Z[a:b])
 
             in_threads(block, range(0, r.shape[0], step))
         return S
