@@ -19,12 +19,12 @@ from recommender.core.ranking import top_k
 from recommender.model.hybrid import STRATEGIES, HybridModel
 from recommender.core.sparse_rows import gather_rows
 from recommender.model.one_reader import OneHistory
-from recommender.model.reading_order import latest_rows
+from recommender.model.reading_order import ReadingRows, reading_rows
 from tests.helpers import CONFIG, synthetic
 
 KINDS = ["read", "click", "upvote", "impression", "dismiss", "remove_upvote"]
 history_st = st.lists(st.tuples(st.integers(0, 79), st.sampled_from(KINDS),
-                                st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=30)
+                                st.one_of(st.none(), st.floats(1.6e9, 1.7e9))), max_size=60)
 
 
 def fitted(n_papers: int = 80, n_users: int = 160, timed: bool = False) -> HybridModel:
@@ -58,27 +58,32 @@ def model(request):
     return fitted_form(request.param)
 
 
-def latest_row(model: HybridModel, history, row) -> sp.csr_matrix | None:
-    """The reader's latest papers as the batch path takes them (`latest_rows` of their events)."""
+def batch_reading(model: HybridModel, history, row) -> ReadingRows | None:
+    """The reader's latest papers and windows as the batch path takes them (`reading_rows`
+    of their events)."""
     timed = [h for h in history if h[2] is not None and 0 <= h[0] < model.n_items]
-    if not timed or model.comps.order is None or not model.config.reading_latest:
+    if not timed or model.comps.order is None:
         return None
     items = np.array([h[0] for h in timed])
-    return latest_rows(np.zeros(len(items), np.int64), items, np.array([h[2] for h in timed]), row,
-                       model.config.reading_latest)
+    return reading_rows(np.zeros(len(items), np.int64), items, np.array([h[2] for h in timed]), row,
+                        model.config.reading_latest, model.config.reading_windows)
 
 
 def same_as_batch(model: HybridModel, history, strategy: str) -> None:
     row, seen = model.history_row(history)
-    latest = latest_row(model, history, row)
-    batch = model.score_batch(row, strategy, latest=latest)[0]
-    one = OneHistory.from_row(row, seen, model.latest_papers(history, row))
-    assert (one.latest is None) == (latest is None or latest.nnz == 0)
+    reading = batch_reading(model, history, row)
+    batch = model.score_batch(row, strategy, reading=reading)[0]
+    one = OneHistory.from_row(row, seen, *model.reading_of(history, row))
+    latest, windows = reading.of_one() if reading is not None else (None, None)
+    assert (one.latest is None) == (latest is None)
     if one.latest is not None:
-        np.testing.assert_array_equal(one.latest, latest.indices)
+        np.testing.assert_array_equal(one.latest, latest)
+    assert (one.windows is None) == (windows is None)
+    if one.windows is not None:
+        assert [w.tolist() for w in one.windows] == [w.tolist() for w in windows]
     single, _ = model.one_reader().scores(one, strategy)
     np.testing.assert_array_equal(single, batch)
-    np.testing.assert_array_equal(model.score_rows(row, strategy, latest=latest)[0], batch)
+    np.testing.assert_array_equal(model.score_rows(row, strategy, reading=reading)[0], batch)
     np.testing.assert_array_equal(model.score_history(history, strategy), batch)
 
 
@@ -95,7 +100,7 @@ def test_list_is_the_batch_top_k(model, history, k):
     row, seen = model.history_row(history)
     excl = sp.csr_matrix((np.ones(len(seen), bool), (np.zeros(len(seen), np.int64), seen)),
                          shape=(1, model.n_items))
-    expected = top_k(model.score_batch(row, "hybrid", latest=latest_row(model, history, row)), k, excl)[0]
+    expected = top_k(model.score_batch(row, "hybrid", reading=batch_reading(model, history, row)), k, excl)[0]
     got = [r.index for r in model.recommend(history, k=k, with_reasons=False)]
     assert got == [int(j) for j in expected if j >= 0]
 
@@ -123,3 +128,19 @@ def test_gather_rows_is_a_row_times_matrix():
     expected = np.asarray((row @ M).toarray()[0])
     np.testing.assert_allclose(gather_rows(M, rows, w), expected, rtol=1e-6)
     assert not gather_rows(M, np.zeros(0, np.int64), np.zeros(0, np.float32)).any()
+
+
+@pytest.mark.parametrize("form", [f for f in sorted(FORMS) if "timed" in f])
+def test_a_reader_of_many_timed_papers_scores_their_windows_as_the_batch(form):
+    """A reader of 45 timed papers has windows of their reading (`windows_of_history`),
+    the `windows` feature is not flat for them, and one reader's scores still equal the
+    batch's to the bit, under every strategy."""
+    model = fitted_form(form)
+    history = [(j, "read", 1.6e9 + 3600.0 * ((j * 37) % 50)) for j in range(45)]
+    row, seen = model.history_row(history)
+    latest, windows = model.reading_of(history, row)
+    assert latest is not None and windows is not None and len(windows) == 4  # 0-20, 10-30, 20-40, 30-45
+    z = model.one_reader().features(OneHistory.from_row(row, seen, latest, windows))
+    assert z["windows"].std() > 0.5
+    for strategy in STRATEGIES:
+        same_as_batch(model, history, strategy)

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from recommender.model import reading_order
 from recommender.model.ease import fit as fit_ease
 from recommender.model.hybrid import HybridConfig, HybridModel
-from recommender.model.reading_order import (MIN_PAPERS, pair_times, latest_of_history, latest_rows, window_count,
-                                             window_rows)
+from recommender.model.reading_order import (MIN_PAPERS, ReadingRows, pair_times, latest_of_history, latest_rows,
+                                            reader_windows, windows_of_history, window_count,
+                                            window_rows)
 from tests.helpers import CONFIG, synthetic
 from tests.test_ease import paper_terms
 
@@ -230,18 +231,22 @@ def test_a_saved_model_keeps_the_second_ease_and_refit_and_new_papers_keep_it(ti
 
 
 
-def test_the_latest_papers_are_on_by_default_and_zero_turns_them_off(timed_fit):
+@pytest.mark.parametrize("setting, off, feature, at", [("reading_latest", 0, "latest", 0),
+                                                      ("reading_windows", False, "windows", 1)])
+def test_the_latest_papers_and_the_readers_windows_are_on_by_default_and_each_turns_off(timed_fit, setting, off,
+                                                                                        feature, at):
     m, (texts, titles, users, items, ts) = timed_fit
-    assert HybridConfig().reading_latest == reading_order.LATEST > 0
+    assert HybridConfig().reading_latest == reading_order.LATEST > 0 and HybridConfig().reading_windows
     plain = HybridModel.fit(texts, users, items, ts=ts, n_users=int(users.max()) + 1, titles=titles,
-                            config=replace(CONFIG, ease=True, reading_latest=0))
+                            config=replace(CONFIG, ease=True, **{setting: off}))
     assert plain.comps.order is not None
     coefficients = plain.blender.coefficients()
-    assert all(coefficients[f"latest:{r}"] == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
+    assert all(coefficients[f"{feature}:{r}"] == 0.0 for r in ("warm", "warm*h", "cold", "cold*h"))
     assert any(coefficients[f"order:{r}"] != 0.0 for r in ("warm", "warm*h"))
-    history = [(int(items[k]), "read", float(ts[k])) for k in range(20)]
+    history = [(int(items[k]), "read", float(ts[k])) for k in range(60)]
     row, _ = plain.history_row(history)
-    assert plain.latest_papers(history, row) is None and m.latest_papers(history, row) is not None
+    assert row.nnz > reading_order.WINDOW
+    assert plain.reading_of(history, row)[at] is None and m.reading_of(history, row)[at] is not None
 
 
 def test_a_feed_with_publication_times_leaves_the_order_out(timed_fit):
@@ -354,3 +359,53 @@ def test_the_latest_papers_follow_their_rule_for_every_reader(events, stored, la
         timed = [(t, i) for u, t, i in oracle_pairs(events, last=True) if u == r and i in positive]
         expected = [] if len(positive) <= latest else sorted(i for _, i in sorted(timed)[-latest:])
         assert L[r].indices.tolist() == expected, (r, positive, timed)
+
+
+def oracle_windows(seq: list, window: int, stride: int) -> list:
+    """The windows of one reader's papers in order, written out: a window every `stride`
+    papers from the first, the last the first to reach the end; a window of fewer than
+    MIN_PAPERS dropped."""
+    cuts, s = [], 0
+    while True:
+        cuts.append(seq[s:s + window])
+        if s + window >= len(seq):
+            break
+        s += stride
+    return [c for c in cuts if len(c) >= MIN_PAPERS]
+
+
+@settings(max_examples=80, deadline=None)
+@given(events_st, st.lists(st.integers(0, 2), min_size=28, max_size=28),
+       st.sampled_from([(3, 2), (3, 3), (2, 1), (4, 2)]))
+def test_a_readers_own_windows_follow_their_rule_for_every_reader_and_one_at_a_time(events, stored, cut):
+    """reader_windows against its rule written out: a reader's papers the matrix stores with a
+    positive value, in the order of their first timed event (ties: the lower paper), cut as
+    the windows' EASE cuts them; none for a reader whose reading is one window. Reader 3's
+    events are outside the matrix (three readers). `windows_of_history` gives each reader's
+    own from their history, and `ReadingRows.take` any readers' in any order."""
+    window, stride = cut
+    values = np.array(stored, np.float32).reshape(4, 7)[:3] - 1.0  # -1, 0 or +1 a pair
+    keep = sp.csr_matrix(values)
+    users, items, ts = (np.array([e[k] for e in events], dtype) for k, dtype in
+                        ((0, np.int64), (1, np.int64), (2, np.float64)))
+    got = reader_windows(users, items, ts, keep, window, stride)
+    W, owner = got if got is not None else (sp.csr_matrix((0, 7)), np.zeros(0, np.int64))
+    assert W.shape[1] == 7 and (np.diff(owner) >= 0).all()
+    for r in range(3):
+        positive = set(np.flatnonzero(values[r] > 0).tolist())
+        seq = [i for u, t, i in oracle_pairs(events, last=False) if u == r and i in positive]
+        expected = oracle_windows(seq, window, stride)
+        expected = [sorted(w) for w in expected] if len(expected) > 1 else []
+        mine = [sorted(W[k].indices.tolist()) for k in np.flatnonzero(owner == r)]
+        assert mine == expected, (r, seq)
+        history = [(int(i), "read", float(t)) for u, i, t in events if u == r]
+        one = windows_of_history(history, keep[r], window, stride)
+        assert ([w.tolist() for w in one] if one is not None else []) == expected
+    if got is not None:
+        rows = np.array([2, 0])
+        taken = ReadingRows(None, W, owner).take(rows)
+        for pos, r in enumerate(rows):
+            mine = [sorted(W[k].indices.tolist()) for k in np.flatnonzero(owner == r)]
+            theirs = ([] if taken.windows is None else
+                      [sorted(taken.windows[k].indices.tolist()) for k in np.flatnonzero(taken.owner == pos)])
+            assert theirs == mine

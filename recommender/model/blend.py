@@ -33,15 +33,15 @@ from recommender.core.threads import side_by_side
 from recommender.model.freshness import Freshness
 from recommender.model.top_reach import LineSearch
 
-FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text", "order", "latest")
-PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5, "order": 0.0, "latest": 0.0}
+FEATURES = ("cf", "graph", "ease", "tfidf", "dense", "pop", "pop_text", "order", "latest", "windows")
+PRIOR = {"cf": 0.0, "graph": 0.0, "ease": 0.0, "tfidf": 1.0, "dense": 1.0, "pop": 0.5, "pop_text": 0.5, "order": 0.0, "latest": 0.0, "windows": 0.0}
 # how far above chance popularity's readers-out hit rate (`popularity.readers_out_hit_rate`)
 # may be with PRIOR's weights; beyond it, both popularity weights grow in proportion
 # (`prior_pop_scale`)
 PRIOR_HIT_RATE = 0.01
 
 
-PERSONAL = ("cf", "graph", "ease", "tfidf", "dense", "order", "latest")
+PERSONAL = ("cf", "graph", "ease", "tfidf", "dense", "order", "latest", "windows")
 # each restart of the blend's ascent searches this share of the validation readers
 RESTART_SHARE = 0.5
 # history lengths the blend must stay sensible over: one paper to a thousand
@@ -274,7 +274,13 @@ class Blender:
 
     @classmethod
     def from_arrays(cls, arrays, info: dict, prefix: str = "blend_") -> "Blender":
-        return cls(np.asarray(arrays[f"{prefix}weights"], np.float32), bool(info.get("learned", True)),
+        """A saved blend; one saved before the last features of `FEATURES` existed (a model of
+        format 3, before `windows`) weighs them 0, so it ranks as it did."""
+        W = np.asarray(arrays[f"{prefix}weights"], np.float32)
+        missing = len(FEATURES) - (len(W) - 2) // 4
+        if missing > 0:
+            W = np.concatenate([W[:-2], np.zeros(4 * missing, np.float32), W[-2:]])
+        return cls(W, bool(info.get("learned", True)),
                    dict(info.get("info", {})), Freshness.from_dict(info.get("freshness")))
 
 

@@ -24,7 +24,7 @@ def dense_mask(M: sp.csr_matrix) -> np.ndarray:
 def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.csr_matrix,
                         eligible: np.ndarray, config: HybridConfig, rng: np.random.Generator,
                         carved_new: np.ndarray | None = None, not_yet: np.ndarray | None = None,
-                        ages=None, carved_in_joint: bool = False, latest: sp.csr_matrix | None = None):
+                        ages=None, carved_in_joint: bool = False, reading=None):
     """Score the validation readers with the validation components, in batches sized so that
     no (batch x papers) array exceeds `config.dense_cells` (a 100,000-paper catalog gets
     batches of 100 readers, not 500), and keep only what the blend fit needs: pairwise
@@ -35,8 +35,8 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     published papers new, as a feed meets them: `tuning.carve`);
     `not_yet`: papers published after the data's newest event, no reader's candidates;
     `ages`: readers -> each paper's age in days as those readers saw it (NaN unknown;
-    `freshness.reader_ages`), carried into the pools for the freshness signal; `latest`: each
-    reader's latest papers of C_fit (`reading_order.latest_rows`), or None.
+    `freshness.reader_ages`), carried into the pools for the freshness signal; `reading`: the
+    readers of C_fit as the order features score them (`reading_order.reading_rows`), or None.
     Besides the two regimes' pools ("warm": papers with readers; "cold": new papers among
     new papers) it returns a "joint" pool where papers with readers and new papers compete,
     the carved ones left out: there, new papers are only those the data itself leaves
@@ -69,7 +69,7 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     for s in range(0, len(eligible), batch):
         ub = eligible[s:s + batch]
         R = C_fit[ub]
-        raw = raw_features(comps, X, V, R, latest[ub] if latest is not None else None)
+        raw = raw_features(comps, X, V, R, reading.take(ub) if reading is not None else None)
         Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
         for j, f in enumerate(FEATURES):
             S = raw.pop(f)

@@ -74,6 +74,10 @@ class HybridConfig:
     # its target (a live list's question) at a small cost to random-holdout sets (README, "The
     # reader's latest papers")
     reading_latest: int = LATEST
+    # the windows of the reader's own reading, each scored alone through the windows' EASE,
+    # the best per paper (components.best_window_scores), as one more blend feature; False:
+    # none. Wherever the windows' feature is in
+    reading_windows: bool = True
     batch: int = 500
 
     def to_dict(self) -> dict:

@@ -60,7 +60,7 @@ from recommender.model.freshness import Freshness, calibrate as calibrate_freshn
 from recommender.model.ease import (FactoredEase, covers_reading, fit_on_validation, fit as fit_ease,
                                     from_arrays as ease_from_arrays)
 from recommender.model.item_graph import ItemGraph
-from recommender.model.reading_order import latest_of_history, latest_rows
+from recommender.model.reading_order import ReadingRows, latest_of_history, reading_rows, windows_of_history
 from recommender.model.one_reader import OneHistory, OneReaderScorer
 from recommender.model.popularity import Popularity, readers_out_hit_rate, text_lengths
 from recommender.model.profiles import tfidf_scores
@@ -70,7 +70,16 @@ from recommender.model.tuning import (NO_DECAY, PopularityConfig, ValidationSlic
 
 __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recommendation"]
 
-FORMAT_VERSION = 3  # 2: the blend has an EASE feature; 3: and the reading order's
+FORMAT_VERSION = 4  # 2: the blend has an EASE feature; 3: and the reading order's; 4: and the reader's windows
+# a model of format 3 still loads: its blend weighs the `windows` feature 0 (`Blender.from_arrays`)
+READABLE_FORMATS = (3, 4)
+
+
+def config_of(manifest: dict, version: int) -> HybridConfig:
+    """A saved model's settings; a format-3 model, saved before the `windows` feature, has
+    it off, so it ranks as it did without paying for a feature it weighs 0."""
+    config = HybridConfig.from_dict(manifest.get("config", {}))
+    return replace(config, reading_windows=False) if version < 4 else config
 
 
 @dataclass
@@ -473,10 +482,10 @@ class HybridModel:
         vstats["als_sweeps"] = sweeps
         _progress(progress, "validation: features")
         tt = time.perf_counter()
-        latest = (latest_rows(*events, C_fit, config.reading_latest)
-                  if comps.order is not None and config.reading_latest > 0 else None)
+        reading = (reading_rows(*events, C_fit, config.reading_latest, config.reading_windows)
+                   if comps.order is not None else None)
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
-                                                           latest=latest,
+                                                           reading=reading,
                                                            carved_new=vslice.cold_items, not_yet=not_yet,
                                                            carved_in_joint=vslice.new_by_time,
                                                            ages=ages)
@@ -490,7 +499,9 @@ class HybridModel:
         # a signal the slice's components do not have (the reading's order without event
         # times) has no weight to learn, and starts no ascent: the ascent's ends, and so
         # their mean, are those of a blend without it
-        absent = (() if comps.order is not None else ("order",)) + (() if latest is not None else ("latest",))
+        absent = ((() if comps.order is not None else ("order",))
+                  + (() if reading is not None and reading.latest is not None else ("latest",))
+                  + (() if reading is not None and reading.windows is not None else ("windows",)))
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False, absent=absent)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
@@ -538,21 +549,22 @@ class HybridModel:
         return (p.observed + 1e-3 * pt / (pt.max() + 1e-9)).astype(np.float32)
 
     def score_rows(self, rows: sp.csr_matrix, strategy: str = "hybrid",
-                   latest: sp.csr_matrix | None = None) -> np.ndarray:
-        """Scores (B x n_items) for readers given as confidence rows (and `latest`, their
-        latest papers: `reading_order.latest_rows`; None without event times). Readers with
-        an empty history get the popularity order under every strategy. One reader goes
-        through `one_reader.py` (same scores, without sparse-matrix overhead)."""
+                   reading: ReadingRows | None = None) -> np.ndarray:
+        """Scores (B x n_items) for readers given as confidence rows (and `reading`, their
+        latest papers and the windows of their reading: `reading_order.reading_rows`; None
+        without event times). Readers with an empty history get the popularity order under
+        every strategy. One reader goes through `one_reader.py` (same scores, without
+        sparse-matrix overhead)."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
         B = rows.shape[0]
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         if B == 1:
             one = OneHistory.from_row(rows, np.zeros(0, np.int64),
-                                      None if latest is None or latest.nnz == 0 else latest.indices)
+                                      *(reading.of_one() if reading is not None else (None, None)))
             S, _ = self.one_reader().scores(one, strategy)
             return S[None, :]
-        return self.score_batch(rows, strategy, latest=latest)
+        return self.score_batch(rows, strategy, reading=reading)
 
     def freshness_bonus(self, now: float | None = None) -> np.ndarray | None:
         """What each paper's hybrid score gains for its age at `now` (the model's newest
@@ -561,7 +573,7 @@ class HybridModel:
                                             self.now if now is None else now)
 
     def score_batch(self, rows: sp.csr_matrix, strategy: str, now: float | None = None,
-                    latest: sp.csr_matrix | None = None) -> np.ndarray:
+                    reading: ReadingRows | None = None) -> np.ndarray:
         """score_rows for B readers at once (offline evaluation): sparse products over the
         batch. For B = 1 it gives what the single-reader path gives, to the bit. `now`:
         the time the papers' ages are measured at (the model's newest event when None)."""
@@ -577,7 +589,7 @@ class HybridModel:
                 raise ValueError("model was fit without the collaborative component")
             S = row_scores(c.item_factors, c.cf.fold_in(rows, cg_steps=6))
         else:
-            feats = raw_features(self.comps, self.X, self.V, rows, latest)
+            feats = raw_features(self.comps, self.X, self.V, rows, reading)
             z = {f: zscore_rows(S, out=own_rows(S)) for f, S in feats.items()}  # each its own
             S = self.blender.combine(z, self.comps.cold_mask, history_scale(np.diff(rows.indptr)))
             fresh = self.freshness_bonus(now)
@@ -625,17 +637,20 @@ class HybridModel:
     def history_row(self, history, now: float | None = None):
         return history_rows(history, self.n_items, now=now if now is not None else self.now, config=self.conf_config)
 
-    def latest_papers(self, history, row) -> np.ndarray | None:
-        """The reader's latest papers the `latest` feature scores (`reading_order`), or None
-        where the model has no such feature."""
-        if self.comps.order is None or self.config.reading_latest <= 0:
-            return None
-        return latest_of_history(history, row, self.config.reading_latest)
+    def reading_of(self, history, row) -> tuple[np.ndarray | None, list[np.ndarray] | None]:
+        """The reader's latest papers and the windows of their reading, what the `latest` and
+        `windows` features score (`reading_order`), each None where the model has no such
+        feature or the reader too few papers."""
+        if self.comps.order is None:
+            return None, None
+        latest = (latest_of_history(history, row, self.config.reading_latest)
+                  if self.config.reading_latest > 0 else None)
+        return latest, windows_of_history(history, row) if self.config.reading_windows else None
 
     def score_history(self, history, strategy: str = "hybrid", now: float | None = None) -> np.ndarray:
         """Scores over all papers for one reader's history [(paper index, kind, ts), ...]."""
         row, _ = self.history_row(history, now)
-        h = OneHistory.from_row(row, np.zeros(0, np.int64), self.latest_papers(history, row))
+        h = OneHistory.from_row(row, np.zeros(0, np.int64), *self.reading_of(history, row))
         S, _ = self.one_reader().scores(h, strategy, now)
         return S
 
@@ -645,7 +660,7 @@ class HybridModel:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         row, seen = self.history_row(history, now)
         one = self.one_reader()
-        h = OneHistory.from_row(row, seen, self.latest_papers(history, row))
+        h = OneHistory.from_row(row, seen, *self.reading_of(history, row))
         S, z = one.scores(h, strategy, now)
         top = top_k(S, k, h.seen if exclude_seen else None,
                     None if candidates is None else np.asarray(candidates, np.int64))
@@ -684,7 +699,7 @@ class HybridModel:
                 names.append("fresh")
             best = np.argmax(np.stack([contrib[f] for f in names]), axis=0)  # first on ties
             kind_of = {"tfidf": "content", "dense": "content", "cf": "collab", "graph": "collab", "ease": "collab",
-                       "order": "collab", "latest": "collab",
+                       "order": "collab", "latest": "collab", "windows": "collab",
                        "fresh": "new"}
             kinds = [kind_of.get(names[b], "trend") for b in best]
         content = [n for n, kind in enumerate(kinds) if kind == "content"]
@@ -805,7 +820,8 @@ class HybridModel:
     def from_arrays(cls, arrays, manifest: dict) -> "HybridModel":
         if manifest.get("kind") != "paperrec.hybrid":
             raise ValueError(f"not a hybrid model manifest (kind={manifest.get('kind')!r})")
-        if int(manifest.get("format_version", -1)) != FORMAT_VERSION:
+        version = int(manifest.get("format_version", -1))
+        if version not in READABLE_FORMATS:
             raise ValueError(f"unsupported model format_version {manifest.get('format_version')!r}")
         n = int(manifest["n_items"])
         encoder = ContentEncoder.from_arrays(arrays)
@@ -835,7 +851,7 @@ class HybridModel:
             comps = Components(None, None, None, pop, None)
         blender = Blender.from_arrays(arrays, manifest.get("blend", {}))
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
-                   comps, blender, HybridConfig.from_dict(manifest.get("config", {})),
+                   comps, blender, config_of(manifest, version),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
                    manifest.get("stats", {}), PopularityConfig.from_dict(manifest.get("popularity")),
                    _published(arrays))

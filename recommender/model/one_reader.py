@@ -34,11 +34,15 @@ class OneHistory:
     seen: np.ndarray  # paper indices to exclude
     # the reader's latest papers, ascending (`reading_order.latest_of_history`); None untimed
     latest: np.ndarray | None = None
+    # the windows of their reading, each ascending (`reading_order.windows_of_history`)
+    windows: tuple[np.ndarray, ...] | None = None
 
     @classmethod
-    def from_row(cls, row: sp.csr_matrix, seen: np.ndarray, latest: np.ndarray | None = None) -> "OneHistory":
+    def from_row(cls, row: sp.csr_matrix, seen: np.ndarray, latest: np.ndarray | None = None,
+                 windows: list[np.ndarray] | None = None) -> "OneHistory":
         return cls(np.asarray(row.indices, np.int64), np.asarray(row.data, np.float32),
-                   np.asarray(seen, np.int64), None if latest is None else np.asarray(latest, np.int64))
+                   np.asarray(seen, np.int64), None if latest is None else np.asarray(latest, np.int64),
+                   None if not windows else tuple(np.asarray(w, np.int64) for w in windows))
 
 
 class OneReaderScorer:
@@ -84,21 +88,31 @@ class OneReaderScorer:
     def fold_in(self, h: OneHistory) -> np.ndarray:
         return self.model.comps.cf.fold_in_one(h.items, h.conf, cg_steps=6)[None, :]
 
-    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def neighbours(self, h: OneHistory) -> tuple[np.ndarray, ...]:
         """The item graph's, EASE's and the reading order's EASE's rows (from the whole
-        history and from the latest papers), smoothed over thin papers in one pass (each
+        history, from the latest papers and the best of the reader's windows:
+        `components.best_window_scores`), smoothed over thin papers in one pass (each
         1 x n): the product is bound by reading `neighbors`, so four rows cost about one."""
         c = self.model.comps
         # (model or None, the history's papers, their confidences: None for the latest, 0/1)
         wanted = [(c.ease, h.items, h.conf), (c.order, h.items, h.conf),
                   (c.order if h.latest is not None else None, h.latest, None)]
+        windows = h.windows if c.order is not None and h.windows is not None else ()
         rows = [gather_rows(c.graph.weights, h.items, h.conf)]
         rows += [m.row_scores(items, np.ones(len(items), np.float32) if conf is None else conf)
                  for m, items, conf in wanted if m is not None]
-        smoothed = iter(c.cold.smooth_scores(np.stack(rows)))
-        graph = next(smoothed)[None, :]
+        rows += [c.order.row_scores(w, np.ones(len(w), np.float32)) for w in windows]
+        smoothed = c.cold.smooth_scores(np.stack(rows))
+        graph = smoothed[:1]
         zeros = np.zeros((1, self.n_items), np.float32)
-        return (graph, *[next(smoothed)[None, :] if m is not None else zeros for m, _, _ in wanted])
+        at = iter(range(1, len(smoothed)))
+        found = [smoothed[next(at)][None, :] if m is not None else zeros for m, _, _ in wanted]
+        if windows:
+            W = smoothed[len(smoothed) - len(windows):]
+            best = zscore_rows(W, out=W).max(axis=0, keepdims=True)
+        else:
+            best = zeros
+        return (graph, *found, best)
 
     def features(self, h: OneHistory) -> dict[str, np.ndarray]:
         """Standardised component scores, each (1 x n_items) like the batch path's rows.
@@ -121,14 +135,14 @@ class OneReaderScorer:
             side = Alongside(lambda: (self.tfidf(h), *self.neighbours(h)))
             dense = self.dense(h)[None, :]
             cf = self.Y_rows.matvec(self.fold_in(h)[0])[None, :]
-            tfidf, graph, ease, order, latest = side.result()
+            tfidf, graph, ease, order, latest, windows = side.result()
             tfidf = tfidf[None, :]
         else:
-            cf = graph = ease = order = latest = np.zeros((1, n), np.float32)
+            cf = graph = ease = order = latest = windows = np.zeros((1, n), np.float32)
             tfidf = self.tfidf(h)[None, :]
             dense = self.dense(h)[None, :]
         return {"cf": zscore_rows(cf), "graph": zscore_rows(graph), "ease": zscore_rows(ease), "order": zscore_rows(order),
-                "latest": zscore_rows(latest),
+                "latest": zscore_rows(latest), "windows": zscore_rows(windows),
                 "tfidf": zscore_rows(tfidf), "dense": zscore_rows(dense),
                 "pop": self.z_pop, "pop_text": self.z_pop_text}
 

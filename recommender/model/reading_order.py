@@ -50,6 +50,8 @@ the most-read papers; the feature is then left out and the manifest says why.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -120,19 +122,32 @@ def window_rows(users, items, ts, keep: sp.csr_matrix, window: int = WINDOW,
     u, i = u[stored], i[stored]
     if not len(u):
         return None
-    first, end = reader_bounds(u)
-    # one start every `stride` up to the first window that reaches the reader's end (the one
-    # start in [end - window, end - window + stride)); a later one would be that one's tail
-    starts = [np.arange(a, max(b - window, a) + stride, stride) for a, b in zip(first, end)]
-    s = np.concatenate(starts)
-    e = np.minimum(s + window, np.repeat(end, [len(x) for x in starts]))
-    kept = e - s >= MIN_PAPERS
-    s, e = s[kept], e[kept]
+    s, e = window_cuts(*reader_bounds(u), window, stride)
     if len(s) == 0:
         return None
-    lengths = e - s
-    rows = np.repeat(np.arange(len(s)), lengths)
-    cols = i[np.concatenate([np.arange(a, b) for a, b in zip(s, e)])]
+    return _window_matrix(i, s, e, n_items)
+
+
+def window_cuts(first: np.ndarray, end: np.ndarray, window: int = WINDOW,
+                stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the windows of readers whose pairs are first[r]:end[r] of one
+    time-ordered sequence: one start every `stride` up to the first window that reaches the
+    reader's end (the one start in [end - window, end - window + stride)), a later one being
+    that one's tail; a window shorter than `MIN_PAPERS` is dropped. The one rule of what a
+    window is, for the windows EASE learns from and for the reader's own (`reader_windows`)."""
+    starts = [np.arange(a, max(b - window, a) + stride, stride) for a, b in zip(first, end)]
+    if not starts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    s = np.concatenate(starts).astype(np.int64)
+    e = np.minimum(s + window, np.repeat(np.asarray(end, np.int64), [len(x) for x in starts]))
+    kept = e - s >= MIN_PAPERS
+    return s[kept], e[kept]
+
+
+def _window_matrix(i: np.ndarray, s: np.ndarray, e: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """(windows x papers), 0/1: window w holds the papers i[s[w]:e[w]]."""
+    rows = np.repeat(np.arange(len(s)), e - s)
+    cols = i[np.concatenate([np.arange(a, b) for a, b in zip(s, e)])] if len(s) else np.zeros(0, np.int64)
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(s), n_items))
 
 
@@ -212,3 +227,104 @@ def latest_of_history(history, row: sp.csr_matrix, latest: int = LATEST) -> np.n
     if not len(i):
         return None
     return np.sort(i[-latest:])
+
+
+def reader_windows(users, items, ts, keep: sp.csr_matrix, window: int = WINDOW,
+                   stride: int = STRIDE) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """(windows x papers, 0/1; each window's reader, ascending): each reader's papers that
+    `keep` holds with a positive confidence, in the order of their first timed event, cut
+    into windows as the windows' EASE learns from (`window_cuts`). What the `windows`
+    feature scores, each window alone; `windows_of_history` is the same rule for one reader.
+    None without times or without any such window.
+
+    A reader whose reading is one window gets none: that window is their whole timed
+    history, which the `order` feature scores already (the `latest` rule, `latest_rows`)."""
+    if ts is None:
+        return None
+    keep = sp.csr_matrix(keep)
+    u, i, _ = pair_times(users, items, ts, keep.shape[1])
+    positive = values_at(keep, u, i) > 0
+    u, i = u[positive], i[positive]
+    first, end = reader_bounds(u)
+    s, e = window_cuts(first, end, window, stride)
+    if not len(s):
+        return None
+    owner = u[s]
+    several = np.r_[owner[1:] == owner[:-1], False] | np.r_[False, owner[1:] == owner[:-1]]
+    s, e, owner = s[several], e[several], owner[several]
+    if not len(s):
+        return None
+    return _window_matrix(i, s, e, keep.shape[1]), owner
+
+
+def windows_of_history(history, row: sp.csr_matrix, window: int = WINDOW,
+                       stride: int = STRIDE) -> list[np.ndarray] | None:
+    """One reader's `reader_windows`: from their history [(paper index, kind, ts), ...] and
+    its confidence row, the papers of each window of the row's papers (positive
+    confidence) in the order of their first timed event; None where they make one window
+    or none."""
+    if not history or row.nnz <= window:  # one window at most
+        return None
+    n_items = int(row.shape[1])
+    papers = np.array([int(h[0]) for h in history], np.int64)
+    ts = np.array([to_unix(h[2]) if len(h) > 2 else np.nan for h in history], np.float64)
+    known = (papers >= 0) & (papers < n_items)  # as `confidence.history_rows` keeps them
+    _, i, _ = pair_times(np.zeros(int(known.sum()), np.int64), papers[known], ts[known], n_items)
+    i = i[np.isin(i, row.indices[row.data > 0])]
+    s, e = window_cuts(np.zeros(1, np.int64), np.array([len(i)], np.int64), window, stride)
+    if len(s) < 2:
+        return None
+    return [np.sort(i[a:b]) for a, b in zip(s, e)]
+
+
+@dataclass(frozen=True)
+class ReadingRows:
+    """What the order features score of a batch of readers beyond their confidence rows:
+    each reader's latest papers (`latest`: batch x papers, from `latest_rows`; None where
+    that feature is off) and the windows of their own reading (`windows`: windows x papers,
+    from `reader_windows`, with `owner`, each window's reader's row in the batch,
+    ascending; None where that feature is off or no reader has two windows)."""
+
+    latest: sp.csr_matrix | None = None
+    windows: sp.csr_matrix | None = None
+    owner: np.ndarray | None = None
+
+    def take(self, rows: np.ndarray) -> "ReadingRows":
+        """The same for the readers `rows` of this batch, in that order."""
+        rows = np.asarray(rows, np.int64)
+        latest = self.latest[rows] if self.latest is not None else None
+        if self.windows is None:
+            return ReadingRows(latest)
+        order = np.argsort(rows, kind="stable")
+        at = np.searchsorted(rows[order], self.owner)
+        inside = at < len(rows)
+        inside[inside] = rows[order][at[inside]] == self.owner[inside]
+        picked = np.flatnonzero(inside)
+        new_owner = order[at[picked]]
+        o = np.argsort(new_owner, kind="stable")
+        if not len(o):
+            return ReadingRows(latest)
+        return ReadingRows(latest, self.windows[picked[o]], new_owner[o])
+
+    def of_one(self) -> tuple[np.ndarray | None, list[np.ndarray] | None]:
+        """The first reader's latest papers and windows as `one_reader.OneHistory` holds
+        them (what `latest_of_history` and `windows_of_history` give for a live list)."""
+        latest = None
+        if self.latest is not None and self.latest[0].nnz:
+            latest = np.sort(self.latest[0].indices).astype(np.int64)
+        windows = None
+        if self.windows is not None and (self.owner == 0).any():
+            W = self.windows[np.flatnonzero(self.owner == 0)]
+            windows = [np.sort(W[r].indices).astype(np.int64) for r in range(W.shape[0])]
+        return latest, windows
+
+
+def reading_rows(users, items, ts, keep: sp.csr_matrix, latest: int, windows: bool) -> ReadingRows | None:
+    """The readers of `keep` (its rows) as the order features score them, from their events
+    (users, items, times): their `latest` latest papers (0: none) and, with `windows`, the
+    windows of their reading. None without event times or with neither feature."""
+    if ts is None or (latest <= 0 and not windows):
+        return None
+    L = latest_rows(users, items, ts, keep, latest) if latest > 0 else None
+    W = reader_windows(users, items, ts, keep) if windows else None
+    return ReadingRows(L, *(W if W is not None else (None, None)))

@@ -18,7 +18,7 @@ from recommender.core.threads import side_by_side
 from recommender.model.confidence import confidence_matrix
 from recommender.offline.dataset import Interactions, Papers
 from recommender.model.hybrid import STRATEGIES, HybridConfig, HybridModel
-from recommender.model.reading_order import latest_rows
+from recommender.model.reading_order import reading_rows
 from recommender.model.content import paper_text
 from recommender.offline.metrics import metrics_from_hits, summarize
 
@@ -60,13 +60,14 @@ def per_reader_metrics(model: HybridModel, strategy: str, train: Interactions, t
     T = sp.csr_matrix((np.ones(len(test), bool), (test.users, test.items)), shape=(n_users, n_items))
     T.sum_duplicates()
     users = np.nonzero(np.diff(T.indptr) > 0)[0]
-    # each reader's latest papers, as a live history gives them (`reading_order.latest_rows`)
-    latest = (latest_rows(train.users, train.items, train.ts, C, model.config.reading_latest)
-              if strategy == "hybrid" and model.config.reading_latest > 0 else None)
+    # each reader's latest papers and windows, as a live history gives them (`reading_order`)
+    reading = (reading_rows(train.users, train.items, train.ts, C, model.config.reading_latest,
+                            model.config.reading_windows)
+               if strategy == "hybrid" and model.comps.order is not None else None)
     per = {"recall": [], "ndcg": [], "hitrate": []}
 
     def one_batch(ub: np.ndarray) -> dict[str, np.ndarray]:
-        S = model.score_rows(C[ub], strategy, latest=None if latest is None else latest[ub])
+        S = model.score_rows(C[ub], strategy, reading=None if reading is None else reading.take(ub))
         top = top_k(S, k, seen[ub], candidates)
         Tb = T[ub]
         hits = np.zeros(top.shape, bool)
