@@ -409,3 +409,34 @@ def test_a_readers_own_windows_follow_their_rule_for_every_reader_and_one_at_a_t
             theirs = ([] if taken.windows is None else
                       [sorted(taken.windows[k].indices.tolist()) for k in np.flatnonzero(taken.owner == pos)])
             assert theirs == mine
+
+
+def test_a_model_saved_before_the_windows_feature_loads_and_ranks_without_it(timed_fit):
+    """A format-3 model (its blend without the `windows` weights) loads into this code: the
+    feature is off and weighs 0, so it ranks as the same model with that weight 0; a
+    format-2 model does not load."""
+    import json
+    from dataclasses import replace as dc_replace
+    from recommender.model.blend import FEATURES
+
+    m, (texts, titles, users, items, ts) = timed_fit
+    arrays = m.to_arrays()
+    manifest = json.loads(json.dumps(m.manifest()))
+    j = FEATURES.index("windows")
+    W = arrays["blend_weights"]
+    old = {**arrays, "blend_weights": np.concatenate([W[:4 * j], W[4 * j + 4:]])}
+    loaded = HybridModel.from_arrays(old, {**manifest, "format_version": 3})
+    assert not loaded.config.reading_windows and m.config.reading_windows
+    assert len(loaded.blender.weights) == len(W) and not loaded.blender.weights[4 * j:4 * j + 4].any()
+    zeroed = W.copy()
+    zeroed[4 * j:4 * j + 4] = 0
+    m.blender = dc_replace(m.blender, weights=zeroed)
+    try:
+        history = [(int(items[k]), "read", float(ts[k])) for k in range(60)]
+        row, _ = m.history_row(history)
+        assert m.reading_of(history, row)[1] is not None and loaded.reading_of(history, row)[1] is None
+        np.testing.assert_allclose(loaded.score_history(history), m.score_history(history), rtol=1e-6, atol=1e-6)
+    finally:
+        m.blender = dc_replace(m.blender, weights=W)
+    with pytest.raises(ValueError):
+        HybridModel.from_arrays(old, {**manifest, "format_version": 2})
