@@ -440,3 +440,62 @@ def test_a_model_saved_before_the_windows_feature_loads_and_ranks_without_it(tim
         m.blender = dc_replace(m.blender, weights=W)
     with pytest.raises(ValueError):
         HybridModel.from_arrays(old, {**manifest, "format_version": 2})
+
+
+@pytest.fixture(scope="module")
+def long_timed_fit():
+    """40 readers of ~36 papers each, in three periods a month apart, each period a dozen
+    papers of one topic: readers with several windows, whose slice has the `windows`
+    feature (`timed_fit`'s readers have at most 11 papers, one window); the blend is learnt
+    from 30 validation readers or more instead of 100."""
+    texts, titles, _, _, topic = synthetic(n_papers=300, n_users=2)
+    rng = np.random.default_rng(3)
+    users, items, ts = [], [], []
+    for u in range(40):
+        t = 1.6e9
+        for _ in range(3):
+            pool = np.flatnonzero(topic == rng.integers(0, topic.max() + 1))
+            for i in rng.choice(pool, min(12, len(pool)), replace=False):
+                users.append(u)
+                items.append(int(i))
+                ts.append(t)
+                t += 3600.0
+            t += 30 * 86400.0
+    users, items, ts = np.array(users), np.array(items), np.array(ts)
+    m = HybridModel.fit(texts, users, items, ts=ts, n_users=40, titles=titles,
+                        config=replace(CONFIG, ease=True, min_task_users=30))
+    assert m.comps.order is not None, m.comps.order_info
+    return m, (texts, titles, users, items, ts)
+
+
+@pytest.mark.parametrize("cells", [None, 1])
+def test_the_windows_feature_is_each_readers_best_window(long_timed_fit, monkeypatch, cells):
+    """`best_window_scores` against its rule written out: for each reader, each of their
+    windows scored alone through the windows' EASE, smoothed and z-scored, and the largest
+    per paper; 0 for a reader without windows. With one window a block (`cells` 1), a
+    reader's windows span blocks and still meet in one maximum."""
+    from recommender.model import components
+    from recommender.model.blend import zscore_rows
+    from recommender.model.confidence import confidence_matrix
+    from recommender.model.reading_order import reading_rows
+
+    if cells is not None:
+        monkeypatch.setattr(components, "WINDOW_CELLS", cells)
+    m, (texts, titles, users, items, ts) = long_timed_fit
+    assert any(m.blender.coefficients()[f"windows:{r}"] != 0.0 for r in ("warm", "warm*h"))
+    short = np.flatnonzero(users == 0)[:8]  # reader 40: the first 8 papers of reader 0, one window
+    users, items, ts = np.r_[users, np.full(8, 40)], np.r_[items, items[short]], np.r_[ts, ts[short]]
+    C, _ = confidence_matrix(users, items, None, ts, (41, m.n_items), now=m.now, config=m.conf_config)
+    R = reading_rows(users, items, ts, C, m.config.reading_latest, True)
+    with_windows = np.unique(R.owner)
+    without = np.setdiff1d(np.arange(C.shape[0]), with_windows)
+    assert len(with_windows) >= 3 and len(without) >= 1
+    readers = np.r_[with_windows[:3], without[:1]]
+    got = components.raw_features(m.comps, m.X, m.V, C[readers], R.take(readers))["windows"]
+    c = m.comps
+    for pos, r in enumerate(readers[:3]):
+        W = R.windows[np.flatnonzero(R.owner == r)]
+        assert W.shape[0] >= 2
+        each = [zscore_rows(c.cold.smooth_scores(c.order.scores(W[k])))[0] for k in range(W.shape[0])]
+        np.testing.assert_allclose(got[pos], np.max(each, axis=0), rtol=1e-5, atol=1e-5)
+    assert not got[3].any()

@@ -3,6 +3,8 @@ turned into pairwise samples (the logistic regression) and candidate pools (the 
 ascent on NDCG@20), and the start points of that ascent."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -66,35 +68,40 @@ def validation_samples(X, V, comps: Components, C_fit: sp.csr_matrix, V_pos: sp.
     batch = int(max(1, min(config.batch, config.dense_cells // max(n_items, 1))))
     rows_X, rows_y, rows_w = [], [], []
     pools: dict[str, list] = {}
-    for s in range(0, len(eligible), batch):
-        ub = eligible[s:s + batch]
-        R = C_fit[ub]
-        raw = raw_features(comps, X, V, R, reading.take(ub) if reading is not None else None)
-        Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
-        for j, f in enumerate(FEATURES):
-            S = raw.pop(f)
-            if S.flags.c_contiguous or S.strides[0] == 0:
-                zscore_rows(S, out=Fz[j])
-            else:  # column-major (the TF-IDF product): z-scored in its own order, as before, since
-                # its squares summed row-major would differ in the last bits
-                Fz[j] = zscore_rows(S)
-        del raw
-        h = history_scale(np.diff(R.indptr)).astype(np.float32)
-        excl = dense_mask(R)
-        if not_yet is not None:  # papers nobody could have read yet (hybrid.not_yet_published)
-            excl |= not_yet[None, :]
-        P = V_pos[ub]
-        Pd = dense_mask(P)
-        age = ages(ub) if ages is not None else None
-        # ranking tasks: papers with readers among themselves, new papers among themselves,
-        # and both together without the carved new papers (for the new papers' offset)
-        for name, allowed in (("warm", ~cold), ("cold", new_pool), ("joint", joint)):
-            pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature,
-                                                        age))
-        Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
-        rows_X.append(Xb)
-        rows_y.append(yb)
-        rows_w.append(wb)
+    # the readers' windows are several rows a reader through the windows' EASE: there its
+    # list form (XᵀK) pays where it does for a holdout's readers (`in_list_form_for`)
+    windows = reading.windows if reading is not None else None
+    with (comps.order.in_list_form_for(windows) if comps.order is not None and windows is not None
+          else nullcontext()):
+        for s in range(0, len(eligible), batch):
+            ub = eligible[s:s + batch]
+            R = C_fit[ub]
+            raw = raw_features(comps, X, V, R, reading.take(ub) if reading is not None else None)
+            Fz = np.empty((len(FEATURES), len(ub), n_items), np.float32)
+            for j, f in enumerate(FEATURES):
+                S = raw.pop(f)
+                if S.flags.c_contiguous or S.strides[0] == 0:
+                    zscore_rows(S, out=Fz[j])
+                else:  # column-major (the TF-IDF product): z-scored in its own order, as before, since
+                    # its squares summed row-major would differ in the last bits
+                    Fz[j] = zscore_rows(S)
+            del raw
+            h = history_scale(np.diff(R.indptr)).astype(np.float32)
+            excl = dense_mask(R)
+            if not_yet is not None:  # papers nobody could have read yet (hybrid.not_yet_published)
+                excl |= not_yet[None, :]
+            P = V_pos[ub]
+            Pd = dense_mask(P)
+            age = ages(ub) if ages is not None else None
+            # ranking tasks: papers with readers among themselves, new papers among themselves,
+            # and both together without the carved new papers (for the new papers' offset)
+            for name, allowed in (("warm", ~cold), ("cold", new_pool), ("joint", joint)):
+                pools.setdefault(name, []).append(pool_task(Fz, excl, Pd, cold, h, allowed, config.pool_per_feature,
+                                                            age))
+            Xb, yb, wb = pair_samples(Fz, excl, Pd, P, cold, h, config, rng)
+            rows_X.append(Xb)
+            rows_y.append(yb)
+            rows_w.append(wb)
     return rows_X, rows_y, rows_w, pools
 
 
