@@ -115,3 +115,29 @@ def test_a_pool_is_the_same_searched_a_few_readers_at_a_time(seed, monkeypatch):
         a, b = getattr(whole, name), getattr(blocked, name)
         assert (a is None and b is None) or np.array_equal(a, b, equal_nan=True), name
     assert whole.valid.any()
+
+
+def test_a_feature_the_model_does_not_have_proposes_no_candidates():
+    """A skipped feature (all zero: a signal the components do not have) adds none of the
+    papers a partition of its ties would leave first: each reader's pool is the union of
+    the other features' top papers, exactly, and the skipped plane is still carried."""
+    from recommender.model import blend_data
+
+    rng = np.random.default_rng(5)
+    B, n, per = 6, 200, 8
+    Fz = np.zeros((3, B, n), np.float32)
+    Fz[0] = rng.normal(size=(B, n))
+    Fz[2] = rng.normal(size=(B, n))
+    excl = np.zeros((B, n), bool)
+    Pd = np.zeros((B, n), bool)
+    cold = np.zeros(n, bool)
+    t = blend_data.pool_task(Fz, excl, Pd, cold, np.ones(B), None, per, skip=(1,))
+    full = blend_data.pool_task(Fz, excl, Pd, cold, np.ones(B), None, per)
+    for r in range(B):
+        expected = set(np.argsort(-Fz[0, r])[:per]) | set(np.argsort(-Fz[2, r])[:per])
+        assert t.valid[r].sum() == len(expected)
+        # the task keeps no paper indices: its papers are found by their first feature
+        slots = t.F[r, t.valid[r], 0]
+        assert sorted(slots.tolist()) == sorted(Fz[0, r, sorted(expected)].tolist())
+        assert t.valid[r].sum() < full.valid[r].sum()
+    assert t.F.shape[2] == 3 and not t.F[:, :, 1].any()

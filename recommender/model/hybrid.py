@@ -484,8 +484,14 @@ class HybridModel:
         tt = time.perf_counter()
         reading = (reading_rows(*events, C_fit, config.reading_latest, config.reading_windows)
                    if comps.order is not None else None)
+        # a signal the slice's components do not have (the reading's order without event
+        # times) proposes no pool candidates, has no weight to learn, and starts no ascent:
+        # the ascent's ends, and so their mean, are those of a blend without it
+        absent = ((() if comps.order is not None else ("order",))
+                  + (() if reading is not None and reading.latest is not None else ("latest",))
+                  + (() if reading is not None and reading.windows is not None else ("windows",)))
         rows_X, rows_y, rows_w, pools = validation_samples(X, V, comps, C_fit, V_pos, eligible, config, rng,
-                                                           reading=reading,
+                                                           reading=reading, absent=absent,
                                                            carved_new=vslice.cold_items, not_yet=not_yet,
                                                            carved_in_joint=vslice.new_by_time,
                                                            ages=ages)
@@ -496,12 +502,6 @@ class HybridModel:
         vstats["features_s"] = round(time.perf_counter() - tt, 2)
         _progress(progress, "validation: blend (LR + ascent)")
         tt = time.perf_counter()
-        # a signal the slice's components do not have (the reading's order without event
-        # times) has no weight to learn, and starts no ascent: the ascent's ends, and so
-        # their mean, are those of a blend without it
-        absent = ((() if comps.order is not None else ("order",))
-                  + (() if reading is not None and reading.latest is not None else ("latest",))
-                  + (() if reading is not None and reading.windows is not None else ("windows",)))
         blender = Blender.fit(Xs, y, sample_weight=w, seed=config.seed, fit_intercept=False, absent=absent)
         vstats["lr_s"] = round(time.perf_counter() - tt, 2)
         tt = time.perf_counter()
