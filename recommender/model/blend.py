@@ -2,8 +2,8 @@
 
 Each component score (collaborative factors, item graph, EASE, TF-IDF profile, dense
 profile, observed popularity, popularity predicted from text, and where events have times
-EASE over the reading's order, from the reader's whole history and from their latest
-papers: `reading_order.py`) is z-scored across papers for each
+EASE over the reading's order, from the reader's whole history, from their latest papers
+and the best of the windows of their reading: `reading_order.py`) is z-scored across papers for each
 reader, so a weight means the same thing for every reader. The regression sees every
 feature twice -- once for papers with readers and once for papers without (the cold
 regime, where "collaborative" means the content-mapped position) -- and each of those

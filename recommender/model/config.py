@@ -76,7 +76,8 @@ class HybridConfig:
     reading_latest: int = LATEST
     # the windows of the reader's own reading, each scored alone through the windows' EASE,
     # the best per paper (components.best_window_scores), as one more blend feature; False:
-    # none. Wherever the windows' feature is in
+    # none. Wherever the windows' EASE is in (so never in a feed): it takes MovieLens warm over
+    # its target without costing user-temporal (README, "The reader's windows")
     reading_windows: bool = True
     batch: int = 500
 
