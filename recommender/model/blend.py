@@ -273,13 +273,13 @@ class Blender:
                 "freshness": self.freshness.to_dict()}
 
     @classmethod
-    def from_arrays(cls, arrays, info: dict, prefix: str = "blend_") -> "Blender":
-        """A saved blend; one saved before the last features of `FEATURES` existed (a model of
-        format 3, before `windows`) weighs them 0, so it ranks as it did."""
+    def from_arrays(cls, arrays, info: dict, prefix: str = "blend_", saved_features: int = len(FEATURES)) -> "Blender":
+        """A saved blend of the first `saved_features` of `FEATURES` (a model of format 3 has
+        all but `windows`): the later ones weigh 0, so it ranks as it did. Weights of any other
+        length are kept as they are, for the model's own checks to refuse."""
         W = np.asarray(arrays[f"{prefix}weights"], np.float32)
-        missing = len(FEATURES) - (len(W) - 2) // 4
-        if missing > 0:
-            W = np.concatenate([W[:-2], np.zeros(4 * missing, np.float32), W[-2:]])
+        if saved_features < len(FEATURES) and len(W) == 4 * saved_features + 2:
+            W = np.concatenate([W[:-2], np.zeros(4 * (len(FEATURES) - saved_features), np.float32), W[-2:]])
         return cls(W, bool(info.get("learned", True)),
                    dict(info.get("info", {})), Freshness.from_dict(info.get("freshness")))
 

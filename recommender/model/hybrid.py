@@ -73,6 +73,7 @@ __all__ = ["FORMAT_VERSION", "STRATEGIES", "HybridConfig", "HybridModel", "Recom
 FORMAT_VERSION = 4  # 2: the blend has an EASE feature; 3: and the reading order's; 4: and the reader's windows
 # a model of format 3 still loads: its blend weighs the `windows` feature 0 (`Blender.from_arrays`)
 READABLE_FORMATS = (3, 4)
+FEATURES_OF_FORMAT = {3: len(FEATURES) - 1, 4: len(FEATURES)}  # the blend's features saved
 
 
 def config_of(manifest: dict, version: int) -> HybridConfig:
@@ -849,7 +850,7 @@ class HybridModel:
                 raise ValueError("collaborative arrays do not match the manifest item count")
         else:
             comps = Components(None, None, None, pop, None)
-        blender = Blender.from_arrays(arrays, manifest.get("blend", {}))
+        blender = Blender.from_arrays(arrays, manifest.get("blend", {}), saved_features=FEATURES_OF_FORMAT[version])
         return cls(encoder, X, V, np.asarray(arrays["lengths"], np.float32), [str(t) for t in arrays["titles"]],
                    comps, blender, config_of(manifest, version),
                    ConfidenceConfig.from_dict(manifest.get("confidence", {})), manifest.get("now"),
