@@ -15,7 +15,7 @@ from recommender.model import reading_order
 from recommender.model.ease import fit as fit_ease
 from recommender.model.hybrid import HybridConfig, HybridModel
 from recommender.model.reading_order import (MIN_PAPERS, ReadingRows, pair_times, latest_of_history, latest_rows,
-                                            reader_windows, windows_of_history, window_count,
+                                            reader_windows, reading_rows, windows_of_history, window_count,
                                             window_rows)
 from tests.helpers import CONFIG, synthetic
 from tests.test_ease import paper_terms
@@ -374,8 +374,15 @@ def oracle_windows(seq: list, window: int, stride: int) -> list:
     return [c for c in cuts if len(c) >= MIN_PAPERS]
 
 
-@settings(max_examples=80, deadline=None)
-@given(events_st, st.lists(st.integers(0, 2), min_size=28, max_size=28),
+# readers 0-3 of papers 0-11 (reader 3 beyond the matrix), most pairs stored positive, so
+# that readers have several windows of 2-4 papers
+long_events_st = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 11),
+                                    st.one_of(st.just(np.nan), st.integers(0, 9).map(float))),
+                          min_size=10, max_size=60)
+
+
+@settings(max_examples=120, deadline=None)
+@given(long_events_st, st.lists(st.sampled_from([-1, 0, 1, 1, 1]), min_size=48, max_size=48),
        st.sampled_from([(3, 2), (3, 3), (2, 1), (4, 2)]))
 def test_a_readers_own_windows_follow_their_rule_for_every_reader_and_one_at_a_time(events, stored, cut):
     """reader_windows against its rule written out: a reader's papers the matrix stores with a
@@ -384,13 +391,13 @@ def test_a_readers_own_windows_follow_their_rule_for_every_reader_and_one_at_a_t
     events are outside the matrix (three readers). `windows_of_history` gives each reader's
     own from their history, and `ReadingRows.take` any readers' in any order."""
     window, stride = cut
-    values = np.array(stored, np.float32).reshape(4, 7)[:3] - 1.0  # -1, 0 or +1 a pair
+    values = np.array(stored, np.float32).reshape(4, 12)[:3]  # -1, 0 or +1 a pair
     keep = sp.csr_matrix(values)
     users, items, ts = (np.array([e[k] for e in events], dtype) for k, dtype in
                         ((0, np.int64), (1, np.int64), (2, np.float64)))
     got = reader_windows(users, items, ts, keep, window, stride)
-    W, owner = got if got is not None else (sp.csr_matrix((0, 7)), np.zeros(0, np.int64))
-    assert W.shape[1] == 7 and (np.diff(owner) >= 0).all()
+    W, owner = got if got is not None else (sp.csr_matrix((0, 12)), np.zeros(0, np.int64))
+    assert W.shape[1] == 12 and (np.diff(owner) >= 0).all()
     for r in range(3):
         positive = set(np.flatnonzero(values[r] > 0).tolist())
         seq = [i for u, t, i in oracle_pairs(events, last=False) if u == r and i in positive]
@@ -477,7 +484,6 @@ def test_the_windows_feature_is_each_readers_best_window(long_timed_fit, monkeyp
     from recommender.model import components
     from recommender.model.blend import zscore_rows
     from recommender.model.confidence import confidence_matrix
-    from recommender.model.reading_order import reading_rows
 
     if cells is not None:
         monkeypatch.setattr(components, "WINDOW_CELLS", cells)
@@ -499,3 +505,60 @@ def test_the_windows_feature_is_each_readers_best_window(long_timed_fit, monkeyp
         each = [zscore_rows(c.cold.smooth_scores(c.order.scores(W[k])))[0] for k in range(W.shape[0])]
         np.testing.assert_allclose(got[pos], np.max(each, axis=0), rtol=1e-5, atol=1e-5)
     assert not got[3].any()
+
+
+def three_readers():
+    """Readers of 30, 8 and 45 papers (of 60) at distinct random times: two with windows of
+    their own, one without."""
+    rng = np.random.default_rng(2)
+    sizes = (30, 8, 45)
+    users = np.repeat(np.arange(3), sizes)
+    items = np.concatenate([rng.choice(60, k, replace=False) for k in sizes])
+    ts = rng.permutation(len(users)).astype(float) * 60.0
+    return users, items, ts, matrix(users, items, (3, 60))
+
+
+def test_reading_rows_are_the_latest_papers_and_the_windows_each_rule_gives():
+    users, items, ts, keep = three_readers()
+    R = reading_rows(users, items, ts, keep, 3, True)
+    assert (R.latest != latest_rows(users, items, ts, keep, 3)).nnz == 0
+    W, owner = reader_windows(users, items, ts, keep)
+    assert (R.windows != W).nnz == 0 and R.owner.tolist() == owner.tolist()
+    assert sorted(set(owner.tolist())) == [0, 2]  # 8 papers are one window
+    only_windows = reading_rows(users, items, ts, keep, 0, True)
+    assert only_windows.latest is None and (only_windows.windows != W).nnz == 0
+    one_latest = reading_rows(users, items, ts, keep, 1, False)
+    assert one_latest.windows is None and one_latest.owner is None
+    assert [one_latest.latest[r].nnz for r in range(3)] == [1, 1, 1]
+    assert reading_rows(users, items, ts, keep, 0, False) is None
+    assert reading_rows(users, items, None, keep, 3, True) is None
+
+
+def test_a_sub_batch_and_one_reader_take_their_own_rows_in_the_order_asked():
+    """`ReadingRows.take` gives readers' latest papers and windows in the order of the rows
+    asked for (each window's owner its position there, ascending); `of_one` gives the first
+    reader's as a live list takes them from their history (`latest_of_history`,
+    `windows_of_history`), none where they have none."""
+    users, items, ts, keep = three_readers()
+    R = reading_rows(users, items, ts, keep, 3, True)
+
+    def own(rr: ReadingRows, pos: int) -> list:
+        if rr.windows is None:
+            return []
+        return [sorted(rr.windows[k].indices.tolist()) for k in np.flatnonzero(rr.owner == pos)]
+
+    T = R.take(np.array([2, 1, 0]))
+    assert (T.latest != R.latest[[2, 1, 0]]).nnz == 0
+    assert (np.diff(T.owner) >= 0).all()
+    assert [own(T, p) for p in range(3)] == [own(R, 2), [], own(R, 0)]
+    assert len(own(R, 2)) == 4 and len(own(R, 0)) == 2
+    assert R.take(np.array([1])).windows is None
+    for r in range(3):
+        latest, windows = R.take(np.array([r])).of_one()
+        history = [(int(i), "read", float(t)) for u, i, t in zip(users, items, ts) if u == r]
+        live_latest = latest_of_history(history, keep[r], 3)
+        live_windows = windows_of_history(history, keep[r])
+        assert latest.tolist() == live_latest.tolist() == sorted(R.latest[r].indices.tolist())
+        assert ((windows is None) == (live_windows is None) == (r == 1))
+        if windows is not None:
+            assert [w.tolist() for w in windows] == [w.tolist() for w in live_windows] == own(R, r)
