@@ -562,3 +562,35 @@ def test_a_sub_batch_and_one_reader_take_their_own_rows_in_the_order_asked():
         assert ((windows is None) == (live_windows is None) == (r == 1))
         if windows is not None:
             assert [w.tolist() for w in windows] == [w.tolist() for w in live_windows] == own(R, r)
+
+
+def test_sub_batches_and_one_reader_without_latest_papers_or_windows():
+    """With the latest papers off, or a reader with too few of them, `of_one` gives None
+    for them; with the windows off, `take` still carries the latest papers."""
+    users, items, ts, keep = three_readers()
+    no_latest = reading_rows(users, items, ts, keep, 0, True)
+    latest, windows = no_latest.take(np.array([2])).of_one()
+    assert latest is None and len(windows) == 4
+    many = reading_rows(users, items, ts, keep, 10, True)  # reader 1 has 8 papers: none
+    assert many.take(np.array([1])).of_one() == (None, None)
+    no_windows = reading_rows(users, items, ts, keep, 3, False)
+    T = no_windows.take(np.array([2, 0]))
+    assert T.windows is None and (T.latest != no_windows.latest[[2, 0]]).nnz == 0
+
+
+def test_one_readers_windows_skip_untimed_events_and_papers_beyond_the_catalog():
+    """A history's events without a time (two-field events) and papers beyond the catalog
+    (as `confidence.history_rows` drops them) are in no window; the windows are those of
+    the timed papers alone."""
+    users, items, ts, keep = three_readers()
+    timed = [(int(i), "read", float(t)) for u, i, t in zip(users, items, ts) if u == 2 and i != 0]
+    timed.append((0, "read", 1e9))  # paper 0 read last
+    row = matrix(np.zeros(len(timed), np.int64), np.array([h[0] for h in timed]), (1, 60))
+    expected = [w.tolist() for w in windows_of_history(timed, row)]
+    untimed = [(int(i), "read") for i in range(60) if i not in {h[0] for h in timed}][:5]
+    # indices that wrap onto the reader's own papers (60 onto 0, first read at 0.5 instead
+    # of last) were a pair's key to keep them
+    p1 = timed[0][0]
+    beyond = [(60, "read", 0.5), (60 + p1, "read", 1.0), (p1 - 60, "read", 2.0)]
+    got = windows_of_history(timed + untimed + beyond, row)
+    assert [w.tolist() for w in got] == expected
